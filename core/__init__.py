@@ -1,0 +1,71 @@
+"""lcore: a Locust-compatible, multiprocess-first load-testing engine.
+
+Where things live (dependencies point down this list, never up):
+
+    lcore                 the public locustfile API, re-exported lazily (importing lcore
+                          imports nothing heavy and patches nothing)
+    lcore.exception       exceptions;  lcore.event  event hooks;  lcore.wait_time
+    lcore.histogram       log-linear response-time histogram (no gevent, no asyncio)
+    lcore.stats           per-endpoint statistics, deltas, the master's merged view
+    lcore.protocol        typed messages between master and workers (no gevent, no asyncio)
+    lcore.dispatch        how many users of each class each worker runs (pure)
+    lcore.users           User, HttpUser, TaskSet, @task, @tag   (gevent side)
+    lcore.http            the HTTP client on geventhttpclient      (gevent side)
+    lcore.worker          the worker runtime                        (gevent)
+    lcore.master          the master runtime                        (asyncio + a gevent hub pump)
+    lcore.target          the embedded HTTP target for demos, tests and benchmarks
+    lcore.compat          makes ``import locust`` resolve to lcore inside lcore's processes
+    lcore.launcher        command line and process supervision (imports core, never imported by it)
+    lcore.exporters       Prometheus, status page, reports (imports core, never imported by it)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ._version import __version__
+
+# public name -> module that defines it
+_EXPORTS = {
+    "User": "users",
+    "HttpUser": "users",
+    "FastHttpUser": "users",
+    "TaskSet": "users",
+    "SequentialTaskSet": "users",
+    "task": "users",
+    "tag": "users",
+    "between": "wait_time",
+    "constant": "wait_time",
+    "constant_pacing": "wait_time",
+    "constant_throughput": "wait_time",
+    "events": "event",
+    "LoadTestShape": "shape",
+    "run_single_user": "single",
+    "Environment": "env",
+    "StopUser": "exception",
+    "RescheduleTask": "exception",
+    "RescheduleTaskImmediately": "exception",
+    "InterruptTaskSet": "exception",
+    "CatchResponseError": "exception",
+    "LocustError": "exception",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        # Submodules (lcore.runners, lcore.env ...) are reachable as attributes, like Locust's.
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError:
+            raise AttributeError(f"module 'lcore' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,93 @@
+"""Makes ``import locust`` (and its commonly used submodules) resolve to lcore's API.
+
+Installed by lcore's processes before a locustfile is imported; importing lcore alone never
+installs it, and no ``locust`` package is put into site-packages. Each alias is created on
+first import, so aliasing ``locust.contrib.fasthttp`` does not import anything it doesn't need.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import importlib.machinery
+import sys
+import types
+from collections.abc import Sequence
+
+# alias -> the lcore module whose names it exposes
+ALIASES: dict[str, str] = {
+    "locust": "lcore",
+    "locust.env": "lcore.env",
+    "locust.event": "lcore.event",
+    "locust.exception": "lcore.exception",
+    "locust.runners": "lcore.runners",
+    "locust.shape": "lcore.shape",
+    "locust.stats": "lcore.stats",
+    "locust.user": "lcore.users",
+    "locust.user.users": "lcore.users",
+    "locust.user.task": "lcore.users",
+    "locust.user.wait_time": "lcore.wait_time",
+    "locust.wait_time": "lcore.wait_time",
+    "locust.contrib": "lcore.users",
+    "locust.contrib.fasthttp": "lcore.http",
+    "locust.clients": "lcore.http",
+    "locust.debug": "lcore.single",
+}
+
+# names an alias must carry besides its target module's own (Locust keeps them elsewhere)
+EXTRA_NAMES: dict[str, dict[str, tuple[str, str]]] = {
+    "locust.contrib.fasthttp": {"FastHttpUser": ("lcore.users", "FastHttpUser")},
+    "locust.clients": {"HttpSession": ("lcore.http", "HttpSession")},
+    "locust.user": {
+        "wait_time": ("lcore.wait_time", None),  # type: ignore[dict-item]
+        "task": ("lcore.users", "task"),
+        "tag": ("lcore.users", "tag"),
+    },
+}
+
+
+class _AliasLoader(importlib.abc.Loader):
+    def __init__(self, alias: str) -> None:
+        self.alias = alias
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+        target = importlib.import_module(ALIASES[self.alias])
+        module = types.ModuleType(self.alias, target.__doc__)
+        public = getattr(target, "__all__", None) or [
+            n for n in dir(target) if not n.startswith("_")
+        ]
+        for name in public:
+            module.__dict__[name] = getattr(target, name)
+        for name, (mod, attr) in EXTRA_NAMES.get(self.alias, {}).items():
+            source = importlib.import_module(mod)
+            module.__dict__[name] = source if attr is None else getattr(source, attr)
+        if self.alias == "locust":
+            module.__dict__["__version__"] = target.__version__
+            module.__path__ = []  # a package, so submodule imports go through the finder
+        elif any(a.startswith(self.alias + ".") for a in ALIASES):
+            module.__path__ = []
+        return module
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        pass
+
+
+class _AliasFinder(importlib.abc.MetaPathFinder):
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: types.ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname in ALIASES:
+            return importlib.machinery.ModuleSpec(
+                fullname, _AliasLoader(fullname), is_package=fullname == "locust"
+            )
+        return None
+
+
+_finder = _AliasFinder()
+
+
+def install() -> None:
+    """Resolve ``locust`` to lcore from now on, in this process."""
+    if _finder not in sys.meta_path:
+        # first, so that an installed real Locust does not win inside lcore's processes
+        sys.meta_path.insert(0, _finder)

@@ -1,0 +1,98 @@
+"""Event hooks with Locust's names and arguments.
+
+``events`` is the process-wide instance a locustfile imports; ``Environment.events`` is the
+same object. The ``request`` hook is special: the engine attaches a *recorder* to it (the
+worker's statistics), so firing ``events.request`` by hand records the request exactly as the
+HTTP client does, and the client can skip building keyword arguments when nobody else listens.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+Recorder = Callable[[str, str, float, int, Any], None]
+
+
+class EventHook:
+    """A list of listeners called in order with keyword arguments."""
+
+    __slots__ = ("_handlers",)
+
+    def __init__(self) -> None:
+        self._handlers: list[Callable[..., Any]] = []
+
+    def add_listener(self, handler: Callable[..., Any]) -> Callable[..., Any]:
+        self._handlers.append(handler)
+        return handler
+
+    def remove_listener(self, handler: Callable[..., Any]) -> None:
+        self._handlers.remove(handler)
+
+    def fire(self, *, reverse: bool = False, **kwargs: Any) -> None:
+        handlers = reversed(self._handlers) if reverse else self._handlers
+        for handler in list(handlers):
+            try:
+                handler(**kwargs)
+            except Exception:
+                # A broken listener must not take the caller (a user, the master) down.
+                log.error(
+                    "Uncaught error in event handler %r:\n%s", handler, traceback.format_exc()
+                )
+
+
+class RequestEventHook(EventHook):
+    """``events.request``: records into the engine's statistics, then calls listeners."""
+
+    __slots__ = ("recorder",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.recorder: Recorder | None = None
+
+    def fire(self, *, reverse: bool = False, **kwargs: Any) -> None:
+        recorder = self.recorder
+        if recorder is not None:
+            recorder(
+                kwargs.get("request_type", ""),
+                kwargs.get("name", ""),
+                kwargs.get("response_time") or 0,
+                kwargs.get("response_length") or 0,
+                kwargs.get("exception"),
+            )
+        if self._handlers:
+            super().fire(reverse=reverse, **kwargs)
+
+
+class Events:
+    """All hooks, as attributes. Unknown attribute names raise, like Locust's."""
+
+    request: RequestEventHook
+    user_error: EventHook
+    report_to_master: EventHook
+    worker_report: EventHook
+    worker_connect: EventHook
+    spawning_complete: EventHook
+    quitting: EventHook
+    quit: EventHook
+    init: EventHook
+    init_command_line_parser: EventHook
+    test_start: EventHook
+    test_stopping: EventHook
+    test_stop: EventHook
+    reset_stats: EventHook
+    cpu_warning: EventHook
+    heartbeat_sent: EventHook
+    heartbeat_received: EventHook
+    usage_monitor: EventHook
+
+    def __init__(self) -> None:
+        for name, kind in self.__annotations__.items():
+            setattr(self, name, RequestEventHook() if kind == "RequestEventHook" else EventHook())
+
+
+events = Events()

@@ -1,0 +1,59 @@
+"""Exceptions a locustfile raises or catches, with Locust's names.
+
+LocustError
+├── StopUser                   stop this user (on_stop runs)
+├── InterruptTaskSet           leave the current TaskSet (reschedule or not)
+├── RescheduleTask             skip the wait, pick the next task now
+├── RescheduleTaskImmediately  same, kept for Locust compatibility
+├── MissingWaitTimeError
+└── RunnerError                the engine refuses something (e.g. a message type)
+CatchResponseError             raised inside ``catch_response`` blocks, a failure
+ResponseError                  raised by ``Response.raise_for_status``
+"""
+
+from __future__ import annotations
+
+
+class LocustError(Exception):
+    pass
+
+
+class ResponseError(Exception):
+    pass
+
+
+class CatchResponseError(Exception):
+    pass
+
+
+class MissingWaitTimeError(LocustError):
+    pass
+
+
+class InterruptTaskSet(LocustError):
+    def __init__(self, reschedule: bool = True) -> None:
+        super().__init__()
+        self.reschedule = reschedule
+
+
+class StopUser(Exception):
+    pass
+
+
+class RescheduleTask(Exception):
+    pass
+
+
+class RescheduleTaskImmediately(Exception):
+    pass
+
+
+class RunnerError(LocustError):
+    pass
+
+
+# Locust's names for a few rarely used ones, so `from locust.exception import X` works.
+StopTest = StopUser
+RPCError = RunnerError
+RPCReceiveError = RunnerError
+RPCSendError = RunnerError

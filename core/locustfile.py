@@ -1,0 +1,90 @@
+"""Loading a locustfile: import it (with ``locust`` aliased to lcore) and find its classes."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from . import compat
+from .exception import LocustError
+
+
+class LocustfileError(LocustError):
+    """A locustfile that cannot be used; the message is one line for the user."""
+
+
+@dataclass
+class Locustfile:
+    path: str
+    module: ModuleType
+    user_classes: dict[str, type] = field(default_factory=dict)
+    shape_classes: dict[str, Any] = field(default_factory=dict)
+
+
+def digest(path: str) -> str:
+    """What master and workers compare to be sure they run the same locustfile."""
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()[:16]
+
+
+def check_syntax(path: str) -> None:
+    """Compile without running (the launcher must not import the locustfile before forking)."""
+    try:
+        with open(path, "rb") as f:
+            source = f.read()
+    except OSError as e:
+        raise LocustfileError(f"Could not read locustfile {path!r}: {e.strerror}") from e
+    try:
+        compile(source, path, "exec")
+    except SyntaxError as e:
+        raise LocustfileError(
+            f"Syntax error in {e.filename or path}, line {e.lineno}: {e.msg}"
+        ) from e
+
+
+def load(path: str) -> Locustfile:
+    from .shape import LoadTestShape
+    from .users import is_user_class
+
+    compat.install()
+    path = os.path.abspath(path)
+    directory, filename = os.path.split(path)
+    name = os.path.splitext(filename)[0]
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise LocustfileError(f"Could not load locustfile {path!r}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as e:
+        raise LocustfileError(
+            f"Syntax error in {e.filename or path}, line {e.lineno}: {e.msg}"
+        ) from e
+    except Exception as e:
+        raise LocustfileError(
+            f"Error importing locustfile {filename}: {type(e).__name__}: {e}"
+        ) from e
+
+    users = {n: v for n, v in vars(module).items() if is_user_class(v)}
+    shapes = {
+        n: v
+        for n, v in vars(module).items()
+        if isinstance(v, type)
+        and issubclass(v, LoadTestShape)
+        and not v.__dict__.get("abstract", False)
+    }
+    if not users:
+        raise LocustfileError(
+            f"No User class found in {filename}: define a subclass of User or HttpUser"
+        )
+    if len(shapes) > 1:
+        raise LocustfileError(f"More than one LoadTestShape in {filename}: {', '.join(shapes)}")
+    return Locustfile(path=path, module=module, user_classes=users, shape_classes=shapes)

@@ -1,0 +1,586 @@
+"""The master runtime: one ROUTER socket (ipc + tcp), dispatch, ramping, merging (asyncio).
+
+The master runs no users. Greenlets a locustfile starts here (Locust recipes spawn checkers
+from ``events.init``) still run: ``GeventPump`` drives gevent's hub from the asyncio loop.
+Exporters (status page, /metrics, reports) read this object; core never imports them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from . import protocol as p
+from ._version import PROTOCOL_VERSION, __version__
+from .dispatch import Dispatcher, Ramp, UserClassSpec
+from .runners import (
+    STATE_CLEANUP,
+    STATE_INIT,
+    STATE_MISSING,
+    STATE_RUNNING,
+    STATE_SPAWNING,
+    STATE_STOPPED,
+    STATE_STOPPING,
+    MasterRunner,
+)
+from .stats import DeltaError, MergedStats, StatsDelta
+from .worker import CustomMessage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerNode:
+    id: str
+    host: str
+    pid: int
+    cores: int
+    index: int
+    state: str = STATE_INIT
+    last_seen: float = field(default_factory=time.monotonic)
+    cpu: float = 0.0
+    cpu_warning: bool = False
+    user_classes_count: dict[str, int] = field(default_factory=dict)
+    last_seq: int = 0
+    stopped_run: int = -1
+
+    @property
+    def user_count(self) -> int:
+        return sum(self.user_classes_count.values())
+
+
+class GeventPump:
+    """Lets greenlets started on the master run between asyncio callbacks."""
+
+    def __init__(self, interval: float = 0.02) -> None:
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        import gevent
+
+        hub = gevent.get_hub()
+        while True:
+            # only worth a switch when the hub has something to run
+            if hub.loop.pendingcnt or hub.loop.activecnt > 0:
+                gevent.sleep(0)
+            await asyncio.sleep(self.interval)
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
+class MasterRuntime(MasterRunner):
+    def __init__(
+        self,
+        environment: Any,
+        *,
+        endpoints: list[str],
+        digest: str,
+        options_for_workers: dict[str, Any] | None = None,
+        heartbeat_interval: float = 1.0,
+        heartbeat_timeout: float = 3.0,
+        run_time: float | None = None,
+        quit_when_stopped: bool = False,
+    ) -> None:
+        super().__init__(environment)
+        self.endpoints = endpoints
+        self.digest = digest
+        self.options_for_workers = options_for_workers or {}
+        self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_timeout = heartbeat_timeout
+        self.run_time = run_time
+        self.quit_when_stopped = quit_when_stopped
+        self.client_id = "master"
+        environment.stats = self.stats_merged = MergedStats()
+        self.workers: dict[str, WorkerNode] = {}
+        self.lost_workers: list[WorkerNode] = []
+        self.refused_workers = 0
+        self.malformed_frames = 0
+        classes = environment.user_classes
+        self.dispatcher = Dispatcher(
+            [
+                UserClassSpec(
+                    c.__name__, int(getattr(c, "weight", 1)), int(getattr(c, "fixed_count", 0) or 0)
+                )
+                for c in classes
+            ]
+        )
+        self.shape = environment.shape_class
+        if self.shape is not None:
+            self.shape.runner = self
+        self.host = environment.host or ""
+        self.start_time: float | None = None
+        self.run_id = 0
+        self._ramp: Ramp | None = None
+        self._ramp_wakeup = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._quit_event = asyncio.Event()
+        self._stopped_event = asyncio.Event()
+        self._workers_changed = asyncio.Event()
+        self._socket: zmq.asyncio.Socket | None = None
+        self._context: zmq.asyncio.Context | None = None
+        self._next_index = 0
+        self._stop_task: asyncio.Task[None] | None = None
+        self._run_timer: asyncio.TimerHandle | None = None
+        self.pump = GeventPump()
+        self.on_state_change: list[Callable[[str], None]] = []
+
+    # --- what locustfiles and exporters read -------------------------------------------
+    @property
+    def user_classes_count(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for node in self.workers.values():
+            for name, n in node.user_classes_count.items():
+                counts[name] = counts.get(name, 0) + n
+        return counts
+
+    @property
+    def user_count(self) -> int:
+        return sum(node.user_count for node in self.workers.values())
+
+    @property
+    def worker_count(self) -> int:
+        return len(self.workers)
+
+    @property
+    def clients(self) -> dict[str, WorkerNode]:
+        return self.workers
+
+    def _set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            for callback in self.on_state_change:
+                callback(state)
+
+    # --- lifecycle ----------------------------------------------------------------------
+    async def serve(self) -> None:
+        """Bind and start the loops; returns once the socket is listening."""
+        self._context = zmq.asyncio.Context()
+        sock = self._context.socket(zmq.ROUTER)
+        sock.setsockopt(zmq.MAXMSGSIZE, p.MAX_FRAME_BYTES)
+        sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        sock.setsockopt(zmq.LINGER, 500)
+        for endpoint in self.endpoints:
+            sock.bind(endpoint)
+        self._socket = sock
+        self.pump.start()
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._receive_loop()),
+            loop.create_task(self._heartbeat_loop()),
+            loop.create_task(self._ramp_loop()),
+        ]
+
+    async def wait_quit(self) -> None:
+        await self._quit_event.wait()
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.pump.stop()
+        if self._socket is not None:
+            self._socket.close(linger=500)
+        if self._context is not None:
+            self._context.term()
+
+    async def wait_for_workers(self, count: int, max_wait: float = 0) -> bool:
+        deadline = time.monotonic() + max_wait if max_wait else None
+        announced = 0.0
+        while len(self.workers) < count:
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            if self._quit_event.is_set():
+                return False
+            if time.monotonic() - announced > 5:
+                log.info(
+                    "Waiting for workers to be ready, %d of %d connected", len(self.workers), count
+                )
+                announced = time.monotonic()
+            await asyncio.sleep(0.05)
+        return True
+
+    # --- test control (callable from asyncio code and from greenlets on the master) ------
+    def start(
+        self, user_count: int, spawn_rate: float, wait: bool = False, host: str | None = None
+    ) -> None:
+        if host:
+            self.host = host
+        if self.state in (STATE_INIT, STATE_STOPPED, STATE_CLEANUP):
+            self._begin_run()
+        self.target_user_count = user_count
+        self.spawn_rate = spawn_rate
+        self._set_state(STATE_SPAWNING)
+        self._ramp = Ramp(self.dispatcher, user_count, spawn_rate, time.monotonic())
+        self._ramp_wakeup.set()
+
+    def start_shape(self) -> None:
+        if self.shape is None:
+            return
+        if self.state in (STATE_INIT, STATE_STOPPED, STATE_CLEANUP):
+            self._begin_run()
+        self.shape.reset_time()
+        self._set_state(STATE_SPAWNING)
+        self._tasks.append(asyncio.get_running_loop().create_task(self._shape_loop()))
+
+    def _begin_run(self) -> None:
+        self.run_id += 1
+        if (
+            self.environment.reset_stats
+            or self.start_time is None
+            or self.state in (STATE_STOPPED, STATE_CLEANUP)
+        ):
+            if self.start_time is not None:
+                self.stats_merged.reset()
+        self.start_time = time.time()
+        self._stopped_event.clear()
+        self.environment.events.test_start.fire(environment=self.environment)
+        if self.run_time:
+            loop = asyncio.get_running_loop()
+            self._run_timer = loop.call_later(self.run_time, self._run_time_up)
+
+    def _run_time_up(self) -> None:
+        log.info("--run-time limit reached, stopping test")
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop every user; the final deltas are merged before the state becomes stopped."""
+        if self.state in (STATE_STOPPING, STATE_STOPPED) or self._stop_task is not None:
+            return
+        if self.state == STATE_INIT:
+            self._after_stopped()
+            return
+        self._stop_task = asyncio.get_event_loop().create_task(self._stop())
+
+    def quit(self) -> None:
+        asyncio.get_event_loop().create_task(self._quit())
+
+    def reset_stats(self) -> None:
+        self.stats_merged.reset()
+        self.environment.events.reset_stats.fire()
+
+    async def _stop(self) -> None:
+        if self._run_timer is not None:
+            self._run_timer.cancel()
+            self._run_timer = None
+        self._ramp = None
+        self._set_state(STATE_STOPPING)
+        self.environment.events.test_stopping.fire(environment=self.environment)
+        run_id = self.run_id
+        for node in self.workers.values():
+            self._send(node.id, p.Stop(run_id))
+        # each worker sends its final delta, then "stopped"
+        timeout = (self.environment.stop_timeout or 0) + 15
+        if not await self._wait_until(
+            lambda: all(n.stopped_run == run_id for n in self.workers.values()), timeout
+        ):
+            late = [n.id for n in self.workers.values() if n.stopped_run != run_id]
+            log.warning("Workers did not confirm stopping in time: %s", ", ".join(late))
+        self.dispatcher.step_to(0)
+        self._stop_task = None
+        self._after_stopped()
+
+    def _after_stopped(self) -> None:
+        self._set_state(STATE_STOPPED)
+        self.environment.events.test_stop.fire(environment=self.environment)
+        self._stopped_event.set()
+        if self.quit_when_stopped:
+            self.quit()
+
+    async def _quit(self) -> None:
+        if self.state in (STATE_SPAWNING, STATE_RUNNING):
+            self.stop()
+        if self._stop_task is not None:
+            await self._stop_task
+        for node in list(self.workers.values()):
+            self._send(node.id, p.Quit(""))
+        await self._wait_until(lambda: not self.workers, 5.0)
+        self.environment.events.quitting.fire(environment=self.environment)
+        self._quit_event.set()
+
+    async def _wait_until(self, condition: Callable[[], bool], timeout: float) -> bool:
+        """Wait until ``condition()`` holds (re-checked whenever a worker changes state)."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self._workers_changed.clear()
+            try:
+                await asyncio.wait_for(self._workers_changed.wait(), timeout=min(remaining, 0.5))
+            except asyncio.TimeoutError:
+                pass
+        return True
+
+    async def wait_stopped(self) -> None:
+        await self._stopped_event.wait()
+
+    # --- custom messages ------------------------------------------------------------------
+    def send_message(self, msg_type: str, data: Any = None, client_id: str | None = None) -> None:
+        message = p.Custom(msg_type, data)
+        if client_id is not None:
+            if client_id not in self.workers:
+                log.warning("send_message: no worker %s", client_id)
+            self._send(client_id, message)
+            return
+        for node_id in list(self.workers):
+            self._send(node_id, message)
+
+    # --- the socket -----------------------------------------------------------------------
+    def _send(self, node_id: str, message: p.Message) -> None:
+        if self._socket is None:
+            return
+        try:
+            self._socket.send_multipart(
+                [node_id.encode(), p.encode(message, self.client_id)], zmq.NOBLOCK
+            )
+        except zmq.ZMQError as e:
+            log.debug("could not send %s to %s: %s", message.TYPE, node_id, e)
+
+    async def _receive_loop(self) -> None:
+        assert self._socket is not None
+        while True:
+            frames = await self._socket.recv_multipart()
+            if len(frames) != 2:
+                self._malformed(f"expected 2 frames, got {len(frames)}")
+                continue
+            identity, frame = frames
+            try:
+                message, _sender = p.decode(frame)
+            except p.ProtocolError as e:
+                self._malformed(str(e))
+                continue
+            try:
+                node_id = identity.decode()
+            except UnicodeDecodeError:
+                self._malformed("identity is not text")
+                continue
+            try:
+                self._handle(node_id, message)
+            except Exception:
+                log.exception("Error handling %s from %s", message.TYPE, node_id)
+
+    def _malformed(self, reason: str) -> None:
+        self.malformed_frames += 1
+        # logged, then rate-limited: a flood must not flood the log too
+        if self.malformed_frames <= 10 or self.malformed_frames % 1000 == 0:
+            log.warning(
+                "Dropped a malformed message (%d so far): %s", self.malformed_frames, reason
+            )
+
+    def _handle(self, node_id: str, message: p.Message) -> None:
+        if isinstance(message, p.Hello):
+            self._hello(node_id, message)
+            return
+        node = self.workers.get(node_id)
+        if node is None:
+            node = self._maybe_rejoin(node_id, message)
+            if node is None:
+                return
+        node.last_seen = time.monotonic()
+        if isinstance(message, p.Heartbeat):
+            node.cpu = message.cpu
+            if node.state == STATE_MISSING:
+                node.state = message.state
+        elif isinstance(message, p.StatsReport):
+            self._stats_report(node, message)
+        elif isinstance(message, p.SpawningComplete):
+            node.user_classes_count = {
+                str(k): int(v) for k, v in message.user_classes_count.items()
+            }
+            node.state = STATE_RUNNING
+            self._check_spawning_complete()
+        elif isinstance(message, p.Stopped):
+            node.stopped_run = message.run_id
+            node.state = STATE_STOPPED
+            self._workers_changed.set()
+        elif isinstance(message, p.CpuWarning):
+            if not node.cpu_warning:
+                log.warning(
+                    "Worker %s (%s) exceeded the CPU threshold (%.0f%%): its figures may be skewed",
+                    node.id, node.host, message.cpu,
+                )  # fmt: skip
+            node.cpu_warning = True
+            self.cpu_warning_emitted = True
+        elif isinstance(message, p.Custom):
+            self._custom(node, message)
+        elif isinstance(message, p.Goodbye):
+            log.info("Worker %s (%s) quit", node.id, node.host)
+            self._remove_worker(node)
+        elif isinstance(message, p.Log):
+            log.info("[%s] %s", node.id, message.message)
+        else:
+            log.debug("ignored %s from %s", message.TYPE, node_id)
+
+    def _maybe_rejoin(self, node_id: str, message: p.Message) -> WorkerNode | None:
+        """A worker declared lost that speaks again (e.g. after SIGSTOP/SIGCONT) is taken back."""
+        for lost in self.lost_workers:
+            if lost.id == node_id:
+                if isinstance(message, p.StatsReport):
+                    # merged once: the seq check still holds for the late delta
+                    self._stats_report(lost, message)
+                return None
+        return None
+
+    def _hello(self, node_id: str, hello: p.Hello) -> None:
+        reason = ""
+        if hello.protocol != PROTOCOL_VERSION:
+            reason = (
+                f"protocol version {hello.protocol} does not match the master's {PROTOCOL_VERSION}"
+            )
+        elif hello.version != __version__:
+            reason = f"lcore version {hello.version} does not match the master's {__version__}"
+        elif hello.digest != self.digest:
+            reason = "its locustfile differs from the master's (digest mismatch)"
+        if reason:
+            self.refused_workers += 1
+            if self.refused_workers <= 10 or self.refused_workers % 1000 == 0:
+                log.error("Refused worker %s from %s: %s", node_id, hello.host, reason)
+            self._send(node_id, p.Welcome(False, reason))
+            return
+        node = self.workers.get(node_id)
+        if node is None:
+            previous = next((n for n in self.lost_workers if n.id == node_id), None)
+            node = WorkerNode(node_id, hello.host, hello.pid, hello.cores, self._next_index)
+            if previous is not None:
+                node.last_seq = previous.last_seq
+                self.lost_workers.remove(previous)
+                log.info("Worker %s (%s) rejoined", node_id, hello.host)
+            else:
+                log.info("Worker %s (%s, pid %d) connected", node_id, hello.host, hello.pid)
+            self._next_index += 1
+            self.workers[node_id] = node
+        self._send(node_id, p.Welcome(True, "", self.options_for_workers, node.index))
+        self.environment.events.worker_connect.fire(client_id=node_id)
+        self._rebalance()
+
+    def _stats_report(self, node: WorkerNode, report: p.StatsReport) -> None:
+        if report.seq <= node.last_seq:
+            return  # a duplicate or replay: merged once, never twice
+        try:
+            delta = StatsDelta.from_wire(report.delta)
+        except DeltaError as e:
+            self._malformed(f"stats from {node.id}: {e}")
+            return
+        node.last_seq = report.seq
+        node.user_classes_count = {str(k): int(v) for k, v in report.user_classes_count.items()}
+        self.stats_merged.merge(node.id, delta)
+        if report.extra:
+            self.environment.events.worker_report.fire(client_id=node.id, data=report.extra)
+
+    def _custom(self, node: WorkerNode, message: p.Custom) -> None:
+        entry = self.custom_messages.get(message.msg_type)
+        if entry is None:
+            log.warning(
+                "Unknown message type received from worker %s: %s", node.id, message.msg_type[:60]
+            )
+            return
+        handler, _concurrent = entry
+        handler(
+            environment=self.environment, msg=CustomMessage(message.msg_type, message.data, node.id)
+        )
+
+    def _remove_worker(self, node: WorkerNode) -> None:
+        self.workers.pop(node.id, None)
+        self._workers_changed.set()
+        self._rebalance()
+
+    def _check_spawning_complete(self) -> None:
+        if self.state != STATE_SPAWNING or self._ramp is not None and not self._ramp.done:
+            return
+        if all(
+            n.user_classes_count == self.dispatcher.worker_target(n.id)
+            for n in self.workers.values()
+        ):
+            self._set_state(STATE_RUNNING)
+            self.environment.events.spawning_complete.fire(user_count=self.user_count)
+
+    # --- loops ----------------------------------------------------------------------------
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            now = time.monotonic()
+            beat = p.Heartbeat(self.state, 0.0, self.user_count)
+            for node in list(self.workers.values()):
+                if now - node.last_seen > self.heartbeat_timeout:
+                    self._lose(node, now - node.last_seen)
+                else:
+                    self._send(node.id, beat)
+
+    def _lose(self, node: WorkerNode, silent: float) -> None:
+        self.workers.pop(node.id, None)
+        self._workers_changed.set()
+        node.state = STATE_MISSING
+        self.lost_workers.append(node)
+        remaining = len(self.workers)
+        log.warning(
+            "Worker %s (%s, pid %d) lost: silent for %.1f s; its %d users go to the %d remaining "
+            "worker(s); results it had not reported yet (at most one stats interval) are lost",
+            node.id, node.host, node.pid, silent, node.user_count, remaining,
+        )  # fmt: skip
+        self._rebalance()
+
+    def _rebalance(self) -> None:
+        changed = self.dispatcher.set_workers(
+            sorted(self.workers, key=lambda i: self.workers[i].index)
+        )
+        if self.state in (STATE_SPAWNING, STATE_RUNNING):
+            self._send_targets(changed, spread=0.0)
+
+    def _send_targets(self, node_ids: set[str], spread: float) -> None:
+        for node_id in node_ids:
+            if node_id in self.workers:
+                target = self.dispatcher.worker_target(node_id)
+                self._send(node_id, p.Spawn(target, spread, self.host, self.run_id))
+                self.workers[node_id].state = STATE_SPAWNING
+
+    async def _ramp_loop(self) -> None:
+        while True:
+            ramp = self._ramp
+            if ramp is None or ramp.done or self.state not in (STATE_SPAWNING, STATE_RUNNING):
+                self._ramp_wakeup.clear()
+                await self._ramp_wakeup.wait()
+                continue
+            now = time.monotonic()
+            changed = ramp.advance(now)
+            due = ramp.next_due()
+            spread = 0.0 if due is None else max(0.0, min(0.1, due - now))
+            self._send_targets(changed, spread)
+            if ramp.done:
+                self._check_spawning_complete()
+                continue
+            delay = 0.1 if due is None else min(max(due - time.monotonic(), 0.0), 0.1)
+            try:
+                await asyncio.wait_for(self._ramp_wakeup.wait(), timeout=delay)
+                self._ramp_wakeup.clear()
+            except asyncio.TimeoutError:
+                pass
+
+    async def _shape_loop(self) -> None:
+        shape = self.shape
+        while self.state not in (STATE_STOPPING, STATE_STOPPED):
+            try:
+                result = shape.tick()
+            except Exception:
+                log.exception("LoadTestShape.tick() raised; stopping the test")
+                result = None
+            if result is None:
+                log.info("Shape test stopping")
+                self.stop()
+                return
+            users, rate = int(result[0]), float(result[1])
+            if users != self.target_user_count or rate != self.spawn_rate:
+                self.start(users, rate)
+            await asyncio.sleep(1.0)

@@ -1,0 +1,215 @@
+"""Messages between master and workers: one frozen dataclass per type, msgpack on the wire.
+
+A frame is ``msgpack([type, node_id, [field, ...]])``. ``decode`` is the one boundary where
+bytes become messages: anything that does not fit (not msgpack, wrong shape, unknown type,
+a field of the wrong type) raises ``ProtocolError`` and nothing else happens. No gevent,
+no asyncio here: master and worker share this module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import msgpack
+
+# A frame bigger than this is refused by the socket itself (ZMQ_MAXMSGSIZE), before allocation.
+MAX_FRAME_BYTES = 64 * 1024 * 1024
+
+
+class ProtocolError(ValueError):
+    """A frame that is not a valid message."""
+
+
+@dataclass(frozen=True)
+class Message:
+    TYPE: ClassVar[str] = ""
+
+
+@dataclass(frozen=True)
+class Hello(Message):
+    """worker -> master, first message: who I am and what I run."""
+
+    TYPE: ClassVar[str] = "hello"
+    protocol: int
+    version: str
+    host: str
+    pid: int
+    cores: int
+    digest: str
+
+
+@dataclass(frozen=True)
+class Welcome(Message):
+    """master -> worker: accepted (with the run's options) or refused (with the reason)."""
+
+    TYPE: ClassVar[str] = "welcome"
+    accepted: bool
+    reason: str
+    options: dict = field(default_factory=dict)
+    index: int = 0
+
+
+@dataclass(frozen=True)
+class Spawn(Message):
+    """master -> worker: run exactly these many users of each class (start new ones over `spread` s)."""
+
+    TYPE: ClassVar[str] = "spawn"
+    targets: dict
+    spread: float
+    host: str
+    run_id: int
+
+
+@dataclass(frozen=True)
+class Stop(Message):
+    """master -> worker: stop every user (the test ends; the worker stays)."""
+
+    TYPE: ClassVar[str] = "stop"
+    run_id: int
+
+
+@dataclass(frozen=True)
+class Quit(Message):
+    """master -> worker: exit."""
+
+    TYPE: ClassVar[str] = "quit"
+    reason: str
+
+
+@dataclass(frozen=True)
+class Heartbeat(Message):
+    """both ways every second; the worker's carries its CPU use and state."""
+
+    TYPE: ClassVar[str] = "heartbeat"
+    state: str
+    cpu: float
+    user_count: int
+
+
+@dataclass(frozen=True)
+class StatsReport(Message):
+    """worker -> master: the stats delta since the last one and the current users per class."""
+
+    TYPE: ClassVar[str] = "stats"
+    seq: int
+    delta: list
+    user_classes_count: dict
+    extra: dict = field(default_factory=dict)  # what report_to_master listeners added
+
+
+@dataclass(frozen=True)
+class Stopped(Message):
+    """worker -> master: every user has stopped (after Stop); the final delta precedes it."""
+
+    TYPE: ClassVar[str] = "stopped"
+    run_id: int
+
+
+@dataclass(frozen=True)
+class SpawningComplete(Message):
+    TYPE: ClassVar[str] = "spawning_complete"
+    user_classes_count: dict
+
+
+@dataclass(frozen=True)
+class CpuWarning(Message):
+    TYPE: ClassVar[str] = "cpu_warning"
+    cpu: float
+
+
+@dataclass(frozen=True)
+class Log(Message):
+    TYPE: ClassVar[str] = "log"
+    level: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Goodbye(Message):
+    """worker -> master: I am leaving (clean exit)."""
+
+    TYPE: ClassVar[str] = "goodbye"
+    reason: str
+
+
+@dataclass(frozen=True)
+class Custom(Message):
+    """``runner.send_message`` in either direction."""
+
+    TYPE: ClassVar[str] = "custom"
+    msg_type: str
+    data: Any
+
+
+MESSAGE_TYPES: dict[str, type[Message]] = {
+    cls.TYPE: cls
+    for cls in (
+        Hello, Welcome, Spawn, Stop, Quit, Heartbeat, StatsReport, Stopped,
+        SpawningComplete, CpuWarning, Log, Goodbye, Custom,
+    )
+}  # fmt: skip
+
+_PY_TYPES = {
+    "int": int,
+    "str": str,
+    "float": (int, float),
+    "bool": bool,
+    "dict": dict,
+    "list": list,
+}
+
+
+def _field_specs(cls: type[Message]) -> list[tuple[str, Any, bool]]:
+    hints = typing.get_type_hints(cls)
+    specs = []
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        py = _PY_TYPES.get(getattr(hint, "__name__", ""), object) if hint is not Any else object
+        has_default = (
+            f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+        )
+        specs.append((f.name, py, has_default))
+    return specs
+
+
+_SPECS = {t: _field_specs(cls) for t, cls in MESSAGE_TYPES.items()}
+
+
+def encode(message: Message, node_id: str) -> bytes:
+    values = [getattr(message, f.name) for f in dataclasses.fields(message)]
+    return msgpack.packb([message.TYPE, node_id, values], use_bin_type=True)
+
+
+def decode(frame: bytes) -> tuple[Message, str]:
+    """Bytes -> (message, sender node id), or ProtocolError."""
+    try:
+        obj = msgpack.unpackb(frame, raw=False, strict_map_key=False, use_list=True)
+    except Exception as e:  # msgpack raises several unrelated classes for bad input
+        raise ProtocolError(f"not a msgpack frame ({type(e).__name__})") from None
+    if not (isinstance(obj, list) and len(obj) == 3):
+        raise ProtocolError("a frame must be [type, node_id, fields]")
+    msg_type, node_id, values = obj
+    if (
+        not isinstance(msg_type, str)
+        or not isinstance(node_id, str)
+        or not isinstance(values, list)
+    ):
+        raise ProtocolError("a frame must be [type:str, node_id:str, fields:list]")
+    cls = MESSAGE_TYPES.get(msg_type)
+    if cls is None:
+        raise ProtocolError(f"unknown message type {msg_type[:40]!r}")
+    specs = _SPECS[msg_type]
+    required = sum(1 for _, _, has_default in specs if not has_default)
+    if not required <= len(values) <= len(specs):
+        raise ProtocolError(f"{msg_type}: expected {len(specs)} fields, got {len(values)}")
+    for (name, py, _), value in zip(specs, values, strict=False):
+        if py is not object and (
+            not isinstance(value, py) or (py is not bool and isinstance(value, bool) and py is int)
+        ):
+            raise ProtocolError(
+                f"{msg_type}.{name}: expected {getattr(py, '__name__', py)}, got {type(value).__name__}"
+            )
+    return cls(*values), node_id

@@ -1,0 +1,87 @@
+"""The runner classes a locustfile checks with ``isinstance`` and the states it compares against.
+
+The real runtimes subclass these: ``lcore.master.MasterRuntime`` (asyncio),
+``lcore.worker.WorkerRuntime`` (gevent) and ``lcore.single.SingleUserRunner``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+STATE_INIT = "ready"
+STATE_SPAWNING = "spawning"
+STATE_RUNNING = "running"
+STATE_CLEANUP = "cleanup"
+STATE_STOPPING = "stopping"
+STATE_STOPPED = "stopped"
+STATE_MISSING = "missing"
+
+
+class Runner:
+    """What every runner offers a locustfile."""
+
+    def __init__(self, environment: Any) -> None:
+        self.environment = environment
+        environment.runner = self
+        self.state = STATE_INIT
+        self.spawn_rate: float = 0.0
+        self.target_user_count: int = 0
+        self.cpu_warning_emitted = False
+        self.custom_messages: dict[str, tuple[Callable[..., Any], bool]] = {}
+
+    @property
+    def stats(self) -> Any:
+        return self.environment.stats
+
+    @property
+    def user_count(self) -> int:
+        return sum(self.user_classes_count.values())
+
+    @property
+    def user_classes_count(self) -> dict[str, int]:
+        return {}
+
+    @property
+    def errors(self) -> dict[Any, Any]:
+        return self.stats.errors
+
+    @property
+    def exceptions(self) -> dict[Any, Any]:
+        return self.stats.exceptions
+
+    def register_message(
+        self, msg_type: str, listener: Callable[..., Any], concurrent: bool = False
+    ) -> None:
+        """``listener(environment=..., msg=...)`` is called for every ``msg_type`` message."""
+        if msg_type in self.custom_messages:
+            raise ValueError(f"A message handler for {msg_type!r} is already registered")
+        self.custom_messages[msg_type] = (listener, concurrent)
+
+    def send_message(self, msg_type: str, data: Any = None, client_id: str | None = None) -> None:
+        raise NotImplementedError
+
+    def start(self, user_count: int, spawn_rate: float, wait: bool = False) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def quit(self) -> None:
+        raise NotImplementedError
+
+
+class LocalRunner(Runner):
+    pass
+
+
+class DistributedRunner(Runner):
+    pass
+
+
+class MasterRunner(DistributedRunner):
+    pass
+
+
+class WorkerRunner(DistributedRunner):
+    pass

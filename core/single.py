@@ -1,0 +1,130 @@
+"""One user, in this process, printing every request: for stepping through a locustfile in a
+debugger (``run_single_user(MyUser)`` or ``lcore -f FILE --run-single-user``)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any, TextIO
+
+import gevent
+
+from .env import Environment
+from .event import events as global_events
+from .runners import STATE_RUNNING, STATE_STOPPED, LocalRunner
+from .stats import MergedStats, RequestStats
+
+
+class SingleUserRunner(LocalRunner):
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        self.recorder = RequestStats()
+        self.merged = MergedStats()
+        environment.stats = self.merged
+        environment.events.request.recorder = self._record
+        environment.exception_recorder = self.recorder.log_exception
+        self.user: Any = None
+
+    def _record(self, request_type: str, name: str, response_time: float, length: int, exception: Any) -> None:
+        self.recorder.record(request_type, name, response_time, length, exception)
+
+    def flush(self) -> None:
+        self.merged.merge("local", self.recorder.take_delta())
+
+    @property
+    def user_classes_count(self) -> dict[str, int]:
+        if self.user is None or self.state != STATE_RUNNING:
+            return {}
+        return {type(self.user).__name__: 1}
+
+    def send_message(self, msg_type: str, data: Any = None, client_id: str | None = None) -> None:
+        entry = self.custom_messages.get(msg_type)
+        if entry is not None:
+            from .worker import CustomMessage
+
+            entry[0](environment=self.environment, msg=CustomMessage(msg_type, data, "local"))
+
+    def quit(self) -> None:
+        if self.user is not None and self.user._greenlet is not None:
+            self.user._stop_requested = True
+            self.user._greenlet.kill(block=False)
+
+    stop = quit
+
+
+class _Printer:
+    def __init__(self, out: TextIO, include_length: bool, include_time: bool, include_context: bool) -> None:
+        self.out = out
+        self.include_length = include_length
+        self.include_time = include_time
+        self.include_context = include_context
+        header = f"{'type':<8} {'name':<50} {'resp_ms':>8}"
+        if include_length:
+            header += f" {'length':>8}"
+        if include_time:
+            header += f" {'time':<26}"
+        header += " exception"
+        if include_context:
+            header += " context"
+        out.write(header + "\n")
+
+    def __call__(self, request_type: str, name: str, response_time: float, response_length: int = 0,
+                 exception: Any = None, start_time: float | None = None, context: Any = None, **_: Any) -> None:  # fmt: skip
+        line = f"{request_type:<8} {name[:50]:<50} {response_time:>8.0f}"
+        if self.include_length:
+            line += f" {response_length or 0:>8}"
+        if self.include_time:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(start_time or time.time()))
+            line += f" {stamp:<26}"
+        line += f" {exception!r}" if exception else " "
+        if self.include_context:
+            line += f" {context or {}}"
+        self.out.write(line + "\n")
+        self.out.flush()
+
+
+def run_single_user(
+    user_class: type,
+    include_length: bool = False,
+    include_time: bool = False,
+    include_context: bool = False,
+    include_payload: bool = False,
+    loglevel: str | None = "WARNING",
+    environment: Environment | None = None,
+    run_time: float | None = None,
+    out: TextIO | None = None,
+) -> SingleUserRunner:
+    """Run one ``user_class`` user here until it stops, ``run_time`` passes or Ctrl-C."""
+    if loglevel and not logging.getLogger().handlers:
+        logging.basicConfig(level=loglevel)
+    env = environment or Environment(user_classes=[user_class], events=global_events)
+    if env.host:
+        user_class.host = env.host
+    runner = SingleUserRunner(env)
+    printer = _Printer(out or sys.stdout, include_length, include_time, include_context)
+    env.events.request.add_listener(printer)
+    try:
+        env.events.init.fire(environment=env, runner=runner, web_ui=None)
+        runner.state = STATE_RUNNING
+        env.events.test_start.fire(environment=env)
+        user = user_class(env)
+        runner.user = user
+        greenlet = gevent.spawn(user.run)
+        user._greenlet = greenlet
+        try:
+            greenlet.join(timeout=run_time)
+        except KeyboardInterrupt:
+            pass
+        if not greenlet.dead:
+            user._stop_requested = True
+            user._stop_requests = True
+            greenlet.join(timeout=5)
+            greenlet.kill(block=True)
+        runner.state = STATE_STOPPED
+        env.events.test_stop.fire(environment=env)
+        runner.flush()
+        env.events.quitting.fire(environment=env)
+    finally:
+        env.events.request.remove_listener(printer)
+    return runner

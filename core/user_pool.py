@@ -1,0 +1,150 @@
+"""The users a process runs: start and stop them to match per-class targets (gevent side).
+
+The pool owns its greenlets (one ``gevent.pool.Group``) and joins them when it stops.
+Stopping is graceful then forceful: a waiting user is killed at once; a user in the middle
+of a request finishes it (so the target's count and ours agree) and stops before its next.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import gevent
+from gevent.pool import Group
+
+from .users import LOCUST_STATE_WAITING, User
+
+log = logging.getLogger(__name__)
+
+
+class UserPool:
+    def __init__(self, environment: Any, user_classes: Mapping[str, type[User]]) -> None:
+        self.environment = environment
+        self.user_classes = dict(user_classes)
+        self.group = Group()
+        self.users: dict[str, list[User]] = {name: [] for name in self.user_classes}
+        self._spawner: gevent.Greenlet | None = None
+        self._failed_classes: set[str] = set()
+        self.on_spawning_complete: Callable[[dict[str, int]], None] | None = None
+
+    def counts(self) -> dict[str, int]:
+        return {name: len(users) for name, users in self.users.items()}
+
+    @property
+    def user_count(self) -> int:
+        return sum(len(users) for users in self.users.values())
+
+    def set_targets(self, targets: Mapping[str, int], spread: float = 0.0) -> None:
+        """Run exactly ``targets[name]`` users of each class: stop extras now, start the
+        missing ones evenly over ``spread`` seconds."""
+        if self._spawner is not None:
+            self._spawner.kill(block=True)
+            self._spawner = None
+        to_start: list[str] = []
+        for name, users in self.users.items():
+            want = max(0, int(targets.get(name, 0)))
+            if len(users) > want:
+                # the most recently started stop first
+                self._stop_users(users[want:])
+                del users[want:]
+            else:
+                to_start.extend([name] * (want - len(users)))
+        unknown = set(targets) - set(self.users)
+        if unknown:
+            log.error("Asked to run unknown user classes: %s", ", ".join(sorted(unknown)))
+        if to_start:
+            self._spawner = gevent.spawn(self._spawn, _interleave(to_start), spread)
+        elif self.on_spawning_complete is not None:
+            self.on_spawning_complete(self.counts())
+
+    def _spawn(self, names: list[str], spread: float) -> None:
+        gap = spread / len(names) if spread > 0 else 0.0
+        start = time.monotonic()
+        for i, name in enumerate(names):
+            if gap:
+                delay = start + i * gap - time.monotonic()
+                if delay > 0:
+                    gevent.sleep(delay)
+            self._start_user(name)
+        self._spawner = None
+        if self.on_spawning_complete is not None:
+            self.on_spawning_complete(self.counts())
+
+    def _start_user(self, name: str) -> None:
+        cls = self.user_classes[name]
+        try:
+            user = cls(self.environment)
+        except Exception as e:
+            if name not in self._failed_classes:
+                self._failed_classes.add(name)
+                log.error("Could not start a %s user: %s", name, e)
+            return
+        users = self.users[name]
+        users.append(user)
+        greenlet = self.group.spawn(user.run)
+        user._greenlet = greenlet
+        user._group = self.group
+        greenlet.link(lambda _g, u=user, us=users: _forget(us, u))
+
+    def _stop_users(self, users: list[User]) -> None:
+        if users:
+            gevent.spawn(stop_users, users, self.environment.stop_timeout or 0)
+
+    def stop_all(self, timeout: float | None = None) -> None:
+        """Stop every user and wait until they have all ended."""
+        if self._spawner is not None:
+            self._spawner.kill(block=True)
+            self._spawner = None
+        everyone = [u for users in self.users.values() for u in users]
+        for users in self.users.values():
+            users.clear()
+        stop_users(everyone, self.environment.stop_timeout or 0 if timeout is None else timeout)
+        self.group.join(timeout=5)
+        self.group.kill(block=True, timeout=5)
+
+
+def stop_users(users: list[User], stop_timeout: float) -> None:
+    """Graceful, then forceful. Returns when every one of ``users`` has ended."""
+    for user in users:
+        user._stop_requested = True
+        if stop_timeout <= 0:
+            user._stop_requests = True
+    deadline = time.monotonic() + stop_timeout
+    while True:
+        alive = [u for u in users if u._greenlet is not None and not u._greenlet.dead]
+        if not alive:
+            return
+        past_deadline = time.monotonic() >= deadline
+        for user in alive:
+            if past_deadline:
+                user._stop_requests = True
+            # a waiting user, or one that is not inside a request once the deadline passed,
+            # is stopped now; one inside a request finishes it first
+            if user._state == LOCUST_STATE_WAITING or (
+                past_deadline and not getattr(user, "_in_request", 0)
+            ):
+                user._greenlet.kill(block=False)
+        gevent.sleep(0.01)
+
+
+def _forget(users: list[User], user: User) -> None:
+    try:
+        users.remove(user)
+    except ValueError:
+        pass
+
+
+def _interleave(names: list[str]) -> list[str]:
+    """Start classes interleaved (A B A B ...) rather than all of one class first."""
+    by_class: dict[str, int] = {}
+    for n in names:
+        by_class[n] = by_class.get(n, 0) + 1
+    total = len(names)
+    slots = sorted(
+        ((k + 0.5) / count, name) for name, count in by_class.items() for k in range(count)
+    )
+    assert len(slots) == total
+    return [name for _, name in slots]

@@ -1,0 +1,413 @@
+"""Users and task sets: what a locustfile declares, and the loop each simulated user runs.
+
+A user is one greenlet running ``User.run``. The loop is written for the common case (a user
+whose tasks are plain functions): one ``random.choice`` over a list expanded by weight, one
+call, one wait, nothing allocated per iteration.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar
+
+import gevent
+from gevent import GreenletExit
+
+from .exception import (
+    InterruptTaskSet,
+    LocustError,
+    RescheduleTask,
+    RescheduleTaskImmediately,
+    StopUser,
+)
+from .wait_time import constant
+
+log = logging.getLogger(__name__)
+
+# User states, as Locust names them
+LOCUST_STATE_RUNNING, LOCUST_STATE_WAITING, LOCUST_STATE_STOPPING = [
+    "running",
+    "waiting",
+    "stopping",
+]
+
+
+def task(weight: int | Callable[..., Any] = 1) -> Any:
+    """``@task`` or ``@task(weight)``: mark a method of a User or TaskSet as a task."""
+    if callable(weight):
+        weight.locust_task_weight = 1  # type: ignore[attr-defined]
+        return weight
+
+    def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
+        func.locust_task_weight = weight  # type: ignore[attr-defined]
+        return func
+
+    return decorator
+
+
+def tag(*tags: str) -> Callable[[Any], Any]:
+    """``@tag("a", "b")`` on a task or a TaskSet class, for ``--tags`` / ``--exclude-tags``."""
+    for t in tags:
+        if not isinstance(t, str):
+            raise ValueError("tags must be strings")
+
+    def decorator(obj: Any) -> Any:
+        obj.locust_tag_set = getattr(obj, "locust_tag_set", set()) | set(tags)
+        if isinstance(obj, type) and hasattr(obj, "tasks"):
+            for t in obj.tasks:
+                if not isinstance(t, type):
+                    t.locust_tag_set = getattr(t, "locust_tag_set", set()) | set(tags)
+        return obj
+
+    return decorator
+
+
+def _collect_tasks(name: str, bases: tuple[type, ...], attrs: dict[str, Any]) -> list[Any]:
+    """The class's task list, each task repeated by its weight (Locust's representation)."""
+    declared = attrs.get("tasks")
+    if declared is not None:
+        tasks: list[Any] = []
+        if isinstance(declared, dict):
+            for t, weight in declared.items():
+                tasks.extend([t] * int(weight))
+        else:
+            for t in declared:
+                if isinstance(t, tuple):
+                    tasks.extend([t[0]] * int(t[1]))
+                else:
+                    tasks.append(t)
+        return tasks
+    tasks = []
+    for base in bases:
+        tasks.extend(getattr(base, "tasks", None) or [])
+    for item in attrs.values():
+        weight = getattr(item, "locust_task_weight", None)
+        if weight is not None:
+            tasks.extend([item] * int(weight))
+    return tasks
+
+
+class _TaskHolderMeta(type):
+    def __new__(mcs, name: str, bases: tuple[type, ...], attrs: dict[str, Any]) -> type:
+        attrs["tasks"] = _collect_tasks(name, bases, attrs)
+        attrs.setdefault("abstract", False)
+        return super().__new__(mcs, name, bases, attrs)
+
+
+def _is_taskset_class(obj: Any) -> bool:
+    return isinstance(obj, type) and issubclass(obj, TaskSet)
+
+
+def _run_task(t: Any, holder: Any) -> None:
+    if _is_taskset_class(t):
+        t(holder).run()
+    else:
+        t(holder)
+
+
+class TaskSet(metaclass=_TaskHolderMeta):
+    """A group of tasks a user runs until ``interrupt()``; may nest."""
+
+    tasks: ClassVar[list[Any]] = []
+    wait_time: Callable[..., float] | None = None
+    abstract: ClassVar[bool] = True
+
+    def __init__(self, parent: Any) -> None:
+        self.parent = parent
+        self.user: User = parent if isinstance(parent, User) else parent.user
+        self._task_queue: list[Any] = []
+        self._cp_last_run = time.monotonic()
+
+    @property
+    def client(self) -> Any:
+        return self.user.client
+
+    @property
+    def environment(self) -> Any:
+        return self.user.environment
+
+    def on_start(self) -> None:
+        pass
+
+    def on_stop(self) -> None:
+        pass
+
+    def interrupt(self, reschedule: bool = True) -> None:
+        raise InterruptTaskSet(reschedule)
+
+    def schedule_task(self, task_callable: Any, first: bool = False) -> None:
+        if first:
+            self._task_queue.insert(0, task_callable)
+        else:
+            self._task_queue.append(task_callable)
+
+    def get_next_task(self) -> Any:
+        if not self.tasks:
+            raise LocustError(
+                f"No tasks defined on {type(self).__name__}. Use the @task decorator or set the "
+                "'tasks' attribute of the TaskSet"
+            )
+        return random.choice(self.tasks)
+
+    def execute_task(self, task_callable: Any) -> None:
+        _run_task(task_callable, self)
+
+    def wait_time_value(self) -> float:
+        wait = type(self).wait_time
+        if wait is not None:
+            return wait(self)
+        return self.user.wait_time()
+
+    def wait(self) -> None:
+        self.user._sleep(self.wait_time_value())
+
+    def run(self) -> None:
+        user = self.user
+        try:
+            self.on_start()
+        except InterruptTaskSet as e:
+            raise (RescheduleTaskImmediately if e.reschedule else RescheduleTask)() from e
+        while True:
+            try:
+                if user._stop_requested:
+                    raise StopUser()
+                t = self._task_queue.pop(0) if self._task_queue else self.get_next_task()
+                try:
+                    self.execute_task(t)
+                except RescheduleTaskImmediately:
+                    continue
+                except RescheduleTask:
+                    pass
+                self.wait()
+            except InterruptTaskSet as e:
+                self._run_on_stop()
+                raise (RescheduleTaskImmediately if e.reschedule else RescheduleTask)() from e
+            except (StopUser, GreenletExit):
+                self._run_on_stop()
+                raise
+            except Exception as e:
+                user._task_failed(e)
+                self.wait()
+
+    def _run_on_stop(self) -> None:
+        try:
+            self.on_stop()
+        except (StopUser, GreenletExit):
+            raise
+        except Exception as e:
+            user = self.user
+            user._task_failed(e)
+
+
+class SequentialTaskSet(TaskSet):
+    """Runs its tasks in declaration order, over and over."""
+
+    abstract = True
+
+    def __init__(self, parent: Any) -> None:
+        super().__init__(parent)
+        self._index = 0
+
+    def get_next_task(self) -> Any:
+        if not self.tasks:
+            raise LocustError(f"No tasks defined on {type(self).__name__}")
+        t = self.tasks[self._index % len(self.tasks)]
+        self._index += 1
+        return t
+
+
+class User(metaclass=_TaskHolderMeta):
+    """A simulated user. Subclass it, give it tasks and a wait time."""
+
+    host: str | None = None
+    weight: int = 1
+    fixed_count: int = 0
+    wait_time: Callable[..., float] = constant(0)
+    tasks: ClassVar[list[Any]] = []
+    abstract: ClassVar[bool] = True
+
+    def __init__(self, environment: Any) -> None:
+        self.environment = environment
+        self._state = LOCUST_STATE_RUNNING
+        # set by the engine: stop before the next task (and, with _stop_requests, before the
+        # next request — the HTTP client checks that one)
+        self._stop_requested = False
+        self._stop_requests = False
+        self._greenlet: gevent.Greenlet | None = None
+        self._group: Any = None
+        self._cp_last_run = time.monotonic()
+        self._task_queue: list[Any] = []
+
+    # the locustfile API -------------------------------------------------------------------
+    def on_start(self) -> None:
+        pass
+
+    def on_stop(self) -> None:
+        pass
+
+    def context(self) -> dict[str, Any]:
+        return {}
+
+    @property
+    def greenlet(self) -> gevent.Greenlet | None:
+        return self._greenlet
+
+    def wait(self) -> None:
+        self._sleep(self.wait_time())
+
+    def schedule_task(self, task_callable: Any, first: bool = False) -> None:
+        if first:
+            self._task_queue.insert(0, task_callable)
+        else:
+            self._task_queue.append(task_callable)
+
+    # the engine's side ----------------------------------------------------------------------
+    def _sleep(self, seconds: float) -> None:
+        self._state = LOCUST_STATE_WAITING
+        try:
+            gevent.sleep(seconds)
+        finally:
+            self._state = LOCUST_STATE_RUNNING
+        if self._stop_requested:
+            raise StopUser()
+
+    def _task_failed(self, error: BaseException) -> None:
+        env = self.environment
+        tb = error.__traceback__
+        env.events.user_error.fire(user_instance=self, exception=error, tb=tb)
+        text = "".join(traceback.format_exception(type(error), error, tb))
+        recorder = getattr(env, "exception_recorder", None)
+        if recorder is not None:
+            recorder(str(error) or repr(error), text)
+        if not getattr(env, "catch_exceptions", True):
+            raise error
+        log.error("%s\n%s", error, text)
+
+    def run(self) -> None:
+        tasks = self.tasks
+        if not tasks:
+            raise LocustError(
+                f"No tasks defined on {type(self).__name__}. Use the @task decorator or set the "
+                "'tasks' attribute of the User"
+            )
+        try:
+            try:
+                self.on_start()
+            except (StopUser, GreenletExit):
+                raise
+            except Exception as e:
+                self._task_failed(e)
+            choice = random.choice
+            queue = self._task_queue
+            while True:
+                if self._stop_requested:
+                    raise StopUser()
+                t = queue.pop(0) if queue else choice(tasks)
+                try:
+                    if _is_taskset_class(t):
+                        t(self).run()
+                    else:
+                        t(self)
+                except RescheduleTaskImmediately:
+                    continue
+                except RescheduleTask:
+                    pass
+                except InterruptTaskSet:
+                    # interrupt() from a task directly on a User has no parent to return to
+                    pass
+                except (StopUser, GreenletExit):
+                    raise
+                except Exception as e:
+                    self._task_failed(e)
+                self._sleep(self.wait_time())
+        except (StopUser, GreenletExit):
+            self._state = LOCUST_STATE_STOPPING
+            # on_stop's own requests (a logout) must go through
+            self._stop_requests = False
+            try:
+                self.on_stop()
+            except (StopUser, GreenletExit):
+                pass
+            except Exception as e:
+                self._task_failed(e)
+
+
+class HttpUser(User):
+    """A user with ``self.client``, an HTTP client on geventhttpclient (one keep-alive pool per user)."""
+
+    abstract = True
+    # client options, settable on the class as in Locust's FastHttpUser
+    network_timeout: float = 60.0
+    connection_timeout: float = 60.0
+    max_redirects: int = 30
+    insecure: bool = True
+    default_headers: dict[str, str] | None = None
+    concurrency: int = 10
+
+    def __init__(self, environment: Any) -> None:
+        super().__init__(environment)
+        if self.host is None:
+            raise LocustError(
+                "You must specify the base host. Either in the host attribute in the User class, "
+                "or on the command line using the --host option."
+            )
+        from .http import HttpSession
+
+        self.client = HttpSession(
+            base_url=self.host,
+            request_event=environment.events.request,
+            user=self,
+            network_timeout=self.network_timeout,
+            connection_timeout=self.connection_timeout,
+            max_redirects=self.max_redirects,
+            insecure=self.insecure,
+            default_headers=self.default_headers,
+            concurrency=self.concurrency,
+        )
+
+
+# Locust has two HTTP users; in lcore both are the same fast client.
+FastHttpUser = HttpUser
+
+
+def is_user_class(obj: Any) -> bool:
+    return (
+        isinstance(obj, type) and issubclass(obj, User) and not obj.__dict__.get("abstract", False)
+    )
+
+
+def filter_tasks_by_tags(
+    holder: type, tags: Iterable[str] | None, exclude_tags: Iterable[str] | None
+) -> None:
+    """Keep only the tasks tagged with one of ``tags`` and none of ``exclude_tags`` (recursively)."""
+    include = set(tags) if tags else None
+    exclude = set(exclude_tags) if exclude_tags else set()
+    _filter(holder, include, exclude, checked={})
+
+
+def _filter(
+    holder: type, include: set[str] | None, exclude: set[str], checked: dict[Any, bool]
+) -> bool:
+    kept = []
+    for t in holder.tasks:
+        if t in checked:
+            if checked[t]:
+                kept.append(t)
+            continue
+        t_tags = getattr(t, "locust_tag_set", set())
+        keep = True
+        if include is not None and not (t_tags & include):
+            keep = _is_taskset_class(t) and _filter(t, include, exclude, checked)
+        elif _is_taskset_class(t):
+            keep = _filter(t, None, exclude, checked) if not (t_tags & exclude) else False
+        if t_tags & exclude:
+            keep = False
+        checked[t] = keep
+        if keep:
+            kept.append(t)
+    holder.tasks = kept
+    return bool(kept)

@@ -1,0 +1,42 @@
+"""Wait times, with Locust's semantics. Each returns a function called with the user (or task set)."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+WaitTime = Callable[[Any], float]
+
+
+def between(min_wait: float, max_wait: float) -> WaitTime:
+    """A random wait, uniform in [min_wait, max_wait] seconds."""
+    uniform = random.uniform
+    return lambda _self: uniform(min_wait, max_wait)
+
+
+def constant(wait_time: float) -> WaitTime:
+    """The same wait after every task."""
+    return lambda _self: wait_time
+
+
+def constant_pacing(wait_time: float) -> WaitTime:
+    """Wait so that a task *starts* every ``wait_time`` seconds (no wait if a task took longer)."""
+
+    def wait_time_func(self: Any) -> float:
+        # Users and task sets set _cp_last_run when created, so the first task's own
+        # duration is subtracted too.
+        now = time.monotonic()
+        run_time = now - getattr(self, "_cp_last_run", now) - getattr(self, "_cp_last_wait", 0.0)
+        wait = max(0.0, wait_time - run_time)
+        self._cp_last_wait = wait
+        self._cp_last_run = now
+        return wait
+
+    return wait_time_func
+
+
+def constant_throughput(task_runs_per_second: float) -> WaitTime:
+    """The inverse of ``constant_pacing``: at most this many task runs per second per user."""
+    return constant_pacing(1.0 / task_runs_per_second)

@@ -1,0 +1,375 @@
+"""The worker runtime: users as greenlets, stats deltas and heartbeats to the master (gevent).
+
+The process has been monkey-patched by its entry point before this module (and the
+locustfile) was imported. Everything here runs in one OS thread; the stats swap in
+``take_delta`` does not yield, so a delta can neither lose nor double a request.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+import signal
+import socket
+import time
+import uuid
+from typing import Any
+
+import gevent
+import zmq.green as zmq
+from gevent.event import Event
+
+from . import protocol as p
+from ._version import PROTOCOL_VERSION, __version__
+from .cpu import CpuMonitor
+from .runners import (
+    STATE_INIT,
+    STATE_RUNNING,
+    STATE_SPAWNING,
+    STATE_STOPPED,
+    STATE_STOPPING,
+    WorkerRunner,
+)
+from .stats import RequestStats
+from .user_pool import UserPool
+
+log = logging.getLogger(__name__)
+
+# A worker that has never reached its master gives up after this long, with a clear message.
+FIRST_CONNECT_TIMEOUT = 60.0
+RECONNECT_BACKOFF_MAX = 10.0
+
+
+class CustomMessage:
+    """What a ``register_message`` handler receives as ``msg``."""
+
+    __slots__ = ("type", "data", "node_id")
+
+    def __init__(self, msg_type: str, data: Any, node_id: str) -> None:
+        self.type = msg_type
+        self.data = data
+        self.node_id = node_id
+
+
+def raise_open_file_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            log.debug("could not raise the open-file limit from %s", soft)
+
+
+def make_node_id(index: int | None = None) -> str:
+    suffix = uuid.uuid4().hex[:8]
+    return f"{socket.gethostname()}_{os.getpid()}_{suffix}"
+
+
+class WorkerRuntime(WorkerRunner):
+    def __init__(
+        self,
+        environment: Any,
+        *,
+        endpoint: str,
+        digest: str,
+        remote: bool,
+        stats_interval: float = 1.0,
+        heartbeat_interval: float = 1.0,
+        heartbeat_timeout: float = 3.0,
+        first_connect_timeout: float = FIRST_CONNECT_TIMEOUT,
+    ) -> None:
+        super().__init__(environment)
+        self.endpoint = endpoint
+        self.digest = digest
+        self.remote = remote
+        self.stats_interval = stats_interval
+        self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_timeout = heartbeat_timeout
+        self.first_connect_timeout = first_connect_timeout
+        self.client_id = make_node_id()
+        self.worker_index = 0
+        self.stats_recorder = RequestStats()
+        environment.stats = self.stats_recorder
+        environment.events.request.recorder = self.stats_recorder.record
+        environment.exception_recorder = self.stats_recorder.log_exception
+        self.pool = UserPool(environment, environment.user_classes_by_name)
+        self.pool.on_spawning_complete = self._spawning_complete
+        self.cpu = CpuMonitor()
+        self._cpu_warned = False
+        self._seq = 0
+        self._run_id = -1
+        self._socket: Any = None
+        self._context = zmq.Context.instance()
+        self._last_master_seen = time.monotonic()
+        self._quit = Event()
+        self._exit_code = 0
+        self._stopper: gevent.Greenlet | None = None
+        self._connected = Event()
+
+    # --- the Runner API a locustfile uses ------------------------------------------------
+    @property
+    def user_classes_count(self) -> dict[str, int]:
+        return self.pool.counts()
+
+    @property
+    def user_count(self) -> int:
+        return self.pool.user_count
+
+    def send_message(self, msg_type: str, data: Any = None, client_id: str | None = None) -> None:
+        self._send(p.Custom(msg_type, data))
+
+    def quit(self) -> None:
+        self._quit.set()
+
+    def stop(self) -> None:
+        self._stop_test()
+
+    # --- running -----------------------------------------------------------------------
+    def run(self) -> int:
+        raise_open_file_limit()
+        gevent.signal_handler(signal.SIGTERM, self.quit)
+        self._open_socket()
+        greenlets = [
+            gevent.spawn(self._receive_loop),
+            gevent.spawn(self._stats_loop),
+            gevent.spawn(self._heartbeat_loop),
+        ]
+        try:
+            if not self._connect(self.first_connect_timeout):
+                host = self.endpoint.split("://", 1)[-1]
+                log.error(
+                    "Could not reach the master at %s: gave up after %.0f s",
+                    host,
+                    self.first_connect_timeout,
+                )
+                return 1
+            self._quit.wait()
+        finally:
+            self._shutdown()
+            for g in greenlets:
+                g.kill(block=True, timeout=2)
+            if self._socket is not None:
+                self._socket.close(linger=1000)
+        return self._exit_code
+
+    def _shutdown(self) -> None:
+        if self.state in (STATE_SPAWNING, STATE_RUNNING, STATE_STOPPING) or self.pool.user_count:
+            self._stop_test()
+        if self._stopper is not None:
+            self._stopper.join(timeout=30)
+        self.environment.events.quitting.fire(environment=self.environment)
+        self._send_stats()
+        self._send(p.Goodbye("quit"))
+
+    def _open_socket(self) -> None:
+        if self._socket is not None:
+            self._socket.close(linger=0)
+        sock = self._context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.IDENTITY, self.client_id.encode())
+        sock.setsockopt(zmq.LINGER, 1000)
+        sock.setsockopt(zmq.MAXMSGSIZE, p.MAX_FRAME_BYTES)
+        sock.connect(self.endpoint)
+        self._socket = sock
+
+    def _send(self, message: p.Message) -> None:
+        if self._socket is None:
+            return
+        try:
+            self._socket.send(p.encode(message, self.client_id), zmq.NOBLOCK)
+        except zmq.Again:
+            log.debug("master not reachable, dropped %s", message.TYPE)
+        except zmq.ZMQError as e:
+            log.debug("send failed: %s", e)
+
+    def _hello(self) -> p.Hello:
+        return p.Hello(
+            PROTOCOL_VERSION,
+            __version__,
+            socket.gethostname(),
+            os.getpid(),
+            os.cpu_count() or 1,
+            self.digest,
+        )
+
+    def _connect(self, timeout: float | None) -> bool:
+        """Say hello until the master welcomes us; False if ``timeout`` passes first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        backoff = 1.0
+        announced = False
+        while not self._quit.is_set():
+            self._connected.clear()
+            self._send(self._hello())
+            if self._connected.wait(timeout=backoff):
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            if not announced or backoff >= RECONNECT_BACKOFF_MAX:
+                log.warning("Waiting for the master at %s ...", self.endpoint)
+                announced = True
+            # the socket may have queued hellos to a dead peer; a fresh one reconnects cleanly
+            self._open_socket()
+            backoff = min(backoff * 2, RECONNECT_BACKOFF_MAX)
+        return False
+
+    def _receive_loop(self) -> None:
+        while True:
+            sock = self._socket
+            try:
+                frame = sock.recv()
+            except zmq.ZMQError:
+                gevent.sleep(0.05)
+                continue
+            try:
+                message, sender = p.decode(frame)
+            except p.ProtocolError as e:
+                log.warning("Dropped a malformed message from the master: %s", e)
+                continue
+            self._last_master_seen = time.monotonic()
+            try:
+                self._handle(message)
+            except Exception:
+                log.exception("Error handling %s from the master", message.TYPE)
+
+    def _handle(self, message: p.Message) -> None:
+        if isinstance(message, p.Heartbeat):
+            return
+        if isinstance(message, p.Welcome):
+            if not message.accepted:
+                log.error("The master refused this worker: %s", message.reason)
+                self._exit_code = 1
+                self._quit.set()
+                return
+            self.worker_index = message.index
+            opts = self.environment.parsed_options
+            if opts is not None:
+                for key, value in message.options.items():
+                    setattr(opts, key, value)
+            self._connected.set()
+        elif isinstance(message, p.Spawn):
+            self._spawn(message)
+        elif isinstance(message, p.Stop):
+            self._stop_test()
+        elif isinstance(message, p.Quit):
+            if message.reason:
+                log.info("The master told this worker to quit: %s", message.reason)
+            self._quit.set()
+        elif isinstance(message, p.Custom):
+            self._handle_custom(message)
+        else:
+            log.debug("ignored %s from the master", message.TYPE)
+
+    def _handle_custom(self, message: p.Custom) -> None:
+        entry = self.custom_messages.get(message.msg_type)
+        if entry is None:
+            log.warning("Unknown message type received from the master: %s", message.msg_type)
+            return
+        handler, concurrent = entry
+        msg = CustomMessage(message.msg_type, message.data, "master")
+        if concurrent:
+            gevent.spawn(handler, environment=self.environment, msg=msg)
+        else:
+            handler(environment=self.environment, msg=msg)
+
+    def _spawn(self, message: p.Spawn) -> None:
+        if self._stopper is not None and not self._stopper.dead:
+            self._stopper.join()
+        if message.host:
+            self.environment.host = message.host
+            for cls in self.environment.user_classes:
+                cls.host = message.host
+        if self.state in (STATE_INIT, STATE_STOPPED) or message.run_id != self._run_id:
+            if self.state not in (STATE_INIT, STATE_STOPPED):
+                self._stop_test()
+            self._run_id = message.run_id
+            self.state = STATE_SPAWNING
+            self.environment.events.test_start.fire(environment=self.environment)
+        self.state = STATE_SPAWNING
+        self.target_user_count = sum(message.targets.values())
+        self.pool.set_targets(message.targets, message.spread)
+
+    def _spawning_complete(self, counts: dict[str, int]) -> None:
+        if self.state != STATE_SPAWNING:
+            return
+        self.state = STATE_RUNNING
+        self.environment.events.spawning_complete.fire(user_count=sum(counts.values()))
+        self._send(p.SpawningComplete(counts))
+
+    def _stop_test(self) -> None:
+        if self._stopper is not None and not self._stopper.dead:
+            return
+        if self.state in (STATE_INIT, STATE_STOPPED) and not self.pool.user_count:
+            return
+        self.state = STATE_STOPPING
+        self._stopper = gevent.spawn(self._stop_users)
+
+    def _stop_users(self) -> None:
+        self.pool.stop_all()
+        self.state = STATE_STOPPED
+        self.environment.events.test_stop.fire(environment=self.environment)
+        # the final delta goes before "stopped", so the master has everything when it sees it
+        self._send_stats()
+        self._send(p.Stopped(self._run_id))
+
+    def _send_stats(self) -> None:
+        self._seq += 1
+        extra: dict[str, Any] = {}
+        self.environment.events.report_to_master.fire(client_id=self.client_id, data=extra)
+        delta = self.stats_recorder.take_delta()
+        self._send(p.StatsReport(self._seq, delta.to_wire(), self.pool.counts(), extra))
+
+    def _stats_loop(self) -> None:
+        while True:
+            gevent.sleep(self.stats_interval)
+            if self._connected.is_set():
+                self._send_stats()
+
+    def _heartbeat_loop(self) -> None:
+        while True:
+            gevent.sleep(self.heartbeat_interval)
+            cpu = self.cpu.sample()
+            self._check_cpu(cpu)
+            if not self._connected.is_set():
+                continue
+            self._send(p.Heartbeat(self.state, cpu, self.pool.user_count))
+            if time.monotonic() - self._last_master_seen > self.heartbeat_timeout:
+                self._master_lost()
+
+    def _check_cpu(self, cpu: float) -> None:
+        if self.cpu.saturated and not self._cpu_warned:
+            self._cpu_warned = True
+            self.cpu_warning_emitted = True
+            log.warning(
+                "Worker %s is using %.0f%% CPU: its response times and rates may be skewed; "
+                "add workers or reduce users per worker",
+                self.client_id,
+                cpu,
+            )
+            self.environment.events.cpu_warning.fire(environment=self.environment, cpu_usage=cpu)
+            self._send(p.CpuWarning(cpu))
+        elif not self.cpu.saturated and cpu < self.cpu.threshold - 10:
+            self._cpu_warned = False
+
+    def _master_lost(self) -> None:
+        log.warning(
+            "Lost the master at %s (silent for %.0f s): stopping users",
+            self.endpoint,
+            self.heartbeat_timeout,
+        )
+        self._connected.clear()
+        self._stop_test()
+        if not self.remote:
+            self._exit_code = 1
+            self._quit.set()
+            return
+        gevent.spawn(self._reconnect)
+
+    def _reconnect(self) -> None:
+        if self._stopper is not None:
+            self._stopper.join()
+        log.warning("Reconnecting to the master at %s with backoff ...", self.endpoint)
+        self._open_socket()
+        if self._connect(None):
+            self._last_master_seen = time.monotonic()
+            self.state = STATE_INIT
+            log.info("Reconnected to the master at %s", self.endpoint)

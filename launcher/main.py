@@ -1,0 +1,111 @@
+"""``lcore``: the console script. Validates options, then forks and supervises the processes.
+
+The launcher does not import the locustfile (it compiles it to catch syntax errors early) and
+imports neither gevent nor asyncio: the processes it forks start clean.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+
+from lcore._version import __version__
+
+from .logs import setup_logging
+from .options import OptionsError, find_locustfile, parse_options, resolve_processes, validate
+from .supervisor import Child, Supervisor
+
+log = logging.getLogger("lcore.main")
+
+
+def _error(message: str) -> int:
+    sys.stderr.write(f"lcore: error: {message}\n")
+    return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        options = parse_options(argv, partial=True)
+        if getattr(options, "version", False):
+            print(f"lcore {__version__}")
+            return 0
+        if options.demo:
+            from .demo import run_demo
+
+            return run_demo(argv)
+        options.locustfile = find_locustfile(options.locustfile)
+        validate(options)
+    except OptionsError as e:
+        return _error(str(e))
+    setup_logging(options.loglevel, options.logfile, "launcher")
+
+    from lcore.locustfile import LocustfileError, check_syntax
+
+    try:
+        check_syntax(options.locustfile)
+    except LocustfileError as e:
+        return _error(str(e))
+
+    if options.run_single_user or options.list_commands or options.show_task_ratio or options.show_task_ratio_json:
+        from .inspect import run_inspection
+
+        return run_inspection(argv, options)
+    return run_processes(argv, options)
+
+
+def run_processes(argv: list[str], options: object) -> int:
+    from .processes import run_master, run_worker
+
+    o = options
+    n_workers = resolve_processes(o.processes) if o.processes else (0 if o.master else 1)
+    if o.worker:
+        endpoint = f"tcp://{_bracket(o.master_host)}:{o.master_port}"
+        workers = [
+            Child("worker", i, lambda i=i: run_worker(argv, o, endpoint, remote=True, index=i))
+            for i in range(max(1, n_workers))
+        ]
+        return Supervisor(None, workers, restart_workers=False).run()
+
+    rundir = tempfile.mkdtemp(prefix="lcore-")
+    os.chmod(rundir, 0o700)  # the ipc socket is reachable only by the user who started the test
+    try:
+        ipc = f"ipc://{rundir}/master.sock"
+        bind_host = o.master_bind_host or "*"
+        endpoints = [ipc, f"tcp://{_bracket(bind_host)}:{o.master_bind_port}"]
+        # headless: wait for the local workers, or for --expect-workers remote ones with --master
+        o.worker_count_expected = o.expect_workers if o.master else n_workers
+        master = Child("master", 0, lambda: run_master(argv, o, endpoints))
+        workers = [
+            Child("worker", i, lambda i=i: run_worker(argv, o, ipc, remote=False, index=i)) for i in range(n_workers)
+        ]
+        supervisor = Supervisor(master, workers)
+        if not supervisor.start_master():
+            # the master said why (a locustfile error, a port in use) and exited
+            code = supervisor_master_exit(master)
+            return code or 1
+        return supervisor.run()
+    finally:
+        shutil.rmtree(rundir, ignore_errors=True)
+
+
+def supervisor_master_exit(master: Child) -> int:
+    from .supervisor import exit_code_of
+
+    if not master.pid:
+        return 1
+    _, status = os.waitpid(master.pid, 0)
+    master.pid = 0
+    return exit_code_of(status)
+
+
+def _bracket(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""The master process's asyncio main: serve, start the test, print and write reports, exit."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from typing import Any
+
+from lcore.master import MasterRuntime
+
+from .supervisor import notify_ready
+
+log = logging.getLogger("lcore.main")
+
+CONSOLE_STATS_INTERVAL = 2.0
+CSV_HISTORY_INTERVAL = 1.0
+
+
+async def _every(interval: float, fn: Any) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            fn()
+        except Exception:
+            log.exception("periodic report failed")
+
+
+def exit_code(runtime: MasterRuntime, options: argparse.Namespace) -> int:
+    env = runtime.environment
+    if env.process_exit_code is not None:
+        return int(env.process_exit_code)
+    stats = runtime.stats_merged
+    if stats.total.num_failures or stats.exceptions:
+        return int(options.exit_code_on_error)
+    return 0
+
+
+async def master_async(runtime: MasterRuntime, options: argparse.Namespace) -> int:
+    from lcore.exporters import report_console, report_csv
+
+    loop = asyncio.get_running_loop()
+    try:
+        await runtime.serve()
+    except Exception as e:  # zmq.ZMQError for a port in use, a bad bind address
+        endpoint = ", ".join(runtime.endpoints)
+        log.error("Could not listen on %s: %s", endpoint, e)
+        return 1
+    loop.add_signal_handler(signal.SIGTERM, runtime.quit)
+    web = None
+    if not options.no_web:
+        try:
+            from lcore.exporters.web import start_web
+        except ImportError:
+            start_web = None
+        if start_web is not None:
+            try:
+                web = await start_web(runtime, options)
+            except OSError as e:
+                log.error(
+                    "Could not start the web server on %s:%s: %s",
+                    options.web_host or "*",
+                    options.web_port,
+                    e.strerror or e,
+                )
+                await runtime.close()
+                return 1
+    notify_ready()
+
+    headless = bool(options.headless or options.autostart)
+    stats = runtime.stats_merged
+    periodic: list[asyncio.Task[Any]] = []
+    if (headless or options.print_stats) and not options.only_summary:
+        periodic.append(
+            loop.create_task(
+                _every(
+                    CONSOLE_STATS_INTERVAL,
+                    lambda: print(
+                        report_console.stats_table(stats, runtime.user_count), flush=True
+                    ),
+                )
+            )
+        )
+    history = None
+    if options.csv:
+        history = report_csv.StatsHistoryWriter(options.csv, full_history=options.csv_full_history)
+        periodic.append(
+            loop.create_task(
+                _every(CSV_HISTORY_INTERVAL, lambda: history.write(stats, runtime.user_count))
+            )
+        )
+
+    if headless:
+        if options.worker_count_expected:
+            ok = await runtime.wait_for_workers(
+                options.worker_count_expected, options.expect_workers_max_wait
+            )
+            if not ok and not runtime._quit_event.is_set():
+                log.error(
+                    "Gave up waiting for workers: %d of %d connected after %s s",
+                    runtime.worker_count, options.worker_count_expected, options.expect_workers_max_wait,
+                )  # fmt: skip
+                await runtime.close()
+                return 1
+        if runtime.shape is not None:
+            runtime.start_shape()
+        elif not runtime._quit_event.is_set():
+            users = options.users if options.users is not None else 1
+            rate = options.spawn_rate if options.spawn_rate is not None else 1
+            log.info("Ramping to %d users at a rate of %g per second", users, rate)
+            runtime.start(users, rate)
+
+    await runtime.wait_quit()
+    for task in periodic:
+        task.cancel()
+    if history is not None:
+        history.write(stats, runtime.user_count)
+        history.close()
+    if web is not None:
+        await web.close()
+
+    final_reports(runtime, options)
+    await runtime.close()
+    return exit_code(runtime, options)
+
+
+def final_reports(runtime: MasterRuntime, options: argparse.Namespace) -> None:
+    """The summary on stdout and the files asked for, from the master's merged stats."""
+    from lcore.exporters import report_console, report_csv, report_json
+
+    stats = runtime.stats_merged
+    lost = len(runtime.lost_workers)
+    print(report_console.stats_table(stats, runtime.user_count), flush=True)
+    print(report_console.percentiles_table(stats), flush=True)
+    errors = report_console.errors_table(stats)
+    if errors:
+        print(errors, flush=True)
+    if lost:
+        print(
+            f"{lost} worker(s) lost during the test: each may have had up to one stats interval "
+            f"({options.stats_interval:g} s) of unreported results, which are missing from these figures",
+            flush=True,
+        )
+    if options.csv:
+        report_csv.write_csv_files(stats, options.csv)
+    if options.json or options.json_file:
+        document = report_json.stats_to_json(stats)
+        if options.json_file:
+            with open(
+                options.json_file
+                if options.json_file.endswith(".json")
+                else options.json_file + ".json",
+                "w",
+            ) as f:
+                json.dump(document, f, indent=4)
+        if options.json:
+            sys.stdout.write(json.dumps(document, indent=4) + "\n")
+            sys.stdout.flush()
+    if options.html:
+        try:
+            from lcore.exporters.report_html import write_html_report
+
+            write_html_report(runtime, options.html)
+        except ImportError:
+            log.warning("--html is not available in this build")

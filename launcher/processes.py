@@ -1,0 +1,156 @@
+"""What each forked process runs: load the locustfile, build the Environment, run a runtime."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+from collections.abc import Sequence
+from typing import Any
+
+from .logs import setup_logging
+
+log = logging.getLogger("lcore.main")
+
+
+class StartupError(Exception):
+    """A one-line error for the user, raised before any user starts."""
+
+
+def load_environment(
+    argv: Sequence[str], options: argparse.Namespace
+) -> tuple[Any, Any, argparse.Namespace]:
+    """Import the locustfile, parse the command line again with the locustfile's own options."""
+    from lcore import locustfile as lf
+    from lcore.env import Environment
+    from lcore.event import events
+    from lcore.users import filter_tasks_by_tags
+
+    from .options import OptionsError, parse_options
+
+    try:
+        loaded = lf.load(options.locustfile)
+    except lf.LocustfileError as e:
+        raise StartupError(str(e)) from e
+    try:
+        options = parse_options(
+            argv,
+            extra_parser_hook=lambda parser: events.init_command_line_parser.fire(parser=parser),
+        )
+    except OptionsError as e:
+        raise StartupError(str(e)) from e
+
+    user_classes = list(loaded.user_classes.values())
+    if options.user_classes:
+        missing = [n for n in options.user_classes if n not in loaded.user_classes]
+        if missing:
+            raise StartupError(
+                f"Unknown User class(es): {', '.join(missing)} (available: {', '.join(loaded.user_classes)})"
+            )
+        user_classes = [loaded.user_classes[n] for n in options.user_classes]
+    for cls in user_classes:
+        if not cls.tasks:
+            raise StartupError(
+                f"No tasks defined on {cls.__name__}. Use the @task decorator or set the 'tasks' attribute"
+            )
+    if options.tags or options.exclude_tags:
+        for cls in user_classes:
+            filter_tasks_by_tags(cls, options.tags, options.exclude_tags)
+    shape = next(iter(loaded.shape_classes.values()), None)
+    env = Environment(
+        user_classes=user_classes,
+        shape_class=shape() if shape is not None else None,
+        tags=options.tags,
+        exclude_tags=options.exclude_tags,
+        events=events,
+        host=options.host,
+        reset_stats=options.reset_stats,
+        stop_timeout=options.stop_timeout,
+        parsed_options=options,
+        available_user_classes=dict(loaded.user_classes),
+        available_shape_classes=dict(loaded.shape_classes),
+        locustfile=loaded.path,
+    )
+    env.assign_host()
+    return env, loaded, options
+
+
+def custom_options(options: argparse.Namespace) -> dict[str, Any]:
+    """Options a locustfile added: the master sends them to every worker, remote ones too."""
+    from .options import build_parser
+
+    known = set(vars(build_parser(add_help=False).parse_args([])))
+    simple = (str, int, float, bool, type(None), list)
+    return {
+        k: v
+        for k, v in vars(options).items()
+        if k not in known and not k.startswith("_") and isinstance(v, simple)
+    }
+
+
+def run_master(argv: Sequence[str], options: argparse.Namespace, endpoints: list[str]) -> int:
+    setup_logging(options.loglevel, options.logfile, "master")
+    # greenlets a locustfile starts here call time.sleep (Locust patched it): make it cooperative
+    from gevent import monkey
+
+    monkey.patch_time()
+    try:
+        env, loaded, options = load_environment(argv, options)
+    except StartupError as e:
+        log.error("%s", e)
+        return 1
+    import asyncio
+
+    from lcore.locustfile import digest
+    from lcore.master import MasterRuntime
+
+    from .master_main import master_async
+
+    headless = bool(options.headless or options.autostart)
+    runtime = MasterRuntime(
+        env,
+        endpoints=endpoints,
+        digest=digest(loaded.path),
+        options_for_workers=custom_options(options),
+        heartbeat_interval=options.heartbeat_interval,
+        heartbeat_timeout=options.heartbeat_timeout,
+        run_time=options.run_time or None,
+        quit_when_stopped=headless,
+    )
+    try:
+        env.events.init.fire(environment=env, runner=runtime, web_ui=None)
+        return asyncio.run(master_async(runtime, options))
+    except StartupError as e:
+        log.error("%s", e)
+        return 1
+
+
+def run_worker(
+    argv: Sequence[str], options: argparse.Namespace, endpoint: str, remote: bool, index: int
+) -> int:
+    # before anything else is imported: the locustfile and its libraries must see patched modules
+    from gevent import monkey
+
+    monkey.patch_all()
+    setup_logging(options.loglevel, options.logfile, f"worker-{index}")
+    if remote:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        env, loaded, options = load_environment(argv, options)
+    except StartupError as e:
+        log.error("%s", e)
+        return 1
+    from lcore.locustfile import digest
+    from lcore.worker import WorkerRuntime
+
+    runtime = WorkerRuntime(
+        env,
+        endpoint=endpoint,
+        digest=digest(loaded.path),
+        remote=remote,
+        stats_interval=options.stats_interval,
+        heartbeat_interval=options.heartbeat_interval,
+        heartbeat_timeout=options.heartbeat_timeout,
+    )
+    env.events.init.fire(environment=env, runner=runtime, web_ui=None)
+    return runtime.run()

@@ -1,0 +1,255 @@
+"""Forks the master and the workers and watches them (the launcher never runs an event loop).
+
+Signal handlers only record the signal; the supervisor's loop acts on it. First Ctrl-C or
+SIGTERM: the master is asked to stop the test and quit (it writes the final report and tells
+its workers to quit). Second: everything is killed at once. A local worker that dies is
+restarted. Children die with the launcher, whatever kills it (PR_SET_PDEATHSIG).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+log = logging.getLogger("lcore.launcher")
+
+PR_SET_PDEATHSIG = 1
+# A local worker that keeps dying this fast is not restarted forever.
+MAX_RESTARTS_PER_MINUTE = 10
+
+
+def _die_with_parent() -> None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def describe_exit(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = str(sig)
+        return f"killed by {name}"
+    return f"exit code {os.WEXITSTATUS(status)}"
+
+
+def exit_code_of(status: int) -> int:
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+@dataclass
+class Child:
+    role: str  # "master" or "worker"
+    index: int
+    target: Callable[[], int]
+    pid: int = 0
+    restarts: list[float] = field(default_factory=list)
+
+
+def fork_child(child: Child, ready_fd: int | None = None, parent_pid: int | None = None) -> int:
+    """Fork and run ``child.target`` in the new process; returns the pid (in the parent)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        child.pid = pid
+        return pid
+    # --- in the child ---
+    code = 1
+    try:
+        _die_with_parent()
+        if parent_pid is not None and os.getppid() != parent_pid:
+            os._exit(1)  # the launcher died between fork and prctl
+        # Ctrl-C reaches the whole process group; only the launcher acts on it
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        code = child.target()
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+class Supervisor:
+    def __init__(
+        self, master: Child | None, workers: list[Child], *, restart_workers: bool = True
+    ) -> None:
+        self.master = master
+        self.workers = workers
+        self.restart_workers = restart_workers
+        self._signals: list[int] = []
+        self._stopping = False
+        self._pid = os.getpid()
+
+    def _record_signal(self, signum: int, _frame: object) -> None:
+        self._signals.append(signum)
+
+    def _children(self) -> list[Child]:
+        return [c for c in ([self.master] if self.master else []) + self.workers if c.pid]
+
+    def start_master(self) -> bool:
+        """Fork the master and wait until it says it is listening (or dies trying)."""
+        assert self.master is not None
+        read_fd, write_fd = os.pipe()
+        os.set_inheritable(write_fd, True)
+        target = self.master.target
+
+        def run_master() -> int:
+            os.close(read_fd)
+            os.environ["LCORE_READY_FD"] = str(write_fd)
+            return target()
+
+        self.master.target = run_master
+        fork_child(self.master, parent_pid=self._pid)
+        self.master.target = target
+        os.close(write_fd)
+        try:
+            data = b""
+            while True:
+                chunk = os.read(read_fd, 1)
+                if not chunk:
+                    break
+                data += chunk
+                if data:
+                    break
+        finally:
+            os.close(read_fd)
+        return bool(data)
+
+    def run(self) -> int:
+        """Supervise until the master (or, without a master, every worker) has exited."""
+        signal.signal(signal.SIGINT, self._record_signal)
+        signal.signal(signal.SIGTERM, self._record_signal)
+        signal.signal(signal.SIGHUP, self._record_signal)
+        for worker in self.workers:
+            if not worker.pid:
+                fork_child(worker, parent_pid=self._pid)
+        exit_code = 0
+        try:
+            while True:
+                self._handle_signals()
+                try:
+                    pid, status = os.waitpid(-1, os.WNOHANG)
+                except ChildProcessError:
+                    return exit_code
+                if pid == 0:
+                    time.sleep(0.05)
+                    continue
+                if self.master is not None and pid == self.master.pid:
+                    self.master.pid = 0
+                    exit_code = exit_code_of(status)
+                    if os.WIFSIGNALED(status):
+                        log.error("The master process died (%s)", describe_exit(status))
+                    self._stop_workers()
+                    return exit_code
+                worker = next((w for w in self.workers if w.pid == pid), None)
+                if worker is None:
+                    continue
+                worker.pid = 0
+                code = exit_code_of(status)
+                if self.master is None:
+                    exit_code = max(exit_code, code)
+                if code != 0 and not self._stopping:
+                    self._worker_died(worker, status)
+                if self.master is None and not any(w.pid for w in self.workers):
+                    return exit_code
+        finally:
+            self._kill_all()
+
+    def _worker_died(self, worker: Child, status: int) -> None:
+        log.warning(
+            "Worker process %d (pid %d) ended: %s",
+            worker.index,
+            worker.pid or 0,
+            describe_exit(status),
+        )
+        if not self.restart_workers or self.master is None:
+            return
+        now = time.monotonic()
+        worker.restarts = [t for t in worker.restarts if now - t < 60] + [now]
+        if len(worker.restarts) > MAX_RESTARTS_PER_MINUTE:
+            log.error("Worker process %d keeps dying; not restarting it again", worker.index)
+            return
+        log.info("Restarting worker process %d", worker.index)
+        fork_child(worker, parent_pid=self._pid)
+
+    def _handle_signals(self) -> None:
+        while self._signals:
+            signum = self._signals.pop(0)
+            if not self._stopping:
+                self._stopping = True
+                log.info("Shutting down (press Ctrl-C again to stop at once)")
+                target = self.master if self.master and self.master.pid else None
+                if target is not None:
+                    os.kill(target.pid, signal.SIGTERM)
+                else:
+                    self._stop_workers()
+            else:
+                log.warning("Stopping at once")
+                self._kill_all()
+                raise SystemExit(128 + signum)
+
+    def _stop_workers(self, timeout: float = 5.0) -> None:
+        """The master has gone: workers that are still here get SIGTERM, then SIGKILL."""
+        self._stopping = True
+        alive = [w for w in self.workers if w.pid]
+        for w in alive:
+            _signal(w.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while alive and time.monotonic() < deadline:
+            for w in alive:
+                try:
+                    pid, _ = os.waitpid(w.pid, os.WNOHANG)
+                except ChildProcessError:
+                    pid = w.pid
+                if pid:
+                    w.pid = 0
+            alive = [w for w in alive if w.pid]
+            time.sleep(0.02)
+
+    def _kill_all(self) -> None:
+        for child in self._children():
+            _signal(child.pid, signal.SIGKILL)
+            try:
+                os.waitpid(child.pid, 0)
+            except ChildProcessError:
+                pass
+            child.pid = 0
+
+
+def _signal(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def notify_ready() -> None:
+    """Called in the master once it listens: the launcher may now fork workers."""
+    fd = os.environ.pop("LCORE_READY_FD", None)
+    if fd is not None:
+        try:
+            os.write(int(fd), b"1")
+            os.close(int(fd))
+        except OSError:
+            pass

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what the tests need and runs them. `.ci/run` calls exactly this script.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
+
+# Real programs some integration tests drive (Prometheus, Chromium). Installed when we can.
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    need=()
+    command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
+    command -v chromium >/dev/null 2>&1 || need+=(chromium)
+    command -v ip >/dev/null 2>&1 || need+=(iproute2)
+    if [ ${#need[@]} -gt 0 ]; then
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq >/dev/null
+        apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    fi
+fi
+
+python3 -m ruff check core launcher exporters bench tests
+exec python3 -m pytest "$@"
