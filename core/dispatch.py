@@ -92,72 +92,17 @@ class _Split:
 def class_totals(classes: Sequence[UserClassSpec], users: int) -> dict[str, int]:
     """Users per class name for ``users`` users in all (see the module docstring)."""
     split = _Split(classes)
-    return dict(zip(split.names, split.totals(users)))
+    return dict(zip(split.names, split.totals(users), strict=True))
 
 
-class _Heaps:
-    """Per class, plus one for totals: which worker comes first on one side.
-
-    ``sign=1`` orders by fewest of the class, then fewest users, then earliest join (where to
-    add); ``sign=-1`` is the mirror (where to remove from). An entry may lag behind its worker as
-    long as it sorts no later than the worker's current key: a change that moves a worker later
-    costs nothing until its entry surfaces, a change that moves it earlier pushes a fresh entry.
-    ``drop()`` forgets everything; the heaps are rebuilt when next used.
-    """
-
-    def __init__(self, owner: Dispatcher, sign: int) -> None:
-        self._d = owner
-        self._sign = sign
-        self._heaps: list[list[tuple[int | str, ...]]] = []
-        self._stale = True
-
-    def _key(self, i: int, worker: str) -> tuple[int, ...]:
-        d, s = self._d, self._sign
-        if i < d._k:
-            return (s * d._counts[worker][i], s * d._totals[worker], s * d._order[worker])
-        return (s * d._totals[worker], s * d._order[worker])
-
-    def drop(self) -> None:
-        self._heaps = []
-        self._stale = True
-
-    def first(self, i: int) -> str:
-        """The first worker for class ``i`` (``i == k``: by total only)."""
-        if self._stale:
-            self._heaps = [
-                [(*self._key(j, w), w) for w in self._d._order] for j in range(self._d._k + 1)
-            ]
-            for heap in self._heaps:
-                heapq.heapify(heap)
-            self._stale = False
-        heap = self._heaps[i]
-        while True:
-            entry = heap[0]
-            worker = entry[-1]
-            assert isinstance(worker, str)
-            if worker in self._d._order:
-                key = self._key(i, worker)
-                if entry[:-1] == key:
-                    return worker
-                if entry[:-1] < key:
-                    heapq.heapreplace(heap, (*key, worker))
-                    continue
-            # A departed worker, or an entry superseded by a fresher, earlier one.
-            heapq.heappop(heap)
-
-    def moved_earlier(self, worker: str) -> None:
-        if self._stale:
-            return
-        for i, heap in enumerate(self._heaps):
-            heapq.heappush(heap, (*self._key(i, worker), worker))
-        if len(self._heaps[0]) > 3 * len(self._d._order) + 64:
-            self.drop()  # too many superseded entries: rebuild on next use
+Bucket = dict[str, None]  # an insertion-ordered set of worker ids
 
 
 class Dispatcher:
     """Holds the current assignment: worker id -> {class name: count}.
 
-    Workers keep the order in which they joined; it breaks the last ties, so results are
+    Ties between equally good workers go to the one that has been in that state longest (right
+    after ``set_workers``: join order), which spreads changes evenly and keeps results
     deterministic for a given sequence of calls.
     """
 
@@ -165,26 +110,27 @@ class Dispatcher:
         self._split = _Split(classes)
         self._names = self._split.names
         self._k = len(self._names)
-        self._order: dict[str, int] = {}  # worker id -> join sequence number, in join order
-        self._counts: dict[str, list[int]] = {}
+        self._counts: dict[str, list[int]] = {}  # in join order
         self._totals: dict[str, int] = {}
         self._class_counts = [0] * self._k
         self._requested = 0
-        self._joined = 0
+        # Workers filed by (count of class c, total) per class, and by total: the best worker
+        # to add to or remove from is in the smallest or largest key, a handful of keys at most.
+        self._by_class: list[dict[tuple[int, int], Bucket]] = [{} for _ in self._names]
+        self._by_total: dict[int, Bucket] = {}
         self._before: dict[str, tuple[int, ...]] = {}  # counts at the start of the current call
-        self._low = _Heaps(self, 1)
-        self._high = _Heaps(self, -1)
 
     # -- views ---------------------------------------------------------------------------------
 
     @property
     def assignment(self) -> Mapping[str, Mapping[str, int]]:
         """A copy of worker id -> {class name: count}, in join order."""
-        return {w: dict(zip(self._names, counts)) for w, counts in self._counts.items()}
+        names = self._names
+        return {w: dict(zip(names, counts, strict=True)) for w, counts in self._counts.items()}
 
     @property
     def workers(self) -> tuple[str, ...]:
-        return tuple(self._order)
+        return tuple(self._counts)
 
     @property
     def requested(self) -> int:
@@ -198,11 +144,11 @@ class Dispatcher:
 
     @property
     def class_counts(self) -> dict[str, int]:
-        return dict(zip(self._names, self._class_counts))
+        return dict(zip(self._names, self._class_counts, strict=True))
 
     def worker_target(self, worker_id: str) -> dict[str, int]:
         """Class name -> count for one worker, zeros included (so it knows what to stop)."""
-        return dict(zip(self._names, self._counts[worker_id]))
+        return dict(zip(self._names, self._counts[worker_id], strict=True))
 
     # -- changes -------------------------------------------------------------------------------
 
@@ -213,68 +159,89 @@ class Dispatcher:
         """
         wanted = list(dict.fromkeys(worker_ids))
         keep = set(wanted)
-        for worker in [w for w in self._order if w not in keep]:
+        for worker in [w for w in self._counts if w not in keep]:
             for c, n in enumerate(self._counts.pop(worker)):
                 self._class_counts[c] -= n
-            del self._order[worker], self._totals[worker]
+            del self._totals[worker]
         for worker in wanted:
-            if worker not in self._order:
-                self._joined += 1
-                self._order[worker] = self._joined
+            if worker not in self._counts:
                 self._counts[worker] = [0] * self._k
                 self._totals[worker] = 0
-        self._low.drop()
-        self._high.drop()
-        if self._order:
+        if self._counts:
             self._rebalance(self._split.totals(self._requested))
+        self._file_all()
         return self._finish()
 
     def step_to(self, users: int) -> set[str]:
         """Move the total to ``users``; returns the ids whose counts changed.
 
-        Each added user of a class goes to the worker with the fewest of it (ties: fewest users,
-        then earliest join); removal mirrors that. When that would leave worker totals two
-        apart, one user moves to restore balance. Whole rounds (one more of a class on every
-        worker) are added or removed at once.
+        Each added user of a class goes to the worker with the fewest of it, ties to the one
+        with the fewest users; removal mirrors that. When that would leave two workers' totals
+        two apart, one user moves to restore balance. Whole rounds (one more or one fewer of a
+        class on every worker) are applied at once: a call costs O(classes * workers) for
+        those, plus O(classes) per user left over.
         """
         target = self._split.totals(users)
         self._requested = users
-        n = len(self._order)
+        n = len(self._counts)
         if not n:
             return set()
-        deltas = [t - now for t, now in zip(target, self._class_counts)]
-        # Removals first: with the Alabama paradox one step can take a user from a class.
-        if any(d < 0 for d in deltas):
-            self._low.drop()  # not needed until the next add; rebuilt then
-            for c, d in enumerate(deltas):
-                if d < 0:
-                    rounds, rest = divmod(-d, n)
-                    if rounds:
-                        self._shift_all(c, -rounds)
-                    for _ in range(rest):
-                        self._remove_one(c)
-        if any(d > 0 for d in deltas):
-            self._high.drop()
-            for c, d in enumerate(deltas):
-                if d > 0:
-                    rounds, rest = divmod(d, n)
-                    if rounds:
-                        self._shift_all(c, rounds)
-                    for _ in range(rest):
-                        self._add_one(c)
+        deltas = [t - now for t, now in zip(target, self._class_counts, strict=True)]
+        # Removals first: with the Alabama paradox one step up can take a user from a class.
+        for c, d in enumerate(deltas):
+            if d < 0:
+                rounds, rest = divmod(-d, n)
+                if rounds:
+                    self._shift_all(c, -rounds)
+                for _ in range(rest):
+                    self._remove_one(c)
+        for c, d in enumerate(deltas):
+            if d > 0:
+                rounds, rest = divmod(d, n)
+                if rounds:
+                    self._shift_all(c, rounds)
+                for _ in range(rest):
+                    self._add_one(c)
         return self._finish()
 
     # -- internals -----------------------------------------------------------------------------
+
+    def _file_all(self) -> None:
+        self._by_class = [{} for _ in self._names]
+        self._by_total = {}
+        for worker, counts in self._counts.items():
+            total = self._totals[worker]
+            for c, n in enumerate(counts):
+                self._by_class[c].setdefault((n, total), {})[worker] = None
+            self._by_total.setdefault(total, {})[worker] = None
 
     def _apply(self, worker: str, c: int, delta: int) -> None:
         counts = self._counts[worker]
         if worker not in self._before:
             self._before[worker] = tuple(counts)
+        total = self._totals[worker]
+        new_total = total + delta
+        for d, n in enumerate(counts):
+            buckets = self._by_class[d]
+            key = (n, total)
+            bucket = buckets[key]
+            del bucket[worker]
+            if not bucket:
+                del buckets[key]
+            key = (n + delta, new_total) if d == c else (n, new_total)
+            bucket = buckets.get(key)
+            if bucket is None:
+                buckets[key] = {worker: None}
+            else:
+                bucket[worker] = None
+        bucket = self._by_total[total]
+        del bucket[worker]
+        if not bucket:
+            del self._by_total[total]
+        self._by_total.setdefault(new_total, {})[worker] = None
         counts[c] += delta
-        self._totals[worker] += delta
+        self._totals[worker] = new_total
         self._class_counts[c] += delta
-        # Adding moves the worker later for the next add and earlier for the next removal.
-        (self._high if delta > 0 else self._low).moved_earlier(worker)
 
     def _shift_all(self, c: int, delta: int) -> None:
         for worker, counts in self._counts.items():
@@ -283,20 +250,25 @@ class Dispatcher:
             counts[c] += delta
             self._totals[worker] += delta
         self._class_counts[c] += delta * len(self._counts)
-        self._low.drop()
-        self._high.drop()
+        # Everyone moved alike: re-key the buckets, keeping each bucket (and its order) intact.
+        for d, buckets in enumerate(self._by_class):
+            shift = delta if d == c else 0
+            self._by_class[d] = {(n + shift, t + delta): b for (n, t), b in buckets.items()}
+        self._by_total = {t + delta: b for t, b in self._by_total.items()}
 
     def _add_one(self, c: int) -> None:
-        worker = self._low.first(c)
+        buckets = self._by_class[c]
+        worker = next(iter(buckets[min(buckets)]))
         self._apply(worker, c, 1)
-        lowest = self._low.first(self._k)
+        lowest = next(iter(self._by_total[min(self._by_total)]))
         if self._totals[worker] - self._totals[lowest] > 1:
             self._move(worker, lowest)
 
     def _remove_one(self, c: int) -> None:
-        worker = self._high.first(c)
+        buckets = self._by_class[c]
+        worker = next(iter(buckets[max(buckets)]))
         self._apply(worker, c, -1)
-        highest = self._high.first(self._k)
+        highest = next(iter(self._by_total[max(self._by_total)]))
         if self._totals[highest] - self._totals[worker] > 1:
             self._move(highest, worker)
 
@@ -326,7 +298,8 @@ class Dispatcher:
         Extras are then swapped from the richest to the poorest worker until totals are within
         one, preferring swaps that cost nothing.
         """
-        workers = list(self._order)
+        workers = list(self._counts)
+        position = {w: i for i, w in enumerate(workers)}
         n = len(workers)
         counts = self._counts
         base = [t // n for t in target]
@@ -339,7 +312,7 @@ class Dispatcher:
             chosen = heapq.nsmallest(
                 rest,
                 workers,
-                key=lambda w, c=c: (counts[w][c] <= base[c], extras[w], self._order[w]),
+                key=lambda w, c=c: (counts[w][c] <= base[c], extras[w], position[w]),
             )
             for w in chosen:
                 extra[w][c] = 1
@@ -371,7 +344,7 @@ class Dispatcher:
                 bottom += 1
 
         for w in workers:
-            want = [b + x for b, x in zip(base, extra[w])]
+            want = [b + x for b, x in zip(base, extra[w], strict=True)]
             if want != counts[w]:
                 self._before.setdefault(w, tuple(counts[w]))
                 counts[w] = want

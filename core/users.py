@@ -66,11 +66,15 @@ def tag(*tags: str) -> Callable[[Any], Any]:
     return decorator
 
 
-def _collect_tasks(name: str, bases: tuple[type, ...], attrs: dict[str, Any]) -> list[Any]:
-    """The class's task list, each task repeated by its weight (Locust's representation)."""
+def _collect_tasks(bases: tuple[type, ...], attrs: dict[str, Any]) -> list[Any]:
+    """The class's task list, each task repeated by its weight (Locust's representation):
+    the bases' tasks, then the ``tasks`` attribute (list, dict or (task, weight) tuples), then
+    the ``@task`` methods."""
+    tasks: list[Any] = []
+    for base in bases:
+        tasks.extend(getattr(base, "tasks", None) or [])
     declared = attrs.get("tasks")
     if declared is not None:
-        tasks: list[Any] = []
         if isinstance(declared, dict):
             for t, weight in declared.items():
                 tasks.extend([t] * int(weight))
@@ -80,10 +84,6 @@ def _collect_tasks(name: str, bases: tuple[type, ...], attrs: dict[str, Any]) ->
                     tasks.extend([t[0]] * int(t[1]))
                 else:
                     tasks.append(t)
-        return tasks
-    tasks = []
-    for base in bases:
-        tasks.extend(getattr(base, "tasks", None) or [])
     for item in attrs.values():
         weight = getattr(item, "locust_task_weight", None)
         if weight is not None:
@@ -93,7 +93,7 @@ def _collect_tasks(name: str, bases: tuple[type, ...], attrs: dict[str, Any]) ->
 
 class _TaskHolderMeta(type):
     def __new__(mcs, name: str, bases: tuple[type, ...], attrs: dict[str, Any]) -> type:
-        attrs["tasks"] = _collect_tasks(name, bases, attrs)
+        attrs["tasks"] = _collect_tasks(bases, attrs)
         attrs.setdefault("abstract", False)
         return super().__new__(mcs, name, bases, attrs)
 

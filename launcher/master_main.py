@@ -85,8 +85,8 @@ async def master_async(runtime: MasterRuntime, options: argparse.Namespace) -> i
             )
         )
     history = None
-    if options.csv:
-        history = report_csv.StatsHistoryWriter(options.csv, full_history=options.csv_full_history)
+    if options.csv_prefix:
+        history = report_csv.StatsHistoryWriter(options.csv_prefix, full_history=options.stats_history_enabled)
         periodic.append(
             loop.create_task(
                 _every(CSV_HISTORY_INTERVAL, lambda: history.write(stats, runtime.user_count))
@@ -108,7 +108,7 @@ async def master_async(runtime: MasterRuntime, options: argparse.Namespace) -> i
         if runtime.shape is not None:
             runtime.start_shape()
         elif not runtime._quit_event.is_set():
-            users = options.users if options.users is not None else 1
+            users = options.num_users if options.num_users is not None else 1
             rate = options.spawn_rate if options.spawn_rate is not None else 1
             log.info("Ramping to %d users at a rate of %g per second", users, rate)
             runtime.start(users, rate)
@@ -144,8 +144,8 @@ def final_reports(runtime: MasterRuntime, options: argparse.Namespace) -> None:
             f"({options.stats_interval:g} s) of unreported results, which are missing from these figures",
             flush=True,
         )
-    if options.csv:
-        report_csv.write_csv_files(stats, options.csv)
+    if options.csv_prefix:
+        report_csv.write_csv_files(stats, options.csv_prefix)
     if options.json or options.json_file:
         document = report_json.stats_to_json(stats)
         if options.json_file:
@@ -159,10 +159,10 @@ def final_reports(runtime: MasterRuntime, options: argparse.Namespace) -> None:
         if options.json:
             sys.stdout.write(json.dumps(document, indent=4) + "\n")
             sys.stdout.flush()
-    if options.html:
+    if options.html_file:
         try:
             from lcore.exporters.report_html import write_html_report
 
-            write_html_report(runtime, options.html)
+            write_html_report(runtime, options.html_file)
         except ImportError:
             log.warning("--html is not available in this build")

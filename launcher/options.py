@@ -110,7 +110,9 @@ def _renamed(new_name: str) -> type[argparse.Action]:
     """An action refusing an option Locust renamed, naming the new one."""
 
     class Renamed(argparse.Action):
-        def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> None:
+        def __call__(
+            self, parser: Any, namespace: Any, values: Any, option_string: Any = None
+        ) -> None:
             raise argparse.ArgumentError(self, f"this option was renamed {new_name}")
 
     return Renamed
@@ -133,10 +135,10 @@ Examples:
 
 def build_parser(add_help: bool = True) -> argparse.ArgumentParser:
     """The full parser: Locust's options with Locust's defaults, then lcore's own."""
-    return _build(add_help=add_help, positionals=True)
+    return _build(add_help=add_help, positionals=True, allow_abbrev=True)
 
 
-def _build(*, add_help: bool, positionals: bool) -> LcoreArgumentParser:
+def _build(*, add_help: bool, positionals: bool, allow_abbrev: bool) -> LcoreArgumentParser:
     parser = LcoreArgumentParser(
         prog="lcore",
         usage="lcore [options] [UserClass ...]",
@@ -144,6 +146,7 @@ def _build(*, add_help: bool, positionals: bool) -> LcoreArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         add_help=add_help,
+        allow_abbrev=allow_abbrev,
     )
     parser._optionals.title = "Common options"
     add = parser.add_argument
@@ -156,7 +159,12 @@ def _build(*, add_help: bool, positionals: bool) -> LcoreArgumentParser:
         "comma-separated list of files. Default: locustfile (i.e. locustfile.py).",
     )
     add("--config", metavar="FILE", help="Read more options from FILE (after the default files).")
-    add("-H", "--host", metavar="URL", help="Base URL of the system under test, e.g. https://example.com.")
+    add(
+        "-H",
+        "--host",
+        metavar="URL",
+        help="Base URL of the system under test, e.g. https://example.com.",
+    )
     add(
         "-u",
         "--users",
@@ -172,7 +180,13 @@ def _build(*, add_help: bool, positionals: bool) -> LcoreArgumentParser:
         metavar="RATE",
         help="Users started per second (with --headless or --autostart).",
     )
-    add("--hatch-rate", action=_renamed("--spawn-rate"), nargs=0, help=argparse.SUPPRESS)
+    add(
+        "--hatch-rate",
+        action=_renamed("--spawn-rate"),
+        nargs=0,
+        default=argparse.SUPPRESS,
+        help=argparse.SUPPRESS,
+    )
     add(
         "-t",
         "--run-time",
@@ -181,20 +195,37 @@ def _build(*, add_help: bool, positionals: bool) -> LcoreArgumentParser:
         help="Stop after this long, e.g. 300s, 20m, 3h, 1h30m (with --headless or --autostart). "
         "Default: run until stopped.",
     )
-    add("-l", "--list", action="store_true", dest="list_commands", help="List the User classes and exit.")
+    add(
+        "-l",
+        "--list",
+        action="store_true",
+        dest="list_commands",
+        help="List the User classes and exit.",
+    )
     add("--config-users", nargs="*", metavar="JSON", help=_IGNORED)
 
     web = parser.add_argument_group("Web UI options")
-    web.add_argument("--web-host", default="", metavar="IP", help="Interface of the status page. Default: all.")
     web.add_argument(
-        "--web-port", "-P", type=int, default=8089, metavar="PORT", help="Port of the status page. Default: 8089."
+        "--web-host", default="", metavar="IP", help="Interface of the status page. Default: all."
+    )
+    web.add_argument(
+        "--web-port",
+        "-P",
+        type=int,
+        default=8089,
+        metavar="PORT",
+        help="Port of the status page. Default: 8089.",
     )
     web.add_argument(
         "--headless",
         action="store_true",
         help="No status page controls: start the test at once (use -u, -r and -t).",
     )
-    web.add_argument("--no-web", action="store_true", dest="headless", help=argparse.SUPPRESS)
+    web.add_argument(
+        "--no-web",
+        action="store_true",
+        help="Serve nothing over HTTP: no status page, no /metrics (a headless master serves them).",
+    )
     # Undoes a `headless = true` from a config file, as in Locust.
     web.add_argument("--headful", action="store_true", help=argparse.SUPPRESS)
     web.add_argument(
@@ -213,15 +244,21 @@ def _build(*, add_help: bool, positionals: bool) -> LcoreArgumentParser:
     web.add_argument(
         "--web-auth", metavar="USER:PASSWORD", help="Protect the status page with HTTP basic auth."
     )
-    web.add_argument("--tls-cert", default="", metavar="FILE", help="TLS certificate to serve HTTPS.")
-    web.add_argument("--tls-key", default="", metavar="FILE", help="TLS private key to serve HTTPS.")
+    web.add_argument(
+        "--tls-cert", default="", metavar="FILE", help="TLS certificate to serve HTTPS."
+    )
+    web.add_argument(
+        "--tls-key", default="", metavar="FILE", help="TLS private key to serve HTTPS."
+    )
     web.add_argument(
         "--class-picker",
         action="store_true",
         env_var="LOCUST_USERCLASS_PICKER",
         help="Let the status page choose User and shape classes.",
     )
-    web.add_argument("--web-base-path", default="", metavar="PATH", help="URL prefix of the status page.")
+    web.add_argument(
+        "--web-base-path", default="", metavar="PATH", help="URL prefix of the status page."
+    )
     web.add_argument("--web-host-display-name", help=argparse.SUPPRESS)
     web.add_argument("--legacy-ui", action="store_true", help=argparse.SUPPRESS)
     web.add_argument("--modern-ui", action="store_true", help=argparse.SUPPRESS)
@@ -236,10 +273,17 @@ def _build(*, add_help: bool, positionals: bool) -> LcoreArgumentParser:
         help="Run as master only; workers connect to it.",
     )
     master.add_argument(
-        "--master-bind-host", default="*", metavar="IP", help="Interface the master listens on. Default: * (all)."
+        "--master-bind-host",
+        default="*",
+        metavar="IP",
+        help="Interface the master listens on. Default: * (all).",
     )
     master.add_argument(
-        "--master-bind-port", type=int, default=5557, metavar="PORT", help="Port the master listens on. Default: 5557."
+        "--master-bind-port",
+        type=int,
+        default=5557,
+        metavar="PORT",
+        help="Port the master listens on. Default: 5557.",
     )
     master.add_argument(
         "--expect-workers",
@@ -260,7 +304,13 @@ def _build(*, add_help: bool, positionals: bool) -> LcoreArgumentParser:
         action="store_true",
         help="Accepted for Locust compatibility; lcore always rebalances users when workers come or go.",
     )
-    master.add_argument("--expect-slaves", action=_renamed("--expect-workers"), nargs=0, help=argparse.SUPPRESS)
+    master.add_argument(
+        "--expect-slaves",
+        action=_renamed("--expect-workers"),
+        nargs=0,
+        default=argparse.SUPPRESS,
+        help=argparse.SUPPRESS,
+    )
 
     worker = parser.add_argument_group(
         "Worker options", "Running distributed: workers run the users and report to the master."
@@ -277,7 +327,13 @@ def _build(*, add_help: bool, positionals: bool) -> LcoreArgumentParser:
         metavar="N",
         help="Number of local worker processes; -1 means one per usable core. Default: 1.",
     )
-    worker.add_argument("--slave", action=_renamed("--worker"), nargs=0, help=argparse.SUPPRESS)
+    worker.add_argument(
+        "--slave",
+        action=_renamed("--worker"),
+        nargs=0,
+        default=argparse.SUPPRESS,
+        help=argparse.SUPPRESS,
+    )
     worker.add_argument(
         "--master-host",
         default="127.0.0.1",
@@ -295,7 +351,9 @@ def _build(*, add_help: bool, positionals: bool) -> LcoreArgumentParser:
     )
 
     tags = parser.add_argument_group("Tag options", "Select tasks by their @tag.")
-    tags.add_argument("-T", "--tags", nargs="*", metavar="TAG", help="Run only tasks with any of these tags.")
+    tags.add_argument(
+        "-T", "--tags", nargs="*", metavar="TAG", help="Run only tasks with any of these tags."
+    )
     tags.add_argument(
         "-E", "--exclude-tags", nargs="*", metavar="TAG", help="Skip tasks with any of these tags."
     )
@@ -314,20 +372,34 @@ def _build(*, add_help: bool, positionals: bool) -> LcoreArgumentParser:
         dest="stats_history_enabled",
         help="Append every entry, not only the aggregate, to PREFIX_stats_history.csv (needs --csv).",
     )
-    stats.add_argument("--print-stats", action="store_true", help="Print statistics periodically in UI runs.")
     stats.add_argument(
-        "--only-summary", action="store_true", help="In headless runs, print only the final summary."
+        "--print-stats", action="store_true", help="Print statistics periodically in UI runs."
     )
     stats.add_argument(
-        "--reset-stats", action="store_true", help="Reset statistics once all users have been started."
+        "--only-summary",
+        action="store_true",
+        help="In headless runs, print only the final summary.",
     )
-    stats.add_argument("--html", dest="html_file", metavar="FILE", help="Write an HTML report to FILE.")
-    stats.add_argument("--json", action="store_true", help="Print the final statistics as JSON on stdout.")
-    stats.add_argument("--json-file", metavar="FILE", help="Write the final statistics as JSON to FILE.")
+    stats.add_argument(
+        "--reset-stats",
+        action="store_true",
+        help="Reset statistics once all users have been started.",
+    )
+    stats.add_argument(
+        "--html", dest="html_file", metavar="FILE", help="Write an HTML report to FILE."
+    )
+    stats.add_argument(
+        "--json", action="store_true", help="Print the final statistics as JSON on stdout."
+    )
+    stats.add_argument(
+        "--json-file", metavar="FILE", help="Write the final statistics as JSON to FILE."
+    )
 
     log = parser.add_argument_group("Logging options")
     log.add_argument(
-        "--skip-log-setup", action="store_true", help="Leave logging configuration to the locustfile."
+        "--skip-log-setup",
+        action="store_true",
+        help="Leave logging configuration to the locustfile.",
     )
     log.add_argument(
         "--loglevel",
@@ -342,10 +414,14 @@ def _build(*, add_help: bool, positionals: bool) -> LcoreArgumentParser:
 
     other = parser.add_argument_group("Other options")
     other.add_argument(
-        "--show-task-ratio", action="store_true", help="Print the task execution ratio of each User class."
+        "--show-task-ratio",
+        action="store_true",
+        help="Print the task execution ratio of each User class.",
     )
     other.add_argument(
-        "--show-task-ratio-json", action="store_true", help="Print the task execution ratio as JSON."
+        "--show-task-ratio-json",
+        action="store_true",
+        help="Print the task execution ratio as JSON.",
     )
     other.add_argument(
         "--version", "-V", action="store_true", help="Print lcore's version and exit."
@@ -402,7 +478,9 @@ def _build(*, add_help: bool, positionals: bool) -> LcoreArgumentParser:
         action="store_true",
         help="Debug mode: run one user in this process, with no master and no workers.",
     )
-    own.add_argument("--demo", action="store_true", help="Run the built-in demo (no locustfile needed).")
+    own.add_argument(
+        "--demo", action="store_true", help="Run the built-in demo (no locustfile needed)."
+    )
 
     if positionals:
         classes = parser.add_argument_group("User classes")
@@ -426,14 +504,13 @@ def parse_options(
     partial: bool = False,
 ) -> argparse.Namespace:
     """Options from all sources. ``partial=True`` tolerates options nobody declared (a
-    locustfile's, before it is imported): they are kept in ``_unknown``, ``--help`` only sets
-    ``help``, and a bare word right after an unknown option is taken for its value.
-    Raises OptionsError; ``--help`` (not partial) prints the help and exits 0."""
+    locustfile's, before it is imported): they are kept in ``_unknown``, abbreviations are not
+    expanded, and a bare word right after an unknown option is taken for its value.
+    Raises OptionsError; ``--help`` prints the help and exits 0; ``--version`` sets ``version``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     environ = os.environ if environ is None else environ
-    parser = _build(add_help=not partial, positionals=not partial)
-    if partial:
-        parser.add_argument("-h", "--help", action="store_true", help=argparse.SUPPRESS)
+    # Partial: no abbreviations, or a locustfile's --user would be read as our --users.
+    parser = _build(add_help=True, positionals=not partial, allow_abbrev=not partial)
     builtin = set(map(id, parser._actions))
     if extra_parser_hook is not None:
         extra_parser_hook(parser)
@@ -445,28 +522,27 @@ def parse_options(
     cli, unknown = _parse_command_line(parser, argv, partial)
 
     values = _defaults(parser)
-    if not (cli.get("version") or cli.get("help")):
+    if not cli.get("version"):  # `lcore --version` must work even with a broken config
         keys = _config_keys(parser)
         for path, must_exist in _config_paths(cli.get("config"), environ):
             values.update(_read_config(parser, keys, path, must_exist, partial))
         values.update(_read_environ(parser, environ))
     values.update(cli)
     options = argparse.Namespace(**values)
-    options.help = bool(cli.get("help"))
     options._unknown = unknown
     options._custom_options = [_describe(a) for a in custom if a.option_strings]
     if options.headful:
         options.headless = False
 
     options.locustfiles = []
-    if options.version or options.help:
+    if options.version:
         return options
     missing = [_flag(a) for a in required if getattr(options, a.dest, None) is None]
     if missing:
         raise OptionsError(f"the following arguments are required: {', '.join(missing)}")
-    if not options.demo and options.locustfile != "-":  # '-': a worker fetches it from the master
-        options.locustfiles = find_locustfiles(options.locustfile)
     validate(options)
+    if not options.demo and options.locustfile != "-":  # '-': a worker fetches it from the master
+        options.locustfiles = find_locustfiles(options.locustfile or "")
     return options
 
 
@@ -705,11 +781,13 @@ def _conf_items(text: str, path: Path) -> list[tuple[str, str | list[str], str]]
         found = re.match(r"([^\s:=]+)\s*(?:[:=\s]\s*(.*))?$", line)
         if found is None:
             raise OptionsError(f"{path}, line {number}: cannot read {line!r}")
-        key, value = found.group(1), found.group(2) or ""
+        key, value = found.group(1), found.group(2)
+        if value is None:
+            value = "true"  # a bare key switches a flag on
         value = _unquote(re.sub(r"\s+[#;].*$", "", value).strip())
-        if not value:
-            value = "true"
-        parsed: str | list[str] = _split(value) if value.startswith("[") and value.endswith("]") else value
+        parsed: str | list[str] = (
+            _split(value) if value.startswith("[") and value.endswith("]") else value
+        )
         items.append((key, parsed, f"{path}, line {number}"))
     return items
 
@@ -752,64 +830,76 @@ def _toml_section(text: str, path: Path) -> dict[str, Any]:
     return table
 
 
-_TOML_HEADER = re.compile(r"\s*\[\s*tool\s*\.\s*lcore\s*\]\s*(?:#.*)?$")
+_TOML_HEADER = re.compile(r"\[\s*tool\s*\.\s*lcore\s*\]")
 
 
 def _toml_section_without_tomllib(text: str, path: Path) -> dict[str, Any]:
     """Just enough TOML for ``[tool.lcore]`` when neither tomllib nor tomli is there:
-    ``key = value`` with strings, numbers, booleans and arrays of those."""
+    ``key = value`` with strings, numbers, booleans and (possibly multi-line) arrays of those."""
     table: dict[str, Any] = {}
     inside = False
     pending = ""
     for number, line in enumerate(text.splitlines(), 1):
-        if not pending and re.match(r"\s*\[", line):
-            inside = bool(_TOML_HEADER.match(line))
+        line = _strip_toml_comment(line)
+        if not pending and line.startswith("["):
+            inside = bool(_TOML_HEADER.fullmatch(line))
             continue
-        if not inside:
+        if not inside or not line:
             continue
-        pending = f"{pending} {line.strip()}" if pending else line.strip()
-        if not pending or pending.startswith("#"):
-            pending = ""
-            continue
+        pending = f"{pending} {line}" if pending else line
         key, _, value = pending.partition("=")
         value = value.strip()
         if value.startswith("[") and value.count("[") > value.count("]"):
             continue  # an array spanning lines
         pending = ""
-        key = _unquote(key.strip())
-        table[key] = _toml_value(_strip_toml_comment(value), f"{path}, line {number}")
+        table[_unquote(key.strip())] = _toml_value(value, f"{path}, line {number}")
     return table
 
 
-def _strip_toml_comment(value: str) -> str:
+def _strip_toml_comment(line: str) -> str:
     quote = ""
-    for index, char in enumerate(value):
+    for index, char in enumerate(line):
         if quote:
             quote = "" if char == quote else quote
         elif char in "'\"":
             quote = char
         elif char == "#":
-            return value[:index].strip()
-    return value.strip()
+            return line[:index].strip()
+    return line.strip()
 
 
 def _toml_value(text: str, where: str) -> Any:
     if text in ("true", "false"):
         return text == "true"
-    if text.startswith("'") and text.endswith("'") and len(text) >= 2:
+    if len(text) >= 2 and text[0] == text[-1] == "'":
         return text[1:-1]
-    if text.startswith('"') or text.startswith("["):
+    if len(text) >= 2 and text[0] == text[-1] == '"':
         try:
-            return json.loads(text.rstrip(",").replace(",]", "]").replace(", ]", "]"))
+            return json.loads(text)
         except ValueError:
             pass
-    if re.fullmatch(r"[+-]?[\d_]+", text):
+    elif text.startswith("[") and text.endswith("]"):
+        return [_toml_value(part, where) for part in _toml_array_items(text[1:-1])]
+    elif re.fullmatch(r"[+-]?\d[\d_]*", text):
         return int(text.replace("_", ""))
-    if re.fullmatch(r"[+-]?[\d_]*\.?[\d_]+(?:[eE][+-]?\d+)?", text):
+    elif re.fullmatch(r"[+-]?\d[\d_]*(?:\.\d[\d_]*)?(?:[eE][+-]?\d+)?", text):
         return float(text.replace("_", ""))
     raise OptionsError(
         f"{where}: cannot read {text!r} without tomllib (Python 3.10): install tomli, or use lcore.conf"
     )
+
+
+def _toml_array_items(inner: str) -> list[str]:
+    items, quote, start = [], "", 0
+    for index, char in enumerate(inner + ","):
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == ",":
+            items.append(inner[start:index].strip())
+            start = index + 1
+    return [item for item in items if item]  # TOML allows a trailing comma
 
 
 # --- the environment --------------------------------------------------------------------
@@ -904,7 +994,9 @@ def validate(options: argparse.Namespace) -> None:
         raise OptionsError("--master cannot be combined with --worker")
     processes = get("processes")
     if processes is not None and (processes == 0 or processes < -1):
-        raise OptionsError(f"--processes must be a positive number or -1 (one per core), not {processes}")
+        raise OptionsError(
+            f"--processes must be a positive number or -1 (one per core), not {processes}"
+        )
     if get("num_users") is not None and get("num_users") < 0:
         raise OptionsError(f"--users must not be negative, not {get('num_users')}")
     if get("spawn_rate") is not None and not get("spawn_rate") > 0:
@@ -938,6 +1030,12 @@ def validate(options: argparse.Namespace) -> None:
         if get("worker"):
             raise OptionsError("--run-time belongs on the master, not on workers")
         if not (get("headless") or get("autostart")):
-            raise OptionsError("--run-time can only be used together with --headless or --autostart")
+            raise OptionsError(
+                "--run-time can only be used together with --headless or --autostart"
+            )
+    if get("locustfile") == "-" and not get("worker"):
+        raise OptionsError("-f - (fetch the locustfile from the master) needs --worker")
     if get("run_single_user") and (get("master") or get("worker")):
-        raise OptionsError("--run-single-user runs in this process; it cannot be combined with --master or --worker")
+        raise OptionsError(
+            "--run-single-user runs in this process; it cannot be combined with --master or --worker"
+        )

@@ -1,0 +1,382 @@
+"""A log-linear response-time histogram in integer microseconds (HDR-style).
+
+Values below 128 µs have a bucket each; above that, every power of two is split into 64
+buckets, so a bucket is never wider than 1/64 of its lower bound and the midpoint reported for
+a quantile is within 1/128 (0.8 %) of any value in it. The top bucket ends at 2**32 - 1 µs
+(71 minutes); larger values are counted there, while ``min``, ``max`` and ``sum`` stay exact.
+
+Counts live in one flat list covering only the octaves seen so far (64 buckets each, grown on
+demand), so a typical histogram takes a few KiB and none takes more than 1,728 buckets. A
+histogram decoded from the wire stays sparse until something needs it dense: the master merges
+it bucket by bucket without ever building the dense form.
+
+No gevent, no asyncio: the worker and the master share this module.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from bisect import bisect_left
+from collections.abc import Iterator, Sequence
+from itertools import accumulate, compress
+from operator import add, sub
+from typing import Any
+
+EXACT_BITS = 7
+"""Values below ``1 << EXACT_BITS`` µs are counted exactly."""
+_OCTAVE = 1 << (EXACT_BITS - 1)  # buckets per power of two above the exact range (64)
+_TOP_SHIFT = 25  # the shift of the highest octave: values up to 2**32 - 1
+MAX_TRACKABLE_US = (1 << (EXACT_BITS + _TOP_SHIFT)) - 1
+N_BUCKETS = (_TOP_SHIFT << (EXACT_BITS - 1)) + (1 << EXACT_BITS)  # 1728
+_TOP = N_BUCKETS - 1
+MAX_COUNT = 1 << 48
+"""A sanity bound for decoded counts; no real run comes near it."""
+_NO_MIN = 1 << 64  # larger than any value a test records; stands for "no sample yet"
+
+
+class HistogramError(ValueError):
+    """A wire form that is not a valid histogram."""
+
+
+def bucket_index(value_us: int) -> int:
+    """The index of the bucket that counts ``value_us`` (negative values count as 0)."""
+    if value_us < 0:
+        return 0
+    shift = value_us.bit_length() - EXACT_BITS
+    if shift <= 0:
+        return value_us
+    if shift > _TOP_SHIFT:
+        return _TOP
+    return (shift << (EXACT_BITS - 1)) + (value_us >> shift)
+
+
+def bucket_bounds(index: int) -> tuple[int, int]:
+    """The smallest and largest value (µs, inclusive) that land in bucket ``index``."""
+    if not 0 <= index < N_BUCKETS:
+        raise IndexError(f"bucket index {index} out of range")
+    if index < 1 << EXACT_BITS:
+        return index, index
+    shift = (index >> (EXACT_BITS - 1)) - 1
+    low = (index - (shift << (EXACT_BITS - 1))) << shift
+    return low, low + (1 << shift) - 1
+
+
+def quantile_rank(q: float, n: int) -> int:
+    """The 1-based rank of the sample reported as quantile ``q`` of ``n`` (nearest rank).
+
+    ``q * n`` is rounded to 9 significant digits first, so that e.g. 0.95 * 100 is rank 95
+    and not 96 because of binary floating point.
+    """
+    rank = math.ceil(float(f"{q * n:.9g}"))
+    return 1 if rank < 1 else n if rank > n else rank
+
+
+class Histogram:
+    """Response times in µs: exact count, sum, min and max, and log-linear buckets.
+
+    ``record`` is the hot path of every request. ``merge`` adds another histogram's counts;
+    ``subtract`` removes an earlier snapshot of this one (for figures over a sliding window).
+    """
+
+    __slots__ = ("count", "sum", "_min", "_max", "_base", "_counts", "_sparse")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.sum = 0
+        self._min = _NO_MIN
+        self._max = -1
+        self._base = 0  # the bucket index of _counts[0], a multiple of 64
+        self._counts: list[int] | None = []  # None while the buckets are in _sparse
+        self._sparse: tuple[list[int], list[int]] | None = None  # (indices, counts)
+
+    def record(self, value_us: int) -> None:
+        """Count one value in µs (an int; negative values count as 0)."""
+        if value_us < 0:
+            value_us = 0
+        self.count += 1
+        self.sum += value_us
+        if value_us < self._min:
+            self._min = value_us
+        if value_us > self._max:
+            self._max = value_us
+        shift = value_us.bit_length() - EXACT_BITS
+        if shift > 0:
+            value_us = (shift << 6) + (value_us >> shift) if shift <= _TOP_SHIFT else _TOP
+        offset = value_us - self._base
+        if offset >= 0:
+            try:
+                self._counts[offset] += 1  # type: ignore[index]
+                return
+            except (IndexError, TypeError):  # past the allocated octaves, or still sparse
+                pass
+        self._add_dense(((value_us, 1),))
+
+    @property
+    def min(self) -> int:
+        """The smallest value recorded (µs), 0 when empty."""
+        return self._min if self.count else 0
+
+    @property
+    def max(self) -> int:
+        """The largest value recorded (µs), 0 when empty."""
+        return self._max if self.count else 0
+
+    @property
+    def mean(self) -> float:
+        return self.sum / self.count if self.count else 0.0
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    # -- combining -------------------------------------------------------------------------
+
+    def merge(self, other: Histogram) -> None:
+        """Add ``other``'s samples to this histogram."""
+        if not other.count:
+            return
+        self.count += other.count
+        self.sum += other.sum
+        if other._min < self._min:
+            self._min = other._min
+        if other._max > self._max:
+            self._max = other._max
+        if other._sparse is not None:
+            indices, counts = other._sparse
+            mine = self._dense(indices[0], indices[-1] + 1)
+            base = self._base
+            for index, count in zip(indices, counts, strict=True):
+                mine[index - base] += count
+            return
+        counts = other._counts
+        assert counts is not None
+        low, high = other._base, other._base + len(counts)
+        mine = self._dense(low, high)
+        start = low - self._base
+        # one C-level pass over the other's octaves instead of a Python loop per bucket
+        mine[start : start + len(counts)] = map(add, mine[start : start + len(counts)], counts)
+
+    def subtract(self, earlier: Histogram) -> None:
+        """Remove ``earlier`` (a snapshot of this histogram) from it, leaving what came since.
+
+        ``count`` and ``sum`` stay exact; ``min`` and ``max`` become the bounds of the lowest
+        and highest non-empty bucket, narrowed by the old exact ones. Raises ``ValueError``,
+        changing nothing, if ``earlier`` has a sample this histogram has not.
+        """
+        if not earlier.count:
+            return
+        indices, counts = earlier._nonzero_lists()
+        mine = self._dense(indices[0], indices[-1] + 1)
+        base = self._base
+        if (
+            earlier.count > self.count
+            or earlier.sum > self.sum
+            or any(mine[index - base] < count for index, count in zip(indices, counts, strict=True))
+        ):
+            raise ValueError("subtract: not an earlier snapshot of this histogram")
+        for index, count in zip(indices, counts, strict=True):
+            mine[index - base] -= count
+        self.count -= earlier.count
+        self.sum -= earlier.sum
+        if not self.count:
+            self.reset()
+            return
+        left = list(compress(range(base, base + len(mine)), mine))
+        self._min = max(self._min, bucket_bounds(left[0])[0])
+        self._max = min(self._max, bucket_bounds(left[-1])[1])
+
+    def copy(self) -> Histogram:
+        new = Histogram.__new__(Histogram)
+        new.count, new.sum, new._min, new._max = self.count, self.sum, self._min, self._max
+        new._base = self._base
+        new._counts = None if self._counts is None else list(self._counts)
+        new._sparse = self._sparse  # never mutated in place: sharing is safe
+        return new
+
+    def compact_copy(self) -> Histogram:
+        """A copy whose buckets are packed machine integers: for snapshots kept a while.
+
+        It takes 8 bytes a bucket where a list of large counts takes about 40. Recording into
+        it works, just more slowly.
+        """
+        new = self.copy()
+        if new._counts is not None:
+            new._counts = array("Q", new._counts)  # type: ignore[assignment]
+        return new
+
+    def reset(self) -> None:
+        self.__init__()  # type: ignore[misc]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Histogram):
+            return NotImplemented
+        return self.to_wire() == other.to_wire()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<Histogram count={self.count} min={self.min} max={self.max} sum={self.sum}>"
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def quantile(self, q: float) -> int:
+        """The value (µs) at quantile ``q`` in [0, 1], within 1/128 of the exact sample.
+
+        The exact sample is the one at rank ``quantile_rank(q, count)``; 0 when empty.
+        """
+        return self.quantiles((q,))[0]
+
+    def quantiles(self, qs: Sequence[float]) -> list[int]:
+        """``quantile`` for several points, in one pass."""
+        n = self.count
+        if not n:
+            return [0 for _ in qs]
+        indices, counts = self._nonzero_lists()
+        cumulative = list(accumulate(counts))
+        out = []
+        for q in qs:
+            if not 0.0 <= q <= 1.0:
+                raise ValueError(f"quantile {q!r} is not in [0, 1]")
+            rank = quantile_rank(q, n)
+            if rank == n:
+                out.append(self._max)
+            elif rank == 1:
+                out.append(self._min)
+            else:
+                low, high = bucket_bounds(indices[bisect_left(cumulative, rank)])
+                mid = (low + high + 1) >> 1
+                out.append(self._min if mid < self._min else self._max if mid > self._max else mid)
+        return out
+
+    def buckets(self) -> Iterator[tuple[int, int, int]]:
+        """``(low_us, high_us, count)`` of every non-empty bucket, in increasing order."""
+        for index, count in self._nonzero():
+            low, high = bucket_bounds(index)
+            yield low, high, count
+
+    def count_at_or_below(self, bounds_us: Sequence[int]) -> list[int]:
+        """For each bound (increasing, µs), how many samples are at or below it.
+
+        Exact where a bound ends a bucket; otherwise the bucket holding the bound counts as
+        below it. Meant for exporting as cumulative buckets (Prometheus ``le``).
+        """
+        out = []
+        total = 0
+        pairs = iter(self._nonzero())
+        pending = next(pairs, None)
+        for bound in bounds_us:
+            limit = bucket_index(bound)
+            while pending is not None and pending[0] <= limit:
+                total += pending[1]
+                pending = next(pairs, None)
+            out.append(total)
+        return out
+
+    # -- wire form -------------------------------------------------------------------------
+
+    def to_wire(self) -> list[int]:
+        """``[count, sum, min, max, gap, n, gap, n, ...]``: msgpack-able, non-empty buckets only.
+
+        The first gap is the index of the lowest non-empty bucket, each next gap the distance
+        from the previous one (so mostly one-byte integers on the wire).
+        """
+        if not self.count:
+            return [0, 0, 0, 0]
+        indices, counts = self._nonzero_lists()
+        pairs = [0] * (2 * len(counts))
+        pairs[0::2] = [indices[0], *map(sub, indices[1:], indices)]
+        pairs[1::2] = counts
+        return [self.count, self.sum, self._min, self._max, *pairs]
+
+    @classmethod
+    def from_wire(cls, obj: Any) -> Histogram:
+        """The inverse of ``to_wire``; raises ``HistogramError`` unless ``obj`` is consistent."""
+        if type(obj) is not list and type(obj) is not tuple:
+            raise HistogramError(f"histogram: expected a list, got {type(obj).__name__}")
+        size = len(obj)
+        if size < 4 or size % 2 or size > 4 + 2 * N_BUCKETS:
+            raise HistogramError(f"histogram: bad length {size}")
+        if not _all_ints(obj):
+            raise HistogramError("histogram: every field must be an integer")
+        count, total, low, high = obj[0], obj[1], obj[2], obj[3]
+        new = cls()
+        if size == 4:
+            if count or total or low or high:
+                raise HistogramError("histogram: counts without buckets")
+            return new
+        gaps, counts = obj[4::2], obj[5::2]
+        if gaps[0] < 0 or (len(gaps) > 1 and min(gaps[1:]) < 1) or sum(gaps) >= N_BUCKETS:
+            raise HistogramError("histogram: bucket indices out of order or out of range")
+        if min(counts) < 1 or sum(counts) != count or count > MAX_COUNT:
+            raise HistogramError("histogram: bucket counts do not add up")
+        indices = list(accumulate(gaps))
+        if (
+            not 0 <= low <= high
+            or bucket_index(low) != indices[0]
+            or bucket_index(high) != indices[-1]
+        ):
+            raise HistogramError("histogram: min/max disagree with the buckets")
+        if high > MAX_TRACKABLE_US << 16 or not low * count <= total <= high * count:
+            raise HistogramError("histogram: sum out of range")
+        new.count, new.sum, new._min, new._max = count, total, low, high
+        new._counts = None
+        new._sparse = (indices, list(counts))
+        return new
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _nonzero(self) -> Iterator[tuple[int, int]]:
+        return zip(*self._nonzero_lists(), strict=True)
+
+    def _nonzero_lists(self) -> tuple[list[int], list[int]]:
+        if self._sparse is not None:
+            return self._sparse
+        counts = self._counts
+        assert counts is not None
+        indices = list(compress(range(self._base, self._base + len(counts)), counts))
+        return indices, list(compress(counts, counts))
+
+    def _dense(self, low: int, high: int) -> list[int]:
+        """The dense counts, allocated to cover bucket indices ``[low, high)`` at least."""
+        if self._sparse is not None:
+            indices, counts = self._sparse
+            self._sparse = None
+            self._counts = []
+            self._base = 0
+            low, high = min(low, indices[0]), max(high, indices[-1] + 1)
+            mine = self._dense(low, high)
+            base = self._base
+            for index, count in zip(indices, counts, strict=True):
+                mine[index - base] += count
+            return mine
+        counts = self._counts
+        assert counts is not None
+        low &= ~(_OCTAVE - 1)
+        high = (high + _OCTAVE - 1) & ~(_OCTAVE - 1)
+        if not counts:
+            self._base = low
+            self._counts = counts = [0] * (high - low)
+            return counts
+        base, end = self._base, self._base + len(counts)
+        if low >= base and high <= end:
+            if type(counts) is not list:  # a compact copy being written to
+                self._counts = counts = list(counts)
+            return counts
+        low, high = min(low, base), max(high, end)
+        self._counts = counts = [0] * (base - low) + list(counts) + [0] * (high - end)
+        self._base = low
+        return counts
+
+    def _add_dense(self, pairs: Any) -> None:
+        """Add ``(index, count)`` pairs (increasing indices) to the buckets, growing them."""
+        if not isinstance(pairs, tuple):
+            pairs = tuple(pairs)
+        mine = self._dense(pairs[0][0], pairs[-1][0] + 1)
+        base = self._base
+        for index, count in pairs:
+            mine[index - base] += count
+
+
+def _all_ints(values: Sequence[Any]) -> bool:
+    # one C-level pass; bool is rejected on purpose (type, not isinstance)
+    return set(map(type, values)) == {int}

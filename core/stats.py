@@ -1,0 +1,848 @@
+"""Request statistics: the worker's recorder, the deltas it ships, the master's merged view.
+
+    RequestStats   worker side. ``record`` is the hot path of every request (one dict lookup);
+                   ``take_delta`` swaps in fresh tallies and hands back the old ones.
+    StatsDelta     one interval of one worker: tallies per (method, name), errors, task
+                   exceptions. ``to_wire``/``from_wire`` (and ``encode``/``decode``) carry it
+                   to the master; decoding validates everything and raises ``DeltaError``.
+    MergedStats    master side, and what ``environment.runner.stats`` is there: Locust's
+                   ``RequestStats`` interface (``entries``, ``total``, ``errors``...) over exact
+                   totals, per-worker counts and a short time series for "current" figures.
+
+Response times are integer microseconds inside (histograms) and milliseconds on the
+Locust-compatible surface. No gevent, no asyncio: master, worker and debug runner share this.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import msgpack
+
+from .histogram import MAX_COUNT, Histogram, HistogramError
+
+__all__ = [
+    "PERCENTILES",
+    "PERCENTILES_TO_REPORT",
+    "DeltaError",
+    "ExceptionRecord",
+    "MergedStats",
+    "RequestStats",
+    "StatsDelta",
+    "StatsEntry",
+    "StatsError",
+    "Tally",
+    "WorkerStats",
+    "error_text",
+]
+
+PERCENTILES = (0.50, 0.66, 0.75, 0.80, 0.90, 0.95, 0.98, 0.99, 0.999, 0.9999, 1.0)
+"""The percentiles every report shows, as Locust's ``PERCENTILES_TO_REPORT``."""
+PERCENTILES_TO_REPORT = list(PERCENTILES)
+CURRENT_RESPONSE_TIME_PERCENTILE_WINDOW = 10
+"""Seconds covered by "current" figures (RPS, percentiles) unless told otherwise."""
+
+WIRE_VERSION = 1
+MAX_ENTRIES = 100_000
+MAX_ERRORS = 100_000
+MAX_NAME_LENGTH = 65_536
+MAX_TEXT_LENGTH = 1 << 20
+MAX_CONTENT_LENGTH = 1 << 63
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+class DeltaError(ValueError):
+    """A stats delta that is truncated, garbled or inconsistent; nothing was merged."""
+
+
+def error_text(error: object) -> str:
+    """How a failure is named in the error table: a string as is, anything else by its repr.
+
+    Memory addresses are masked so that the same error from many objects counts as one.
+    """
+    text = error if isinstance(error, str) else repr(error)
+    if " at 0x" in text:
+        text = _ADDRESS.sub(" at 0x....", text)
+    return text[:MAX_TEXT_LENGTH]
+
+
+# -- worker side ---------------------------------------------------------------------------
+
+
+class Tally:
+    """What one (method, name) recorded during one interval."""
+
+    __slots__ = ("histogram", "failures", "content_length")
+
+    def __init__(
+        self, histogram: Histogram | None = None, failures: int = 0, content_length: int = 0
+    ) -> None:
+        self.histogram = Histogram() if histogram is None else histogram
+        self.failures = failures
+        self.content_length = content_length
+
+    @property
+    def count(self) -> int:
+        return self.histogram.count
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Tally):
+            return NotImplemented
+        return (self.failures, self.content_length, self.histogram) == (
+            other.failures,
+            other.content_length,
+            other.histogram,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<Tally count={self.count} failures={self.failures} bytes={self.content_length}>"
+
+
+class RequestStats:
+    """The worker's recorder: tallies per (method, name) for the interval in progress.
+
+    ``record`` is what ``events.request`` and the HTTP client call for every request. A
+    worker is one OS thread (greenlets), and neither ``record`` nor ``take_delta`` yields, so
+    the swap in ``take_delta`` can neither lose nor double a request: no locks.
+    """
+
+    def __init__(self, now: float | None = None) -> None:
+        self._entries: dict[tuple[str, str], Tally] = {}
+        self._errors: dict[tuple[str, str, str], int] = {}
+        self._exceptions: dict[tuple[str, str], int] = {}
+        self._interval_start = time.time() if now is None else now
+
+    def record(
+        self,
+        request_type: str,
+        name: str,
+        response_time_ms: float,
+        response_length: int,
+        exception: object | None,
+    ) -> None:
+        """Count one request; ``exception`` not None makes it a failure as well."""
+        tally = self._entries.get((request_type, name))
+        if tally is None:
+            tally = self._entries[(request_type, name)] = Tally()
+        tally.content_length += response_length
+        tally.histogram.record(int(response_time_ms * 1000.0 + 0.5))
+        if exception is not None:
+            tally.failures += 1
+            key = (request_type, name, error_text(exception))
+            errors = self._errors
+            errors[key] = errors.get(key, 0) + 1
+
+    def log_exception(self, message: str, traceback: str) -> None:
+        """Count an exception a task raised (not a request failure)."""
+        key = (message, traceback)
+        self._exceptions[key] = self._exceptions.get(key, 0) + 1
+
+    def take_delta(self, now: float | None = None) -> StatsDelta:
+        """Everything recorded since the last call, as a delta; recording goes on afresh."""
+        end = time.time() if now is None else now
+        # the whole swap is plain assignments: no greenlet switch can land in the middle
+        delta = StatsDelta(self._interval_start, end, self._entries, self._errors, self._exceptions)
+        self._entries, self._errors, self._exceptions = {}, {}, {}
+        self._interval_start = end
+        return delta
+
+    def reset(self, now: float | None = None) -> None:
+        """Drop what the interval in progress recorded."""
+        self.take_delta(now)
+
+    @property
+    def entries(self) -> dict[tuple[str, str], Tally]:
+        """The interval in progress, keyed by (method, name). Read it, don't keep it."""
+        return self._entries
+
+    @property
+    def errors(self) -> dict[tuple[str, str, str], int]:
+        return self._errors
+
+    @property
+    def exceptions(self) -> dict[tuple[str, str], int]:
+        return self._exceptions
+
+    @property
+    def num_requests(self) -> int:
+        return sum(t.histogram.count for t in self._entries.values())
+
+    @property
+    def num_failures(self) -> int:
+        return sum(t.failures for t in self._entries.values())
+
+
+# -- the delta and its wire form -------------------------------------------------------------
+
+
+class StatsDelta:
+    """One interval of one worker (or of the debug runner), from ``start`` to ``end``.
+
+    ``entries`` maps (method, name) to a ``Tally``; ``errors`` maps (method, name, error
+    text) to occurrences; ``exceptions`` maps (message, traceback) to a count.
+
+    Wire form, all msgpack-able::
+
+        [1, start, end,
+         [[method, name, failures, content_length, histogram_wire], ...],
+         [[method, name, error_text, occurrences], ...],
+         [[message, traceback, count], ...]]
+    """
+
+    __slots__ = ("start", "end", "entries", "errors", "exceptions")
+
+    def __init__(
+        self,
+        start: float,
+        end: float,
+        entries: dict[tuple[str, str], Tally] | None = None,
+        errors: dict[tuple[str, str, str], int] | None = None,
+        exceptions: dict[tuple[str, str], int] | None = None,
+    ) -> None:
+        self.start = start
+        self.end = end
+        self.entries = {} if entries is None else entries
+        self.errors = {} if errors is None else errors
+        self.exceptions = {} if exceptions is None else exceptions
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.entries or self.errors or self.exceptions)
+
+    @property
+    def num_requests(self) -> int:
+        return sum(t.histogram.count for t in self.entries.values())
+
+    @property
+    def num_failures(self) -> int:
+        return sum(t.failures for t in self.entries.values())
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, StatsDelta):
+            return NotImplemented
+        return self.to_wire() == other.to_wire()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"<StatsDelta {self.start:.3f}..{self.end:.3f} entries={len(self.entries)} "
+            f"requests={self.num_requests} failures={self.num_failures}>"
+        )
+
+    def to_wire(self) -> list[Any]:
+        return [
+            WIRE_VERSION,
+            self.start,
+            self.end,
+            [
+                [method, name, t.failures, t.content_length, t.histogram.to_wire()]
+                for (method, name), t in self.entries.items()
+            ],
+            [[method, name, text, n] for (method, name, text), n in self.errors.items()],
+            [[message, tb, n] for (message, tb), n in self.exceptions.items()],
+        ]
+
+    def encode(self) -> bytes:
+        return msgpack.packb(self.to_wire(), use_bin_type=True)
+
+    @classmethod
+    def decode(cls, data: bytes) -> StatsDelta:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise DeltaError(f"delta: expected bytes, got {type(data).__name__}")
+        try:
+            obj = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True)
+        except Exception as e:  # msgpack raises several types for truncated or bad input
+            raise DeltaError(f"delta: not msgpack ({type(e).__name__}: {e})") from None
+        return cls.from_wire(obj)
+
+    @classmethod
+    def from_wire(cls, obj: Any) -> StatsDelta:
+        """Check ``obj`` completely, then build the delta; ``DeltaError`` if anything is off."""
+        if not _is_list(obj) or len(obj) != 6:
+            raise DeltaError("delta: expected a list of 6 fields")
+        version, start, end, raw_entries, raw_errors, raw_exceptions = obj
+        if version != WIRE_VERSION or type(version) is not int:
+            raise DeltaError(f"delta: unsupported wire version {version!r}")
+        if not (_is_time(start) and _is_time(end) and start <= end):
+            raise DeltaError("delta: bad interval timestamps")
+        entries = _parse_entries(raw_entries)
+        errors = _parse_errors(raw_errors, entries)
+        exceptions = _parse_exceptions(raw_exceptions)
+        return cls(float(start), float(end), entries, errors, exceptions)
+
+
+def _is_list(obj: Any) -> bool:
+    return type(obj) is list or type(obj) is tuple
+
+
+def _is_time(value: Any) -> bool:
+    return (
+        (type(value) is float or type(value) is int) and 0 <= value < 1e12 and math.isfinite(value)
+    )
+
+
+def _is_text(value: Any, limit: int) -> bool:
+    return type(value) is str and len(value) <= limit
+
+
+def _is_count(value: Any, low: int = 0, high: int = MAX_COUNT) -> bool:
+    return type(value) is int and low <= value <= high
+
+
+def _parse_entries(raw: Any) -> dict[tuple[str, str], Tally]:
+    if not _is_list(raw) or len(raw) > MAX_ENTRIES:
+        raise DeltaError("delta: entries must be a list")
+    entries: dict[tuple[str, str], Tally] = {}
+    for item in raw:
+        if not _is_list(item) or len(item) != 5:
+            raise DeltaError("delta: an entry must be a list of 5 fields")
+        method, name, failures, content_length, histogram = item
+        if not (_is_text(method, MAX_NAME_LENGTH) and _is_text(name, MAX_NAME_LENGTH)):
+            raise DeltaError("delta: entry method and name must be strings")
+        try:
+            parsed = Histogram.from_wire(histogram)
+        except HistogramError as e:
+            raise DeltaError(f"delta: entry {method} {name[:80]}: {e}") from None
+        if not parsed.count:
+            raise DeltaError(f"delta: entry {method} {name[:80]} has no requests")
+        if not _is_count(failures, 0, parsed.count):
+            raise DeltaError(f"delta: entry {method} {name[:80]}: bad failure count")
+        if not _is_count(content_length, 0, MAX_CONTENT_LENGTH):
+            raise DeltaError(f"delta: entry {method} {name[:80]}: bad content length")
+        key = (method, name)
+        if key in entries:
+            raise DeltaError(f"delta: entry {method} {name[:80]} appears twice")
+        entries[key] = Tally(parsed, failures, content_length)
+    return entries
+
+
+def _parse_errors(
+    raw: Any, entries: dict[tuple[str, str], Tally]
+) -> dict[tuple[str, str, str], int]:
+    if not _is_list(raw) or len(raw) > MAX_ERRORS:
+        raise DeltaError("delta: errors must be a list")
+    errors: dict[tuple[str, str, str], int] = {}
+    per_entry: dict[tuple[str, str], int] = {}
+    for item in raw:
+        if not _is_list(item) or len(item) != 4:
+            raise DeltaError("delta: an error must be a list of 4 fields")
+        method, name, text, occurrences = item
+        if not (
+            _is_text(method, MAX_NAME_LENGTH)
+            and _is_text(name, MAX_NAME_LENGTH)
+            and _is_text(text, MAX_TEXT_LENGTH)
+            and _is_count(occurrences, 1)
+        ):
+            raise DeltaError("delta: an error has a bad field")
+        key = (method, name, text)
+        if key in errors:
+            raise DeltaError("delta: an error appears twice")
+        errors[key] = occurrences
+        per_entry[(method, name)] = per_entry.get((method, name), 0) + occurrences
+    # every failure is one error occurrence of its entry, and nothing else is
+    for key, tally in entries.items():
+        if per_entry.pop(key, 0) != tally.failures:
+            raise DeltaError(
+                f"delta: errors of {key[0]} {key[1][:80]} do not add up to its failures"
+            )
+    if per_entry:
+        raise DeltaError("delta: errors for an entry that is not there")
+    return errors
+
+
+def _parse_exceptions(raw: Any) -> dict[tuple[str, str], int]:
+    if not _is_list(raw) or len(raw) > MAX_ERRORS:
+        raise DeltaError("delta: exceptions must be a list")
+    exceptions: dict[tuple[str, str], int] = {}
+    for item in raw:
+        if not _is_list(item) or len(item) != 3:
+            raise DeltaError("delta: an exception must be a list of 3 fields")
+        message, tb, count = item
+        if not (
+            _is_text(message, MAX_TEXT_LENGTH)
+            and _is_text(tb, MAX_TEXT_LENGTH)
+            and _is_count(count, 1)
+        ):
+            raise DeltaError("delta: an exception has a bad field")
+        if (message, tb) in exceptions:
+            raise DeltaError("delta: an exception appears twice")
+        exceptions[(message, tb)] = count
+    return exceptions
+
+
+# -- master side -----------------------------------------------------------------------------
+
+
+class StatsError:
+    """Failures of one (method, name) with one error text, as Locust's ``StatsError``."""
+
+    __slots__ = ("method", "name", "error", "occurrences", "first_seen", "last_seen")
+
+    def __init__(
+        self,
+        method: str,
+        name: str,
+        error: str,
+        occurrences: int = 0,
+        first_seen: float | None = None,
+        last_seen: float | None = None,
+    ) -> None:
+        self.method = method
+        self.name = name
+        self.error = error
+        self.occurrences = occurrences
+        self.first_seen = first_seen
+        self.last_seen = last_seen
+
+    def to_name(self) -> str:
+        """``"METHOD name: error"``, with a ``CatchResponseError(...)`` wrapper taken off."""
+        error = self.error
+        prefix = "CatchResponseError("
+        if error.startswith(prefix) and error.endswith(")"):
+            error = error[len(prefix) : -1]
+        return f"{self.method} {self.name}: {error}"
+
+    def __repr__(self) -> str:
+        return f"<StatsError {self.to_name()!r} x{self.occurrences}>"
+
+
+class ExceptionRecord:
+    """A task exception: how often, which message and traceback, from which workers.
+
+    Also readable as a dict (``record["count"]``), the shape of Locust's
+    ``runner.exceptions`` values.
+    """
+
+    __slots__ = ("count", "msg", "traceback", "nodes")
+
+    def __init__(self, msg: str, traceback: str) -> None:
+        self.count = 0
+        self.msg = msg
+        self.traceback = traceback
+        self.nodes: set[str] = set()
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self.__slots__:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __repr__(self) -> str:
+        return f"<ExceptionRecord {self.msg[:60]!r} x{self.count} from {sorted(self.nodes)}>"
+
+
+class WorkerStats:
+    """What one worker has reported since the last reset."""
+
+    __slots__ = ("num_requests", "num_failures", "num_deltas", "last_report")
+
+    def __init__(self) -> None:
+        self.num_requests = 0
+        self.num_failures = 0
+        self.num_deltas = 0
+        self.last_report: float | None = None  # the end of its latest delta
+
+    def __repr__(self) -> str:
+        return f"<WorkerStats requests={self.num_requests} failures={self.num_failures}>"
+
+
+class StatsEntry:
+    """One (name, method) row, with Locust's ``StatsEntry`` attribute names.
+
+    Response times are in milliseconds (floats); counts are exact. "Current" figures cover
+    the owning ``MergedStats``' window (10 s unless told otherwise).
+    """
+
+    __slots__ = (
+        "stats",
+        "name",
+        "method",
+        "num_failures",
+        "total_content_length",
+        "start_time",
+        "last_request_timestamp",
+        "num_reqs_per_sec",
+        "num_fail_per_sec",
+        "_histogram",
+    )
+    num_none_requests = 0
+    use_response_times_cache = True
+
+    def __init__(self, stats: MergedStats, name: str, method: str, start_time: float) -> None:
+        self.stats = stats
+        self.name = name
+        self.method = method
+        self.num_failures = 0
+        self.total_content_length = 0
+        self.start_time = start_time
+        self.last_request_timestamp: float | None = None
+        # requests and failures per second (by the end of the delta that carried them)
+        self.num_reqs_per_sec: dict[int, int] = {}
+        self.num_fail_per_sec: dict[int, int] = {}
+        self._histogram = Histogram()
+
+    @property
+    def histogram(self) -> Histogram:
+        """All response times of this entry, in µs."""
+        return self._histogram
+
+    @property
+    def num_requests(self) -> int:
+        return self.histogram.count
+
+    @property
+    def total_response_time(self) -> float:
+        return self.histogram.sum / 1000
+
+    @property
+    def min_response_time(self) -> float | None:
+        h = self.histogram
+        return h.min / 1000 if h.count else None
+
+    @property
+    def max_response_time(self) -> float:
+        return self.histogram.max / 1000
+
+    @property
+    def avg_response_time(self) -> float:
+        h = self.histogram
+        return h.sum / h.count / 1000 if h.count else 0.0
+
+    @property
+    def median_response_time(self) -> float:
+        return self.histogram.quantile(0.5) / 1000
+
+    @property
+    def avg_content_length(self) -> float:
+        n = self.num_requests
+        return self.total_content_length / n if n else 0.0
+
+    @property
+    def fail_ratio(self) -> float:
+        n = self.num_requests
+        if n:
+            return self.num_failures / n
+        return 1.0 if self.num_failures else 0.0
+
+    @property
+    def current_rps(self) -> float:
+        return self.stats._per_second_rate(self.num_reqs_per_sec)
+
+    @property
+    def current_fail_per_sec(self) -> float:
+        return self.stats._per_second_rate(self.num_fail_per_sec)
+
+    @property
+    def total_rps(self) -> float:
+        return self.num_requests / self.stats._elapsed() if self.stats._elapsed() else 0.0
+
+    @property
+    def total_fail_per_sec(self) -> float:
+        return self.num_failures / self.stats._elapsed() if self.stats._elapsed() else 0.0
+
+    def get_response_time_percentile(self, percent: float) -> float:
+        """The response time (ms) that ``percent`` (0.0-1.0) of the requests were within."""
+        return self.histogram.quantile(percent) / 1000
+
+    def get_response_time_percentiles(self, percents: Sequence[float] = PERCENTILES) -> list[float]:
+        """Several percentiles (ms) in one pass."""
+        return [v / 1000 for v in self.histogram.quantiles(percents)]
+
+    def get_current_response_time_percentile(self, percent: float) -> float:
+        """Like ``get_response_time_percentile``, over the window only (0 without requests)."""
+        return self.current_histogram().quantile(percent) / 1000
+
+    def current_histogram(self) -> Histogram:
+        """The response times (µs) of the window: do not modify."""
+        return self.stats._window_histogram(self)
+
+    def __repr__(self) -> str:
+        return (
+            f"<StatsEntry {self.method} {self.name!r} requests={self.num_requests} "
+            f"failures={self.num_failures}>"
+        )
+
+
+class _AggregatedEntry(StatsEntry):
+    """The "Aggregated" row: counts kept up to date by every merge, the histogram rebuilt
+    from the entries when it is read after a change."""
+
+    __slots__ = ()
+
+    @property
+    def histogram(self) -> Histogram:
+        return self.stats._aggregate()
+
+    @property
+    def num_requests(self) -> int:
+        return self.stats._num_requests
+
+
+class MergedStats:
+    """The master's statistics: exact sums of every delta merged, per entry and in total.
+
+    Looks like Locust's ``RequestStats`` to a locustfile: ``entries`` keyed by
+    ``(name, method)``, ``total``, ``errors``, ``get``, ``num_requests``... Also the single
+    process' statistics (the debug runner merges its own deltas here).
+
+    ``window`` (seconds) is what "current" figures cover; ``clock`` gives the time when
+    ``merge`` or a current percentile is not told it (tests pass a fake one).
+    """
+
+    def __init__(
+        self,
+        window: float = CURRENT_RESPONSE_TIME_PERCENTILE_WINDOW,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if window <= 0:
+            raise ValueError("window must be positive")
+        self.window = window
+        self._clock = clock
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything: entries, errors, exceptions, per-worker counts, time series."""
+        now = self._clock()
+        self.entries: dict[tuple[str, str], StatsEntry] = {}
+        self.errors: dict[tuple[str, str, str], StatsError] = {}
+        self.exceptions: dict[tuple[str, str], ExceptionRecord] = {}
+        self.per_worker: dict[str, WorkerStats] = {}
+        self.history: list[dict[str, Any]] = []  # for charts, as Locust's; others append
+        self._reset_time = now
+        self._first_start: float | None = None  # start of the first delta with requests
+        self._first_second: int | None = None
+        self._num_requests = 0
+        self._total = _AggregatedEntry(self, "Aggregated", "", now)
+        self._total_histogram = Histogram()
+        self._total_dirty = False
+        # (second, {entry key or None for the total: snapshot}) at the first merge of a second
+        self._snapshots: deque[tuple[int, dict[Any, Histogram]]] = deque()
+        self._snapshot_second: int | None = None
+        self._window_cache: dict[Any, tuple[Any, Histogram]] = {}
+
+    reset_all = reset
+    clear_all = reset
+
+    # -- merging -------------------------------------------------------------------------
+
+    def merge(self, worker_id: str, delta: StatsDelta, now: float | None = None) -> None:
+        """Add ``delta`` (from ``worker_id``) to every figure."""
+        second = int(self._clock() if now is None else now)
+        if second != self._snapshot_second:
+            self._snapshot(second)
+        end = delta.end
+        bin_ = int(end)
+        entries = self.entries
+        requests = failures = content = 0
+        for (method, name), tally in delta.entries.items():
+            entry = entries.get((name, method))
+            if entry is None:
+                entry = entries[(name, method)] = StatsEntry(self, name, method, delta.start)
+            histogram = tally.histogram
+            n = histogram.count
+            entry._histogram.merge(histogram)
+            per_second = entry.num_reqs_per_sec
+            per_second[bin_] = per_second.get(bin_, 0) + n
+            entry.total_content_length += tally.content_length
+            if tally.failures:
+                entry.num_failures += tally.failures
+                per_second = entry.num_fail_per_sec
+                per_second[bin_] = per_second.get(bin_, 0) + tally.failures
+                failures += tally.failures
+            last = entry.last_request_timestamp
+            if last is None or end > last:
+                entry.last_request_timestamp = end
+            requests += n
+            content += tally.content_length
+        if delta.errors:
+            self._merge_errors(delta)
+        if delta.exceptions:
+            self._merge_exceptions(worker_id, delta)
+        worker = self.per_worker.get(worker_id)
+        if worker is None:
+            worker = self.per_worker[worker_id] = WorkerStats()
+        worker.num_deltas += 1
+        worker.last_report = end
+        if not requests:
+            return
+        worker.num_requests += requests
+        worker.num_failures += failures
+        total = self._total
+        self._num_requests += requests
+        total.num_failures += failures
+        total.total_content_length += content
+        total.num_reqs_per_sec[bin_] = total.num_reqs_per_sec.get(bin_, 0) + requests
+        if failures:
+            total.num_fail_per_sec[bin_] = total.num_fail_per_sec.get(bin_, 0) + failures
+        last = total.last_request_timestamp
+        if last is None or end > last:
+            total.last_request_timestamp = end
+        if self._first_start is None:
+            self._first_start = total.start_time = delta.start
+            self._first_second = bin_
+        self._total_dirty = True
+
+    def _merge_errors(self, delta: StatsDelta) -> None:
+        errors = self.errors
+        for key, occurrences in delta.errors.items():
+            error = errors.get(key)
+            if error is None:
+                error = errors[key] = StatsError(*key, first_seen=delta.end)
+            error.occurrences += occurrences
+            error.last_seen = delta.end
+
+    def _merge_exceptions(self, worker_id: str, delta: StatsDelta) -> None:
+        exceptions = self.exceptions
+        for key, count in delta.exceptions.items():
+            record = exceptions.get(key)
+            if record is None:
+                record = exceptions[key] = ExceptionRecord(*key)
+            record.count += count
+            record.nodes.add(worker_id)
+
+    # -- Locust's RequestStats surface ----------------------------------------------------
+
+    @property
+    def total(self) -> StatsEntry:
+        """The "Aggregated" entry (method ``""``)."""
+        return self._total
+
+    def get(self, name: str, method: str) -> StatsEntry:
+        """The entry for (name, method), created empty if there is none yet (as Locust does)."""
+        entry = self.entries.get((name, method))
+        if entry is None:
+            entry = self.entries[(name, method)] = StatsEntry(self, name, method, self._clock())
+        return entry
+
+    @property
+    def num_requests(self) -> int:
+        return self._num_requests
+
+    @property
+    def num_failures(self) -> int:
+        return self._total.num_failures
+
+    @property
+    def num_none_requests(self) -> int:
+        return 0
+
+    @property
+    def start_time(self) -> float:
+        """When the first request merged since the last reset was recorded (about)."""
+        return self._first_start if self._first_start is not None else self._reset_time
+
+    @property
+    def last_request_timestamp(self) -> float | None:
+        return self._total.last_request_timestamp
+
+    def sorted_entries(self) -> list[StatsEntry]:
+        """Entries sorted by (name, method), as Locust's reports list them."""
+        return [self.entries[key] for key in sorted(self.entries)]
+
+    def __repr__(self) -> str:
+        return (
+            f"<MergedStats entries={len(self.entries)} requests={self.num_requests} "
+            f"failures={self.num_failures} workers={len(self.per_worker)}>"
+        )
+
+    # -- derived figures (used by StatsEntry) ----------------------------------------------
+
+    def _aggregate(self) -> Histogram:
+        if self._total_dirty:
+            merged = Histogram()
+            for entry in self.entries.values():
+                merged.merge(entry._histogram)
+            self._total_histogram = merged
+            self._total_dirty = False
+        return self._total_histogram
+
+    def _elapsed(self) -> float:
+        last = self.last_request_timestamp
+        if last is None:
+            return 0.0
+        return max(last - self.start_time, 0.0)
+
+    def _per_second_rate(self, per_second: dict[int, int]) -> float:
+        """The average of the last ``window`` complete seconds (the newest is still filling)."""
+        last = self.last_request_timestamp
+        if last is None or self._first_second is None:
+            return 0.0
+        end = int(last)
+        start = max(end - math.ceil(self.window), self._first_second)
+        if end <= start:
+            return 0.0
+        return sum(per_second.get(s, 0) for s in range(start, end)) / (end - start)
+
+    def _snapshot(self, second: int) -> None:
+        """Keep a copy of every histogram as it is at the start of ``second``.
+
+        An entry that did not change since the previous snapshot shares that copy. Old
+        snapshots are dropped once a newer one is old enough to be the window's baseline.
+        """
+        self._snapshot_second = second
+        snapshots = self._snapshots
+        previous = snapshots[-1][1] if snapshots else {}
+        current: dict[Any, Histogram] = {}
+        for key, entry in self.entries.items():
+            histogram = entry._histogram
+            old = previous.get(key)
+            current[key] = (
+                old
+                if old is not None and old.count == histogram.count
+                else histogram.compact_copy()
+            )
+        total = self._aggregate()
+        old = previous.get(None)
+        current[None] = (
+            old if old is not None and old.count == total.count else total.compact_copy()
+        )
+        snapshots.append((second, current))
+        horizon = second - self.window
+        while len(snapshots) > 1 and snapshots[1][0] <= horizon:
+            snapshots.popleft()
+        # per-second counts older than any window could need
+        floor = int(self.last_request_timestamp or second) - math.ceil(self.window) - 2
+        for entry in (*self.entries.values(), self._total):
+            for per_second in (entry.num_reqs_per_sec, entry.num_fail_per_sec):
+                if per_second and min(per_second) < floor:
+                    for s in [s for s in per_second if s < floor]:
+                        del per_second[s]
+
+    def _window_histogram(self, entry: StatsEntry) -> Histogram:
+        key = None if entry is self._total else (entry.name, entry.method)
+        cumulative = entry.histogram
+        cutoff = self._clock() - self.window
+        baseline: Histogram | None = None
+        baseline_second = None
+        for snap_second, snapshot in reversed(self._snapshots):
+            if snap_second <= cutoff:
+                baseline, baseline_second = snapshot.get(key), snap_second
+                break
+        stamp = (baseline_second, cumulative.count)
+        cached = self._window_cache.get(key)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        window = cumulative.copy()
+        if baseline is not None:
+            window.subtract(baseline)
+        self._window_cache[key] = (stamp, window)
+        return window
+
+
+def sort_stats(stats: dict[Any, Any]) -> list[Any]:
+    """The values of ``stats`` sorted by key (Locust's helper of the same name)."""
+    return [stats[key] for key in sorted(stats)]
+
+
+def iter_entries_with_total(stats: MergedStats) -> Iterable[StatsEntry]:
+    """Every entry sorted by (name, method), then the "Aggregated" one: the rows of a report."""
+    yield from stats.sorted_entries()
+    yield stats.total

@@ -1,0 +1,537 @@
+"""Tests for lcore.dispatch: exact class totals, balanced assignment, paced ramps."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from lcore.dispatch import Dispatcher, Ramp, UserClassSpec, class_totals
+
+
+def specs(*args: tuple[str, int] | tuple[str, int, int]) -> list[UserClassSpec]:
+    return [UserClassSpec(*a) for a in args]
+
+
+# -- class_totals ---------------------------------------------------------------------------------
+
+
+def hamilton(classes: list[UserClassSpec], users: int) -> dict[str, int]:
+    """Largest remainder, written independently: Fractions and a plain sort."""
+    out = {c.name: 0 for c in classes}
+    left = users
+    for c in classes:
+        if c.fixed_count:
+            out[c.name] = min(c.fixed_count, left)
+            left -= out[c.name]
+    weighted = [(i, c) for i, c in enumerate(classes) if not c.fixed_count]
+    weight_sum = sum(c.weight for _, c in weighted)
+    if not weight_sum:
+        return out
+    quotas = {c.name: Fraction(left * c.weight, weight_sum) for _, c in weighted}
+    for name, q in quotas.items():
+        out[name] = math.floor(q)
+    by_remainder = sorted(weighted, key=lambda ic: (-(quotas[ic[1].name] % 1), ic[0]))
+    for _, c in by_remainder[: left - sum(math.floor(q) for q in quotas.values())]:
+        out[c.name] += 1
+    return out
+
+
+@pytest.mark.parametrize(
+    ("classes", "users", "expected"),
+    [
+        # 7.5 and 2.5: the remainders tie, the class declared first wins.
+        (specs(("A", 3), ("B", 1)), 10, {"A": 8, "B": 2}),
+        (specs(("B", 1), ("A", 3)), 10, {"B": 3, "A": 7}),
+        (specs(("A", 3), ("B", 1)), 9, {"A": 7, "B": 2}),  # 6.75, 2.25
+        (specs(("A", 1), ("B", 1), ("C", 1)), 2, {"A": 1, "B": 1, "C": 0}),
+        (specs(("Admin", 1, 1), ("A", 1), ("B", 1)), 5, {"Admin": 1, "A": 2, "B": 2}),
+        (specs(("A", 1), ("Admin", 1, 1), ("B", 1)), 1, {"A": 0, "Admin": 1, "B": 0}),
+        # Fixed classes served in declaration order, each capped by what is left.
+        (specs(("F1", 1, 3), ("F2", 1, 2), ("W", 1)), 4, {"F1": 3, "F2": 1, "W": 0}),
+        (specs(("F1", 1, 3), ("F2", 1, 2), ("W", 1)), 9, {"F1": 3, "F2": 2, "W": 4}),
+        # Every class fixed: the total is capped.
+        (specs(("F1", 1, 2), ("F2", 1, 1)), 10, {"F1": 2, "F2": 1}),
+        (specs(("Zero", 0), ("B", 1)), 5, {"Zero": 0, "B": 5}),
+        (specs(("Zero", 0), ("B", 2), ("C", 1)), 1000, {"Zero": 0, "B": 667, "C": 333}),
+        (specs(("A", 3), ("B", 1)), 0, {"A": 0, "B": 0}),
+    ],
+)
+def test_class_totals_examples(classes, users, expected):
+    assert class_totals(classes, users) == expected
+
+
+def test_class_totals_alabama_paradox():
+    # The reason step_to must handle a class losing a user while the total grows.
+    classes = specs(("A", 1), ("B", 3), ("C", 3))
+    assert class_totals(classes, 3) == {"A": 1, "B": 1, "C": 1}
+    assert class_totals(classes, 4) == {"A": 0, "B": 2, "C": 2}
+
+
+@pytest.mark.parametrize(
+    "classes",
+    [
+        [],
+        specs(("A", 0), ("B", 0)),
+        specs(("A", 1), ("A", 2)),
+    ],
+)
+def test_class_totals_rejects_unusable_classes(classes):
+    with pytest.raises(ValueError):
+        class_totals(classes, 1)
+    with pytest.raises(ValueError):
+        Dispatcher(classes)
+
+
+def test_bad_specs_and_counts():
+    with pytest.raises(ValueError, match="weight"):
+        UserClassSpec("A", weight=-1)
+    with pytest.raises(ValueError, match="fixed_count"):
+        UserClassSpec("A", fixed_count=-2)
+    with pytest.raises(ValueError, match="weight"):
+        UserClassSpec("A", weight=1.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=">= 0"):
+        class_totals(specs(("A", 1)), -1)
+    with pytest.raises(ValueError, match=">= 0"):
+        Dispatcher(specs(("A", 1))).step_to(-1)
+
+
+def test_spec_of_user_class():
+    class Admin:
+        weight = 5
+        fixed_count = 1
+
+    class Plain:
+        pass
+
+    assert UserClassSpec.of(Admin) == UserClassSpec("Admin", 5, 1)
+    assert UserClassSpec.of(Plain) == UserClassSpec("Plain", 1, 0)
+
+
+class_lists = st.lists(
+    st.tuples(st.integers(0, 6), st.one_of(st.just(0), st.just(0), st.integers(0, 6))),
+    min_size=1,
+    max_size=6,
+).map(lambda ts: [UserClassSpec(f"C{i}", w, f) for i, (w, f) in enumerate(ts)])
+
+
+def usable(classes: list[UserClassSpec]) -> bool:
+    return any(c.fixed_count or c.weight for c in classes)
+
+
+@given(classes=class_lists, users=st.integers(0, 10_000))
+def test_class_totals_is_largest_remainder(classes, users):
+    assume(usable(classes))
+    totals = class_totals(classes, users)
+    assert totals == hamilton(classes, users)
+    assert list(totals) == [c.name for c in classes]
+    fixed = [c for c in classes if c.fixed_count]
+    weighted = [c for c in classes if not c.fixed_count and c.weight]
+    if weighted:
+        assert sum(totals.values()) == users
+    else:
+        assert sum(totals.values()) == min(users, sum(c.fixed_count for c in fixed))
+    left = users - sum(totals[c.name] for c in fixed)
+    weight_sum = sum(c.weight for c in weighted)
+    for c in classes:
+        if not c.fixed_count and not c.weight:
+            assert totals[c.name] == 0
+        elif weighted and not c.fixed_count:
+            # Quota rule: floor or ceil of the exact share.
+            quota = Fraction(left * c.weight, weight_sum)
+            assert math.floor(quota) <= totals[c.name] <= math.ceil(quota)
+
+
+# -- Dispatcher invariants ------------------------------------------------------------------------
+
+
+def check(d: Dispatcher, classes: list[UserClassSpec]) -> None:
+    """Everything that must hold after any call."""
+    a = d.assignment
+    assert list(a) == list(d.workers)
+    if not a:
+        assert d.user_count == 0
+        return
+    expected = class_totals(classes, d.requested)
+    assert d.class_counts == expected
+    assert d.user_count == sum(expected.values())
+    for name, total in expected.items():
+        per_worker = [a[w][name] for w in a]
+        assert min(per_worker) >= 0
+        assert sum(per_worker) == total
+        assert max(per_worker) - min(per_worker) <= 1, (name, per_worker)
+    # Always achievable: lay the users out class by class, round robin over the workers.
+    totals = [sum(c.values()) for c in a.values()]
+    assert max(totals) - min(totals) <= 1, totals
+    for w in a:
+        assert d.worker_target(w) == a[w]
+
+
+def diff(before: dict, after: dict, names: list[str]) -> tuple[set[str], int]:
+    """Ids whose counts changed (among current workers), and users started + stopped."""
+    zero = dict.fromkeys(names, 0)
+    changed = {w for w in after if after[w] != before.get(w, zero)}
+    churn = sum(abs(after[w][n] - before.get(w, zero)[n]) for w in after for n in names)
+    churn += sum(sum(before[w].values()) for w in before if w not in after)
+    return changed, churn
+
+
+POOL = [f"w{i}" for i in range(7)]
+ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("step"), st.integers(0, 120)),
+        st.tuples(st.just("nudge"), st.integers(-4, 4)),
+        st.tuples(st.just("workers"), st.permutations(POOL).flatmap(lambda p: st.just(p[:3]))),
+        st.tuples(st.just("workers"), st.lists(st.sampled_from(POOL), max_size=7)),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(classes=class_lists, initial=st.lists(st.sampled_from(POOL), max_size=7), steps=ops)
+def test_dispatcher_invariants(classes, initial, steps):
+    assume(usable(classes))
+    names = [c.name for c in classes]
+    d = Dispatcher(classes)
+    d.set_workers(initial)
+    check(d, classes)
+    for kind, arg in steps:
+        before = {w: dict(c) for w, c in d.assignment.items()}
+        old_totals = d.class_counts
+        if kind == "workers":
+            changed = d.set_workers(arg)
+            assert set(d.workers) == set(arg)
+        else:
+            users = arg if kind == "step" else max(0, d.requested + arg)
+            changed = d.step_to(users)
+            assert d.requested == users
+        check(d, classes)
+        after = {w: dict(c) for w, c in d.assignment.items()}
+        really_changed, churn = diff(before, after, names)
+        assert changed == really_changed
+        if kind != "workers" and before:
+            # Each user added or removed costs at most one extra move (two more changes).
+            moved = sum(abs(d.class_counts[n] - old_totals[n]) for n in names)
+            assert churn <= 3 * moved
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    classes=class_lists,
+    n_before=st.integers(1, 6),
+    n_after=st.integers(1, 6),
+    users=st.integers(0, 200),
+)
+def test_join_only_takes_and_leave_only_gives(classes, n_before, n_after, users):
+    """A worker joining takes users from the others; one leaving hands its users out."""
+    assume(usable(classes) and n_before != n_after)
+    d = Dispatcher(classes)
+    d.set_workers(POOL[:n_before])
+    d.step_to(users)
+    before = {w: dict(c) for w, c in d.assignment.items()}
+    d.set_workers(POOL[:n_after])
+    check(d, classes)
+    after = d.assignment
+    for w in set(before) & set(after):
+        for name in before[w]:
+            if n_after > n_before:
+                assert after[w][name] <= before[w][name]
+            else:
+                assert after[w][name] >= before[w][name]
+
+
+@given(classes=class_lists, users=st.integers(0, 300), n=st.integers(1, 7))
+def test_same_workers_again_changes_nothing(classes, users, n):
+    assume(usable(classes))
+    d = Dispatcher(classes)
+    d.set_workers(POOL[:n])
+    d.step_to(users)
+    before = d.assignment
+    assert d.set_workers(reversed(POOL[:n])) == set()
+    assert d.assignment == before
+    assert d.step_to(users) == set()
+
+
+# -- Dispatcher examples --------------------------------------------------------------------------
+
+
+def test_one_class_alternates_over_two_workers():
+    d = Dispatcher(specs(("A", 1)))
+    assert d.set_workers(["w1", "w2"]) == set()
+    got = [d.step_to(n) for n in range(1, 6)]
+    assert got == [{"w1"}, {"w2"}, {"w1"}, {"w2"}, {"w1"}]
+    assert d.assignment == {"w1": {"A": 3}, "w2": {"A": 2}}
+    # Ramping down retraces the way up.
+    got = [d.step_to(n) for n in range(4, -1, -1)]
+    assert got == [{"w1"}, {"w2"}, {"w1"}, {"w2"}, {"w1"}]
+    assert d.user_count == 0
+
+
+def test_new_users_go_to_each_worker_in_turn():
+    d = Dispatcher(specs(("A", 1)))
+    workers = [f"w{i}" for i in range(10)]
+    d.set_workers(workers)
+    assert [d.step_to(n) for n in range(1, 11)] == [{w} for w in workers]
+
+
+def test_classes_spread_evenly():
+    d = Dispatcher(specs(("A", 3), ("B", 1)))
+    d.set_workers(["w1", "w2", "w3"])
+    d.step_to(10)  # A 8, B 2
+    a = d.assignment
+    assert sorted(a[w]["A"] for w in a) == [2, 3, 3]
+    assert sorted(a[w]["B"] for w in a) == [0, 1, 1]
+    assert sorted(sum(a[w].values()) for w in a) == [3, 3, 4]
+
+
+def test_fixed_count_user_lands_on_one_worker():
+    d = Dispatcher(specs(("Admin", 1, 1), ("Web", 1)))
+    d.set_workers(["w1", "w2", "w3", "w4"])
+    d.step_to(9)
+    a = d.assignment
+    assert sum(a[w]["Admin"] for w in a) == 1
+    assert sorted(sum(a[w].values()) for w in a) == [2, 2, 2, 3]
+
+
+def test_all_fixed_caps_the_user_count():
+    classes = specs(("F1", 1, 2), ("F2", 1, 1))
+    d = Dispatcher(classes)
+    d.set_workers(["w1", "w2"])
+    d.step_to(10)
+    assert d.requested == 10
+    assert d.user_count == 3
+    check(d, classes)
+
+
+def test_alabama_paradox_step():
+    classes = specs(("A", 1), ("B", 3), ("C", 3))
+    d = Dispatcher(classes)
+    d.set_workers(["w1", "w2"])
+    d.step_to(3)
+    assert d.class_counts == {"A": 1, "B": 1, "C": 1}
+    d.step_to(4)
+    assert d.class_counts == {"A": 0, "B": 2, "C": 2}
+    check(d, classes)
+
+
+def test_users_requested_before_any_worker_are_placed_when_workers_join():
+    classes = specs(("A", 1), ("B", 1))
+    d = Dispatcher(classes)
+    assert d.step_to(10) == set()
+    assert d.user_count == 0
+    assert d.requested == 10
+    assert d.set_workers(["w1", "w2", "w3"]) == {"w1", "w2", "w3"}
+    check(d, classes)
+    assert d.user_count == 10
+    # All gone, then one back: it gets everything.
+    assert d.set_workers([]) == set()
+    assert d.assignment == {}
+    assert d.user_count == 0
+    assert d.set_workers(["w9"]) == {"w9"}
+    assert d.worker_target("w9") == {"A": 5, "B": 5}
+
+
+def test_join_moves_as_few_users_as_possible():
+    d = Dispatcher(specs(("A", 1)))
+    d.set_workers(["w1", "w2", "w3"])
+    d.step_to(30)
+    changed = d.set_workers(["w1", "w2", "w3", "w4"])
+    a = d.assignment
+    # 30 over 4 is 8, 8, 7, 7: the newcomer takes 7, the least that balance allows.
+    assert a["w4"] == {"A": 7}
+    assert sorted(a[w]["A"] for w in ("w1", "w2", "w3")) == [7, 8, 8]
+    assert changed == {"w1", "w2", "w3", "w4"}
+    # Leaving: only the remaining workers change, and only upwards.
+    changed = d.set_workers(["w1", "w3", "w4"])
+    assert changed == {"w1", "w3", "w4"}
+    assert all(d.worker_target(w) == {"A": 10} for w in ("w1", "w3", "w4"))
+
+
+def test_worker_target_lists_every_class():
+    d = Dispatcher(specs(("A", 1), ("B", 0)))
+    d.set_workers(["w1"])
+    d.step_to(2)
+    assert d.worker_target("w1") == {"A": 2, "B": 0}
+    with pytest.raises(KeyError):
+        d.worker_target("nope")
+
+
+def test_big_steps_many_workers():
+    # The timing is reported by hand; this checks the bulk path keeps the invariants.
+    classes = specs(("A", 5), ("B", 3), ("C", 1), ("Admin", 1, 2))
+    d = Dispatcher(classes)
+    d.set_workers([f"w{i}" for i in range(100)])
+    assert len(d.step_to(100_000)) == 100
+    check(d, classes)
+    d.set_workers([f"w{i}" for i in range(1, 101)])  # one leaves, one joins
+    check(d, classes)
+    for n in range(100_000, 90_000, -997):
+        d.step_to(n)
+        check(d, classes)
+
+
+# -- Ramp -----------------------------------------------------------------------------------------
+
+
+def drive(ramp: Ramp, start: float, tick: float = 0.1) -> list[tuple[float, set[str]]]:
+    """Loop like the master: advance, then sleep until the next user or the next tick."""
+    now = start
+    log = []
+    for _ in range(100_000):
+        changed = ramp.advance(now)
+        if changed:
+            log.append((now, changed))
+        due = ramp.next_due()
+        if due is None:
+            return log
+        assert due > now, "next_due must lie ahead after advance"
+        now = min(due, now + tick)
+    raise AssertionError("ramp never finished")
+
+
+def test_rate_one_two_workers_one_user_a_second_alternating():
+    d = Dispatcher(specs(("A", 1)))
+    d.set_workers(["w1", "w2"])
+    ramp = Ramp(d, target=4, spawn_rate=1, now=100.0)
+    assert ramp.next_due() == 101.0
+    assert ramp.advance(100.0) == set()
+    assert ramp.advance(100.99) == set()
+    log = drive(ramp, 100.0, tick=0.25)
+    assert log == [(101.0, {"w1"}), (102.0, {"w2"}), (103.0, {"w1"}), (104.0, {"w2"})]
+    assert ramp.done
+    assert ramp.next_due() is None
+    assert d.assignment == {"w1": {"A": 2}, "w2": {"A": 2}}
+
+
+def test_rate_below_worker_count_never_bursts():
+    classes = specs(("A", 2), ("B", 1), ("C", 1))
+    d = Dispatcher(classes)
+    d.set_workers(["w1", "w2", "w3", "w4", "w5"])
+    ramp = Ramp(d, target=12, spawn_rate=1, now=0.0)
+    now = 0.0
+    while not ramp.done:
+        count = d.user_count
+        changed = ramp.advance(now)
+        # At most one user a second, started where it is due.
+        assert d.user_count == min(12, math.floor(now + 1e-9))
+        if d.user_count > count:
+            assert d.user_count == count + 1
+            assert changed
+        check(d, classes)
+        now += 0.25
+    assert now == pytest.approx(12.25)
+
+
+def test_rate_half():
+    d = Dispatcher(specs(("A", 1)))
+    d.set_workers(["w1", "w2"])
+    ramp = Ramp(d, target=3, spawn_rate=0.5, now=0.0)
+    assert [t for t, _ in drive(ramp, 0.0)] == [2.0, 4.0, 6.0]
+
+
+def test_rate_100_reaches_1000_at_ten_seconds():
+    classes = specs(("A", 3), ("B", 1))
+    d = Dispatcher(classes)
+    d.set_workers(["w1", "w2", "w3", "w4"])
+    ramp = Ramp(d, target=1000, spawn_rate=100, now=0.0)
+    ramp.advance(9.999)
+    assert d.user_count == 999
+    assert not ramp.done
+    assert ramp.next_due() == pytest.approx(10.0)
+    ramp.advance(10.0)
+    assert d.user_count == 1000
+    assert ramp.done
+    check(d, classes)
+
+
+@pytest.mark.parametrize("t0", [0.0, 0.1, 12345.678, 1e6 + 0.3])
+def test_master_loop_counts_on_schedule(t0):
+    classes = specs(("A", 3), ("B", 1))
+    d = Dispatcher(classes)
+    d.set_workers(["w1", "w2", "w3"])
+    ramp = Ramp(d, target=1000, spawn_rate=100, now=t0)
+    now = t0
+    while not ramp.done:
+        ramp.advance(now)
+        assert d.user_count == min(1000, math.floor(100 * (now - t0) + 1e-6))
+        due = ramp.next_due()
+        if due is not None:
+            assert due > now
+            now = min(due, now + 0.1)
+    assert now - t0 == pytest.approx(10.0)
+    check(d, classes)
+
+
+def test_ramp_down():
+    classes = specs(("A", 1), ("B", 1))
+    d = Dispatcher(classes)
+    d.set_workers(["w1", "w2"])
+    d.step_to(10)
+    ramp = Ramp(d, target=2, spawn_rate=2, now=0.0)
+    assert ramp.next_due() == 0.5
+    ramp.advance(0.5)
+    assert d.user_count == 9
+    ramp.advance(2.0)
+    assert d.user_count == 6
+    check(d, classes)
+    log = drive(ramp, 2.0)
+    assert [t for t, _ in log] == [2.5, 3.0, 3.5, 4.0]
+    assert d.user_count == 2
+    assert ramp.done
+    check(d, classes)
+
+
+def test_new_target_mid_ramp_starts_from_current_count():
+    d = Dispatcher(specs(("A", 1)))
+    d.set_workers(["w1", "w2"])
+    up = Ramp(d, target=100, spawn_rate=10, now=0.0)
+    up.advance(3.0)
+    assert d.user_count == 30
+    down = Ramp(d, target=10, spawn_rate=5, now=3.0)
+    down.advance(6.9)
+    assert d.user_count == 11
+    down.advance(7.0)
+    assert d.user_count == 10
+    assert down.done
+
+
+def test_ramp_edge_cases():
+    d = Dispatcher(specs(("A", 1)))
+    d.set_workers(["w1"])
+    same = Ramp(d, target=0, spawn_rate=1, now=0.0)
+    assert same.done
+    assert same.next_due() is None
+    assert same.advance(5.0) == set()
+    instant = Ramp(d, target=50, spawn_rate=math.inf, now=0.0)
+    assert instant.next_due() == 0.0
+    assert instant.advance(0.0) == {"w1"}
+    assert d.user_count == 50
+    assert instant.done
+    # A clock that steps back does not undo anything.
+    r = Ramp(d, target=60, spawn_rate=1, now=10.0)
+    r.advance(15.0)
+    assert r.advance(12.0) == set()
+    assert d.user_count == 55
+    for bad_rate in (0, -1, math.nan):
+        with pytest.raises(ValueError, match="spawn rate"):
+            Ramp(d, target=1, spawn_rate=bad_rate, now=0.0)
+    with pytest.raises(ValueError, match="target"):
+        Ramp(d, target=-1, spawn_rate=1, now=0.0)
+
+
+def test_worker_joining_mid_ramp():
+    classes = specs(("A", 2), ("B", 1))
+    d = Dispatcher(classes)
+    d.set_workers(["w1", "w2"])
+    ramp = Ramp(d, target=60, spawn_rate=10, now=0.0)
+    ramp.advance(2.0)
+    changed = d.set_workers(["w1", "w2", "w3"])
+    assert "w3" in changed
+    check(d, classes)
+    drive(ramp, 2.0)
+    assert d.user_count == 60
+    assert all(sum(d.worker_target(w).values()) == 20 for w in d.workers)

@@ -1,0 +1,291 @@
+"""The locustfile API: task selection, task sets, tags, wait times, control-flow exceptions."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+
+import gevent
+import pytest
+
+from lcore import (
+    InterruptTaskSet,
+    RescheduleTask,
+    SequentialTaskSet,
+    StopUser,
+    TaskSet,
+    User,
+    between,
+    constant,
+    constant_pacing,
+    constant_throughput,
+    tag,
+    task,
+)
+from lcore.env import Environment
+from lcore.event import Events
+from lcore.users import filter_tasks_by_tags
+
+
+def make_env() -> Environment:
+    env = Environment(events=Events())
+    env.exception_recorder = lambda msg, tb: env.__dict__.setdefault("exc", []).append((msg, tb))
+    return env
+
+
+def run_user(user: User, timeout: float = 5.0) -> None:
+    g = gevent.spawn(user.run)
+    user._greenlet = g
+    g.join(timeout=timeout)
+    assert g.dead, "user did not stop in time"
+
+
+def test_task_selection_follows_weights() -> None:
+    random.seed(1234)
+    calls: Counter[str] = Counter()
+
+    class U(User):
+        @task(3)
+        def heavy(self) -> None:
+            calls["heavy"] += 1
+            if sum(calls.values()) >= 4000:
+                raise StopUser()
+
+        @task(1)
+        def light(self) -> None:
+            calls["light"] += 1
+            if sum(calls.values()) >= 4000:
+                raise StopUser()
+
+    run_user(U(make_env()))
+    assert sum(calls.values()) == 4000
+    share = calls["heavy"] / 4000
+    assert 0.72 < share < 0.78
+
+
+def test_tasks_as_dict_and_list() -> None:
+    def a(user: User) -> None:
+        pass
+
+    def b(user: User) -> None:
+        pass
+
+    class D(User):
+        tasks = {a: 2, b: 1}
+
+    class L(User):
+        tasks = [a, b]
+
+    assert Counter(D.tasks) == {a: 2, b: 1}
+    assert L.tasks == [a, b]
+
+
+def test_sequential_taskset_runs_in_order_and_interrupts() -> None:
+    order: list[str] = []
+
+    class Seq(SequentialTaskSet):
+        @task
+        def first(self) -> None:
+            order.append("first")
+
+        @task
+        def second(self) -> None:
+            order.append("second")
+
+        @task
+        def third(self) -> None:
+            order.append("third")
+            if len(order) >= 6:
+                self.interrupt(reschedule=False)
+
+    class U(User):
+        tasks = [Seq]
+
+        def on_start(self) -> None:
+            self.rounds = 0
+
+    u = U(make_env())
+
+    def stop_after_interrupt() -> None:
+        while len(order) < 6:
+            gevent.sleep(0.001)
+        u._stop_requested = True
+
+    gevent.spawn(stop_after_interrupt)
+    run_user(u)
+    assert order[:6] == ["first", "second", "third"] * 2
+
+
+def test_nested_taskset_parent_user_and_on_stop() -> None:
+    seen: dict[str, object] = {}
+
+    class Inner(TaskSet):
+        def on_stop(self) -> None:
+            seen["inner_stopped"] = True
+
+        @task
+        def leave(self) -> None:
+            seen["parent"] = self.parent
+            seen["user"] = self.user
+            self.interrupt()
+
+    class Outer(TaskSet):
+        tasks = [Inner]
+
+        @task
+        def done(self) -> None:
+            pass
+
+    class U(User):
+        tasks = [Outer]
+
+        def on_stop(self) -> None:
+            seen["user_stopped"] = True
+
+    random.seed(3)
+    u = U(make_env())
+
+    def stopper() -> None:
+        while "inner_stopped" not in seen:
+            gevent.sleep(0.001)
+        u._stop_requested = True
+
+    gevent.spawn(stopper)
+    run_user(u)
+    assert isinstance(seen["parent"], Outer)
+    assert seen["user"] is u
+    assert seen["user_stopped"] is True
+
+
+def test_reschedule_task_skips_to_wait_and_exceptions_are_counted() -> None:
+    calls: list[str] = []
+
+    class U(User):
+        wait_time = constant(0)
+
+        @task
+        def t(self) -> None:
+            calls.append("t")
+            if len(calls) == 1:
+                raise RescheduleTask()
+            if len(calls) == 2:
+                raise ValueError("boom")
+            raise StopUser()
+
+    env = make_env()
+    errors: list[BaseException] = []
+    env.events.user_error.add_listener(lambda user_instance, exception, tb: errors.append(exception))
+    run_user(U(env))
+    assert calls == ["t", "t", "t"]
+    assert len(errors) == 1 and str(errors[0]) == "boom"
+    msg, tb = env.exc[0]  # type: ignore[attr-defined]
+    assert msg == "boom" and "ValueError" in tb
+
+
+def test_interrupt_directly_on_user_is_harmless() -> None:
+    n = []
+
+    class U(User):
+        @task
+        def t(self) -> None:
+            n.append(1)
+            if len(n) > 2:
+                raise StopUser()
+            raise InterruptTaskSet()
+
+    run_user(U(make_env()))
+    assert len(n) == 3
+
+
+def test_tags_filter_tasks() -> None:
+    class U(User):
+        @tag("a")
+        @task
+        def ta(self) -> None:
+            pass
+
+        @tag("b")
+        @task
+        def tb(self) -> None:
+            pass
+
+        @task
+        def untagged(self) -> None:
+            pass
+
+    names = lambda cls: sorted(t.__name__ for t in cls.tasks)  # noqa: E731
+    filter_tasks_by_tags(U, ["a"], None)
+    assert names(U) == ["ta"]
+
+    class V(User):
+        @tag("a")
+        @task
+        def ta(self) -> None:
+            pass
+
+        @tag("b")
+        @task
+        def tb(self) -> None:
+            pass
+
+        @task
+        def untagged(self) -> None:
+            pass
+
+    filter_tasks_by_tags(V, None, ["b"])
+    assert names(V) == ["ta", "untagged"]
+
+
+def test_wait_times() -> None:
+    random.seed(7)
+    w = between(1, 3)
+    values = [w(None) for _ in range(1000)]
+    assert min(values) >= 1 and max(values) <= 3 and 1.8 < sum(values) / 1000 < 2.2
+    assert constant(2.5)(None) == 2.5
+
+    class Holder:
+        def __init__(self) -> None:
+            self._cp_last_run = time.monotonic()
+
+    h = Holder()
+    pacing = constant_pacing(1.0)
+    first = pacing(h)
+    assert 0.95 < first <= 1.0
+    # a task that took 0.3 s leaves 0.7 s to wait
+    h._cp_last_run -= 0.3 + first
+    second = pacing(h)
+    assert 0.6 < second < 0.75
+    # a task that overran: no wait at all
+    h._cp_last_run -= 5 + second
+    assert pacing(h) == 0.0
+    assert 0.49 < constant_throughput(2)(Holder()) <= 0.5
+
+
+def test_stop_requested_while_waiting_runs_on_stop() -> None:
+    stopped = []
+
+    class U(User):
+        wait_time = constant(30)
+
+        @task
+        def t(self) -> None:
+            pass
+
+        def on_stop(self) -> None:
+            stopped.append(True)
+
+    u = U(make_env())
+    g = gevent.spawn(u.run)
+    u._greenlet = g
+    gevent.sleep(0.05)
+    g.kill(block=True, timeout=2)
+    assert stopped == [True]
+
+
+def test_user_without_tasks_raises_clear_error() -> None:
+    class Empty(User):
+        pass
+
+    with pytest.raises(Exception, match="No tasks defined on Empty"):
+        Empty(make_env()).run()
