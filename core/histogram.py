@@ -7,8 +7,8 @@ a quantile is within 1/128 (0.8 %) of any value in it. The top bucket ends at 2*
 
 Counts live in one flat list covering only the octaves seen so far (64 buckets each, grown on
 demand), so a typical histogram takes a few KiB and none takes more than 1,728 buckets. A
-histogram decoded from the wire stays sparse until something needs it dense: the master merges
-it bucket by bucket without ever building the dense form.
+histogram decoded from the wire stays in its sparse wire form until something needs it dense:
+the master merges it bucket by bucket without ever building the dense form.
 
 No gevent, no asyncio: the worker and the master share this module.
 """
@@ -19,7 +19,7 @@ import math
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
-from itertools import accumulate, compress
+from itertools import accumulate, compress, repeat
 from operator import add, sub
 from typing import Any
 
@@ -88,7 +88,7 @@ class Histogram:
         self._max = -1
         self._base = 0  # the bucket index of _counts[0], a multiple of 64
         self._counts: list[int] | None = []  # None while the buckets are in _sparse
-        self._sparse: tuple[list[int], list[int]] | None = None  # (indices, counts)
+        self._sparse: list[int] | None = None  # [gap, n, gap, n, ...] as on the wire
 
     def record(self, value_us: int) -> None:
         """Count one value in µs (an int; negative values count as 0)."""
@@ -135,19 +135,17 @@ class Histogram:
         """Add ``other``'s samples to this histogram."""
         if not other.count:
             return
+        sparse = other._sparse
+        if sparse is not None:
+            first, last = sparse[0] - 1, sum(sparse[0::2]) - 1
+            self.merge_wire(other.count, other.sum, other._min, other._max, first, last, sparse)
+            return
         self.count += other.count
         self.sum += other.sum
         if other._min < self._min:
             self._min = other._min
         if other._max > self._max:
             self._max = other._max
-        if other._sparse is not None:
-            indices, counts = other._sparse
-            mine = self._dense(indices[0], indices[-1] + 1)
-            base = self._base
-            for index, count in zip(indices, counts, strict=True):
-                mine[index - base] += count
-            return
         counts = other._counts
         assert counts is not None
         low, high = other._base, other._base + len(counts)
@@ -155,6 +153,38 @@ class Histogram:
         start = low - self._base
         # one C-level pass over the other's octaves instead of a Python loop per bucket
         mine[start : start + len(counts)] = map(add, mine[start : start + len(counts)], counts)
+
+    def merge_wire(
+        self,
+        count: int,
+        total: int,
+        low: int,
+        high: int,
+        first: int,
+        last: int,
+        pairs: Sequence[int],
+    ) -> None:
+        """Add samples given in (already validated) wire form: the master's merge path.
+
+        ``pairs`` is ``[gap, n, gap, n, ...]`` as ``to_wire`` writes them after the header,
+        ``first`` and ``last`` the lowest and highest bucket index they touch.
+        """
+        self.count += count
+        self.sum += total
+        if low < self._min:
+            self._min = low
+        if high > self._max:
+            self._max = high
+        mine = self._counts
+        base = self._base
+        if mine is None or type(mine) is not list or first < base or last >= base + len(mine):
+            mine = self._dense(first, last + 1)
+            base = self._base
+        index = -1 - base
+        values = iter(pairs)
+        for gap, n in zip(values, values):
+            index += gap
+            mine[index] += n
 
     def subtract(self, earlier: Histogram) -> None:
         """Remove ``earlier`` (a snapshot of this histogram) from it, leaving what came since.
@@ -277,16 +307,22 @@ class Histogram:
     def to_wire(self) -> list[int]:
         """``[count, sum, min, max, gap, n, gap, n, ...]``: msgpack-able, non-empty buckets only.
 
-        The first gap is the index of the lowest non-empty bucket, each next gap the distance
-        from the previous one (so mostly one-byte integers on the wire).
+        Each gap is the distance from the previous non-empty bucket's index (the first from
+        -1), so every gap is at least 1 and most fit a one-byte integer on the wire.
         """
         if not self.count:
             return [0, 0, 0, 0]
+        return [self.count, self.sum, self._min, self._max, *self.wire_pairs()]
+
+    def wire_pairs(self) -> list[int]:
+        """The ``[gap, n, gap, n, ...]`` part of ``to_wire``."""
+        if self._sparse is not None:
+            return list(self._sparse)
         indices, counts = self._nonzero_lists()
         pairs = [0] * (2 * len(counts))
-        pairs[0::2] = [indices[0], *map(sub, indices[1:], indices)]
+        pairs[0::2] = map(sub, indices, [-1, *indices])
         pairs[1::2] = counts
-        return [self.count, self.sum, self._min, self._max, *pairs]
+        return pairs
 
     @classmethod
     def from_wire(cls, obj: Any) -> Histogram:
@@ -296,31 +332,33 @@ class Histogram:
         size = len(obj)
         if size < 4 or size % 2 or size > 4 + 2 * N_BUCKETS:
             raise HistogramError(f"histogram: bad length {size}")
-        if not _all_ints(obj):
+        if not all_ints(obj):
             raise HistogramError("histogram: every field must be an integer")
         count, total, low, high = obj[0], obj[1], obj[2], obj[3]
-        new = cls()
         if size == 4:
             if count or total or low or high:
                 raise HistogramError("histogram: counts without buckets")
-            return new
+            return cls()
         gaps, counts = obj[4::2], obj[5::2]
-        if gaps[0] < 0 or (len(gaps) > 1 and min(gaps[1:]) < 1) or sum(gaps) >= N_BUCKETS:
+        last = sum(gaps) - 1
+        if min(gaps) < 1 or last >= N_BUCKETS:
             raise HistogramError("histogram: bucket indices out of order or out of range")
         if min(counts) < 1 or sum(counts) != count or count > MAX_COUNT:
             raise HistogramError("histogram: bucket counts do not add up")
-        indices = list(accumulate(gaps))
-        if (
-            not 0 <= low <= high
-            or bucket_index(low) != indices[0]
-            or bucket_index(high) != indices[-1]
-        ):
+        if not 0 <= low <= high or bucket_index(low) != gaps[0] - 1 or bucket_index(high) != last:
             raise HistogramError("histogram: min/max disagree with the buckets")
-        if high > MAX_TRACKABLE_US << 16 or not low * count <= total <= high * count:
+        if not low * count <= total <= high * count:
             raise HistogramError("histogram: sum out of range")
-        new.count, new.sum, new._min, new._max = count, total, low, high
-        new._counts = None
-        new._sparse = (indices, list(counts))
+        return cls.from_parts(count, total, low, high, list(obj[4:]))
+
+    @classmethod
+    def from_parts(cls, count: int, total: int, low: int, high: int, pairs: list[int]) -> Histogram:
+        """A histogram over validated wire parts (``pairs`` is kept, not copied)."""
+        new = cls()
+        if count:
+            new.count, new.sum, new._min, new._max = count, total, low, high
+            new._counts = None
+            new._sparse = pairs
         return new
 
     # -- internals -------------------------------------------------------------------------
@@ -329,8 +367,10 @@ class Histogram:
         return zip(*self._nonzero_lists(), strict=True)
 
     def _nonzero_lists(self) -> tuple[list[int], list[int]]:
+        """(indices, counts) of the non-empty buckets."""
         if self._sparse is not None:
-            return self._sparse
+            sparse = self._sparse
+            return list(map(sub, accumulate(sparse[0::2]), repeat(1))), sparse[1::2]
         counts = self._counts
         assert counts is not None
         indices = list(compress(range(self._base, self._base + len(counts)), counts))
@@ -339,10 +379,9 @@ class Histogram:
     def _dense(self, low: int, high: int) -> list[int]:
         """The dense counts, allocated to cover bucket indices ``[low, high)`` at least."""
         if self._sparse is not None:
-            indices, counts = self._sparse
+            indices, counts = self._nonzero_lists()
             self._sparse = None
             self._counts = []
-            self._base = 0
             low, high = min(low, indices[0]), max(high, indices[-1] + 1)
             mine = self._dense(low, high)
             base = self._base
@@ -377,6 +416,6 @@ class Histogram:
             mine[index - base] += count
 
 
-def _all_ints(values: Sequence[Any]) -> bool:
-    # one C-level pass; bool is rejected on purpose (type, not isinstance)
-    return set(map(type, values)) == {int}
+def all_ints(values: Sequence[Any]) -> bool:
+    """Whether every item is an ``int`` (not a bool): one C-level pass."""
+    return set(map(type, values)) <= {int}

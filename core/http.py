@@ -264,8 +264,9 @@ class CookieJar(MutableMapping[str, str]):
             if key == "domain" and attr_value:
                 candidate = attr_value.lstrip(".").lower()
                 # A server may only set cookies for its own domain or a parent of it.
-                if host == candidate or host.endswith("." + candidate):
-                    domain = "." + candidate
+                if host != candidate and not host.endswith("." + candidate):
+                    return
+                domain = "." + candidate
             elif key == "path" and attr_value.startswith("/"):
                 cookie_path = attr_value
             elif key == "secure":
@@ -945,7 +946,7 @@ class HttpSession:
         self._ssl_context_factory = ssl_context_factory
         self._ssl_context: Any = None
         # Locust options lcore has no use for (max_retries, client_pool, pool_manager ...).
-        self.options = options
+        self.unused_options = options
         self.cookies = CookieJar()
         self.auth: tuple[str, str] | None = None
         self.request_name: str | None = None

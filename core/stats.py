@@ -18,13 +18,16 @@ from __future__ import annotations
 import math
 import re
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from itertools import accumulate, repeat
+from operator import le, mul, sub
+from typing import Any, NamedTuple
 
 import msgpack
 
-from .histogram import MAX_COUNT, Histogram, HistogramError
+from .histogram import MAX_COUNT, N_BUCKETS, Histogram, all_ints, bucket_index
 
 __all__ = [
     "PERCENTILES",
@@ -53,6 +56,7 @@ MAX_ERRORS = 100_000
 MAX_NAME_LENGTH = 65_536
 MAX_TEXT_LENGTH = 1 << 20
 MAX_CONTENT_LENGTH = 1 << 63
+MAX_VALUE_US = 1 << 62
 
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
@@ -183,21 +187,38 @@ class RequestStats:
 # -- the delta and its wire form -------------------------------------------------------------
 
 
+class _Columns(NamedTuple):
+    """A delta's entries as the wire carries them: flat lists, no object per entry."""
+
+    keys: list[str]  # method, name, method, name, ...
+    fields: list[int]  # failures, content_length, count, sum, min, max: 6 per entry
+    sizes: list[int]  # non-empty buckets per entry
+    buckets: list[int]  # every entry's [gap, n, gap, n, ...], one after the other
+    firsts: list[int]  # lowest bucket index per entry (derived, not sent)
+    lasts: list[int]  # highest bucket index per entry (derived, not sent)
+
+
 class StatsDelta:
     """One interval of one worker (or of the debug runner), from ``start`` to ``end``.
 
     ``entries`` maps (method, name) to a ``Tally``; ``errors`` maps (method, name, error
     text) to occurrences; ``exceptions`` maps (message, traceback) to a count.
 
-    Wire form, all msgpack-able::
+    The wire form is columnar, so the master checks a delta with a few C-level passes
+    whatever its number of entries, and merges it without building an object per entry::
 
         [1, start, end,
-         [[method, name, failures, content_length, histogram_wire], ...],
-         [[method, name, error_text, occurrences], ...],
-         [[message, traceback, count], ...]]
+         [method, name, ...],                                    2 per entry
+         [failures, content_length, count, sum_us, min_us, max_us, ...]   6 per entry
+         [buckets, ...],                                         1 per entry
+         [gap, n, gap, n, ...],                                  the histograms' buckets
+         [method, name, error_text, occurrences, ...],           4 per error
+         [message, traceback, count, ...]]                       3 per task exception
+
+    A delta decoded from the wire is read-only.
     """
 
-    __slots__ = ("start", "end", "entries", "errors", "exceptions")
+    __slots__ = ("start", "end", "errors", "exceptions", "_entries", "_columns")
 
     def __init__(
         self,
@@ -209,21 +230,36 @@ class StatsDelta:
     ) -> None:
         self.start = start
         self.end = end
-        self.entries = {} if entries is None else entries
+        self._entries: dict[tuple[str, str], Tally] | None = {} if entries is None else entries
+        self._columns: _Columns | None = None
         self.errors = {} if errors is None else errors
         self.exceptions = {} if exceptions is None else exceptions
 
     @property
+    def entries(self) -> dict[tuple[str, str], Tally]:
+        if self._entries is None:
+            assert self._columns is not None
+            self._entries = _entries_from_columns(self._columns)
+            self._columns = None  # from now on the dict is what counts
+        return self._entries
+
+    def columns(self) -> _Columns:
+        """The entries in wire (columnar) form."""
+        if self._columns is not None:
+            return self._columns
+        return _columns_from_entries(self.entries)
+
+    @property
     def is_empty(self) -> bool:
-        return not (self.entries or self.errors or self.exceptions)
+        return not (self.num_requests or self.errors or self.exceptions)
 
     @property
     def num_requests(self) -> int:
-        return sum(t.histogram.count for t in self.entries.values())
+        return sum(self.columns().fields[2::6])
 
     @property
     def num_failures(self) -> int:
-        return sum(t.failures for t in self.entries.values())
+        return sum(self.columns().fields[0::6])
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, StatsDelta):
@@ -234,50 +270,67 @@ class StatsDelta:
 
     def __repr__(self) -> str:
         return (
-            f"<StatsDelta {self.start:.3f}..{self.end:.3f} entries={len(self.entries)} "
+            f"<StatsDelta {self.start:.3f}..{self.end:.3f} entries={len(self.columns().sizes)} "
             f"requests={self.num_requests} failures={self.num_failures}>"
         )
 
     def to_wire(self) -> list[Any]:
+        columns = self.columns()
+        errors: list[Any] = []
+        for (method, name, text), n in self.errors.items():
+            errors += (method, name, text, n)
+        exceptions: list[Any] = []
+        for (message, tb), n in self.exceptions.items():
+            exceptions += (message, tb, n)
         return [
             WIRE_VERSION,
             self.start,
             self.end,
-            [
-                [method, name, t.failures, t.content_length, t.histogram.to_wire()]
-                for (method, name), t in self.entries.items()
-            ],
-            [[method, name, text, n] for (method, name, text), n in self.errors.items()],
-            [[message, tb, n] for (message, tb), n in self.exceptions.items()],
+            columns.keys,
+            columns.fields,
+            columns.sizes,
+            columns.buckets,
+            errors,
+            exceptions,
         ]
 
     def encode(self) -> bytes:
-        return msgpack.packb(self.to_wire(), use_bin_type=True)
+        """msgpack bytes with a CRC-32 trailer, so that any flipped or missing byte is caught."""
+        payload = msgpack.packb(self.to_wire(), use_bin_type=True)
+        return payload + zlib.crc32(payload).to_bytes(4, "big")
 
     @classmethod
     def decode(cls, data: bytes) -> StatsDelta:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise DeltaError(f"delta: expected bytes, got {type(data).__name__}")
+        data = bytes(data)
+        payload, trailer = data[:-4], data[-4:]
+        if len(data) < 5 or zlib.crc32(payload).to_bytes(4, "big") != trailer:
+            raise DeltaError("delta: checksum mismatch (truncated or corrupted)")
         try:
-            obj = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True)
-        except Exception as e:  # msgpack raises several types for truncated or bad input
+            obj = msgpack.unpackb(payload, raw=False, use_list=True, strict_map_key=True)
+        except Exception as e:  # msgpack raises several types for bad input
             raise DeltaError(f"delta: not msgpack ({type(e).__name__}: {e})") from None
         return cls.from_wire(obj)
 
     @classmethod
     def from_wire(cls, obj: Any) -> StatsDelta:
         """Check ``obj`` completely, then build the delta; ``DeltaError`` if anything is off."""
-        if not _is_list(obj) or len(obj) != 6:
-            raise DeltaError("delta: expected a list of 6 fields")
-        version, start, end, raw_entries, raw_errors, raw_exceptions = obj
+        if not _is_list(obj) or len(obj) != 9:
+            raise DeltaError("delta: expected a list of 9 fields")
+        version, start, end, keys, fields, sizes, buckets, errors, exceptions = obj
         if version != WIRE_VERSION or type(version) is not int:
             raise DeltaError(f"delta: unsupported wire version {version!r}")
         if not (_is_time(start) and _is_time(end) and start <= end):
             raise DeltaError("delta: bad interval timestamps")
-        entries = _parse_entries(raw_entries)
-        errors = _parse_errors(raw_errors, entries)
-        exceptions = _parse_exceptions(raw_exceptions)
-        return cls(float(start), float(end), entries, errors, exceptions)
+        columns = _check_columns(keys, fields, sizes, buckets)
+        failures = dict(zip(zip(keys[0::2], keys[1::2]), fields[0::6]))
+        parsed_errors = _check_errors(errors, failures)
+        parsed_exceptions = _check_exceptions(exceptions)
+        delta = cls(float(start), float(end), None, parsed_errors, parsed_exceptions)
+        delta._entries = None
+        delta._columns = columns
+        return delta
 
 
 def _is_list(obj: Any) -> bool:
@@ -290,93 +343,158 @@ def _is_time(value: Any) -> bool:
     )
 
 
-def _is_text(value: Any, limit: int) -> bool:
-    return type(value) is str and len(value) <= limit
+def _all_strings(values: Sequence[Any], limit: int) -> bool:
+    return set(map(type, values)) <= {str} and (not values or max(map(len, values)) <= limit)
 
 
-def _is_count(value: Any, low: int = 0, high: int = MAX_COUNT) -> bool:
-    return type(value) is int and low <= value <= high
+def _check_columns(keys: Any, fields: Any, sizes: Any, buckets: Any) -> _Columns:
+    """Validate the entry columns with C-level passes over whole columns."""
+    if not (_is_list(keys) and _is_list(fields) and _is_list(sizes) and _is_list(buckets)):
+        raise DeltaError("delta: entry columns must be lists")
+    n = len(sizes)
+    if n > MAX_ENTRIES or len(keys) != 2 * n or len(fields) != 6 * n:
+        raise DeltaError("delta: entry columns disagree in length")
+    if not n:
+        if buckets:
+            raise DeltaError("delta: buckets without entries")
+        return _Columns([], [], [], [], [], [])
+    keys, fields, sizes, buckets = list(keys), list(fields), list(sizes), list(buckets)
+    if not _all_strings(keys, MAX_NAME_LENGTH):
+        raise DeltaError("delta: entry method and name must be strings")
+    if len(set(zip(keys[0::2], keys[1::2]))) != n:
+        raise DeltaError("delta: an entry appears twice")
+    if not (all_ints(fields) and all_ints(sizes) and all_ints(buckets)):
+        raise DeltaError("delta: entry fields must be integers")
+    if (
+        min(fields) < 0
+        or min(sizes) < 1
+        or max(sizes) > N_BUCKETS
+        or 2 * sum(sizes) != len(buckets)
+    ):
+        raise DeltaError("delta: negative or inconsistent entry fields")
+    failures, lengths, counts = fields[0::6], fields[1::6], fields[2::6]
+    sums, lows, highs = fields[3::6], fields[4::6], fields[5::6]
+    if min(counts) < 1 or max(counts) > MAX_COUNT or max(lengths) > MAX_CONTENT_LENGTH:
+        raise DeltaError("delta: entry counts out of range")
+    if (
+        max(highs) > MAX_VALUE_US
+        or not all(map(le, failures, counts))
+        or not all(map(le, lows, highs))
+    ):
+        raise DeltaError("delta: entry failures, min or max out of range")
+    if not (
+        all(map(le, map(mul, counts, lows), sums)) and all(map(le, sums, map(mul, counts, highs)))
+    ):
+        raise DeltaError("delta: entry response time sum out of range")
+    gaps, bucket_counts = buckets[0::2], buckets[1::2]
+    if min(gaps) < 1 or min(bucket_counts) < 1:
+        raise DeltaError("delta: empty or unordered buckets")
+    ends = list(accumulate(sizes))
+    starts = [0, *ends[:-1]]
+    spans = list(map(slice, starts, ends))
+    if list(map(sum, map(bucket_counts.__getitem__, spans))) != counts:
+        raise DeltaError("delta: bucket counts do not add up to the request counts")
+    lasts = list(map(sub, map(sum, map(gaps.__getitem__, spans)), repeat(1)))
+    firsts = list(map(sub, map(gaps.__getitem__, starts), repeat(1)))
+    if max(lasts) >= N_BUCKETS:
+        raise DeltaError("delta: bucket index out of range")
+    if list(map(bucket_index, lows)) != firsts or list(map(bucket_index, highs)) != lasts:
+        raise DeltaError("delta: min/max disagree with the buckets")
+    return _Columns(keys, fields, sizes, buckets, firsts, lasts)
 
 
-def _parse_entries(raw: Any) -> dict[tuple[str, str], Tally]:
-    if not _is_list(raw) or len(raw) > MAX_ENTRIES:
-        raise DeltaError("delta: entries must be a list")
-    entries: dict[tuple[str, str], Tally] = {}
-    for item in raw:
-        if not _is_list(item) or len(item) != 5:
-            raise DeltaError("delta: an entry must be a list of 5 fields")
-        method, name, failures, content_length, histogram = item
-        if not (_is_text(method, MAX_NAME_LENGTH) and _is_text(name, MAX_NAME_LENGTH)):
-            raise DeltaError("delta: entry method and name must be strings")
-        try:
-            parsed = Histogram.from_wire(histogram)
-        except HistogramError as e:
-            raise DeltaError(f"delta: entry {method} {name[:80]}: {e}") from None
-        if not parsed.count:
-            raise DeltaError(f"delta: entry {method} {name[:80]} has no requests")
-        if not _is_count(failures, 0, parsed.count):
-            raise DeltaError(f"delta: entry {method} {name[:80]}: bad failure count")
-        if not _is_count(content_length, 0, MAX_CONTENT_LENGTH):
-            raise DeltaError(f"delta: entry {method} {name[:80]}: bad content length")
-        key = (method, name)
-        if key in entries:
-            raise DeltaError(f"delta: entry {method} {name[:80]} appears twice")
-        entries[key] = Tally(parsed, failures, content_length)
-    return entries
-
-
-def _parse_errors(
-    raw: Any, entries: dict[tuple[str, str], Tally]
+def _check_errors(
+    raw: Any, failures: dict[tuple[str, str], int]
 ) -> dict[tuple[str, str, str], int]:
-    if not _is_list(raw) or len(raw) > MAX_ERRORS:
-        raise DeltaError("delta: errors must be a list")
-    errors: dict[tuple[str, str, str], int] = {}
+    if not _is_list(raw) or len(raw) % 4 or len(raw) > 4 * MAX_ERRORS:
+        raise DeltaError("delta: errors must be a list of 4 fields each")
+    if not raw:
+        if any(failures.values()):
+            raise DeltaError("delta: failures without errors")
+        return {}
+    methods, names, texts, occurrences = raw[0::4], raw[1::4], raw[2::4], raw[3::4]
+    if not (
+        _all_strings(methods, MAX_NAME_LENGTH)
+        and _all_strings(names, MAX_NAME_LENGTH)
+        and _all_strings(texts, MAX_TEXT_LENGTH)
+        and all_ints(occurrences)
+        and min(occurrences) >= 1
+        and max(occurrences) <= MAX_COUNT
+    ):
+        raise DeltaError("delta: an error has a bad field")
+    errors = dict(zip(zip(methods, names, texts), occurrences))
+    if len(errors) != len(occurrences):
+        raise DeltaError("delta: an error appears twice")
+    # every failure is one occurrence of an error of its entry, and nothing else is
     per_entry: dict[tuple[str, str], int] = {}
-    for item in raw:
-        if not _is_list(item) or len(item) != 4:
-            raise DeltaError("delta: an error must be a list of 4 fields")
-        method, name, text, occurrences = item
-        if not (
-            _is_text(method, MAX_NAME_LENGTH)
-            and _is_text(name, MAX_NAME_LENGTH)
-            and _is_text(text, MAX_TEXT_LENGTH)
-            and _is_count(occurrences, 1)
-        ):
-            raise DeltaError("delta: an error has a bad field")
-        key = (method, name, text)
-        if key in errors:
-            raise DeltaError("delta: an error appears twice")
-        errors[key] = occurrences
-        per_entry[(method, name)] = per_entry.get((method, name), 0) + occurrences
-    # every failure is one error occurrence of its entry, and nothing else is
-    for key, tally in entries.items():
-        if per_entry.pop(key, 0) != tally.failures:
-            raise DeltaError(
-                f"delta: errors of {key[0]} {key[1][:80]} do not add up to its failures"
-            )
-    if per_entry:
-        raise DeltaError("delta: errors for an entry that is not there")
+    for (method, name, _), n in errors.items():
+        per_entry[(method, name)] = per_entry.get((method, name), 0) + n
+    if per_entry != {key: n for key, n in failures.items() if n}:
+        raise DeltaError("delta: errors do not add up to the entries' failures")
     return errors
 
 
-def _parse_exceptions(raw: Any) -> dict[tuple[str, str], int]:
-    if not _is_list(raw) or len(raw) > MAX_ERRORS:
-        raise DeltaError("delta: exceptions must be a list")
-    exceptions: dict[tuple[str, str], int] = {}
-    for item in raw:
-        if not _is_list(item) or len(item) != 3:
-            raise DeltaError("delta: an exception must be a list of 3 fields")
-        message, tb, count = item
-        if not (
-            _is_text(message, MAX_TEXT_LENGTH)
-            and _is_text(tb, MAX_TEXT_LENGTH)
-            and _is_count(count, 1)
-        ):
-            raise DeltaError("delta: an exception has a bad field")
-        if (message, tb) in exceptions:
-            raise DeltaError("delta: an exception appears twice")
-        exceptions[(message, tb)] = count
+def _check_exceptions(raw: Any) -> dict[tuple[str, str], int]:
+    if not _is_list(raw) or len(raw) % 3 or len(raw) > 3 * MAX_ERRORS:
+        raise DeltaError("delta: exceptions must be a list of 3 fields each")
+    if not raw:
+        return {}
+    messages, tracebacks, counts = raw[0::3], raw[1::3], raw[2::3]
+    if not (
+        _all_strings(messages, MAX_TEXT_LENGTH)
+        and _all_strings(tracebacks, MAX_TEXT_LENGTH)
+        and all_ints(counts)
+        and min(counts) >= 1
+        and max(counts) <= MAX_COUNT
+    ):
+        raise DeltaError("delta: an exception has a bad field")
+    exceptions = dict(zip(zip(messages, tracebacks), counts))
+    if len(exceptions) != len(counts):
+        raise DeltaError("delta: an exception appears twice")
     return exceptions
+
+
+def _columns_from_entries(entries: dict[tuple[str, str], Tally]) -> _Columns:
+    columns = _Columns([], [], [], [], [], [])
+    keys, fields, sizes, buckets, firsts, lasts = columns
+    for (method, name), tally in entries.items():
+        histogram = tally.histogram
+        if not histogram.count:
+            continue
+        pairs = histogram.wire_pairs()
+        keys += (method, name)
+        fields += (
+            tally.failures,
+            tally.content_length,
+            histogram.count,
+            histogram.sum,
+            histogram.min,
+            histogram.max,
+        )
+        sizes.append(len(pairs) // 2)
+        buckets += pairs
+        firsts.append(pairs[0] - 1)
+        lasts.append(sum(pairs[0::2]) - 1)
+    return columns
+
+
+def _entries_from_columns(columns: _Columns) -> dict[tuple[str, str], Tally]:
+    entries: dict[tuple[str, str], Tally] = {}
+    keys, fields, sizes, buckets = (
+        iter(columns.keys),
+        iter(columns.fields),
+        columns.sizes,
+        columns.buckets,
+    )
+    position = 0
+    for method, name, failures, length, count, total, low, high, size in zip(
+        keys, keys, fields, fields, fields, fields, fields, fields, sizes
+    ):
+        pairs = buckets[position : position + 2 * size]
+        position += 2 * size
+        histogram = Histogram.from_parts(count, total, low, high, pairs)
+        entries[(method, name)] = Tally(histogram, failures, length)
+    return entries
 
 
 # -- master side -----------------------------------------------------------------------------
@@ -642,26 +760,31 @@ class MergedStats:
         bin_ = int(end)
         entries = self.entries
         requests = failures = content = 0
-        for (method, name), tally in delta.entries.items():
+        keys, fields, sizes, buckets, firsts, lasts = delta.columns()
+        key_iter, field_iter = iter(keys), iter(fields)
+        position = 0
+        for method, name, failed, length, n, total, low, high, size, first, last in zip(
+            key_iter, key_iter, *(field_iter,) * 6, sizes, firsts, lasts
+        ):
             entry = entries.get((name, method))
             if entry is None:
                 entry = entries[(name, method)] = StatsEntry(self, name, method, delta.start)
-            histogram = tally.histogram
-            n = histogram.count
-            entry._histogram.merge(histogram)
+            stop = position + 2 * size
+            entry._histogram.merge_wire(n, total, low, high, first, last, buckets[position:stop])
+            position = stop
             per_second = entry.num_reqs_per_sec
             per_second[bin_] = per_second.get(bin_, 0) + n
-            entry.total_content_length += tally.content_length
-            if tally.failures:
-                entry.num_failures += tally.failures
+            entry.total_content_length += length
+            if failed:
+                entry.num_failures += failed
                 per_second = entry.num_fail_per_sec
-                per_second[bin_] = per_second.get(bin_, 0) + tally.failures
-                failures += tally.failures
-            last = entry.last_request_timestamp
-            if last is None or end > last:
+                per_second[bin_] = per_second.get(bin_, 0) + failed
+                failures += failed
+            previous = entry.last_request_timestamp
+            if previous is None or end > previous:
                 entry.last_request_timestamp = end
             requests += n
-            content += tally.content_length
+            content += length
         if delta.errors:
             self._merge_errors(delta)
         if delta.exceptions:
@@ -682,8 +805,8 @@ class MergedStats:
         total.num_reqs_per_sec[bin_] = total.num_reqs_per_sec.get(bin_, 0) + requests
         if failures:
             total.num_fail_per_sec[bin_] = total.num_fail_per_sec.get(bin_, 0) + failures
-        last = total.last_request_timestamp
-        if last is None or end > last:
+        previous = total.last_request_timestamp
+        if previous is None or end > previous:
             total.last_request_timestamp = end
         if self._first_start is None:
             self._first_start = total.start_time = delta.start

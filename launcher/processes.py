@@ -94,8 +94,10 @@ def run_master(argv: Sequence[str], options: argparse.Namespace, endpoints: list
     from gevent import monkey
 
     monkey.patch_time()
+    expected = getattr(options, "worker_count_expected", 1)
     try:
         env, loaded, options = load_environment(argv, options)
+        options.worker_count_expected = expected
     except StartupError as e:
         log.error("%s", e)
         return 1

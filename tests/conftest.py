@@ -1,0 +1,98 @@
+"""Shared fixtures: an embedded target on loopback and lcore run as real processes, always cleaned up."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from lcore.target import Target
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def target() -> Iterator[Target]:
+    t = Target().start()
+    try:
+        yield t
+    finally:
+        t.stop()
+
+
+def lcore_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "lcore.launcher.main", *args]
+
+
+class LcoreProcess:
+    """An lcore command line running in its own process group (killed whole at the end)."""
+
+    def __init__(self, args: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
+        full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
+        self.out_path = cwd / f"lcore-{time.monotonic_ns()}.out"
+        self._out = open(self.out_path, "w+b")  # noqa: SIM115 - closed in kill()
+        self.proc = subprocess.Popen(
+            lcore_command(*args), cwd=cwd, env=full_env, stdout=self._out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    @property
+    def output(self) -> str:
+        return self.out_path.read_text(errors="replace")
+
+    def wait_for_output(self, text: str, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            out = self.output
+            if text in out:
+                return out
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"{text!r} not seen within {timeout} s; output:\n{self.output[-4000:]}")
+
+    def wait(self, timeout: float = 60.0) -> int:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"lcore did not exit within {timeout} s; output:\n{self.output[-4000:]}") from None
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(timeout=10)
+        self._out.close()
+
+
+@pytest.fixture
+def run_lcore(tmp_path: Path) -> Iterator[Callable[..., LcoreProcess]]:
+    started: list[LcoreProcess] = []
+
+    def start(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> LcoreProcess:
+        p = LcoreProcess(list(args), cwd or tmp_path, env)
+        started.append(p)
+        return p
+
+    yield start
+    for p in started:
+        p.kill()
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 10.0, interval: float = 0.02) -> object:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"condition not met within {timeout:.1f} s")
+        time.sleep(interval)
