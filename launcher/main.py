@@ -29,15 +29,15 @@ def _error(message: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if "--demo" in argv:
+        from .demo import run_demo
+
+        return run_demo(argv)
     try:
         options = parse_options(argv, partial=True)
         if getattr(options, "version", False):
             print(f"lcore {__version__}")
             return 0
-        if options.demo:
-            from .demo import run_demo
-
-            return run_demo(argv)
         options.locustfile = find_locustfile(options.locustfile)
         validate(options)
     except OptionsError as e:

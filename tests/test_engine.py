@@ -16,11 +16,10 @@ from pathlib import Path
 import msgpack
 import pytest
 import zmq
+from conftest import lcore_command, wait_until
 
 from lcore import protocol as p
 from lcore._version import PROTOCOL_VERSION, __version__
-
-from .conftest import lcore_command, wait_until
 
 pytestmark = pytest.mark.integration
 
