@@ -19,6 +19,7 @@ import zmq.asyncio
 
 from . import protocol as p
 from ._version import PROTOCOL_VERSION, __version__
+from .curve import MasterKeys, apply_server
 from .dispatch import Dispatcher, Ramp, UserClassSpec
 from .runners import (
     STATE_CLEANUP,
@@ -54,6 +55,22 @@ class WorkerNode:
     @property
     def user_count(self) -> int:
         return sum(self.user_classes_count.values())
+
+
+class _AuthorizedKeys:
+    """ZAP credentials provider: only the authorized public keys get in; each refusal is logged once."""
+
+    def __init__(self, authorized: set[bytes]) -> None:
+        self.authorized = authorized
+        self.refused: set[bytes] = set()
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        if key in self.authorized:
+            return True
+        if key not in self.refused and len(self.refused) < 1000:
+            self.refused.add(key)
+            log.warning("Refused a worker whose CURVE key is not authorized: %s", key.decode(errors="replace")[:12] + "...")
+        return False
 
 
 class GeventPump:
@@ -93,6 +110,7 @@ class MasterRuntime(MasterRunner):
         heartbeat_timeout: float = 3.0,
         run_time: float | None = None,
         quit_when_stopped: bool = False,
+        curve: MasterKeys | None = None,
     ) -> None:
         super().__init__(environment)
         self.endpoints = endpoints
@@ -102,6 +120,9 @@ class MasterRuntime(MasterRunner):
         self.heartbeat_timeout = heartbeat_timeout
         self.run_time = run_time
         self.quit_when_stopped = quit_when_stopped
+        self.curve = curve
+        self._auth: Any = None
+        self.handshake_failures = 0
         self.client_id = "master"
         environment.stats = self.stats_merged = MergedStats()
         self.workers: dict[str, WorkerNode] = {}
@@ -172,16 +193,58 @@ class MasterRuntime(MasterRunner):
         sock.setsockopt(zmq.MAXMSGSIZE, p.MAX_FRAME_BYTES)
         sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
         sock.setsockopt(zmq.LINGER, 500)
+        loop = asyncio.get_running_loop()
+        self._tasks = []
+        if self.curve is not None:
+            self._start_curve(sock)
+        else:
+            self._warn_if_open()
         for endpoint in self.endpoints:
             sock.bind(endpoint)
         self._socket = sock
         self.pump.start()
-        loop = asyncio.get_running_loop()
-        self._tasks = [
+        self._tasks += [
             loop.create_task(self._receive_loop()),
             loop.create_task(self._heartbeat_loop()),
             loop.create_task(self._ramp_loop()),
         ]
+
+    def _start_curve(self, sock: zmq.asyncio.Socket) -> None:
+        from zmq.auth.asyncio import AsyncioAuthenticator
+
+        assert self.curve is not None and self._context is not None
+        self._auth = AsyncioAuthenticator(self._context)
+        self._auth.start()
+        self._auth.configure_curve_callback("*", credentials_provider=_AuthorizedKeys(self.curve.authorized))
+        apply_server(sock, self.curve)
+        events = zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+        monitor = sock.get_monitor_socket(events)
+        self._tasks.append(asyncio.get_running_loop().create_task(self._watch_handshakes(monitor)))
+
+    async def _watch_handshakes(self, monitor: zmq.asyncio.Socket) -> None:
+        from zmq.utils.monitor import parse_monitor_message
+
+        while True:
+            event = parse_monitor_message(await monitor.recv_multipart())
+            self.handshake_failures += 1
+            if self.handshake_failures == 1 or self.handshake_failures % 100 == 0:
+                log.warning(
+                    "Refused a connection that failed the CURVE handshake (%d so far): a worker without "
+                    "a valid key, or not speaking CURVE (event %s)",
+                    self.handshake_failures,
+                    event.get("event"),
+                )
+
+    def _warn_if_open(self) -> None:
+        for endpoint in self.endpoints:
+            if endpoint.startswith("tcp://"):
+                host = endpoint[len("tcp://") :].rsplit(":", 1)[0].strip("[]")
+                if host not in ("127.0.0.1", "localhost", "::1"):
+                    log.warning(
+                        "The master listens on %s without CURVE keys: anyone who can reach this port "
+                        "can join the test as a worker (see --curve-keys)",
+                        endpoint,
+                    )
 
     async def wait_quit(self) -> None:
         await self._quit_event.wait()
@@ -191,6 +254,8 @@ class MasterRuntime(MasterRunner):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self.pump.stop()
+        if self._auth is not None:
+            self._auth.stop()
         if self._socket is not None:
             self._socket.close(linger=500)
         if self._context is not None:

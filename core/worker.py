@@ -23,6 +23,7 @@ from gevent.event import Event
 from . import protocol as p
 from ._version import PROTOCOL_VERSION, __version__
 from .cpu import CpuMonitor
+from .curve import WorkerKeys, apply_client
 from .runners import (
     STATE_INIT,
     STATE_RUNNING,
@@ -78,6 +79,7 @@ class WorkerRuntime(WorkerRunner):
         heartbeat_interval: float = 1.0,
         heartbeat_timeout: float = 3.0,
         first_connect_timeout: float = FIRST_CONNECT_TIMEOUT,
+        curve: WorkerKeys | None = None,
     ) -> None:
         super().__init__(environment)
         self.endpoint = endpoint
@@ -87,6 +89,8 @@ class WorkerRuntime(WorkerRunner):
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_timeout = heartbeat_timeout
         self.first_connect_timeout = first_connect_timeout
+        self.curve = curve
+        self._monitor: gevent.Greenlet | None = None
         self.client_id = make_node_id()
         self.worker_index = 0
         self.stats_recorder = RequestStats()
@@ -169,8 +173,23 @@ class WorkerRuntime(WorkerRunner):
         sock.setsockopt(zmq.IDENTITY, self.client_id.encode())
         sock.setsockopt(zmq.LINGER, 1000)
         sock.setsockopt(zmq.MAXMSGSIZE, p.MAX_FRAME_BYTES)
+        if self.curve is not None:
+            apply_client(sock, self.curve)
+            if self._monitor is not None:
+                self._monitor.kill(block=False)
+            self._monitor = gevent.spawn(self._watch_handshake, sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH))
         sock.connect(self.endpoint)
         self._socket = sock
+
+    def _watch_handshake(self, monitor: Any) -> None:
+        try:
+            monitor.recv_multipart()
+        except zmq.ZMQError:
+            return
+        log.error("The master at %s refused this worker's CURVE key", self.endpoint)
+        if not self._connected.is_set():
+            self._exit_code = 1
+            self._quit.set()
 
     def _send(self, message: p.Message) -> None:
         if self._socket is None:

@@ -29,6 +29,10 @@ def _error(message: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["keys"]:
+        from .keys import keys_main
+
+        return keys_main(argv[1:])
     if "--demo" in argv:
         from .demo import run_demo
 
@@ -59,14 +63,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_processes(argv: list[str], options: object) -> int:
+    from lcore.curve import CurveError, load_master_keys, load_worker_keys, local_worker_keys
+
     from .processes import run_master, run_worker
 
     o = options
     n_workers = resolve_processes(o.processes) if o.processes else (0 if o.master else 1)
+    master_keys = worker_keys = None
+    try:
+        if o.curve_keys and o.worker:
+            worker_keys = load_worker_keys(o.curve_keys)
+        elif o.curve_keys:
+            master_keys = load_master_keys(o.curve_keys)
+            worker_keys = local_worker_keys(master_keys)
+    except CurveError as e:
+        return _error(str(e))
     if o.worker:
         endpoint = f"tcp://{_bracket(o.master_host)}:{o.master_port}"
         workers = [
-            Child("worker", i, lambda i=i: run_worker(argv, o, endpoint, remote=True, index=i))
+            Child("worker", i, lambda i=i: run_worker(argv, o, endpoint, remote=True, index=i, curve=worker_keys))
             for i in range(max(1, n_workers))
         ]
         return Supervisor(None, workers, restart_workers=False).run()
@@ -79,9 +94,10 @@ def run_processes(argv: list[str], options: object) -> int:
         endpoints = [ipc, f"tcp://{_bracket(bind_host)}:{o.master_bind_port}"]
         # headless: wait for the local workers, or for --expect-workers remote ones with --master
         o.worker_count_expected = o.expect_workers if o.master else n_workers
-        master = Child("master", 0, lambda: run_master(argv, o, endpoints))
+        master = Child("master", 0, lambda: run_master(argv, o, endpoints, curve=master_keys))
         workers = [
-            Child("worker", i, lambda i=i: run_worker(argv, o, ipc, remote=False, index=i)) for i in range(n_workers)
+            Child("worker", i, lambda i=i: run_worker(argv, o, ipc, remote=False, index=i, curve=worker_keys))
+            for i in range(n_workers)
         ]
         supervisor = Supervisor(master, workers)
         if not supervisor.start_master():

@@ -88,7 +88,7 @@ def custom_options(options: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def run_master(argv: Sequence[str], options: argparse.Namespace, endpoints: list[str]) -> int:
+def run_master(argv: Sequence[str], options: argparse.Namespace, endpoints: list[str], curve: Any = None) -> int:
     setup_logging(options.loglevel, options.logfile, "master")
     # greenlets a locustfile starts here call time.sleep (Locust patched it): make it cooperative
     from gevent import monkey
@@ -118,6 +118,7 @@ def run_master(argv: Sequence[str], options: argparse.Namespace, endpoints: list
         heartbeat_timeout=options.heartbeat_timeout,
         run_time=options.run_time or None,
         quit_when_stopped=headless,
+        curve=curve,
     )
     try:
         env.events.init.fire(environment=env, runner=runtime, web_ui=None)
@@ -128,7 +129,7 @@ def run_master(argv: Sequence[str], options: argparse.Namespace, endpoints: list
 
 
 def run_worker(
-    argv: Sequence[str], options: argparse.Namespace, endpoint: str, remote: bool, index: int
+    argv: Sequence[str], options: argparse.Namespace, endpoint: str, remote: bool, index: int, curve: Any = None
 ) -> int:
     # before anything else is imported: the locustfile and its libraries must see patched modules
     from gevent import monkey
@@ -153,6 +154,7 @@ def run_worker(
         stats_interval=options.stats_interval,
         heartbeat_interval=options.heartbeat_interval,
         heartbeat_timeout=options.heartbeat_timeout,
+        curve=curve,
     )
     env.events.init.fire(environment=env, runner=runtime, web_ui=None)
     return runtime.run()
