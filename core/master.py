@@ -256,10 +256,9 @@ class MasterRuntime(MasterRunner):
         self.pump.stop()
         if self._auth is not None:
             self._auth.stop()
-        if self._socket is not None:
-            self._socket.close(linger=500)
         if self._context is not None:
-            self._context.term()
+            # closes the monitor and ZAP sockets too, which term() alone would wait for
+            self._context.destroy(linger=500)
 
     async def wait_for_workers(self, count: int, max_wait: float = 0) -> bool:
         deadline = time.monotonic() + max_wait if max_wait else None

@@ -260,6 +260,8 @@ class WorkerRuntime(WorkerRunner):
                 self._quit.set()
                 return
             self.worker_index = message.index
+            if not self._connected.is_set():
+                log.info("Connected to the master at %s as %s", self.endpoint, self.client_id)
             opts = self.environment.parsed_options
             if opts is not None:
                 for key, value in message.options.items():
