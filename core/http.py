@@ -31,7 +31,7 @@ from email.utils import parsedate_to_datetime
 from http import HTTPStatus
 from http.client import HTTPException, RemoteDisconnected
 from typing import Any
-from urllib.parse import quote, urlencode, urljoin, urlsplit
+from urllib.parse import quote, unquote, urlencode, urljoin, urlsplit
 
 import gevent.socket
 from gevent.monkey import get_original
@@ -44,8 +44,11 @@ from .exception import CatchResponseError, LocustError, ResponseError, StopUser
 __all__ = [
     "CaseInsensitiveDict",
     "CookieJar",
+    "FastHttpSession",
+    "FastResponse",
     "HTTPError",
     "HttpSession",
+    "LocustResponse",
     "Response",
     "ResponseContextManager",
     "TooManyRedirects",
@@ -253,7 +256,8 @@ class CookieJar(MutableMapping[str, str]):
         if len(value) >= 2 and value[0] == value[-1] == '"':
             value = value[1:-1]
         domain = host
-        cookie_path = path[: path.rfind("/")] or "/" if path.startswith("/") else "/"
+        # RFC 6265's default path: the request path up to its last slash.
+        cookie_path = (path[: path.rfind("/")] or "/") if path.startswith("/") else "/"
         secure = False
         expires: float | None = None
         max_age_seen = False
@@ -332,7 +336,7 @@ class Response:
         origin: str,
         path: str,
         head: bytes,
-        raw: bytes,
+        raw: bytes | bytearray,
     ) -> None:
         self.status_code = status_code
         self._origin = origin
@@ -385,7 +389,8 @@ class Response:
     def content(self) -> bytes:
         content = self._content
         if content is None:
-            content = self._raw
+            # A large body is kept in the bytearray it was read into until someone asks.
+            content = bytes(self._raw) if type(self._raw) is bytearray else self._raw
             if content and b"content-encoding" in self._head.lower():
                 content = _decode_content(content, self.headers.get("content-encoding", ""))
             self._content = content
@@ -488,6 +493,12 @@ def _decode_content(raw: bytes, encoding: str) -> bytes:
     return raw
 
 
+_OUTSIDE_WITH_BLOCK = (
+    "Tried to set status on a request that has not yet been made. Make sure you use a "
+    "with-block, like: with client.get(..., catch_response=True) as response:"
+)
+
+
 class ResponseContextManager(Response):
     """What ``catch_response=True`` returns: a Response whose outcome the with-block decides.
     The request is recorded when the block exits."""
@@ -529,19 +540,13 @@ class ResponseContextManager(Response):
     def success(self) -> None:
         """Record this request as a success, whatever its status."""
         if not self._entered:
-            raise LocustError(
-                "Tried to set status on a request that has not yet been made. "
-                "Make sure you use a with-block, like: with client.get(..., catch_response=True) as response:"
-            )
+            raise LocustError(_OUTSIDE_WITH_BLOCK)
         self._manual_result = True
 
     def failure(self, exc: BaseException | str) -> None:
         """Record this request as a failure; a string becomes a CatchResponseError."""
         if not self._entered:
-            raise LocustError(
-                "Tried to set status on a request that has not yet been made. "
-                "Make sure you use a with-block, like: with client.get(..., catch_response=True) as response:"
-            )
+            raise LocustError(_OUTSIDE_WITH_BLOCK)
         if not isinstance(exc, BaseException):
             exc = CatchResponseError(exc)
         self._manual_result = exc
@@ -748,7 +753,9 @@ def _read_with_parser(sock: Any, data: bytes, head_only: bool) -> tuple[bytes, b
     return body, bool(parser.should_keep_alive())
 
 
-def _exchange(sock: Any, payload: bytes, head_only: bool) -> tuple[int, bytes, bytes, bool]:
+def _exchange(
+    sock: Any, payload: bytes, head_only: bool
+) -> tuple[int, bytes, bytes | bytearray, bool]:
     """Sends one request and reads its answer: (status, head, body, connection reusable)."""
     sock.sendall(payload)
     data = sock.recv(_RECV_SIZE)
@@ -802,20 +809,18 @@ def _exchange(sock: Any, payload: bytes, head_only: bool) -> tuple[int, bytes, b
         return code, head, data[start:], keep
     if have > length:
         return code, head, data[start : start + length], False
-    parts = [data[start:]]
-    recv = sock.recv
+    # The rest goes straight into a buffer of the announced size: no over-read, no joins.
+    body = bytearray(length)
+    view = memoryview(body)
+    view[:have] = data[start:]
+    recv_into = sock.recv_into
     while have < length:
-        more = recv(min(length - have, 1 << 20) if length - have > _RECV_SIZE else _RECV_SIZE)
-        if not more:
+        received = recv_into(view[have:])
+        if not received:
             raise RemoteDisconnected(
                 f"Remote end closed connection after {have} of {length} body bytes"
             )
-        have += len(more)
-        parts.append(more)
-    body = b"".join(parts)
-    if have > length:
-        body = body[:length]
-        keep = False
+        have += received
     return code, head, body, keep
 
 
@@ -900,6 +905,7 @@ def _encode_multipart(data: Any, files: Any) -> tuple[bytes, str]:
 
 
 def _split_timeout(timeout: Any) -> tuple[float | None, float | None]:
+    """requests' timeout: one number for both, or (connect, read)."""
     if timeout is None:
         return None, None
     if isinstance(timeout, (tuple, list)):
@@ -983,7 +989,7 @@ class HttpSession:
                 f"Invalid host {value!r}: it must be a base URL like http://example.org"
             )
         if parts.username is not None:
-            self.auth = (parts.username, parts.password or "")
+            self.auth = (unquote(parts.username), unquote(parts.password or ""))
         self._base = self._origin(parts.scheme, parts.hostname, parts.port)
         self._prefix = parts.path.rstrip("/")
 
@@ -1135,17 +1141,16 @@ class HttpSession:
                 method, origin, path, headers, body_for_redirect, content_type, cookies, auth
             )
 
-        connect_timeout, read_timeout = _split_timeout(timeout)
+        connect_timeout, read_timeout = (None, None) if timeout is None else _split_timeout(timeout)
         t0 = _perf_counter()
         response = self._send(origin, method, path, payload, connect_timeout, read_timeout, t0)
         if allow_redirects and response.status_code in _REDIRECT_STATUSES:
             response = self._follow(
                 response, method, body_for_redirect, headers, cookies, auth, timeout, t0
             )
-        response_time = (_perf_counter() - t0) * 1000.0
+        response.response_time = (_perf_counter() - t0) * 1000.0
         response.request_type = method
         response.name = name
-        response.response_time = response_time
         response._t0 = t0
         response._context = context
         response._session = self
@@ -1153,16 +1158,12 @@ class HttpSession:
             response.error = _status_error(response.status_code, response.reason, name)
         if catch_response:
             return ResponseContextManager(response)
-        hook = self.request_event
-        if hook._handlers:
-            self._record(response, response.error)
-        else:
-            recorder = hook.recorder
-            if recorder is not None:
-                recorder(method, name, response_time, response.response_length, response.error)
+        self._record(response, response.error)
         return response
 
     def _record(self, response: Response, exception: BaseException | None) -> None:
+        """Listeners get Locust's keyword arguments; with none, the recorder alone is
+        called positionally, so no dict is built."""
         hook = self.request_event
         if hook._handlers:
             hook.fire(
@@ -1373,3 +1374,9 @@ def _failed(origin: _Origin, path: str, error: BaseException) -> Response:
     response = Response(0, origin.url, path, b"", b"")
     response.error = error
     return response
+
+
+# Locust's names for the same things (locust.clients, locust.contrib.fasthttp).
+FastHttpSession = HttpSession
+FastResponse = Response
+LocustResponse = Response

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import msgpack
 
 # A frame bigger than this is refused by the socket itself (ZMQ_MAXMSGSIZE), before allocation.
-MAX_FRAME_BYTES = 64 * 1024 * 1024
+MAX_FRAME_BYTES = 16 * 1024 * 1024
 
 
 class ProtocolError(ValueError):
