@@ -517,6 +517,9 @@ class ResponseContextManager(Response):
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, value: Any, tb: Any) -> bool:
+        session = self._session
+        if session is not None and session.user is not None:
+            session.user._in_request = False
         manual = self._manual_result
         if manual is not None:
             self._report(None if manual is True else manual)  # type: ignore[arg-type]
@@ -1142,6 +1145,9 @@ class HttpSession:
             )
 
         connect_timeout, read_timeout = (None, None) if timeout is None else _split_timeout(timeout)
+        if user is not None:
+            # the engine does not kill a user inside a request: it finishes and is recorded
+            user._in_request = True
         t0 = _perf_counter()
         response = self._send(origin, method, path, payload, connect_timeout, read_timeout, t0)
         if allow_redirects and response.status_code in _REDIRECT_STATUSES:
@@ -1157,8 +1163,11 @@ class HttpSession:
         if response.error is None and response.status_code >= 400:
             response.error = _status_error(response.status_code, response.reason, name)
         if catch_response:
+            # still "in a request" until the with-block has decided and recorded it
             return ResponseContextManager(response)
         self._record(response, response.error)
+        if user is not None:
+            user._in_request = False
         return response
 
     def _record(self, response: Response, exception: BaseException | None) -> None:

@@ -19,6 +19,9 @@ from .users import LOCUST_STATE_WAITING, User
 
 log = logging.getLogger(__name__)
 
+# how long a user inside a request may take to finish it once asked to stop
+IN_REQUEST_GRACE = 30.0
+
 
 class UserPool:
     def __init__(self, environment: Any, user_classes: Mapping[str, type[User]]) -> None:
@@ -113,18 +116,24 @@ def stop_users(users: list[User], stop_timeout: float) -> None:
         if stop_timeout <= 0:
             user._stop_requests = True
     deadline = time.monotonic() + stop_timeout
+    # a request that never ends (a catch_response never closed, a huge timeout) must not hold
+    # the test forever
+    last_resort = deadline + IN_REQUEST_GRACE
     while True:
         alive = [u for u in users if u._greenlet is not None and not u._greenlet.dead]
         if not alive:
             return
-        past_deadline = time.monotonic() >= deadline
+        now = time.monotonic()
+        past_deadline = now >= deadline
         for user in alive:
             if past_deadline:
                 user._stop_requests = True
             # a waiting user, or one that is not inside a request once the deadline passed,
             # is stopped now; one inside a request finishes it first
-            if user._state == LOCUST_STATE_WAITING or (
-                past_deadline and not getattr(user, "_in_request", 0)
+            if (
+                user._state == LOCUST_STATE_WAITING
+                or (past_deadline and not user._in_request)
+                or now >= last_resort
             ):
                 user._greenlet.kill(block=False)
         gevent.sleep(0.01)

@@ -237,6 +237,7 @@ class User(metaclass=_TaskHolderMeta):
         # next request — the HTTP client checks that one)
         self._stop_requested = False
         self._stop_requests = False
+        self._in_request = False
         self._greenlet: gevent.Greenlet | None = None
         self._group: Any = None
         self._cp_last_run = time.monotonic()
