@@ -301,13 +301,9 @@ class MasterRuntime(MasterRunner):
 
     def _begin_run(self) -> None:
         self.run_id += 1
-        if (
-            self.environment.reset_stats
-            or self.start_time is None
-            or self.state in (STATE_STOPPED, STATE_CLEANUP)
-        ):
-            if self.start_time is not None:
-                self.stats_merged.reset()
+        if self.start_time is not None:
+            # a new test after a stopped one starts from zero, as in Locust's web UI
+            self.stats_merged.reset()
         self.start_time = time.time()
         self._stopped_event.clear()
         self.environment.events.test_start.fire(environment=self.environment)
@@ -569,6 +565,9 @@ class MasterRuntime(MasterRunner):
             for n in self.workers.values()
         ):
             self._set_state(STATE_RUNNING)
+            if self.environment.reset_stats:
+                log.info("Resetting stats (--reset-stats): spawning is complete")
+                self.reset_stats()
             self.environment.events.spawning_complete.fire(user_count=self.user_count)
 
     # --- loops ----------------------------------------------------------------------------

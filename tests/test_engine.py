@@ -459,3 +459,72 @@ def test_cli_errors_are_one_line(tmp_path) -> None:
 def test_python_m_module_entry(tmp_path) -> None:
     result = subprocess.run([sys.executable, "-m", "lcore.launcher.main", "--version"], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0 and result.stdout.startswith("lcore ")
+
+
+def test_locustfile_options_reach_master_and_remote_workers(tmp_path, target, run_lcore) -> None:
+    seen = tmp_path / "seen.txt"
+    lf = write(
+        tmp_path,
+        f"""
+        from locust import User, task, constant, events
+
+        @events.init_command_line_parser.add_listener
+        def _(parser):
+            parser.add_argument("--my-arg", type=int, default=1, help="a locustfile option")
+
+        @events.test_start.add_listener
+        def start(environment, **kw):
+            with open({str(seen)!r}, "a") as f:
+                f.write(f"{{type(environment.runner).__name__}} {{environment.parsed_options.my_arg}}\\n")
+
+        class U(User):
+            wait_time = constant(1)
+            @task
+            def t(self):
+                pass
+        """,
+    )
+    port = free_port()
+    master = run_lcore(
+        "-f", str(lf), "--master", "--headless", "--expect-workers", "1", "-u", "1", "-r", "1", "-t", "2s",
+        "--my-arg", "42", *common(port),
+    )  # fmt: skip
+    worker = run_lcore("-f", str(lf), "--worker", "--master-host", "127.0.0.1", "--master-port", str(port))
+    assert master.wait(60) == 0, master.output
+    assert worker.wait(20) == 0, worker.output
+    lines = sorted(seen.read_text().splitlines())
+    assert lines == ["MasterRuntime 42", "WorkerRuntime 42"], lines
+
+
+def test_ctrl_c_stops_cleanly_and_writes_the_report(tmp_path, target, run_lcore) -> None:
+    lf = write(tmp_path, BASIC)
+    prefix = tmp_path / "interrupted"
+    proc = run_lcore(
+        "-f", str(lf), "-H", target.url, "--headless", "-u", "4", "-r", "10", "-t", "60s", "--processes", "2",
+        "--csv", str(prefix), *common(free_port()),
+    )  # fmt: skip
+    proc.wait_for_output("Ramping to 4 users", timeout=30)
+    time.sleep(1.5)
+    os.kill(proc.proc.pid, signal.SIGINT)
+    assert proc.wait(30) == 0, proc.output
+    rows = read_stats_csv(prefix)
+    assert int(rows["Aggregated"]["Request Count"]) == sum(target.counts().values()) > 0
+
+
+def test_cpu_bound_worker_warns(tmp_path, run_lcore) -> None:
+    lf = write(
+        tmp_path,
+        """
+        from locust import User, task, constant
+
+        class Busy(User):
+            wait_time = constant(0)
+            @task
+            def spin(self):
+                sum(i * i for i in range(20000))
+        """,
+    )
+    proc = run_lcore("-f", str(lf), "--headless", "-u", "1", "-r", "1", "-t", "12s", *common(free_port()))
+    out = proc.wait_for_output("figures may be skewed", timeout=30)
+    assert "CPU" in out
+    proc.wait(60)
