@@ -32,7 +32,7 @@ from .runners import (
     STATE_STOPPING,
     WorkerRunner,
 )
-from .stats import RequestStats
+from .stats import MergedStats, RequestStats
 from .user_pool import UserPool
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,9 @@ class WorkerRuntime(WorkerRunner):
         self.client_id = make_node_id()
         self.worker_index = 0
         self.stats_recorder = RequestStats()
-        environment.stats = self.stats_recorder
+        # what a locustfile reads on a worker (environment.stats.total.fail_ratio in a quitting
+        # hook): this worker's own cumulative figures, fed with each delta it sends
+        environment.stats = self.local_stats = MergedStats()
         environment.events.request.recorder = self.stats_recorder.record
         environment.exception_recorder = self.stats_recorder.log_exception
         self.pool = UserPool(environment, environment.user_classes_by_name)
@@ -162,8 +164,8 @@ class WorkerRuntime(WorkerRunner):
             self._stop_test()
         if self._stopper is not None:
             self._stopper.join(timeout=30)
-        self.environment.events.quitting.fire(environment=self.environment)
         self._send_stats()
+        self.environment.events.quitting.fire(environment=self.environment)
         self._send(p.Goodbye("quit"))
 
     def _open_socket(self) -> None:
@@ -327,9 +329,9 @@ class WorkerRuntime(WorkerRunner):
     def _stop_users(self) -> None:
         self.pool.stop_all()
         self.state = STATE_STOPPED
-        self.environment.events.test_stop.fire(environment=self.environment)
         # the final delta goes before "stopped", so the master has everything when it sees it
         self._send_stats()
+        self.environment.events.test_stop.fire(environment=self.environment)
         self._send(p.Stopped(self._run_id))
 
     def _send_stats(self) -> None:
@@ -337,6 +339,7 @@ class WorkerRuntime(WorkerRunner):
         extra: dict[str, Any] = {}
         self.environment.events.report_to_master.fire(client_id=self.client_id, data=extra)
         delta = self.stats_recorder.take_delta()
+        self.local_stats.merge(self.client_id, delta)
         self._send(p.StatsReport(self._seq, delta.to_wire(), self.pool.counts(), extra))
 
     def _stats_loop(self) -> None:
