@@ -106,6 +106,15 @@ def _timespan(text: str) -> int:
         raise argparse.ArgumentTypeError(str(e))
 
 
+def _threshold(text: str) -> Any:
+    from lcore.exporters.thresholds import ThresholdError, parse_threshold
+
+    try:
+        return parse_threshold(text)
+    except ThresholdError as e:
+        raise argparse.ArgumentTypeError(str(e))
+
+
 def _renamed(new_name: str) -> type[argparse.Action]:
     """An action refusing an option Locust renamed, naming the new one."""
 
@@ -243,6 +252,18 @@ def _build(*, add_help: bool, positionals: bool, allow_abbrev: bool) -> LcoreArg
     )
     web.add_argument(
         "--web-auth", metavar="USER:PASSWORD", help="Protect the status page with HTTP basic auth."
+    )
+    web.add_argument(
+        "--web-token",
+        metavar="TOKEN",
+        help="Protect the status page, its API and /metrics with 'Authorization: Bearer TOKEN' "
+        "(set LCORE_WEB_TOKEN rather than the command line, which others can see).",
+    )
+    web.add_argument(
+        "--metrics-buckets",
+        metavar="SECONDS,...",
+        help="Bucket bounds of the lcore_response_time_seconds histogram on /metrics, e.g. "
+        "0.01,0.1,1. Default: 0.001 to 60.",
     )
     web.add_argument(
         "--tls-cert", default="", metavar="FILE", help="TLS certificate to serve HTTPS."
@@ -472,6 +493,28 @@ def _build(*, add_help: bool, positionals: bool, allow_abbrev: bool) -> LcoreArg
         "--curve-keys",
         metavar="DIR",
         help="Encrypt master-worker TCP traffic with the CurveZMQ keys in DIR.",
+    )
+    own.add_argument(
+        "--threshold",
+        action="append",
+        type=_threshold,
+        dest="thresholds",
+        metavar="EXPR",
+        help="Fail the run (exit code 4) unless EXPR holds on the final statistics, e.g. "
+        "'p95<300ms', 'GET /api p99<1s', 'fail_ratio<0.01', 'rps>500', 'failures==0'. "
+        "Repeatable.",
+    )
+    own.add_argument(
+        "--threshold-abort",
+        action="store_true",
+        help="Check the thresholds every second during the run too, and stop the test at the "
+        "first breach of an upper bound (p95<..., fail_ratio<..., failures==0).",
+    )
+    own.add_argument(
+        "--junit",
+        dest="junit_file",
+        metavar="FILE",
+        help="Write the threshold results to FILE as a JUnit XML report (needs --threshold).",
     )
     own.add_argument(
         "--run-single-user",
@@ -1024,6 +1067,11 @@ def validate(options: argparse.Namespace) -> None:
             f"--heartbeat-timeout ({get('heartbeat_timeout')}) must be longer than "
             f"--heartbeat-interval ({get('heartbeat_interval')})"
         )
+    if get("thresholds") and get("worker"):
+        raise OptionsError("--threshold belongs on the master, not on workers")
+    for dest, flag in (("threshold_abort", "--threshold-abort"), ("junit_file", "--junit")):
+        if get(dest) and not get("thresholds"):
+            raise OptionsError(f"{flag} needs at least one --threshold")
     if get("stats_history_enabled") and not get("csv_prefix"):
         raise OptionsError("--csv-full-history requires --csv")
     if get("run_time"):

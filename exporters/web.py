@@ -1,0 +1,706 @@
+"""The master's HTTP server (aiohttp, on the master's event loop): status page, JSON API,
+``/metrics``, ``/healthz``, CSV and HTML downloads, and Locust's web API paths.
+
+    GET  /                  the status page (static/index.html, app.js, style.css)
+    GET  /api/stats         everything the page shows (a superset of Locust's /stats/requests)
+    GET  /api/history       the per-second samples behind the charts (``?since=EPOCH``)
+    GET  /api/workers       the workers, lost ones included
+    POST /api/swarm         start, or change the user count (form or JSON: user_count,
+                            spawn_rate, host); POST /api/stop, POST /api/reset
+    GET  /metrics           Prometheus exposition (exporters/prometheus.py)
+    GET  /healthz           200 and the state, never behind authentication
+    Locust's paths:         POST /swarm, GET /stop, GET /stats/reset, GET /stats/requests,
+                            GET /exceptions,
+                            GET /stats/requests/csv, /stats/failures/csv, /exceptions/csv,
+                            /stats/report (the HTML report; ``?download=1`` to save it)
+
+Authentication (optional): ``--web-auth USER:PASSWORD`` (HTTP basic; with ``--web-login`` a
+login form and a session cookie instead of the browser's prompt) and/or ``--web-token TOKEN``
+(``Authorization: Bearer TOKEN``). ``--headless`` makes the page read-only: control calls
+answer 403.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import errno
+import hmac
+import json
+import logging
+import math
+import secrets
+import ssl
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from lcore._version import __version__
+from lcore.runners import STATE_MISSING, STATE_RUNNING, STATE_SPAWNING, STATE_STOPPING
+
+from .prometheus import DEFAULT_BUCKETS, make_registry, parse_buckets, render
+
+__all__ = ["HISTORY_INTERVAL", "HISTORY_LIMIT", "StatusServer", "history_sample", "start_web"]
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).resolve().parent / "static"
+HISTORY_INTERVAL = 1.0
+"""Seconds between two samples of the charts' history."""
+HISTORY_LIMIT = 3600
+"""Samples kept (an hour at one a second); older ones are dropped."""
+MAX_ROWS = 500
+"""Rows of the stats and errors tables sent to the page (the Aggregated row always is)."""
+CHART_PERCENTILES = (0.5, 0.95, 0.99)
+MAX_USERS = 10_000_000
+SESSION_COOKIE = "lcore_session"
+_OPEN_PATHS = frozenset({"/healthz", "/login", "/static/style.css"})
+_ACTIVE = (STATE_SPAWNING, STATE_RUNNING, STATE_STOPPING)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Unavailable(Exception):
+    """A download whose generator is missing from this build."""
+
+
+# -- what the page and the API show ----------------------------------------------------------
+
+
+def _number(value: float | None) -> float:
+    if value is None or not math.isfinite(value):
+        return 0.0
+    return round(value, 3)
+
+
+def entry_row(entry: Any) -> dict[str, Any]:
+    """One row of the stats table, with Locust's field names (times in ms)."""
+    p50, p90, p95, p99 = entry.get_response_time_percentiles((0.5, 0.9, 0.95, 0.99))
+    return {
+        "method": entry.method,
+        "name": entry.name,
+        "safe_name": entry.name,
+        "num_requests": entry.num_requests,
+        "num_failures": entry.num_failures,
+        "avg_response_time": _number(entry.avg_response_time),
+        "min_response_time": _number(entry.min_response_time),
+        "max_response_time": _number(entry.max_response_time),
+        "median_response_time": _number(p50),
+        "response_time_percentile_0.9": _number(p90),
+        "response_time_percentile_0.95": _number(p95),
+        "response_time_percentile_0.99": _number(p99),
+        "current_rps": _number(entry.current_rps),
+        "current_fail_per_sec": _number(entry.current_fail_per_sec),
+        "total_rps": _number(entry.total_rps),
+        "total_fail_per_sec": _number(entry.total_fail_per_sec),
+        "avg_content_length": _number(entry.avg_content_length),
+        "total_content_length": entry.total_content_length,
+    }
+
+
+def worker_rows(runtime: Any) -> list[dict[str, Any]]:
+    per_worker = runtime.stats_merged.per_worker
+    rows = []
+    for node in [*runtime.workers.values(), *runtime.lost_workers]:
+        reported = per_worker.get(node.id)
+        rows.append(
+            {
+                "id": node.id,
+                "host": node.host,
+                "pid": node.pid,
+                "index": node.index,
+                "state": STATE_MISSING if node in runtime.lost_workers else node.state,
+                "user_count": node.user_count,
+                "user_classes_count": dict(node.user_classes_count),
+                "cpu_usage": _number(node.cpu),
+                "cpu_warning": bool(node.cpu_warning),
+                "num_requests": reported.num_requests if reported else 0,
+                "num_failures": reported.num_failures if reported else 0,
+            }
+        )
+    return rows
+
+
+def stats_document(runtime: Any, readonly: bool) -> dict[str, Any]:
+    """``/api/stats``: Locust's ``/stats/requests`` document plus what the page needs."""
+    stats = runtime.stats_merged
+    rows = [entry_row(e) for e in stats.sorted_entries()[:MAX_ROWS]]
+    total = stats.total
+    rows.append(entry_row(total))
+    current = total.current_histogram().quantiles(CHART_PERCENTILES)
+    errors = sorted(stats.errors.values(), key=lambda e: -e.occurrences)[:MAX_ROWS]
+    exceptions = sorted(stats.exceptions.values(), key=lambda r: -r.count)[:MAX_ROWS]
+    return {
+        "version": __version__,
+        "state": runtime.state,
+        "readonly": readonly,
+        "host": runtime.host or runtime.environment.host or "",
+        "user_count": runtime.user_count,
+        "target_user_count": runtime.target_user_count,
+        "spawn_rate": runtime.spawn_rate,
+        "start_time": runtime.start_time,
+        "user_classes": [cls.__name__ for cls in runtime.environment.user_classes],
+        "user_classes_count": runtime.user_classes_count,
+        "shape": runtime.shape is not None,
+        "stats": rows,
+        "errors": [
+            {"method": e.method, "name": e.name, "error": e.error, "occurrences": e.occurrences}
+            for e in errors
+        ],
+        "exceptions": [
+            {"count": r.count, "msg": r.msg, "traceback": r.traceback, "nodes": sorted(r.nodes)}
+            for r in exceptions
+        ],
+        "total_rps": rows[-1]["current_rps"],
+        "total_fail_per_sec": rows[-1]["current_fail_per_sec"],
+        "fail_ratio": _number(total.fail_ratio),
+        "current_response_time_percentiles": {
+            f"response_time_percentile_{q}": _number(v / 1000)
+            for q, v in zip(CHART_PERCENTILES, current, strict=True)
+        },
+        "worker_count": len(runtime.workers),
+        "workers": worker_rows(runtime),
+        "lost_workers": len(runtime.lost_workers),
+    }
+
+
+def history_sample(runtime: Any, now: float | None = None) -> dict[str, Any]:
+    """One point of the charts: users, current RPS and current percentiles (ms)."""
+    total = runtime.stats_merged.total
+    window = total.current_histogram()
+    sample: dict[str, Any] = {
+        "time": round(time.time() if now is None else now, 3),
+        "user_count": runtime.user_count,
+        "current_rps": _number(total.current_rps),
+        "current_fail_per_sec": _number(total.current_fail_per_sec),
+        "total_avg_response_time": _number(total.avg_response_time),
+    }
+    for q, value in zip(CHART_PERCENTILES, window.quantiles(CHART_PERCENTILES), strict=True):
+        sample[f"response_time_percentile_{q}"] = _number(value / 1000)
+    return sample
+
+
+# -- authentication --------------------------------------------------------------------------
+
+
+class Auth:
+    """Basic credentials, a bearer token, and sessions made by the login form."""
+
+    def __init__(self, basic: str | None, token: str | None, login_form: bool) -> None:
+        self.user = self.password = None
+        if basic:
+            user, sep, password = basic.partition(":")
+            if not sep or not user:
+                raise OSError(errno.EINVAL, "--web-auth must be USER:PASSWORD")
+            self.user, self.password = user, password
+        self.token = token or None
+        if login_form and self.user is None:
+            raise OSError(errno.EINVAL, "--web-login needs --web-auth USER:PASSWORD to check")
+        self.login_form = login_form
+        self._sessions: set[str] = set()
+
+    @property
+    def enabled(self) -> bool:
+        return self.user is not None or self.token is not None
+
+    def credentials_match(self, user: str, password: str) -> bool:
+        if self.user is None or self.password is None:
+            return False
+        # both compared, always: the time taken says nothing about which one differs
+        ok_user = hmac.compare_digest(user.encode(), self.user.encode())
+        ok_password = hmac.compare_digest(password.encode(), self.password.encode())
+        return ok_user and ok_password
+
+    def allows(self, request: web.Request) -> bool:
+        header = request.headers.get("Authorization", "")
+        scheme, _, value = header.partition(" ")
+        scheme = scheme.lower()
+        if scheme == "bearer" and self.token is not None:
+            return hmac.compare_digest(value.strip().encode(), self.token.encode())
+        if scheme == "basic" and self.user is not None:
+            try:
+                decoded = base64.b64decode(value.strip(), validate=True).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                return False
+            user, _, password = decoded.partition(":")
+            return self.credentials_match(user, password)
+        session = request.cookies.get(SESSION_COOKIE)
+        return session is not None and session in self._sessions
+
+    def new_session(self) -> str:
+        session = secrets.token_urlsafe(32)
+        self._sessions.add(session)
+        return session
+
+    def challenge(self, request: web.Request, base: str) -> web.StreamResponse:
+        if (
+            self.login_form
+            and request.method == "GET"
+            and "text/html" in request.headers.get("Accept", "")
+        ):
+            raise web.HTTPFound(base + "/login")
+        realm = 'Basic realm="lcore"' if self.user is not None else 'Bearer realm="lcore"'
+        return web.json_response(
+            {"success": False, "message": "Authentication required"},
+            status=401,
+            headers={"WWW-Authenticate": realm},
+        )
+
+
+# -- the server ------------------------------------------------------------------------------
+
+
+class StatusServer:
+    """The aiohttp application around one ``MasterRuntime``; ``start`` binds, ``close`` stops."""
+
+    def __init__(
+        self,
+        runtime: Any,
+        *,
+        host: str = "",
+        port: int = 8089,
+        readonly: bool = False,
+        auth: Auth | None = None,
+        base_path: str = "",
+        buckets: tuple[float, ...] = DEFAULT_BUCKETS,
+        ssl_context: ssl.SSLContext | None = None,
+        history_interval: float = HISTORY_INTERVAL,
+        options: Any = None,
+    ) -> None:
+        self.runtime = runtime
+        self.host = host
+        self.port = port
+        self.readonly = readonly
+        self.auth = auth or Auth(None, None, False)
+        self.base_path = "/" + base_path.strip("/") if base_path.strip("/") else ""
+        self.registry = make_registry(runtime, buckets=buckets)
+        self.ssl_context = ssl_context
+        self.history_interval = history_interval
+        self.options = options
+        self._runner: web.AppRunner | None = None
+        self._sampler: asyncio.Task[None] | None = None
+        self._history_epoch = 0
+        self._history_seen: object = None
+
+    # -- lifecycle --
+
+    async def start(self) -> StatusServer:
+        """Bind and serve; raises ``OSError`` when the address cannot be used."""
+        app = self._app()
+        if self.base_path:
+            root = web.Application()
+            root.add_subapp(self.base_path, app)
+            app = root
+        # a page's poll in flight must not hold the master's exit for long
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host or None, self.port, ssl_context=self.ssl_context)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        if runner.addresses:  # the port actually bound, for --web-port 0
+            self.port = runner.addresses[0][1]
+        self._sampler = asyncio.get_running_loop().create_task(self._sample_history())
+        scheme = "https" if self.ssl_context else "http"
+        shown = self.host or "0.0.0.0"
+        if ":" in shown:
+            shown = f"[{shown}]"
+        log.info(
+            "Starting web interface at %s://%s:%d%s/", scheme, shown, self.port, self.base_path
+        )
+        return self
+
+    async def close(self) -> None:
+        if self._sampler is not None:
+            self._sampler.cancel()
+            await asyncio.gather(self._sampler, return_exceptions=True)
+            self._sampler = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.ssl_context else "http"
+        host = self.host or "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{scheme}://{host}:{self.port}{self.base_path}/"
+
+    async def _sample_history(self) -> None:
+        while True:
+            await asyncio.sleep(self.history_interval)
+            try:
+                self._take_sample()
+            except Exception:
+                log.exception("Could not sample the stats history")
+
+    def _take_sample(self) -> None:
+        runtime = self.runtime
+        history = runtime.stats_merged.history
+        if runtime.state not in _ACTIVE:
+            # one more point once stopped, so the charts end where the test ended
+            if not history or history[-1].get("state") not in _ACTIVE:
+                return
+        sample = history_sample(runtime)
+        sample["state"] = runtime.state
+        history.append(sample)
+        if len(history) > HISTORY_LIMIT:
+            del history[: len(history) - HISTORY_LIMIT]
+
+    # -- the application --
+
+    def _app(self) -> web.Application:
+        app = web.Application(middlewares=[self._guard], client_max_size=64 * 1024)
+        get, post = app.router.add_get, app.router.add_post
+        get("/", self._index)
+        get("/login", self._login_page)
+        post("/login", self._login)
+        get("/static/{file}", self._static)
+        get("/healthz", self._healthz)
+        get("/metrics", self._metrics)
+        get("/api/stats", self._stats)
+        get("/api/history", self._history)
+        get("/api/workers", self._workers)
+        post("/api/swarm", self._swarm)
+        post("/api/stop", self._stop)
+        post("/api/reset", self._reset)
+        # Locust's web API, as scripts call it
+        post("/swarm", self._swarm)
+        get("/stop", self._stop)
+        get("/stats/reset", self._reset)
+        get("/stats/requests", self._stats)
+        get("/exceptions", self._exceptions)
+        get("/stats/requests/csv", self._csv_download("stats", "requests"))
+        get("/stats/failures/csv", self._csv_download("failures", "failures"))
+        get("/exceptions/csv", self._csv_download("exceptions", "exceptions"))
+        get("/stats/requests_full_history/csv", self._full_history)
+        get("/stats/report", self._report)
+        return app
+
+    @web.middleware
+    async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        path = request.path[len(self.base_path) :] or "/"
+        if self.auth.enabled and path not in _OPEN_PATHS and not self.auth.allows(request):
+            return self.auth.challenge(request, self.base_path)
+        if request.method == "POST" and not _same_origin(request):
+            return _refuse(403, "Cross-origin request refused")
+        response = await handler(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    # -- pages --
+
+    async def _index(self, request: web.Request) -> web.StreamResponse:
+        return self._file("index.html")
+
+    async def _static(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["file"]
+        if name not in {"app.js", "style.css"}:
+            raise web.HTTPNotFound()
+        return self._file(name)
+
+    def _file(self, name: str) -> web.Response:
+        types = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
+        path = STATIC / name
+        response = web.Response(
+            body=path.read_bytes(), content_type=types[path.suffix], charset="utf-8"
+        )
+        response.headers["Content-Security-Policy"] = (
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+            "frame-ancestors 'none'"
+        )
+        return response
+
+    async def _login_page(self, request: web.Request, error: str = "") -> web.StreamResponse:
+        if not self.auth.login_form:
+            raise web.HTTPFound(self.base_path + "/")
+        message = f'<p class="error">{error}</p>' if error else ""
+        html = (
+            '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>lcore: log in'
+            '</title><link rel="stylesheet" href="static/style.css"></head><body class="login">'
+            '<form method="post" action="login" class="card"><h1>lcore</h1>'
+            f'{message}<label>User <input name="username" autocomplete="username" required>'
+            '</label><label>Password <input name="password" type="password" '
+            'autocomplete="current-password"></label><button type="submit">Log in</button>'
+            "</form></body></html>"
+        )
+        return web.Response(text=html, content_type="text/html", status=401 if error else 200)
+
+    async def _login(self, request: web.Request) -> web.StreamResponse:
+        if not self.auth.login_form:
+            raise web.HTTPNotFound()
+        form = await request.post()
+        user, password = str(form.get("username", "")), str(form.get("password", ""))
+        if not self.auth.credentials_match(user, password):
+            log.warning("Failed login on the status page from %s", request.remote)
+            return await self._login_page(request, "Wrong user or password.")
+        response = web.HTTPFound(self.base_path + "/")
+        response.set_cookie(
+            SESSION_COOKIE,
+            self.auth.new_session(),
+            httponly=True,
+            samesite="Strict",
+            secure=self.ssl_context is not None,
+            path=self.base_path + "/",
+        )
+        raise response
+
+    # -- read-only API --
+
+    async def _healthz(self, request: web.Request) -> web.StreamResponse:
+        runtime = self.runtime
+        return web.json_response(
+            {
+                "status": "ok",
+                "state": runtime.state,
+                "workers": len(runtime.workers),
+                "user_count": runtime.user_count,
+            }
+        )
+
+    async def _metrics(self, request: web.Request) -> web.StreamResponse:
+        body, content_type = render(self.registry, request.headers.get("Accept", ""))
+        response = web.Response(body=body)
+        response.headers["Content-Type"] = content_type
+        return response
+
+    async def _stats(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(stats_document(self.runtime, self.readonly))
+
+    async def _exceptions(self, request: web.Request) -> web.StreamResponse:
+        records = sorted(self.runtime.stats_merged.exceptions.values(), key=lambda r: -r.count)
+        rows = [
+            {"count": r.count, "msg": r.msg, "traceback": r.traceback, "nodes": ", ".join(r.nodes)}
+            for r in records[:MAX_ROWS]
+        ]
+        return web.json_response({"exceptions": rows})
+
+    async def _workers(self, request: web.Request) -> web.StreamResponse:
+        runtime = self.runtime
+        return web.json_response(
+            {"worker_count": len(runtime.workers), "workers": worker_rows(runtime)}
+        )
+
+    async def _history(self, request: web.Request) -> web.StreamResponse:
+        history = self.runtime.stats_merged.history
+        if history is not self._history_seen:  # a reset started a new list
+            self._history_seen = history
+            self._history_epoch += 1
+        try:
+            since = float(request.query.get("since", "0"))
+        except ValueError:
+            return _refuse(400, "since must be a number (seconds since the epoch)")
+        samples = [s for s in history if s["time"] > since] if since else list(history)
+        return web.json_response({"epoch": self._history_epoch, "samples": samples})
+
+    # -- control --
+
+    async def _swarm(self, request: web.Request) -> web.StreamResponse:
+        if self.readonly:
+            return _read_only()
+        runtime = self.runtime
+        try:
+            fields = await _fields(request)
+            host = fields.get("host", "").replace("<", "").replace(">", "").strip()
+            if host and urlsplit(host).scheme not in ("http", "https"):
+                raise ValueError("host must be an http:// or https:// URL")
+            if runtime.state == STATE_STOPPING:
+                return _refuse(409, "The test is stopping; start it again in a moment")
+            if runtime.shape is not None:
+                if host:
+                    runtime.host = host
+                runtime.start_shape()
+                return web.json_response(
+                    {"success": True, "message": "Swarming started using the shape class"}
+                )
+            user_count = _int_field(fields, "user_count", 0, MAX_USERS)
+            spawn_rate = _float_field(fields, "spawn_rate")
+        except ValueError as e:
+            return _refuse(400, str(e))
+        runtime.start(user_count, spawn_rate, host=host or None)
+        log.info("Status page: ramping to %d users at %g per second", user_count, spawn_rate)
+        return web.json_response(
+            {
+                "success": True,
+                "message": "Swarming started",
+                "host": runtime.host,
+                "user_count": user_count,
+                "spawn_rate": spawn_rate,
+            }
+        )
+
+    async def _stop(self, request: web.Request) -> web.StreamResponse:
+        if self.readonly:
+            return _read_only()
+        self.runtime.stop()
+        return web.json_response({"success": True, "message": "Test stopped"})
+
+    async def _reset(self, request: web.Request) -> web.StreamResponse:
+        if self.readonly:
+            return _read_only()
+        self.runtime.reset_stats()
+        if request.path.endswith("/stats/reset"):
+            return web.Response(text="ok")  # what Locust answers
+        return web.json_response({"success": True, "message": "Statistics reset"})
+
+    # -- downloads --
+
+    def _csv_download(self, kind: str, filename: str) -> Handler:
+        async def handler(request: web.Request) -> web.StreamResponse:
+            try:
+                text = csv_text(self.runtime.stats_merged, kind)
+            except Unavailable as e:
+                return _refuse(503, str(e))
+            return _attachment(text, f"{filename}_{int(time.time())}.csv", "text/csv")
+
+        return handler
+
+    async def _full_history(self, request: web.Request) -> web.StreamResponse:
+        options = self.options
+        prefix = getattr(options, "csv_prefix", None)
+        path = Path(f"{prefix}_stats_history.csv") if prefix else None
+        if not (getattr(options, "stats_history_enabled", False) and path and path.exists()):
+            return _refuse(404, "Start lcore with --csv PREFIX --csv-full-history for this file")
+        return _attachment(
+            path.read_text(), f"requests_full_history_{int(time.time())}.csv", "text/csv"
+        )
+
+    async def _report(self, request: web.Request) -> web.StreamResponse:
+        from .report_html import render_html_report
+
+        html = render_html_report(self.runtime)
+        if request.query.get("download"):
+            return _attachment(html, f"report_{int(time.time())}.html", "text/html")
+        return web.Response(text=html, content_type="text/html")
+
+
+def csv_text(stats: Any, kind: str) -> str:
+    """One of the CSV reports (``stats``, ``failures``, ``exceptions``) as text.
+
+    Written by ``report_csv.write_csv_files`` into a private temporary directory, so the page
+    downloads exactly what ``--csv`` writes.
+    """
+    from . import report_csv
+
+    with tempfile.TemporaryDirectory(prefix="lcore-csv-") as directory:
+        prefix = Path(directory) / "lcore"
+        report_csv.write_csv_files(stats, str(prefix))
+        path = Path(f"{prefix}_{kind}.csv")
+        if not path.exists():
+            raise Unavailable(f"The {kind} CSV report is not available in this build")
+        return path.read_text()
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _refuse(status: int, message: str) -> web.Response:
+    return web.json_response({"success": False, "message": message}, status=status)
+
+
+def _read_only() -> web.Response:
+    return _refuse(403, "This master runs --headless: the status page is read-only")
+
+
+def _same_origin(request: web.Request) -> bool:
+    """A browser's cross-site POST (which would carry basic credentials) is refused."""
+    origin = request.headers.get("Origin")
+    if origin is None:  # not from a browser page: a script, curl, Prometheus
+        return True
+    return urlsplit(origin).netloc == request.host
+
+
+def _attachment(text: str, filename: str, content_type: str) -> web.Response:
+    return web.Response(
+        text=text,
+        content_type=content_type,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+async def _fields(request: web.Request) -> dict[str, str]:
+    if request.content_type == "application/json":
+        try:
+            data = await request.json()
+        except json.JSONDecodeError:
+            raise ValueError("the body is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise ValueError("the JSON body must be an object")
+        return {str(k): "" if v is None else str(v) for k, v in data.items()}
+    form = await request.post()
+    return {k: str(v) for k, v in form.items()}
+
+
+def _int_field(fields: dict[str, str], name: str, lowest: int, highest: int) -> int:
+    raw = fields.get(name, "").strip()
+    try:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or not lowest <= value <= highest:
+        raise ValueError(f"{name} must be a whole number from {lowest} to {highest}")
+    return value
+
+
+def _float_field(fields: dict[str, str], name: str) -> float:
+    raw = fields.get(name, "").strip()
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number greater than 0") from None
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a number greater than 0")
+    return value
+
+
+def _ssl_context(options: Any) -> ssl.SSLContext | None:
+    cert, key = getattr(options, "tls_cert", ""), getattr(options, "tls_key", "")
+    if not (cert or key):
+        return None
+    if not (cert and key):
+        raise OSError(errno.EINVAL, "--tls-cert and --tls-key go together")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+async def start_web(runtime: Any, options: Any) -> StatusServer:
+    """Serve the status page, the API and /metrics for ``runtime`` as ``options`` say.
+
+    Raises ``OSError`` when the server cannot start (address in use, bad TLS files, bad
+    authentication settings): the master turns that into a one-line error.
+    """
+    buckets = DEFAULT_BUCKETS
+    if getattr(options, "metrics_buckets", None):
+        try:
+            buckets = parse_buckets(options.metrics_buckets)
+        except ValueError as e:
+            raise OSError(errno.EINVAL, f"--metrics-buckets: {e}") from None
+    auth = Auth(
+        getattr(options, "web_auth", None),
+        getattr(options, "web_token", None),
+        bool(getattr(options, "web_login", False)),
+    )
+    server = StatusServer(
+        runtime,
+        host=getattr(options, "web_host", "") or "",
+        port=getattr(options, "web_port", 8089),
+        readonly=bool(getattr(options, "headless", False)),
+        auth=auth,
+        base_path=getattr(options, "web_base_path", "") or "",
+        buckets=buckets,
+        ssl_context=_ssl_context(options),
+        options=options,
+    )
+    return await server.start()
