@@ -2,8 +2,8 @@
 
 - ``class_totals(classes, users)``: users per class. Classes with ``fixed_count`` are served
   first, in declaration order; the rest share what is left by weight, largest remainder
-  (Hamilton) first, ties to the class declared first. If every class is fixed, the total is
-  capped at the sum of the fixed counts.
+  (Hamilton) first, ties to the class declared first. Weight-0 classes get none. If no class
+  takes a share (all fixed, or the rest weight 0), the total is capped at the fixed counts.
 - ``Dispatcher(classes)`` holds ``worker id -> {class name: count}``. ``set_workers(ids)``
   rebalances for a new worker set, ``step_to(users)`` moves the total; both return the ids whose
   counts changed, so the master sends ``worker_target(id)`` to those only. After every call the
@@ -17,11 +17,20 @@
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 __all__ = ["Dispatcher", "Ramp", "UserClassSpec", "class_totals"]
+
+# How many tied candidates _pick scores; more hardly helps (measured up to 100 workers).
+_LOOKAHEAD_CANDIDATES = 8
+# step_to plans a step as a whole when it changes more users than this plus workers / 8:
+# planning costs about as much as placing that many users one by one.
+_BATCH_ABOVE = 8
+# How many of the richest and of the poorest workers _rebalance searches for a free pass.
+_PASS_SEARCH = 32
 
 
 @dataclass(frozen=True)
@@ -119,6 +128,7 @@ class Dispatcher:
         self._by_class: list[dict[tuple[int, int], Bucket]] = [{} for _ in self._names]
         self._by_total: dict[int, Bucket] = {}
         self._before: dict[str, tuple[int, ...]] = {}  # counts at the start of the current call
+        self._horizon: tuple[int, list[int]] = (-1, [])  # see _pick
 
     # -- views ---------------------------------------------------------------------------------
 
@@ -175,11 +185,12 @@ class Dispatcher:
     def step_to(self, users: int) -> set[str]:
         """Move the total to ``users``; returns the ids whose counts changed.
 
-        Each added user of a class goes to the worker with the fewest of it, ties to the one
-        with the fewest users; removal mirrors that. When that would leave two workers' totals
-        two apart, one user moves to restore balance. Whole rounds (one more or one fewer of a
-        class on every worker) are applied at once: a call costs O(classes * workers) for
-        those, plus O(classes) per user left over.
+        A few users at a time: each added user of a class goes to a worker with the fewest of
+        it, then with the fewest users (a look-ahead breaks the remaining ties so the next
+        users fit too); removal mirrors that. Should that still leave two workers' totals two
+        apart, one user moves. Larger steps are planned as a whole, like ``set_workers``, and
+        move no more users than the step needs. Cost: O(classes) per user, at most
+        O(classes * workers * log workers) per call.
         """
         target = self._split.totals(users)
         self._requested = users
@@ -187,21 +198,17 @@ class Dispatcher:
         if not n:
             return set()
         deltas = [t - now for t, now in zip(target, self._class_counts, strict=True)]
+        if sum(map(abs, deltas)) > _BATCH_ABOVE + n // 8:
+            self._rebalance(target)
+            self._file_all()
+            return self._finish()
         # Removals first: with the Alabama paradox one step up can take a user from a class.
         for c, d in enumerate(deltas):
-            if d < 0:
-                rounds, rest = divmod(-d, n)
-                if rounds:
-                    self._shift_all(c, -rounds)
-                for _ in range(rest):
-                    self._remove_one(c)
+            for _ in range(-d):
+                self._remove_one(c)
         for c, d in enumerate(deltas):
-            if d > 0:
-                rounds, rest = divmod(d, n)
-                if rounds:
-                    self._shift_all(c, rounds)
-                for _ in range(rest):
-                    self._add_one(c)
+            for _ in range(d):
+                self._add_one(c)
         return self._finish()
 
     # -- internals -----------------------------------------------------------------------------
@@ -243,34 +250,60 @@ class Dispatcher:
         self._totals[worker] = new_total
         self._class_counts[c] += delta
 
-    def _shift_all(self, c: int, delta: int) -> None:
-        for worker, counts in self._counts.items():
-            if worker not in self._before:
-                self._before[worker] = tuple(counts)
-            counts[c] += delta
-            self._totals[worker] += delta
-        self._class_counts[c] += delta * len(self._counts)
-        # Everyone moved alike: re-key the buckets, keeping each bucket (and its order) intact.
-        for d, buckets in enumerate(self._by_class):
-            shift = delta if d == c else 0
-            self._by_class[d] = {(n + shift, t + delta): b for (n, t), b in buckets.items()}
-        self._by_total = {t + delta: b for t, b in self._by_total.items()}
-
     def _add_one(self, c: int) -> None:
-        buckets = self._by_class[c]
-        worker = next(iter(buckets[min(buckets)]))
+        worker = self._pick(c, up=True)
         self._apply(worker, c, 1)
         lowest = next(iter(self._by_total[min(self._by_total)]))
         if self._totals[worker] - self._totals[lowest] > 1:
             self._move(worker, lowest)
 
     def _remove_one(self, c: int) -> None:
-        buckets = self._by_class[c]
-        worker = next(iter(buckets[max(buckets)]))
+        worker = self._pick(c, up=False)
         self._apply(worker, c, -1)
         highest = next(iter(self._by_total[max(self._by_total)]))
         if self._totals[highest] - self._totals[worker] > 1:
             self._move(highest, worker)
+
+    def _pick(self, c: int, up: bool) -> str:
+        """The worker to add a user of class ``c`` to (or, ``up=False``, remove one from).
+
+        Candidates have the fewest of ``c`` and then the fewest users (mirrored for removal).
+        Say ``R`` more workers share that lowest total: the next ``R`` users must go one to each
+        of them, or a user has to move. So among the first few candidates, take the one least
+        needed by the classes due in those ``R`` steps, each class weighted by how few of
+        those workers could still take it.
+        """
+        buckets = self._by_class[c]
+        level = min(buckets) if up else max(buckets)
+        candidates = buckets[level]
+        first = next(iter(candidates))
+        edge = min(self._by_total) if up else max(self._by_total)
+        rest = len(self._by_total[edge]) - 1
+        if len(candidates) == 1 or level[1] != edge or rest <= 0 or self._k == 1:
+            return first
+        now = self._class_counts
+        # The end of the round; the same for every pick in it, so its totals are cached.
+        horizon = sum(now) + 1 + rest if up else max(0, sum(now) - 1 - rest)
+        if horizon != self._horizon[0]:
+            self._horizon = (horizon, self._split.totals(horizon))
+        sign = 1 if up else -1
+        due = [sign * (t - h) for t, h in zip(self._horizon[1], now, strict=True)]
+        weights = []
+        for d, need in enumerate(due):
+            if need > 0 and d != c:
+                by_d = self._by_class[d]
+                at = min(by_d)[0] if up else max(by_d)[0]
+                able = len(by_d.get((at, edge), ()))
+                if able:
+                    weights.append((d, at, need / able))
+        if not weights:
+            return first
+
+        def demand(worker: str) -> float:
+            counts = self._counts[worker]
+            return sum(weight for d, at, weight in weights if counts[d] == at)
+
+        return min(itertools.islice(candidates, _LOOKAHEAD_CANDIDATES), key=demand)
 
     def _move(self, src: str, dst: str) -> None:
         """Move one user from ``src`` to ``dst`` of a class where ``src`` has one more.
@@ -291,53 +324,63 @@ class Dispatcher:
         self._apply(dst, pick, 1)
 
     def _rebalance(self, target: list[int]) -> None:
-        """Set counts for ``target`` from scratch, keeping users in place where balance allows.
+        """Set counts for ``target`` from scratch, moving as few users as balance allows.
 
-        Each class gets ``q`` or ``q + 1`` per worker; the ``+1`` extras go first to workers that
-        already run more than ``q`` (no churn), then to those with the fewest extras so far.
-        Extras are then swapped from the richest to the poorest worker until totals are within
-        one, preferring swaps that cost nothing.
+        Each class gets ``q`` or ``q + 1`` per worker. First the ``+1`` extras that keep a user
+        in place go to workers running more than ``q`` of the class, up to a balanced share
+        each (classes with the least choice first; then fewest extras so far, then least wanted
+        by other classes). The other
+        extras each start a user anywhere, so they go where the fewest extras are. Last, extras
+        are passed from the richest to the poorest worker until totals are within one,
+        passing one that costs nothing whenever there is one.
         """
         workers = list(self._counts)
         position = {w: i for i, w in enumerate(workers)}
         n = len(workers)
         counts = self._counts
         base = [t // n for t in target]
+        rest = [t % n for t in target]
         extra: dict[str, list[int]] = {w: [0] * self._k for w in workers}
         extras = dict.fromkeys(workers, 0)
-        for c, total in enumerate(target):
-            rest = total % n
-            if not rest:
-                continue
-            chosen = heapq.nsmallest(
-                rest,
-                workers,
-                key=lambda w, c=c: (counts[w][c] <= base[c], extras[w], position[w]),
-            )
+        keen = [[w for w in workers if counts[w][c] > base[c]] for c in range(self._k)]
+
+        def give(c: int, chosen: Iterable[str]) -> None:
             for w in chosen:
                 extra[w][c] = 1
                 extras[w] += 1
+                rest[c] -= 1
 
-        # Level the extras; a worker's total is sum(base) + its extras.
-        levels: list[list[str]] = [[] for _ in range(self._k + 1)]
-        for w in reversed(workers):  # lists pop from the end: earliest joined first
-            levels[extras[w]].append(w)
-        top = max(extras.values())
-        bottom = min(extras.values())
+        pending = sorted(
+            (c for c in range(self._k) if rest[c]), key=lambda c: len(keen[c]) - rest[c]
+        )
+        wanted = dict.fromkeys(workers, 0)  # how many pending classes each worker is keen on
+        for c in pending:
+            for w in keen[c]:
+                wanted[w] += 1
+        cap = sum(rest) // n + 1  # balanced, no worker ends with more extras than this
+        for c in pending:
+            for w in keen[c]:
+                wanted[w] -= 1
+            room = [w for w in keen[c] if extras[w] < cap]
+            give(
+                c,
+                heapq.nsmallest(rest[c], room, key=lambda w: (extras[w], wanted[w], position[w])),
+            )
+        for c in sorted(pending, key=lambda c: -rest[c]):
+            free = [w for w in workers if not extra[w][c]]
+            give(c, heapq.nsmallest(rest[c], free, key=lambda w: (extras[w], position[w])))
+
+        # Level the extras: a worker's total is sum(base) + its extras.
+        levels: list[dict[str, None]] = [{} for _ in range(self._k + 1)]
+        for w in workers:
+            levels[extras[w]][w] = None
+        top, bottom = max(extras.values()), min(extras.values())
         while top - bottom > 1:
-            src, dst = levels[top].pop(), levels[bottom].pop()
-            xs, xd = extra[src], extra[dst]
-            pick = -1
-            for c in range(self._k):
-                if xs[c] and not xd[c]:
-                    if counts[dst][c] > base[c] or counts[src][c] <= base[c]:
-                        pick = c
-                        break
-                    if pick < 0:
-                        pick = c
-            xs[pick], xd[pick] = 0, 1
-            levels[top - 1].append(src)
-            levels[bottom + 1].append(dst)
+            src, dst, pick = self._cheapest_pass(levels[top], levels[bottom], extra, base)
+            extra[src][pick], extra[dst][pick] = 0, 1
+            del levels[top][src], levels[bottom][dst]
+            levels[top - 1][src] = None
+            levels[bottom + 1][dst] = None
             while not levels[top]:
                 top -= 1
             while not levels[bottom]:
@@ -350,6 +393,34 @@ class Dispatcher:
                 counts[w] = want
                 self._totals[w] = sum(want)
         self._class_counts = list(target)
+
+    def _cheapest_pass(
+        self,
+        rich: Iterable[str],
+        poor: Iterable[str],
+        extra: dict[str, list[int]],
+        base: list[int],
+    ) -> tuple[str, str, int]:
+        """An extra to pass from a rich worker to a poor one: a free pass if there is any.
+
+        Passing class ``c`` costs nothing when the poor worker already runs more than ``q`` of
+        it, or the rich one does not (its extra would have started a user anyway).
+        """
+        counts = self._counts
+        fallback = None
+        # Bounded search: when no pass is free, scanning every pair would cost workers squared.
+        for src in itertools.islice(rich, _PASS_SEARCH):
+            xs = extra[src]
+            for dst in itertools.islice(poor, _PASS_SEARCH):
+                xd = extra[dst]
+                for c in range(self._k):
+                    if xs[c] and not xd[c]:
+                        if counts[dst][c] > base[c] or counts[src][c] <= base[c]:
+                            return src, dst, c
+                        if fallback is None:
+                            fallback = (src, dst, c)
+        assert fallback is not None  # src has more extras than dst, so some class differs
+        return fallback
 
     def _finish(self) -> set[str]:
         counts = self._counts

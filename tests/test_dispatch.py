@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from fractions import Fraction
 
@@ -219,29 +220,79 @@ def test_dispatcher_invariants(classes, initial, steps):
             assert churn <= 3 * moved
 
 
-@settings(max_examples=200, deadline=None)
+def fewest_moves(before: dict, workers: list[str], totals: dict[str, int]) -> int:
+    """Brute force: the least churn of any balanced assignment of ``totals`` to ``workers``."""
+    n = len(workers)
+    names = list(totals)
+    zero = dict.fromkeys(names, 0)
+    gone = sum(sum(before[w].values()) for w in before if w not in workers)
+    have = [[before.get(w, zero)[c] for c in names] for w in workers]
+    best = None
+    for pick in itertools.product(
+        *[itertools.combinations(range(n), totals[c] % n) for c in names]
+    ):
+        rows = [[totals[c] // n + (i in pick[j]) for j, c in enumerate(names)] for i in range(n)]
+        sums = [sum(r) for r in rows]
+        if max(sums) - min(sums) > 1:
+            continue
+        churn = sum(
+            abs(x - y) for r, h in zip(rows, have, strict=True) for x, y in zip(r, h, strict=True)
+        )
+        best = churn if best is None else min(best, churn)
+    assert best is not None
+    return best + gone
+
+
+@settings(max_examples=150, deadline=None)
 @given(
-    classes=class_lists,
-    n_before=st.integers(1, 6),
-    n_after=st.integers(1, 6),
-    users=st.integers(0, 200),
+    classes=class_lists.filter(lambda cs: len(cs) <= 4),
+    history=st.lists(st.integers(0, 40), max_size=3),
+    users=st.integers(0, 40),
+    n_before=st.integers(1, 4),
+    n_after=st.integers(1, 4),
+    keep_first=st.booleans(),
 )
-def test_join_only_takes_and_leave_only_gives(classes, n_before, n_after, users):
-    """A worker joining takes users from the others; one leaving hands its users out."""
-    assume(usable(classes) and n_before != n_after)
+def test_rebalance_moves_fewest_users(classes, history, users, n_before, n_after, keep_first):
+    assume(usable(classes))
+    names = [c.name for c in classes]
     d = Dispatcher(classes)
     d.set_workers(POOL[:n_before])
-    d.step_to(users)
+    for n in [*history, users]:
+        d.step_to(n)
     before = {w: dict(c) for w, c in d.assignment.items()}
-    d.set_workers(POOL[:n_after])
+    # Grow or shrink the set, either at the end or by swapping out the first worker.
+    workers = POOL[:n_after] if keep_first else POOL[1 : n_after + 1]
+    d.set_workers(workers)
     check(d, classes)
-    after = d.assignment
-    for w in set(before) & set(after):
-        for name in before[w]:
-            if n_after > n_before:
-                assert after[w][name] <= before[w][name]
-            else:
-                assert after[w][name] >= before[w][name]
+    _, churn = diff(before, d.assignment, names)
+    assert churn == fewest_moves(before, workers, d.class_counts)
+    if keep_first:
+        for w in set(before) & set(workers):
+            old, new = sum(before[w].values()), sum(d.worker_target(w).values())
+            assert new <= old if n_after > n_before else new >= old
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    classes=class_lists.filter(lambda cs: len(cs) <= 4),
+    history=st.lists(st.integers(0, 60), max_size=4),
+    step=st.integers(-60, 60).filter(lambda s: abs(s) > 12),
+    n=st.integers(1, 4),
+)
+def test_big_steps_move_fewest_users(classes, history, step, n):
+    """Steps of more than a few users are planned as a whole: no needless moves."""
+    assume(usable(classes))
+    names = [c.name for c in classes]
+    d = Dispatcher(classes)
+    d.set_workers(POOL[:n])
+    for users in history:
+        d.step_to(users)
+    assume(d.requested + step >= 0)
+    before = {w: dict(c) for w, c in d.assignment.items()}
+    d.step_to(d.requested + step)
+    check(d, classes)
+    _, churn = diff(before, d.assignment, names)
+    assert churn == fewest_moves(before, POOL[:n], d.class_counts)
 
 
 @given(classes=class_lists, users=st.integers(0, 300), n=st.integers(1, 7))
@@ -372,6 +423,11 @@ def test_big_steps_many_workers():
     for n in range(100_000, 90_000, -997):
         d.step_to(n)
         check(d, classes)
+    # Doubling the workers: rebalancing must not go quadratic in the worker count.
+    d.set_workers([f"w{i}" for i in range(500)])
+    d.step_to(77_777)
+    d.set_workers([f"w{i}" for i in range(1000)])
+    check(d, classes)
 
 
 # -- Ramp -----------------------------------------------------------------------------------------
