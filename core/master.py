@@ -624,7 +624,8 @@ class MasterRuntime(MasterRunner):
             if ramp.done:
                 self._check_spawning_complete()
                 continue
-            delay = 0.1 if due is None else min(max(due - time.monotonic(), 0.0), 0.1)
+            # at least 10 ms: at high rates users due in between start at the next advance
+            delay = 0.1 if due is None else min(max(due - time.monotonic(), 0.01), 0.1)
             try:
                 await asyncio.wait_for(self._ramp_wakeup.wait(), timeout=delay)
                 self._ramp_wakeup.clear()

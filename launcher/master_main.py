@@ -8,8 +8,10 @@ import json
 import logging
 import signal
 import sys
+from collections.abc import Sequence
 from typing import Any
 
+from lcore.exporters import thresholds
 from lcore.master import MasterRuntime
 
 from .supervisor import notify_ready
@@ -29,10 +31,14 @@ async def _every(interval: float, fn: Any) -> None:
             log.exception("periodic report failed")
 
 
-def exit_code(runtime: MasterRuntime, options: argparse.Namespace) -> int:
+def exit_code(
+    runtime: MasterRuntime, options: argparse.Namespace, results: Sequence[thresholds.Result] = ()
+) -> int:
     env = runtime.environment
     if env.process_exit_code is not None:
         return int(env.process_exit_code)
+    if thresholds.failed(results):
+        return thresholds.THRESHOLD_EXIT_CODE
     stats = runtime.stats_merged
     if stats.total.num_failures or stats.exceptions:
         return int(options.exit_code_on_error)
@@ -93,6 +99,19 @@ async def master_async(runtime: MasterRuntime, options: argparse.Namespace) -> i
             )
         )
 
+    breaches: list[thresholds.Result] = []
+    if options.thresholds and options.threshold_abort:
+
+        def check_thresholds() -> None:
+            if not breaches:
+                breaches.extend(thresholds.breached(options.thresholds, stats))
+                for result in breaches:
+                    print(result.line(), flush=True)
+                if breaches:
+                    runtime.quit()
+
+        periodic.append(loop.create_task(_every(1.0, check_thresholds)))
+
     if headless:
         if options.worker_count_expected:
             ok = await runtime.wait_for_workers(
@@ -122,12 +141,14 @@ async def master_async(runtime: MasterRuntime, options: argparse.Namespace) -> i
     if web is not None:
         await web.close()
 
-    final_reports(runtime, options)
+    results = final_reports(runtime, options, breaches)
     await runtime.close()
-    return exit_code(runtime, options)
+    return exit_code(runtime, options, results)
 
 
-def final_reports(runtime: MasterRuntime, options: argparse.Namespace) -> None:
+def final_reports(
+    runtime: MasterRuntime, options: argparse.Namespace, breaches: Sequence[thresholds.Result] = ()
+) -> list[thresholds.Result]:
     """The summary on stdout and the files asked for, from the master's merged stats."""
     from lcore.exporters import report_console, report_csv, report_json
 
@@ -144,10 +165,23 @@ def final_reports(runtime: MasterRuntime, options: argparse.Namespace) -> None:
             f"({options.stats_interval:g} s) of unreported results, which are missing from these figures",
             flush=True,
         )
+    results = thresholds.evaluate(options.thresholds or [], stats, breaches)
+    for line in thresholds.report_lines(results):
+        print(line, flush=True)
+    if options.junit_file:
+        from lcore.exporters.report_junit import write_junit
+
+        elapsed = (stats.last_request_timestamp or stats.start_time) - stats.start_time
+        try:
+            write_junit(results, options.junit_file, duration=elapsed)
+        except OSError as e:
+            log.error("Could not write %s: %s", options.junit_file, e.strerror or e)
     if options.csv_prefix:
         report_csv.write_csv_files(stats, options.csv_prefix)
     if options.json or options.json_file:
         document = report_json.stats_to_json(stats)
+        if options.thresholds:
+            document = {"stats": document, "thresholds": thresholds.results_to_json(results)}
         if options.json_file:
             with open(
                 options.json_file
@@ -166,3 +200,4 @@ def final_reports(runtime: MasterRuntime, options: argparse.Namespace) -> None:
             write_html_report(runtime, options.html_file)
         except ImportError:
             log.warning("--html is not available in this build")
+    return results

@@ -429,7 +429,7 @@ def test_malformed_frames_do_not_take_the_master_down(tmp_path, target, run_lcor
     )  # fmt: skip
     ctx = zmq.Context()
     sock = ctx.socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.LINGER, 5000)  # deliver everything queued before closing
     sock.connect(f"tcp://127.0.0.1:{port}")
     junk = [b"", b"\x00\xff" * 10, msgpack.packb([1, 2]), msgpack.packb(["stats", "x", [1]]), msgpack.packb(["nope", "x", []])]
     for frame in junk * 20:
@@ -524,7 +524,7 @@ def test_cpu_bound_worker_warns(tmp_path, run_lcore) -> None:
                 sum(i * i for i in range(20000))
         """,
     )
-    proc = run_lcore("-f", str(lf), "--headless", "-u", "1", "-r", "1", "-t", "12s", *common(free_port()))
-    out = proc.wait_for_output("figures may be skewed", timeout=30)
+    proc = run_lcore("-f", str(lf), "--headless", "-u", "1", "-r", "1", "-t", "30s", *common(free_port()))
+    out = proc.wait_for_output("figures may be skewed", timeout=40)
     assert "CPU" in out
     proc.wait(60)
