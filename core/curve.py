@@ -51,6 +51,7 @@ def generate(directory: str) -> list[str]:
     if os.path.exists(os.path.join(directory, f"{MASTER}.key_secret")):
         raise CurveError(f"{directory} already holds a master key; not overwriting it")
     written = list(zmq.auth.create_certificates(directory, MASTER))
+    os.chmod(written[1], 0o600)
     written += add_worker(directory, "worker")
     return written
 
