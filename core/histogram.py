@@ -26,13 +26,16 @@ from typing import Any
 EXACT_BITS = 7
 """Values below ``1 << EXACT_BITS`` µs are counted exactly."""
 _OCTAVE = 1 << (EXACT_BITS - 1)  # buckets per power of two above the exact range (64)
-_TOP_SHIFT = 25  # the shift of the highest octave: values up to 2**32 - 1
-MAX_TRACKABLE_US = (1 << (EXACT_BITS + _TOP_SHIFT)) - 1
-N_BUCKETS = (_TOP_SHIFT << (EXACT_BITS - 1)) + (1 << EXACT_BITS)  # 1728
-_TOP = N_BUCKETS - 1
+TOP_SHIFT = 25  # the shift of the highest octave: values up to 2**32 - 1
+MAX_TRACKABLE_US = (1 << (EXACT_BITS + TOP_SHIFT)) - 1
+N_BUCKETS = (TOP_SHIFT << (EXACT_BITS - 1)) + (1 << EXACT_BITS)  # 1728
+TOP_INDEX = N_BUCKETS - 1
 MAX_COUNT = 1 << 48
 """A sanity bound for decoded counts; no real run comes near it."""
+MAX_VALUE_US = 1 << 62
+"""Larger values (146,000 years) are recorded as this, so sums stay sane."""
 _NO_MIN = 1 << 64  # larger than any value a test records; stands for "no sample yet"
+_POSITIONS = tuple(range(N_BUCKETS))
 
 
 class HistogramError(ValueError):
@@ -46,8 +49,8 @@ def bucket_index(value_us: int) -> int:
     shift = value_us.bit_length() - EXACT_BITS
     if shift <= 0:
         return value_us
-    if shift > _TOP_SHIFT:
-        return _TOP
+    if shift > TOP_SHIFT:
+        return TOP_INDEX
     return (shift << (EXACT_BITS - 1)) + (value_us >> shift)
 
 
@@ -81,7 +84,9 @@ class Histogram:
 
     __slots__ = ("count", "sum", "_min", "_max", "_base", "_counts", "_sparse")
 
-    def __init__(self) -> None:
+    def __init__(self, reserve: tuple[int, int] | None = None) -> None:
+        """``reserve``: bucket indices ``(low, high)`` to allocate at once, e.g. the
+        ``span()`` of an earlier histogram of the same thing, so that recording never grows."""
         self.count = 0
         self.sum = 0
         self._min = _NO_MIN
@@ -89,28 +94,39 @@ class Histogram:
         self._base = 0  # the bucket index of _counts[0], a multiple of 64
         self._counts: list[int] | None = []  # None while the buckets are in _sparse
         self._sparse: list[int] | None = None  # [gap, n, gap, n, ...] as on the wire
+        if reserve is not None:
+            low, high = reserve
+            if 0 <= low < high <= N_BUCKETS:
+                self._dense(low, high, margin=0)
 
     def record(self, value_us: int) -> None:
-        """Count one value in µs (an int; negative values count as 0)."""
+        """Count one value in µs (an int; negative values count as 0, huge ones as
+        ``MAX_VALUE_US``)."""
         if value_us < 0:
             value_us = 0
+        shift = value_us.bit_length() - EXACT_BITS
+        if shift <= 0:
+            index = value_us
+        elif shift <= TOP_SHIFT:
+            index = (shift << 6) + (value_us >> shift)
+        else:
+            index = TOP_INDEX
+            if value_us > MAX_VALUE_US:
+                value_us = MAX_VALUE_US
         self.count += 1
         self.sum += value_us
         if value_us < self._min:
             self._min = value_us
         if value_us > self._max:
             self._max = value_us
-        shift = value_us.bit_length() - EXACT_BITS
-        if shift > 0:
-            value_us = (shift << 6) + (value_us >> shift) if shift <= _TOP_SHIFT else _TOP
-        offset = value_us - self._base
+        offset = index - self._base
         if offset >= 0:
             try:
                 self._counts[offset] += 1  # type: ignore[index]
                 return
             except (IndexError, TypeError):  # past the allocated octaves, or still sparse
                 pass
-        self._add_dense(((value_us, 1),))
+        self._add_dense(((index, 1),))
 
     @property
     def min(self) -> int:
@@ -182,16 +198,16 @@ class Histogram:
             base = self._base
         index = -1 - base
         values = iter(pairs)
-        for gap, n in zip(values, values):
+        for gap, n in zip(values, values, strict=True):
             index += gap
             mine[index] += n
 
     def subtract(self, earlier: Histogram) -> None:
         """Remove ``earlier`` (a snapshot of this histogram) from it, leaving what came since.
 
-        ``count`` and ``sum`` stay exact; ``min`` and ``max`` become the bounds of the lowest
-        and highest non-empty bucket, narrowed by the old exact ones. Raises ``ValueError``,
-        changing nothing, if ``earlier`` has a sample this histogram has not.
+        ``count``, ``sum`` and the buckets stay exact; ``min`` and ``max`` become estimates
+        within the quantile error bound. Raises ``ValueError``, changing nothing, if
+        ``earlier`` has a sample this histogram has not.
         """
         if not earlier.count:
             return
@@ -211,9 +227,14 @@ class Histogram:
         if not self.count:
             self.reset()
             return
-        left = list(compress(range(base, base + len(mine)), mine))
-        self._min = max(self._min, bucket_bounds(left[0])[0])
-        self._max = min(self._max, bucket_bounds(left[-1])[1])
+        # the exact min and max of what is left are unknown: take the middle of where each
+        # can be (its bucket, narrowed by the old exact bounds), within the quantile bound
+        left = list(compress(_POSITIONS[base : base + len(mine)], mine))
+        old_min, old_max = self._min, self._max
+        low, high = bucket_bounds(left[0])
+        self._min = (max(low, old_min) + min(high, old_max) + 1) >> 1
+        low, high = bucket_bounds(left[-1])
+        self._max = max((max(low, old_min) + min(high, old_max) + 1) >> 1, self._min)
 
     def copy(self) -> Histogram:
         new = Histogram.__new__(Histogram)
@@ -236,6 +257,12 @@ class Histogram:
 
     def reset(self) -> None:
         self.__init__()  # type: ignore[misc]
+
+    def span(self) -> tuple[int, int] | None:
+        """The bucket indices ``(low, high)`` allocated, for ``Histogram(reserve=...)``."""
+        if not self._counts:
+            return None
+        return self._base, self._base + len(self._counts)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Histogram):
@@ -316,13 +343,19 @@ class Histogram:
 
     def wire_pairs(self) -> list[int]:
         """The ``[gap, n, gap, n, ...]`` part of ``to_wire``."""
-        if self._sparse is not None:
-            return list(self._sparse)
+        return self._wire_pairs_and_span()[0]
+
+    def _wire_pairs_and_span(self) -> tuple[list[int], int, int]:
+        """``wire_pairs()`` and the lowest and highest non-empty bucket index."""
         indices, counts = self._nonzero_lists()
+        if not indices:
+            return [], -1, -1
+        if self._sparse is not None:
+            return list(self._sparse), indices[0], indices[-1]
         pairs = [0] * (2 * len(counts))
         pairs[0::2] = map(sub, indices, [-1, *indices])
         pairs[1::2] = counts
-        return pairs
+        return pairs, indices[0], indices[-1]
 
     @classmethod
     def from_wire(cls, obj: Any) -> Histogram:
@@ -347,7 +380,7 @@ class Histogram:
             raise HistogramError("histogram: bucket counts do not add up")
         if not 0 <= low <= high or bucket_index(low) != gaps[0] - 1 or bucket_index(high) != last:
             raise HistogramError("histogram: min/max disagree with the buckets")
-        if not low * count <= total <= high * count:
+        if high > MAX_VALUE_US or not low * count <= total <= high * count:
             raise HistogramError("histogram: sum out of range")
         return cls.from_parts(count, total, low, high, list(obj[4:]))
 
@@ -373,17 +406,29 @@ class Histogram:
             return list(map(sub, accumulate(sparse[0::2]), repeat(1))), sparse[1::2]
         counts = self._counts
         assert counts is not None
-        indices = list(compress(range(self._base, self._base + len(counts)), counts))
-        return indices, list(compress(counts, counts))
+        base = self._base
+        if self.count:
+            # scan only from min's bucket to max's: they hold every count unless an unchecked
+            # wire form lied about min or max, which the sum below catches
+            low, high = bucket_index(self._min), bucket_index(self._max) + 1
+            if base <= low < high <= base + len(counts):
+                indices, values = _scan(counts, base, low, high)
+                if sum(values) == self.count:
+                    return indices, values
+        return _scan(counts, base, base, base + len(counts))
 
-    def _dense(self, low: int, high: int) -> list[int]:
-        """The dense counts, allocated to cover bucket indices ``[low, high)`` at least."""
+    def _dense(self, low: int, high: int, margin: int = 3) -> list[int]:
+        """The dense counts, allocated to cover bucket indices ``[low, high)`` at least.
+
+        A first allocation takes ``margin`` octaves more on each side, a growth one more on
+        the side that grows: growing copies the list, so it should be rare.
+        """
         if self._sparse is not None:
             indices, counts = self._nonzero_lists()
             self._sparse = None
             self._counts = []
             low, high = min(low, indices[0]), max(high, indices[-1] + 1)
-            mine = self._dense(low, high)
+            mine = self._dense(low, high, margin)
             base = self._base
             for index, count in zip(indices, counts, strict=True):
                 mine[index - base] += count
@@ -393,7 +438,8 @@ class Histogram:
         low &= ~(_OCTAVE - 1)
         high = (high + _OCTAVE - 1) & ~(_OCTAVE - 1)
         if not counts:
-            self._base = low
+            self._base = low = max(0, low - margin * _OCTAVE)
+            high = min(N_BUCKETS, high + margin * _OCTAVE)
             self._counts = counts = [0] * (high - low)
             return counts
         base, end = self._base, self._base + len(counts)
@@ -401,7 +447,8 @@ class Histogram:
             if type(counts) is not list:  # a compact copy being written to
                 self._counts = counts = list(counts)
             return counts
-        low, high = min(low, base), max(high, end)
+        low = base if low >= base else max(0, low - _OCTAVE)
+        high = end if high <= end else min(N_BUCKETS, high + _OCTAVE)
         self._counts = counts = [0] * (base - low) + list(counts) + [0] * (high - end)
         self._base = low
         return counts
@@ -414,6 +461,15 @@ class Histogram:
         base = self._base
         for index, count in pairs:
             mine[index - base] += count
+
+
+def _scan(counts: Sequence[int], base: int, low: int, high: int) -> tuple[list[int], list[int]]:
+    """Indices and counts of the non-empty buckets in ``[low, high)``; ``counts[0]`` is
+    bucket ``base``."""
+    # slicing ready-made positions allocates no int per bucket, as a range would; gathering
+    # the few non-zero counts beats a second pass over the whole range
+    indices = list(compress(_POSITIONS[low:high], counts[low - base : high - base]))
+    return indices, list(map(counts.__getitem__, map(sub, indices, repeat(base))))
 
 
 def all_ints(values: Sequence[Any]) -> bool:

@@ -27,7 +27,15 @@ from typing import Any, NamedTuple
 
 import msgpack
 
-from .histogram import MAX_COUNT, N_BUCKETS, Histogram, all_ints, bucket_index
+from .histogram import (
+    EXACT_BITS,
+    MAX_COUNT,
+    MAX_VALUE_US,
+    N_BUCKETS,
+    TOP_INDEX,
+    TOP_SHIFT,
+    Histogram,
+)
 
 __all__ = [
     "PERCENTILES",
@@ -56,7 +64,6 @@ MAX_ERRORS = 100_000
 MAX_NAME_LENGTH = 65_536
 MAX_TEXT_LENGTH = 1 << 20
 MAX_CONTENT_LENGTH = 1 << 63
-MAX_VALUE_US = 1 << 62
 
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
@@ -65,12 +72,23 @@ class DeltaError(ValueError):
     """A stats delta that is truncated, garbled or inconsistent; nothing was merged."""
 
 
+def _text(value: object, limit: int) -> str:
+    text = value if type(value) is str else str(value)
+    return text if len(text) <= limit else text[:limit]
+
+
 def error_text(error: object) -> str:
     """How a failure is named in the error table: a string as is, anything else by its repr.
 
     Memory addresses are masked so that the same error from many objects counts as one.
     """
-    text = error if isinstance(error, str) else repr(error)
+    if isinstance(error, str):
+        text = error
+    else:
+        try:
+            text = repr(error)
+        except Exception:  # a broken __repr__ must not lose the request
+            text = f"{type(error).__name__}(<unprintable>)"
     if " at 0x" in text:
         text = _ADDRESS.sub(" at 0x....", text)
     return text[:MAX_TEXT_LENGTH]
@@ -123,6 +141,9 @@ class RequestStats:
         self._errors: dict[tuple[str, str, str], int] = {}
         self._exceptions: dict[tuple[str, str], int] = {}
         self._interval_start = time.time() if now is None else now
+        # the previous interval's tallies: a new one reserves the buckets its predecessor
+        # used, so that recording does not grow lists
+        self._previous: dict[tuple[str, str], Tally] = {}
 
     def record(
         self,
@@ -133,20 +154,56 @@ class RequestStats:
         exception: object | None,
     ) -> None:
         """Count one request; ``exception`` not None makes it a failure as well."""
+        value = int(response_time_ms * 1000.0 + 0.5)  # first: bad input raises, changing nothing
         tally = self._entries.get((request_type, name))
         if tally is None:
-            tally = self._entries[(request_type, name)] = Tally()
+            tally = self._new_tally(request_type, name)
         tally.content_length += response_length
-        tally.histogram.record(int(response_time_ms * 1000.0 + 0.5))
         if exception is not None:
-            tally.failures += 1
-            key = (request_type, name, error_text(exception))
-            errors = self._errors
-            errors[key] = errors.get(key, 0) + 1
+            self._failure(tally, request_type, name, exception)
+        # Histogram.record, inlined: this runs for every request, and a call is a tenth of it
+        # (tests check that both count the same)
+        if value < 0:
+            value = 0
+        shift = value.bit_length() - EXACT_BITS
+        if shift <= 0:
+            index = value
+        elif shift <= TOP_SHIFT:
+            index = (shift << 6) + (value >> shift)
+        else:
+            index = TOP_INDEX
+            if value > MAX_VALUE_US:
+                value = MAX_VALUE_US
+        h = tally.histogram
+        h.count += 1
+        h.sum += value
+        if value < h._min:
+            h._min = value
+        if value > h._max:
+            h._max = value
+        offset = index - h._base
+        if offset >= 0:
+            try:
+                h._counts[offset] += 1  # type: ignore[index]
+                return
+            except (IndexError, TypeError):
+                pass
+        h._add_dense(((index, 1),))
+
+    def _failure(self, tally: Tally, request_type: str, name: str, exception: object) -> None:
+        key = (request_type, name, error_text(exception))
+        tally.failures += 1
+        self._errors[key] = self._errors.get(key, 0) + 1
+
+    def _new_tally(self, request_type: str, name: str) -> Tally:
+        previous = self._previous.get((request_type, name))
+        reserve = None if previous is None else previous.histogram.span()
+        tally = self._entries[(request_type, name)] = Tally(Histogram(reserve))
+        return tally
 
     def log_exception(self, message: str, traceback: str) -> None:
         """Count an exception a task raised (not a request failure)."""
-        key = (message, traceback)
+        key = (_text(message, MAX_TEXT_LENGTH), _text(traceback, MAX_TEXT_LENGTH))
         self._exceptions[key] = self._exceptions.get(key, 0) + 1
 
     def take_delta(self, now: float | None = None) -> StatsDelta:
@@ -154,6 +211,7 @@ class RequestStats:
         end = time.time() if now is None else now
         # the whole swap is plain assignments: no greenlet switch can land in the middle
         delta = StatsDelta(self._interval_start, end, self._entries, self._errors, self._exceptions)
+        self._previous = self._entries
         self._entries, self._errors, self._exceptions = {}, {}, {}
         self._interval_start = end
         return delta
@@ -191,6 +249,7 @@ class _Columns(NamedTuple):
     """A delta's entries as the wire carries them: flat lists, no object per entry."""
 
     keys: list[str]  # method, name, method, name, ...
+    entry_keys: list[tuple[str, str]]  # (name, method) per entry, the master's keys (derived)
     fields: list[int]  # failures, content_length, count, sum, min, max: 6 per entry
     sizes: list[int]  # non-empty buckets per entry
     buckets: list[int]  # every entry's [gap, n, gap, n, ...], one after the other
@@ -240,26 +299,33 @@ class StatsDelta:
         if self._entries is None:
             assert self._columns is not None
             self._entries = _entries_from_columns(self._columns)
-            self._columns = None  # from now on the dict is what counts
+        self._columns = None  # the caller may change the dict: columns are rebuilt from it
         return self._entries
 
     def columns(self) -> _Columns:
-        """The entries in wire (columnar) form."""
-        if self._columns is not None:
-            return self._columns
-        return _columns_from_entries(self.entries)
+        """The entries in wire (columnar) form, computed once (the worker merges its own delta,
+        then sends it)."""
+        if self._columns is None:
+            assert self._entries is not None
+            self._columns = _columns_from_entries(self._entries)
+        return self._columns
 
     @property
     def is_empty(self) -> bool:
+        """No request, no error, no task exception."""
         return not (self.num_requests or self.errors or self.exceptions)
 
     @property
     def num_requests(self) -> int:
-        return sum(self.columns().fields[2::6])
+        if self._columns is not None or self._entries is None:
+            return sum(self.columns().fields[2::6])
+        return sum(t.histogram.count for t in self._entries.values())
 
     @property
     def num_failures(self) -> int:
-        return sum(self.columns().fields[0::6])
+        if self._columns is not None or self._entries is None:
+            return sum(self.columns().fields[0::6])
+        return sum(t.failures for t in self._entries.values())
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, StatsDelta):
@@ -270,7 +336,7 @@ class StatsDelta:
 
     def __repr__(self) -> str:
         return (
-            f"<StatsDelta {self.start:.3f}..{self.end:.3f} entries={len(self.columns().sizes)} "
+            f"<StatsDelta {self.start:.3f}..{self.end:.3f} "
             f"requests={self.num_requests} failures={self.num_failures}>"
         )
 
@@ -278,7 +344,7 @@ class StatsDelta:
         columns = self.columns()
         errors: list[Any] = []
         for (method, name, text), n in self.errors.items():
-            errors += (method, name, text, n)
+            errors += (_text(method, MAX_NAME_LENGTH), _text(name, MAX_NAME_LENGTH), text, n)
         exceptions: list[Any] = []
         for (message, tb), n in self.exceptions.items():
             exceptions += (message, tb, n)
@@ -324,7 +390,7 @@ class StatsDelta:
         if not (_is_time(start) and _is_time(end) and start <= end):
             raise DeltaError("delta: bad interval timestamps")
         columns = _check_columns(keys, fields, sizes, buckets)
-        failures = dict(zip(zip(keys[0::2], keys[1::2]), fields[0::6]))
+        failures = dict(zip(zip(keys[0::2], keys[1::2], strict=True), fields[0::6], strict=True))
         parsed_errors = _check_errors(errors, failures)
         parsed_exceptions = _check_exceptions(exceptions)
         delta = cls(float(start), float(end), None, parsed_errors, parsed_exceptions)
@@ -348,7 +414,7 @@ def _all_strings(values: Sequence[Any], limit: int) -> bool:
 
 
 def _check_columns(keys: Any, fields: Any, sizes: Any, buckets: Any) -> _Columns:
-    """Validate the entry columns with C-level passes over whole columns."""
+    """Validate the entry columns with C-level passes over whole columns, not per entry."""
     if not (_is_list(keys) and _is_list(fields) and _is_list(sizes) and _is_list(buckets)):
         raise DeltaError("delta: entry columns must be lists")
     n = len(sizes)
@@ -357,50 +423,61 @@ def _check_columns(keys: Any, fields: Any, sizes: Any, buckets: Any) -> _Columns
     if not n:
         if buckets:
             raise DeltaError("delta: buckets without entries")
-        return _Columns([], [], [], [], [], [])
+        return _Columns([], [], [], [], [], [], [])
     keys, fields, sizes, buckets = list(keys), list(fields), list(sizes), list(buckets)
     if not _all_strings(keys, MAX_NAME_LENGTH):
         raise DeltaError("delta: entry method and name must be strings")
-    if len(set(zip(keys[0::2], keys[1::2]))) != n:
+    entry_keys = list(zip(keys[1::2], keys[0::2], strict=True))
+    if len(set(entry_keys)) != n:
         raise DeltaError("delta: an entry appears twice")
-    if not (all_ints(fields) and all_ints(sizes) and all_ints(buckets)):
+    pairs = _int_sum(sizes)
+    if pairs is None or _int_sum(fields) is None or _int_sum(buckets) is None:
         raise DeltaError("delta: entry fields must be integers")
-    if (
-        min(fields) < 0
-        or min(sizes) < 1
-        or max(sizes) > N_BUCKETS
-        or 2 * sum(sizes) != len(buckets)
-    ):
-        raise DeltaError("delta: negative or inconsistent entry fields")
+    if 2 * pairs != len(buckets) or min(sizes) < 1 or max(sizes) > N_BUCKETS:
+        raise DeltaError("delta: bucket sizes disagree with the buckets")
+    if min(buckets) < 1:  # every gap and every bucket count is at least 1
+        raise DeltaError("delta: empty or unordered buckets")
     failures, lengths, counts = fields[0::6], fields[1::6], fields[2::6]
     sums, lows, highs = fields[3::6], fields[4::6], fields[5::6]
-    if min(counts) < 1 or max(counts) > MAX_COUNT or max(lengths) > MAX_CONTENT_LENGTH:
+    if min(failures) < 0 or min(lengths) < 0 or min(counts) < 1 or min(lows) < 0:
+        raise DeltaError("delta: negative counts")
+    if max(counts) > MAX_COUNT or max(lengths) > MAX_CONTENT_LENGTH or max(highs) > MAX_VALUE_US:
         raise DeltaError("delta: entry counts out of range")
-    if (
-        max(highs) > MAX_VALUE_US
-        or not all(map(le, failures, counts))
-        or not all(map(le, lows, highs))
-    ):
-        raise DeltaError("delta: entry failures, min or max out of range")
+    if not all(map(le, failures, counts)) or not all(map(le, lows, highs)):
+        raise DeltaError("delta: more failures than requests, or min above max")
     if not (
         all(map(le, map(mul, counts, lows), sums)) and all(map(le, sums, map(mul, counts, highs)))
     ):
         raise DeltaError("delta: entry response time sum out of range")
-    gaps, bucket_counts = buckets[0::2], buckets[1::2]
-    if min(gaps) < 1 or min(bucket_counts) < 1:
-        raise DeltaError("delta: empty or unordered buckets")
+    # per-entry sums from running totals over all entries: C-level, no loop per entry
     ends = list(accumulate(sizes))
     starts = [0, *ends[:-1]]
-    spans = list(map(slice, starts, ends))
-    if list(map(sum, map(bucket_counts.__getitem__, spans))) != counts:
+    running = list(accumulate(buckets[1::2], initial=0))
+    if list(map(sub, map(running.__getitem__, ends), map(running.__getitem__, starts))) != counts:
         raise DeltaError("delta: bucket counts do not add up to the request counts")
-    lasts = list(map(sub, map(sum, map(gaps.__getitem__, spans)), repeat(1)))
-    firsts = list(map(sub, map(gaps.__getitem__, starts), repeat(1)))
-    if max(lasts) >= N_BUCKETS:
+    gaps = buckets[0::2]
+    running = list(accumulate(gaps, initial=0))
+    # each entry's gaps add up to its last bucket index + 1; its first gap is first index + 1
+    lasts = list(map(sub, map(running.__getitem__, ends), map(running.__getitem__, starts)))
+    if max(lasts) > N_BUCKETS:
         raise DeltaError("delta: bucket index out of range")
-    if list(map(bucket_index, lows)) != firsts or list(map(bucket_index, highs)) != lasts:
-        raise DeltaError("delta: min/max disagree with the buckets")
-    return _Columns(keys, fields, sizes, buckets, firsts, lasts)
+    # (min and max are not checked against their buckets: that would cost a Python call per
+    # entry, and a wrong one can only skew the quantiles of its own entry, which clamp to it)
+    firsts = list(map(sub, map(gaps.__getitem__, starts), repeat(1)))
+    lasts = list(map(sub, lasts, repeat(1)))
+    return _Columns(keys, entry_keys, fields, sizes, buckets, firsts, lasts)
+
+
+def _int_sum(values: list[Any]) -> int | None:
+    """The sum of ``values`` if they are all integers, else None: one fast C-level pass.
+
+    A float anywhere makes the sum a float; anything else not a number raises TypeError.
+    """
+    try:
+        total = sum(values)
+    except TypeError:
+        return None
+    return total if type(total) is int else None
 
 
 def _check_errors(
@@ -417,12 +494,12 @@ def _check_errors(
         _all_strings(methods, MAX_NAME_LENGTH)
         and _all_strings(names, MAX_NAME_LENGTH)
         and _all_strings(texts, MAX_TEXT_LENGTH)
-        and all_ints(occurrences)
+        and _int_sum(occurrences) is not None
         and min(occurrences) >= 1
         and max(occurrences) <= MAX_COUNT
     ):
         raise DeltaError("delta: an error has a bad field")
-    errors = dict(zip(zip(methods, names, texts), occurrences))
+    errors = dict(zip(zip(methods, names, texts, strict=True), occurrences, strict=True))
     if len(errors) != len(occurrences):
         raise DeltaError("delta: an error appears twice")
     # every failure is one occurrence of an error of its entry, and nothing else is
@@ -443,29 +520,34 @@ def _check_exceptions(raw: Any) -> dict[tuple[str, str], int]:
     if not (
         _all_strings(messages, MAX_TEXT_LENGTH)
         and _all_strings(tracebacks, MAX_TEXT_LENGTH)
-        and all_ints(counts)
+        and _int_sum(counts) is not None
         and min(counts) >= 1
         and max(counts) <= MAX_COUNT
     ):
         raise DeltaError("delta: an exception has a bad field")
-    exceptions = dict(zip(zip(messages, tracebacks), counts))
+    exceptions = dict(zip(zip(messages, tracebacks, strict=True), counts, strict=True))
     if len(exceptions) != len(counts):
         raise DeltaError("delta: an exception appears twice")
     return exceptions
 
 
 def _columns_from_entries(entries: dict[tuple[str, str], Tally]) -> _Columns:
-    columns = _Columns([], [], [], [], [], [])
-    keys, fields, sizes, buckets, firsts, lasts = columns
+    columns = _Columns([], [], [], [], [], [], [])
+    keys, entry_keys, fields, sizes, buckets, firsts, lasts = columns
     for (method, name), tally in entries.items():
         histogram = tally.histogram
         if not histogram.count:
             continue
-        pairs = histogram.wire_pairs()
+        pairs, first, last = histogram._wire_pairs_and_span()
+        # whatever a locustfile passed, send what the master accepts (once per entry here,
+        # rather than per request in record)
+        method, name = _text(method, MAX_NAME_LENGTH), _text(name, MAX_NAME_LENGTH)
+        length = int(tally.content_length)
         keys += (method, name)
+        entry_keys.append((name, method))
         fields += (
-            tally.failures,
-            tally.content_length,
+            min(tally.failures, histogram.count),
+            0 if length < 0 else min(length, MAX_CONTENT_LENGTH),
             histogram.count,
             histogram.sum,
             histogram.min,
@@ -473,8 +555,8 @@ def _columns_from_entries(entries: dict[tuple[str, str], Tally]) -> _Columns:
         )
         sizes.append(len(pairs) // 2)
         buckets += pairs
-        firsts.append(pairs[0] - 1)
-        lasts.append(sum(pairs[0::2]) - 1)
+        firsts.append(first)
+        lasts.append(last)
     return columns
 
 
@@ -488,7 +570,7 @@ def _entries_from_columns(columns: _Columns) -> dict[tuple[str, str], Tally]:
     )
     position = 0
     for method, name, failures, length, count, total, low, high, size in zip(
-        keys, keys, fields, fields, fields, fields, fields, fields, sizes
+        keys, keys, fields, fields, fields, fields, fields, fields, sizes, strict=True
     ):
         pairs = buckets[position : position + 2 * size]
         position += 2 * size
@@ -576,7 +658,8 @@ class StatsEntry:
     """One (name, method) row, with Locust's ``StatsEntry`` attribute names.
 
     Response times are in milliseconds (floats); counts are exact. "Current" figures cover
-    the owning ``MergedStats``' window (10 s unless told otherwise).
+    the owning ``MergedStats``' window (10 s unless told otherwise). ``num_reqs_per_sec`` and
+    ``num_fail_per_sec`` hold the recent complete seconds, by when the master merged them.
     """
 
     __slots__ = (
@@ -586,10 +669,11 @@ class StatsEntry:
         "num_failures",
         "total_content_length",
         "start_time",
-        "last_request_timestamp",
         "num_reqs_per_sec",
         "num_fail_per_sec",
         "_histogram",
+        "_binned",
+        "_last",
     )
     num_none_requests = 0
     use_response_times_cache = True
@@ -601,11 +685,11 @@ class StatsEntry:
         self.num_failures = 0
         self.total_content_length = 0
         self.start_time = start_time
-        self.last_request_timestamp: float | None = None
-        # requests and failures per second (by the end of the delta that carried them)
         self.num_reqs_per_sec: dict[int, int] = {}
         self.num_fail_per_sec: dict[int, int] = {}
         self._histogram = Histogram()
+        self._binned = (0, 0)  # requests and failures already counted in the per-second bins
+        self._last: float | None = None
 
     @property
     def histogram(self) -> Histogram:
@@ -615,6 +699,13 @@ class StatsEntry:
     @property
     def num_requests(self) -> int:
         return self.histogram.count
+
+    @property
+    def last_request_timestamp(self) -> float | None:
+        """The end of the latest delta that had requests of this entry."""
+        if self.num_requests != self._binned[0]:  # some since the last tick
+            return self.stats._last_end
+        return self._last
 
     @property
     def total_response_time(self) -> float:
@@ -652,19 +743,21 @@ class StatsEntry:
 
     @property
     def current_rps(self) -> float:
-        return self.stats._per_second_rate(self.num_reqs_per_sec)
+        return self.stats._per_second_rate(self, 0)
 
     @property
     def current_fail_per_sec(self) -> float:
-        return self.stats._per_second_rate(self.num_fail_per_sec)
+        return self.stats._per_second_rate(self, 1)
 
     @property
     def total_rps(self) -> float:
-        return self.num_requests / self.stats._elapsed() if self.stats._elapsed() else 0.0
+        elapsed = self.stats._elapsed()
+        return self.num_requests / elapsed if elapsed else 0.0
 
     @property
     def total_fail_per_sec(self) -> float:
-        return self.num_failures / self.stats._elapsed() if self.stats._elapsed() else 0.0
+        elapsed = self.stats._elapsed()
+        return self.num_failures / elapsed if elapsed else 0.0
 
     def get_response_time_percentile(self, percent: float) -> float:
         """The response time (ms) that ``percent`` (0.0-1.0) of the requests were within."""
@@ -711,8 +804,10 @@ class MergedStats:
     ``(name, method)``, ``total``, ``errors``, ``get``, ``num_requests``... Also the single
     process' statistics (the debug runner merges its own deltas here).
 
-    ``window`` (seconds) is what "current" figures cover; ``clock`` gives the time when
-    ``merge`` or a current percentile is not told it (tests pass a fake one).
+    ``merge`` only adds. Once a second (at the first merge or read in a new second of
+    ``clock``) a tick does the time series: it closes the per-second request and failure
+    counts of the second that ended and keeps a snapshot of every histogram, so that "current"
+    figures cover the last ``window`` seconds. Tests pass a fake ``clock``.
     """
 
     def __init__(
@@ -736,14 +831,15 @@ class MergedStats:
         self.history: list[dict[str, Any]] = []  # for charts, as Locust's; others append
         self._reset_time = now
         self._first_start: float | None = None  # start of the first delta with requests
-        self._first_second: int | None = None
+        self._first_second: int | None = None  # the tick second of the first requests
         self._num_requests = 0
+        self._last_end: float | None = None  # the latest end of a delta with requests
         self._total = _AggregatedEntry(self, "Aggregated", "", now)
         self._total_histogram = Histogram()
         self._total_dirty = False
-        # (second, {entry key or None for the total: snapshot}) at the first merge of a second
+        self._second: int | None = None  # the second of the latest tick
+        # (second, {entry key, or None for the total: histogram at the start of that second})
         self._snapshots: deque[tuple[int, dict[Any, Histogram]]] = deque()
-        self._snapshot_second: int | None = None
         self._window_cache: dict[Any, tuple[Any, Histogram]] = {}
 
     reset_all = reset
@@ -754,46 +850,57 @@ class MergedStats:
     def merge(self, worker_id: str, delta: StatsDelta, now: float | None = None) -> None:
         """Add ``delta`` (from ``worker_id``) to every figure."""
         second = int(self._clock() if now is None else now)
-        if second != self._snapshot_second:
-            self._snapshot(second)
-        end = delta.end
-        bin_ = int(end)
+        if self._second is None or second > self._second:
+            self._tick(second)
         entries = self.entries
-        requests = failures = content = 0
-        keys, fields, sizes, buckets, firsts, lasts = delta.columns()
-        key_iter, field_iter = iter(keys), iter(fields)
+        columns = delta.columns()
+        fields, buckets = columns.fields, columns.buckets
+        field_iter = iter(fields)
         position = 0
-        for method, name, failed, length, n, total, low, high, size, first, last in zip(
-            key_iter, key_iter, *(field_iter,) * 6, sizes, firsts, lasts
+        # the master's hottest loop: a few steps per entry, two per non-empty bucket
+        for key, failed, length, n, total, low, high, size, first, last in zip(
+            columns.entry_keys,
+            *(field_iter,) * 6,
+            columns.sizes,
+            columns.firsts,
+            columns.lasts,
+            strict=True,
         ):
-            entry = entries.get((name, method))
+            entry = entries.get(key)
             if entry is None:
-                entry = entries[(name, method)] = StatsEntry(self, name, method, delta.start)
-            stop = position + 2 * size
-            entry._histogram.merge_wire(n, total, low, high, first, last, buckets[position:stop])
-            position = stop
-            per_second = entry.num_reqs_per_sec
-            per_second[bin_] = per_second.get(bin_, 0) + n
+                entry = entries[key] = StatsEntry(self, key[0], key[1], delta.start)
             entry.total_content_length += length
             if failed:
                 entry.num_failures += failed
-                per_second = entry.num_fail_per_sec
-                per_second[bin_] = per_second.get(bin_, 0) + failed
-                failures += failed
-            previous = entry.last_request_timestamp
-            if previous is None or end > previous:
-                entry.last_request_timestamp = end
-            requests += n
-            content += length
+            # Histogram.merge_wire, inlined: a call per entry would cost a tenth of the merge
+            histogram = entry._histogram
+            histogram.count += n
+            histogram.sum += total
+            if low < histogram._min:
+                histogram._min = low
+            if high > histogram._max:
+                histogram._max = high
+            counts, base = histogram._counts, histogram._base
+            if counts is None or first < base or last - base >= len(counts):
+                counts, base = histogram._dense(first, last + 1), histogram._base
+            index = -1 - base
+            stop = position + 2 * size
+            values = iter(buckets[position:stop])
+            position = stop
+            for gap, c in zip(values, values, strict=True):
+                index += gap
+                counts[index] += c
         if delta.errors:
             self._merge_errors(delta)
         if delta.exceptions:
             self._merge_exceptions(worker_id, delta)
+        requests = sum(fields[2::6])
+        failures = sum(fields[0::6]) if delta.errors else 0
         worker = self.per_worker.get(worker_id)
         if worker is None:
             worker = self.per_worker[worker_id] = WorkerStats()
         worker.num_deltas += 1
-        worker.last_report = end
+        worker.last_report = delta.end
         if not requests:
             return
         worker.num_requests += requests
@@ -801,16 +908,12 @@ class MergedStats:
         total = self._total
         self._num_requests += requests
         total.num_failures += failures
-        total.total_content_length += content
-        total.num_reqs_per_sec[bin_] = total.num_reqs_per_sec.get(bin_, 0) + requests
-        if failures:
-            total.num_fail_per_sec[bin_] = total.num_fail_per_sec.get(bin_, 0) + failures
-        previous = total.last_request_timestamp
-        if previous is None or end > previous:
-            total.last_request_timestamp = end
+        total.total_content_length += sum(fields[1::6])
+        if self._last_end is None or delta.end > self._last_end:
+            self._last_end = delta.end
         if self._first_start is None:
             self._first_start = total.start_time = delta.start
-            self._first_second = bin_
+            self._first_second = self._second
         self._total_dirty = True
 
     def _merge_errors(self, delta: StatsDelta) -> None:
@@ -864,7 +967,7 @@ class MergedStats:
 
     @property
     def last_request_timestamp(self) -> float | None:
-        return self._total.last_request_timestamp
+        return self._last_end
 
     def sorted_entries(self) -> list[StatsEntry]:
         """Entries sorted by (name, method), as Locust's reports list them."""
@@ -893,16 +996,45 @@ class MergedStats:
             return 0.0
         return max(last - self.start_time, 0.0)
 
-    def _per_second_rate(self, per_second: dict[int, int]) -> float:
-        """The average of the last ``window`` complete seconds (the newest is still filling)."""
-        last = self.last_request_timestamp
-        if last is None or self._first_second is None:
+    def _now(self) -> int:
+        """The current second, after the tick it may call for."""
+        second = int(self._clock())
+        if self._second is None or second > self._second:
+            self._tick(second)
+        return second
+
+    def _per_second_rate(self, entry: StatsEntry, which: int) -> float:
+        """Requests (``which`` 0) or failures (1) per second over the last ``window``
+        complete seconds (the current one is still filling)."""
+        end = self._now()
+        if self._first_second is None:
             return 0.0
-        end = int(last)
         start = max(end - math.ceil(self.window), self._first_second)
         if end <= start:
             return 0.0
+        per_second = entry.num_fail_per_sec if which else entry.num_reqs_per_sec
         return sum(per_second.get(s, 0) for s in range(start, end)) / (end - start)
+
+    def _tick(self, second: int) -> None:
+        """The time series, once a second: close the second that ended, take snapshots."""
+        closed, self._second = self._second, second
+        horizon = second - math.ceil(self.window) - 2
+        total = self._total
+        for entry in (*self.entries.values(), total):
+            requests = entry.num_requests
+            failures = entry.num_failures
+            binned_requests, binned_failures = entry._binned
+            if closed is not None and (requests != binned_requests or failures != binned_failures):
+                entry._binned = (requests, failures)
+                if requests != binned_requests:
+                    entry.num_reqs_per_sec[closed] = requests - binned_requests
+                    entry._last = self._last_end
+                if failures != binned_failures:
+                    entry.num_fail_per_sec[closed] = failures - binned_failures
+            for per_second in (entry.num_reqs_per_sec, entry.num_fail_per_sec):
+                while per_second and next(iter(per_second)) < horizon:  # oldest first
+                    del per_second[next(iter(per_second))]
+        self._snapshot(second)
 
     def _snapshot(self, second: int) -> None:
         """Keep a copy of every histogram as it is at the start of ``second``.
@@ -910,18 +1042,14 @@ class MergedStats:
         An entry that did not change since the previous snapshot shares that copy. Old
         snapshots are dropped once a newer one is old enough to be the window's baseline.
         """
-        self._snapshot_second = second
         snapshots = self._snapshots
         previous = snapshots[-1][1] if snapshots else {}
         current: dict[Any, Histogram] = {}
         for key, entry in self.entries.items():
             histogram = entry._histogram
             old = previous.get(key)
-            current[key] = (
-                old
-                if old is not None and old.count == histogram.count
-                else histogram.compact_copy()
-            )
+            same = old is not None and old.count == histogram.count
+            current[key] = old if same else histogram.compact_copy()  # type: ignore[assignment]
         total = self._aggregate()
         old = previous.get(None)
         current[None] = (
@@ -931,18 +1059,11 @@ class MergedStats:
         horizon = second - self.window
         while len(snapshots) > 1 and snapshots[1][0] <= horizon:
             snapshots.popleft()
-        # per-second counts older than any window could need
-        floor = int(self.last_request_timestamp or second) - math.ceil(self.window) - 2
-        for entry in (*self.entries.values(), self._total):
-            for per_second in (entry.num_reqs_per_sec, entry.num_fail_per_sec):
-                if per_second and min(per_second) < floor:
-                    for s in [s for s in per_second if s < floor]:
-                        del per_second[s]
 
     def _window_histogram(self, entry: StatsEntry) -> Histogram:
         key = None if entry is self._total else (entry.name, entry.method)
+        cutoff = self._now() - self.window
         cumulative = entry.histogram
-        cutoff = self._clock() - self.window
         baseline: Histogram | None = None
         baseline_second = None
         for snap_second, snapshot in reversed(self._snapshots):

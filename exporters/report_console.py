@@ -1,0 +1,117 @@
+"""Locust-style console tables from the master's ``MergedStats``, returned as text.
+
+``stats_table`` is the periodic table (requests, failures, response times, rates) with the
+"Aggregated" line; ``percentiles_table`` the response time percentiles; ``errors_table`` the
+error report ("" when there were no failures). The caller prints or logs them.
+
+Response times are in milliseconds: whole numbers from 10 ms up, decimals below, so a fast
+service does not show a column of zeros.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from lcore.stats import PERCENTILES, MergedStats, StatsEntry
+
+from .report_csv import percentile_headers
+
+__all__ = ["errors_table", "exceptions_table", "percentiles_table", "stats_table"]
+
+TYPE_WIDTH = 8
+MIN_NAME_WIDTH = 24
+MAX_NAME_WIDTH = 80
+
+
+def ms(value: float | None, width: int) -> str:
+    """A response time for a column of ``width``: ``1234``, ``12``, ``9.87``, ``0.43``."""
+    value = value or 0.0
+    text = f"{value:.0f}" if value >= 10 or value == 0 else f"{value:.2f}"
+    return text.rjust(width)
+
+
+def _name_width(stats: MergedStats, names_only: bool) -> int:
+    longest = max(
+        (len(e.name) + (0 if names_only else len(e.method) + 1) for e in stats.entries.values()),
+        default=0,
+    )
+    return max(MIN_NAME_WIDTH, min(MAX_NAME_WIDTH, longest))
+
+
+def stats_table(stats: MergedStats, user_count: int | None = None, current: bool = True) -> str:
+    """Type, Name, # reqs, # fails, Avg, Min, Max, Med, req/s, failures/s; then "Aggregated".
+
+    ``current`` shows the rates over the last seconds, otherwise over the whole run.
+    """
+    width = _name_width(stats, names_only=True)
+    header = (
+        f"{'Type':<{TYPE_WIDTH}} {'Name':<{width}} {'# reqs':>7} {'# fails':>12} |"
+        f"{'Avg':>7} {'Min':>7} {'Max':>7}{'Med':>7} | {'req/s':>7} {'failures/s':>11}"
+    )
+    separator = "|".join("-" * n for n in (TYPE_WIDTH, width + 1, 8, 13, 8, 8, 8, 7, 9, 12))
+    lines = [header, separator]
+    lines += [_stats_line(e, width, current) for e in stats.sorted_entries()]
+    lines += [separator, _stats_line(stats.total, width, current)]
+    if user_count is not None:
+        lines.append(f"Users: {user_count}")
+    return "\n".join(lines)
+
+
+def _stats_line(e: StatsEntry, width: int, current: bool) -> str:
+    rps = e.current_rps if current else e.total_rps
+    fails = e.current_fail_per_sec if current else e.total_fail_per_sec
+    failures = f"{e.num_failures}({e.fail_ratio * 100:.2f}%)"
+    return (
+        f"{e.method:<{TYPE_WIDTH}} {e.name:<{width}} {e.num_requests:>7} {failures:>12} |"
+        f"{ms(e.avg_response_time, 7)} {ms(e.min_response_time, 7)} {ms(e.max_response_time, 7)}"
+        f"{ms(e.median_response_time, 7)} | {rps:>7.2f} {fails:>11.2f}"
+    )
+
+
+def percentiles_table(stats: MergedStats, percentiles: Sequence[float] = PERCENTILES) -> str:
+    """Response time percentiles (ms) of every entry with requests, then "Aggregated"."""
+    width = _name_width(stats, names_only=True)
+    headers = percentile_headers(percentiles)
+    lines = [
+        "Response time percentiles (ms)",
+        f"{'Type':<{TYPE_WIDTH}} {'Name':<{width}} {'# reqs':>8} "
+        + " ".join(f"{h:>6}" for h in headers),
+    ]
+    separator = "|".join(["-" * TYPE_WIDTH, "-" * (width + 1), "-" * 9, *["-" * 6] * len(headers)])
+    lines.append(separator)
+    for e in stats.sorted_entries():
+        if e.num_requests:
+            lines.append(_percentile_line(e, width, percentiles))
+    lines.append(separator)
+    if stats.num_requests:
+        lines.append(_percentile_line(stats.total, width, percentiles))
+    return "\n".join(lines)
+
+
+def _percentile_line(e: StatsEntry, width: int, percentiles: Sequence[float]) -> str:
+    values = " ".join(ms(v, 6) for v in e.get_response_time_percentiles(percentiles))
+    return f"{e.method:<{TYPE_WIDTH}} {e.name:<{width}} {e.num_requests:>8} {values}"
+
+
+def errors_table(stats: MergedStats) -> str:
+    """The error report: occurrences and "METHOD name: error", most frequent first."""
+    if not stats.errors:
+        return ""
+    width = _name_width(stats, names_only=False) + 40
+    separator = f"{'-' * 18}|{'-' * width}"
+    lines = ["Error report", f"{'# occurrences':<18} {'Error'}", separator]
+    for error in sorted(stats.errors.values(), key=lambda e: (-e.occurrences, e.to_name())):
+        lines.append(f"{error.occurrences:<18} {error.to_name()}")
+    lines.append(separator)
+    return "\n".join(lines)
+
+
+def exceptions_table(stats: MergedStats) -> str:
+    """Task exceptions: count, message, and the workers they came from ("" when none)."""
+    if not stats.exceptions:
+        return ""
+    lines = ["Exceptions", f"{'# occurrences':<18} {'Message':<60} Nodes", "-" * 100]
+    for record in sorted(stats.exceptions.values(), key=lambda r: -r.count):
+        lines.append(f"{record.count:<18} {record.msg:<60} {', '.join(sorted(record.nodes))}")
+    lines.append("-" * 100)
+    return "\n".join(lines)

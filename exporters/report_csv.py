@@ -1,0 +1,215 @@
+"""CSV reports with Locust's file names and column names, from the master's ``MergedStats``.
+
+``write_csv_files(stats, PREFIX)`` (re)writes PREFIX_stats.csv, PREFIX_failures.csv and
+PREFIX_exceptions.csv; a ``StatsHistoryWriter`` appends rows to PREFIX_stats_history.csv each
+time it is called. Response times are in milliseconds, written with up to three decimals
+(whole numbers without any), so sub-millisecond figures survive; Locust writes whole ones.
+In the history file the requests/s, failures/s and percentile columns cover the last seconds
+(the stats' window), the "Total ..." columns the whole run.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from typing import Any, TextIO
+
+from lcore.stats import PERCENTILES, MergedStats, StatsEntry
+
+__all__ = [
+    "EXCEPTIONS_COLUMNS",
+    "FAILURES_COLUMNS",
+    "StatsHistoryWriter",
+    "exceptions_rows",
+    "failures_rows",
+    "history_columns",
+    "percentile_headers",
+    "stats_columns",
+    "stats_rows",
+    "write_csv_files",
+]
+
+FAILURES_COLUMNS = ["Method", "Name", "Error", "Occurrences", "First Seen", "Last Seen"]
+EXCEPTIONS_COLUMNS = ["Count", "Message", "Traceback", "Nodes"]
+
+
+def percentile_headers(percentiles: Sequence[float] = PERCENTILES) -> list[str]:
+    """``["50%", "66%", ..., "99.9%", "99.99%", "100%"]``, spelled as Locust spells them."""
+    headers = []
+    for p in percentiles:
+        value = p * 100
+        headers.append(f"{int(value) if value.is_integer() else round(value, 6)}%")
+    return headers
+
+
+def stats_columns(percentiles: Sequence[float] = PERCENTILES) -> list[str]:
+    return [
+        "Type",
+        "Name",
+        "Request Count",
+        "Failure Count",
+        "Median Response Time",
+        "Average Response Time",
+        "Min Response Time",
+        "Max Response Time",
+        "Average Content Size",
+        "Requests/s",
+        "Failures/s",
+        *percentile_headers(percentiles),
+    ]
+
+
+def history_columns(percentiles: Sequence[float] = PERCENTILES) -> list[str]:
+    return [
+        "Timestamp",
+        "User Count",
+        "Type",
+        "Name",
+        "Requests/s",
+        "Failures/s",
+        *percentile_headers(percentiles),
+        "Total Request Count",
+        "Total Failure Count",
+        "Total Median Response Time",
+        "Total Average Response Time",
+        "Total Min Response Time",
+        "Total Max Response Time",
+        "Total Average Content Size",
+    ]
+
+
+def number(value: float | None) -> str:
+    """At most three decimals, none for a whole number: ``147``, ``0.437``, ``12.5``."""
+    if value is None:
+        return "0"
+    text = f"{value:.3f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+def utc(timestamp: float | None) -> str:
+    if timestamp is None:
+        return ""
+    return datetime.fromtimestamp(int(timestamp), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _rows_with_total(stats: MergedStats) -> list[StatsEntry]:
+    return [*stats.sorted_entries(), stats.total]
+
+
+def _percentiles(entry: StatsEntry, percentiles: Sequence[float], current: bool) -> list[str]:
+    if not entry.num_requests:
+        return ["N/A"] * len(percentiles)
+    histogram = entry.current_histogram() if current else entry.histogram
+    return [number(v / 1000) for v in histogram.quantiles(percentiles)]
+
+
+def stats_rows(stats: MergedStats, percentiles: Sequence[float] = PERCENTILES) -> list[list[Any]]:
+    """The rows of PREFIX_stats.csv after its header: every entry, then "Aggregated"."""
+    rows = []
+    for e in _rows_with_total(stats):
+        rows.append(
+            [
+                e.method,
+                e.name,
+                e.num_requests,
+                e.num_failures,
+                number(e.median_response_time),
+                number(e.avg_response_time),
+                number(e.min_response_time or 0),
+                number(e.max_response_time),
+                number(e.avg_content_length),
+                number(e.total_rps),
+                number(e.total_fail_per_sec),
+                *_percentiles(e, percentiles, current=False),
+            ]
+        )
+    return rows
+
+
+def failures_rows(stats: MergedStats) -> list[list[Any]]:
+    return [
+        [e.method, e.name, e.error, e.occurrences, utc(e.first_seen), utc(e.last_seen)]
+        for _, e in sorted(stats.errors.items())
+    ]
+
+
+def exceptions_rows(stats: MergedStats) -> list[list[Any]]:
+    records = sorted(stats.exceptions.values(), key=lambda r: -r.count)
+    return [[r.count, r.msg, r.traceback, ", ".join(sorted(r.nodes))] for r in records]
+
+
+def _write(path: str, header: list[str], rows: Iterable[list[Any]]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def write_csv_files(
+    stats: MergedStats, prefix: str, percentiles: Sequence[float] = PERCENTILES
+) -> None:
+    """Write PREFIX_stats.csv, PREFIX_failures.csv and PREFIX_exceptions.csv afresh."""
+    _write(f"{prefix}_stats.csv", stats_columns(percentiles), stats_rows(stats, percentiles))
+    _write(f"{prefix}_failures.csv", FAILURES_COLUMNS, failures_rows(stats))
+    _write(f"{prefix}_exceptions.csv", EXCEPTIONS_COLUMNS, exceptions_rows(stats))
+
+
+class StatsHistoryWriter:
+    """Appends rows to PREFIX_stats_history.csv: the "Aggregated" row on every ``write``,
+    and with ``full_history`` a row per entry before it (Locust's ``--csv-full-history``).
+
+    The header is written when the file is opened; each ``write`` is flushed.
+    """
+
+    def __init__(
+        self,
+        prefix: str,
+        full_history: bool = False,
+        percentiles: Sequence[float] = PERCENTILES,
+    ) -> None:
+        self.path = f"{prefix}_stats_history.csv"
+        self.full_history = full_history
+        self.percentiles = tuple(percentiles)
+        self._file: TextIO | None = open(self.path, "w", newline="")
+        self._writer = csv.writer(self._file)
+        self._writer.writerow(history_columns(self.percentiles))
+        self._file.flush()
+
+    def write(self, stats: MergedStats, user_count: int = 0, now: float | None = None) -> None:
+        if self._file is None:
+            raise ValueError("write to a closed StatsHistoryWriter")
+        timestamp = int(time.time() if now is None else now)
+        entries = stats.sorted_entries() if self.full_history else []
+        for e in [*entries, stats.total]:
+            self._writer.writerow(
+                [
+                    timestamp,
+                    user_count,
+                    e.method,
+                    e.name,
+                    number(e.current_rps),
+                    number(e.current_fail_per_sec),
+                    *_percentiles(e, self.percentiles, current=True),
+                    e.num_requests,
+                    e.num_failures,
+                    number(e.median_response_time),
+                    number(e.avg_response_time),
+                    number(e.min_response_time or 0),
+                    number(e.max_response_time),
+                    number(e.avg_content_length),
+                ]
+            )
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> StatsHistoryWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

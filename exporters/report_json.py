@@ -1,0 +1,61 @@
+"""The ``--json`` / ``--json-file`` document: a list with one dict per entry.
+
+The keys of Locust's ``--json`` output (its ``serialize_stats``) are all there, with
+response times in milliseconds: ``response_times`` maps each non-empty histogram bucket's
+midpoint (ms, as a string key once in JSON) to its count, and ``num_reqs_per_sec`` /
+``num_fail_per_sec`` cover the last seconds only. Added: averages, the median, every
+percentile of ``PERCENTILES``, rates and the failure ratio. Like Locust's, the list has no
+"Aggregated" entry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lcore.stats import PERCENTILES, MergedStats, StatsEntry
+
+__all__ = ["entry_to_json", "stats_to_json"]
+
+
+def _ms(value_us: float) -> float:
+    return round(value_us / 1000, 3)
+
+
+def entry_to_json(entry: StatsEntry) -> dict[str, Any]:
+    histogram = entry.histogram
+    response_times: dict[float, int] = {}
+    for low, high, count in histogram.buckets():
+        response_times[_ms((low + high) / 2)] = count
+    percentiles = histogram.quantiles(PERCENTILES) if histogram.count else [0] * len(PERCENTILES)
+    return {
+        "name": entry.name,
+        "method": entry.method,
+        "last_request_timestamp": entry.last_request_timestamp,
+        "start_time": entry.start_time,
+        "num_requests": entry.num_requests,
+        "num_none_requests": entry.num_none_requests,
+        "num_failures": entry.num_failures,
+        "total_response_time": _ms(histogram.sum),
+        "max_response_time": _ms(histogram.max),
+        "min_response_time": _ms(histogram.min) if histogram.count else None,
+        "total_content_length": entry.total_content_length,
+        "response_times": response_times,
+        "num_reqs_per_sec": dict(entry.num_reqs_per_sec),
+        "num_fail_per_sec": dict(entry.num_fail_per_sec),
+        "avg_response_time": round(entry.avg_response_time, 3),
+        "median_response_time": round(entry.median_response_time, 3),
+        "avg_content_length": round(entry.avg_content_length, 3),
+        "response_time_percentiles": {
+            str(p): _ms(v) for p, v in zip(PERCENTILES, percentiles, strict=True)
+        },
+        "current_rps": round(entry.current_rps, 3),
+        "current_fail_per_sec": round(entry.current_fail_per_sec, 3),
+        "total_rps": round(entry.total_rps, 3),
+        "total_fail_per_sec": round(entry.total_fail_per_sec, 3),
+        "fail_ratio": entry.fail_ratio,
+    }
+
+
+def stats_to_json(stats: MergedStats) -> list[dict[str, Any]]:
+    """Every entry with requests or failures, sorted by (name, method)."""
+    return [entry_to_json(e) for e in stats.sorted_entries() if e.num_requests or e.num_failures]
