@@ -155,8 +155,11 @@ class WorkerRuntime(WorkerRunner):
             self._shutdown()
             for g in greenlets:
                 g.kill(block=True, timeout=2)
-            if self._socket is not None:
-                self._socket.close(linger=1000)
+            if self._monitor is not None:
+                self._monitor.kill(block=False)
+            # the process ends with os._exit: wait here until the goodbye (and the final delta)
+            # have left, closing the monitor socket too
+            self._context.destroy(linger=2000)
         return self._exit_code
 
     def _shutdown(self) -> None:
