@@ -97,3 +97,36 @@ def test_remote_worker_reconnects_to_a_new_master(tmp_path, target, run_lcore) -
     assert worker.wait(20) == 0
     rows = read_stats_csv(prefix)
     assert int(rows["Aggregated"]["Request Count"]) == sum(target.counts().values()) > 0
+
+
+def test_exhausted_file_descriptors_are_failures_not_crashes(tmp_path, target) -> None:
+    import resource
+    import subprocess
+
+    from conftest import lcore_command
+
+    lf = tmp_path / "locustfile.py"
+    lf.write_text(
+        textwrap.dedent(
+            """
+            from locust import HttpUser, task, constant
+
+            class Slow(HttpUser):
+                wait_time = constant(0.01)
+                @task
+                def slow(self):
+                    self.client.get("/delay/1500")
+            """
+        )
+    )
+    result = subprocess.run(
+        lcore_command("-f", str(lf), "-H", target.url, "--headless", "-u", "150", "-r", "150", "-t", "4s",
+                      "--no-web", "--master-bind-port", str(free_port())),
+        capture_output=True, text=True, timeout=90, cwd=tmp_path,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (80, 80)),
+    )  # fmt: skip
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, out  # failures were recorded: --exit-code-on-error's default
+    assert "Too many open files" in out
+    assert "Traceback" not in out
+    assert "quit" in out  # the worker stayed up to the end and said goodbye
