@@ -36,6 +36,9 @@ from .worker import CustomMessage
 
 log = logging.getLogger(__name__)
 
+# messages handled before the receive loop lets the other tasks run
+RECEIVE_BATCH = 64
+
 
 @dataclass
 class WorkerNode:
@@ -411,8 +414,14 @@ class MasterRuntime(MasterRunner):
 
     async def _receive_loop(self) -> None:
         assert self._socket is not None
+        handled = 0
         while True:
             frames = await self._socket.recv_multipart()
+            handled += 1
+            if handled % RECEIVE_BATCH == 0:
+                # recv_multipart completes at once while messages are queued: without this, a
+                # backlog would starve heartbeats, the ramp and the web server
+                await asyncio.sleep(0)
             if len(frames) != 2:
                 self._malformed(f"expected 2 frames, got {len(frames)}")
                 continue
