@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 from http import HTTPStatus
 from http.client import HTTPException, RemoteDisconnected
 from typing import Any
@@ -103,10 +104,10 @@ class CaseInsensitiveDict(MutableMapping[str, str]):
         data: Mapping[str, str] | None = None,
         on_change: Callable[[], None] | None = None,
     ) -> None:
-        self._store: dict[str, tuple[str, str]] = {}
-        self._on_change = None
-        if data:
-            self.update(data)
+        # built directly, not through MutableMapping.update: every user makes one
+        self._store: dict[str, tuple[str, str]] = (
+            {key.lower(): (key, value) for key, value in data.items()} if data else {}
+        )
         self._on_change = on_change
 
     def __setitem__(self, key: str, value: str) -> None:
@@ -601,7 +602,8 @@ class _Origin:
         self.idle: list[tuple[Any, float]] = []
         self.open = 0
         self.limit = max(1, limit)
-        self.waiters: deque[Any] = deque()
+        # created on first contention: most users never wait for a connection
+        self.waiters: deque[Any] | None = None
         self.block = ""
         self.block_version = -1
         self.connect_timeout = connect_timeout
@@ -630,6 +632,8 @@ class _Origin:
         from gevent.event import AsyncResult
 
         waiter: AsyncResult = AsyncResult()
+        if self.waiters is None:
+            self.waiters = deque()
         self.waiters.append(waiter)
         try:
             sock = waiter.get()
@@ -922,6 +926,18 @@ def _safe_path(path: str) -> str:
     return quote(path, safe="/?&=%:@!$'()*+,;~[]#")
 
 
+@lru_cache(maxsize=64)
+def _parse_base_url(value: str) -> tuple[str, str, int | None, str, tuple[str, str] | None]:
+    """(scheme, host, port, path prefix, credentials) of a base URL; parsed once, not per user."""
+    parts = urlsplit(value)
+    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+        raise LocustError(f"Invalid host {value!r}: it must be a base URL like http://example.org")
+    auth = None
+    if parts.username is not None:
+        auth = (unquote(parts.username), unquote(parts.password or ""))
+    return parts.scheme, parts.hostname, parts.port, parts.path.rstrip("/"), auth
+
+
 class HttpSession:
     """A user's HTTP client: Locust's HttpSession/FastHttpSession API with one keep-alive
     pool per host, a cookie jar, and every request recorded through ``request_event``."""
@@ -986,15 +1002,11 @@ class HttpSession:
         if not value:
             self._base, self._prefix = None, ""
             return
-        parts = urlsplit(value)
-        if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
-            raise LocustError(
-                f"Invalid host {value!r}: it must be a base URL like http://example.org"
-            )
-        if parts.username is not None:
-            self.auth = (unquote(parts.username), unquote(parts.password or ""))
-        self._base = self._origin(parts.scheme, parts.hostname, parts.port)
-        self._prefix = parts.path.rstrip("/")
+        scheme, hostname, port, prefix, auth = _parse_base_url(value)
+        if auth is not None:
+            self.auth = auth
+        self._base = self._origin(scheme, hostname, port)
+        self._prefix = prefix
 
     @property
     def headers(self) -> CaseInsensitiveDict:

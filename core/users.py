@@ -24,6 +24,7 @@ from .exception import (
     RescheduleTaskImmediately,
     StopUser,
 )
+from .http import HttpSession
 from .wait_time import constant
 
 log = logging.getLogger(__name__)
@@ -356,8 +357,6 @@ class HttpUser(User):
                 "You must specify the base host. Either in the host attribute in the User class, "
                 "or on the command line using the --host option."
             )
-        from .http import HttpSession
-
         self.client = HttpSession(
             base_url=self.host,
             request_event=environment.events.request,
