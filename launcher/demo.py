@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import urllib.request
 from collections.abc import Sequence
+
+
+def _free_port(preferred: int = 0) -> int:
+    for port in (preferred, 0) if preferred else (0,):
+        with socket.socket() as s:
+            try:
+                s.bind(("", port))
+            except OSError:
+                continue
+            return int(s.getsockname()[1])
+    raise OSError("no free port")
 
 
 def run_demo(argv: Sequence[str]) -> int:
@@ -29,6 +41,11 @@ def run_demo(argv: Sequence[str]) -> int:
             os.path.dirname(os.path.abspath(__import__("lcore").__file__)), "demo_locustfile.py"
         )
         rest = [a for a in argv if a != "--demo"]
+        # the demo must not fail because 5557 or 8089 is taken: it picks free ports unless told
+        if not any(a.startswith("--master-bind-port") for a in rest):
+            rest = ["--master-bind-port", str(_free_port()), *rest]
+        if not any(a.startswith(("--web-port", "-P")) for a in rest):
+            rest = ["--web-port", str(_free_port(8089)), *rest]
         demo_argv = [
             "-f",
             locustfile,
