@@ -124,17 +124,11 @@ class Supervisor:
         self.master.target = target
         os.close(write_fd)
         try:
-            data = b""
-            while True:
-                chunk = os.read(read_fd, 1)
-                if not chunk:
-                    break
-                data += chunk
-                if data:
-                    break
+            # one byte once it listens; end of file if it exits first
+            ready = os.read(read_fd, 1)
         finally:
             os.close(read_fd)
-        return bool(data)
+        return bool(ready)
 
     def run(self) -> int:
         """Supervise until the master (or, without a master, every worker) has exited."""
