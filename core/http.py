@@ -764,7 +764,11 @@ def _exchange(
     sock: Any, payload: bytes, head_only: bool
 ) -> tuple[int, bytes, bytes | bytearray, bool]:
     """Sends one request and reads its answer: (status, head, body, connection reusable)."""
-    sock.sendall(payload)
+    # one send() nearly always takes a whole request; gevent's sendall() costs several
+    # wrapper layers and a getsockopt on every call
+    sent = sock.send(payload)
+    if sent < len(payload):
+        sock.sendall(memoryview(payload)[sent:])
     data = sock.recv(_RECV_SIZE)
     while True:
         if not data:
