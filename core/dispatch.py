@@ -107,6 +107,27 @@ def class_totals(classes: Sequence[UserClassSpec], users: int) -> dict[str, int]
 Bucket = dict[str, None]  # an insertion-ordered set of worker ids
 
 
+def _without_reversals(target: list[int], current: list[int]) -> list[int]:
+    """``target`` adjusted so that no class moves against the overall direction (same sum).
+
+    Going up, a class largest remainder would shrink keeps its users and the classes that
+    grow most give up the difference; going down, the mirror image.
+    """
+    up = sum(target) >= sum(current)
+    clamped = [max(t, c) if up else min(t, c) for t, c in zip(target, current, strict=True)]
+    surplus = sum(clamped) - sum(target)
+    while surplus:
+        if up:
+            c = max(range(len(clamped)), key=lambda i: (clamped[i] - current[i], -i))
+            clamped[c] -= 1
+            surplus -= 1
+        else:
+            c = max(range(len(clamped)), key=lambda i: (current[i] - clamped[i], -i))
+            clamped[c] += 1
+            surplus += 1
+    return clamped
+
+
 class Dispatcher:
     """Holds the current assignment: worker id -> {class name: count}.
 
@@ -182,7 +203,7 @@ class Dispatcher:
         self._file_all()
         return self._finish()
 
-    def step_to(self, users: int) -> set[str]:
+    def step_to(self, users: int, monotone: bool = False) -> set[str]:
         """Move the total to ``users``; returns the ids whose counts changed.
 
         A few users at a time: each added user of a class goes to a worker with the fewest of
@@ -193,6 +214,8 @@ class Dispatcher:
         O(classes * workers * log workers) per call.
         """
         target = self._split.totals(users)
+        if monotone:
+            target = _without_reversals(target, self._class_counts)
         self._requested = users
         n = len(self._counts)
         if not n:
@@ -480,7 +503,10 @@ class Ramp:
         if due <= self._done:
             return set()
         self._done = due
-        return self._dispatcher.step_to(self._start + self._sign * due)
+        # On the way, no class moves against the ramp (largest remainder would now and then
+        # stop a user only to start it again a step later: on_stop, then on_start); the last
+        # step lands exactly on the target's totals.
+        return self._dispatcher.step_to(self._start + self._sign * due, monotone=due < self._steps)
 
     def next_due(self) -> float | None:
         """When the next user is due, or None when the ramp is done."""

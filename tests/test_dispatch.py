@@ -591,3 +591,25 @@ def test_worker_joining_mid_ramp():
     drive(ramp, 2.0)
     assert d.user_count == 60
     assert all(sum(d.worker_target(w).values()) == 20 for w in d.workers)
+
+
+def test_a_ramp_never_moves_a_class_against_its_direction() -> None:
+    """5:3:1 makes largest remainder shrink a class every ninth user; a ramp must not stop and
+    restart users for that (their on_stop/on_start would run), yet end exactly on target."""
+    classes = [UserClassSpec("A", 5), UserClassSpec("B", 3), UserClassSpec("C", 1)]
+    for workers, (start, target) in itertools.product((1, 3), ((0, 90), (90, 7))):
+        d = Dispatcher(classes)
+        d.set_workers([f"w{i}" for i in range(workers)])
+        d.step_to(start)
+        ramp = Ramp(d, target, 1.0, now=0.0)
+        previous = dict(d.class_counts)
+        t = 0.0
+        while not ramp.done:
+            t += 1.0
+            ramp.advance(t)
+            now = d.class_counts
+            for name in now:
+                moved = now[name] - previous[name]
+                assert moved * (target - start) >= 0, (name, previous, now)
+            previous = dict(now)
+        assert d.class_counts == class_totals(classes, target)
