@@ -11,7 +11,9 @@
   and each worker's total, differ by at most one.
 - ``Ramp(dispatcher, target, spawn_rate, now)`` paces ``step_to`` on the caller's clock: user
   ``j`` of the ramp is due at ``now + j / spawn_rate``. Call ``advance(now)``, then sleep until
-  ``next_due()``. A new target mid-ramp is a new ``Ramp``.
+  ``next_due()``. A new target mid-ramp is a new ``Ramp``. On the way no class moves against
+  the ramp (``step_to(n, monotone=True)``), so no user is stopped only to be restarted; the
+  last step lands exactly on ``class_totals(target)``.
 """
 
 from __future__ import annotations
