@@ -11,10 +11,14 @@ Where things live (dependencies point down this list, never up):
     lcore.dispatch        how many users of each class each worker runs (pure)
     lcore.users           User, HttpUser, TaskSet, @task, @tag   (gevent side)
     lcore.http            the HTTP client on geventhttpclient      (gevent side)
+    lcore.http_wire       its keep-alive pools and request/response exchange on a socket
+    lcore.http_fields     its header mapping and cookie jar
     lcore.worker          the worker runtime                        (gevent)
     lcore.master          the master runtime                        (asyncio + a gevent hub pump)
     lcore.target          the embedded HTTP target for demos, tests and benchmarks
     lcore.compat          makes ``import locust`` resolve to lcore inside lcore's processes
+    lcore.curve           CURVE key files for encrypted, authenticated workers
+    lcore.user_pool       starts and stops a process's users to match per-class targets
     lcore.launcher        command line and process supervision (imports core, never imported by it)
     lcore.exporters       Prometheus, status page, reports (imports core, never imported by it)
 """
