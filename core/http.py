@@ -434,6 +434,11 @@ def _parse_base_url(value: str) -> tuple[str, str, int | None, str, tuple[str, s
     return parts.scheme, parts.hostname, parts.port, parts.path.rstrip("/"), auth
 
 
+_DEFAULT_HEADERS = CaseInsensitiveDict(
+    {"User-Agent": f"lcore/{__version__}", "Accept-Encoding": "gzip, deflate", "Accept": "*/*"}
+)
+
+
 class HttpSession:
     """A user's HTTP client: Locust's HttpSession/FastHttpSession API with one keep-alive
     pool per host, a cookie jar, and every request recorded through ``request_event``."""
@@ -472,15 +477,9 @@ class HttpSession:
         self.auth: tuple[str, str] | None = None
         self.request_name: str | None = None
         self._headers_version = 0
-        self.headers = CaseInsensitiveDict(
-            {
-                "User-Agent": f"lcore/{__version__}",
-                "Accept-Encoding": "gzip, deflate",
-                "Accept": "*/*",
-                **(default_headers or {}),
-            },
-            on_change=self._headers_changed,
-        )
+        self._headers = _DEFAULT_HEADERS.copy(on_change=self._headers_changed)
+        if default_headers:
+            self._headers.update(default_headers)
         self._origins: dict[tuple[str, str, int], _Origin] = {}
         self._base: _Origin | None = None
         self._prefix = ""

@@ -51,8 +51,11 @@ class CaseInsensitiveDict(MutableMapping[str, str]):
     def lower_items(self) -> Iterator[tuple[str, str]]:
         return ((lower, pair[1]) for lower, pair in self._store.items())
 
-    def copy(self) -> CaseInsensitiveDict:
-        return CaseInsensitiveDict(dict(self.items()))
+    def copy(self, on_change: Callable[[], None] | None = None) -> CaseInsensitiveDict:
+        """A copy sharing this one's (immutable) field tuples: cheap enough for every user."""
+        new = CaseInsensitiveDict(on_change=on_change)
+        new._store = dict(self._store)
+        return new
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Mapping):

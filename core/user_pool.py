@@ -34,11 +34,20 @@ class UserPool:
         self.on_spawning_complete: Callable[[dict[str, int]], None] | None = None
 
     def counts(self) -> dict[str, int]:
+        self._forget_ended()
         return {name: len(users) for name, users in self.users.items()}
 
     @property
     def user_count(self) -> int:
+        self._forget_ended()
         return sum(len(users) for users in self.users.values())
+
+    def _forget_ended(self) -> None:
+        """Drop users that ended by themselves (StopUser). Checked when counted rather than
+        with a link callback per greenlet, which would cost every user a closure."""
+        for users in self.users.values():
+            if any(u._greenlet is not None and u._greenlet.dead for u in users):
+                users[:] = [u for u in users if u._greenlet is None or not u._greenlet.dead]
 
     def set_targets(self, targets: Mapping[str, int], spread: float = 0.0) -> None:
         """Run exactly ``targets[name]`` users of each class: stop extras now, start the
@@ -47,6 +56,7 @@ class UserPool:
             self._spawner.kill(block=True)
             self._spawner = None
         to_start: list[str] = []
+        self._forget_ended()
         for name, users in self.users.items():
             want = max(0, int(targets.get(name, 0)))
             if len(users) > want:
@@ -87,10 +97,7 @@ class UserPool:
             return
         users = self.users[name]
         users.append(user)
-        greenlet = self.group.spawn(user.run)
-        user._greenlet = greenlet
-        user._group = self.group
-        greenlet.link(lambda _g, u=user, us=users: _forget(us, u))
+        user._greenlet = self.group.spawn(user.run)
 
     def _stop_users(self, users: list[User]) -> None:
         if users:
@@ -137,13 +144,6 @@ def stop_users(users: list[User], stop_timeout: float) -> None:
             ):
                 user._greenlet.kill(block=False)
         gevent.sleep(0.01)
-
-
-def _forget(users: list[User], user: User) -> None:
-    try:
-        users.remove(user)
-    except ValueError:
-        pass
 
 
 def _interleave(names: list[str]) -> list[str]:

@@ -240,7 +240,6 @@ class User(metaclass=_TaskHolderMeta):
         self._stop_requests = False
         self._in_request = False
         self._greenlet: gevent.Greenlet | None = None
-        self._group: Any = None
         self._cp_last_run = time.monotonic()
         self._task_queue: list[Any] = []
 
