@@ -6,7 +6,8 @@ Where things live (dependencies point down this list, never up):
                           imports nothing heavy and patches nothing)
     lcore.exception       exceptions;  lcore.event  event hooks;  lcore.wait_time
     lcore.histogram       log-linear response-time histogram (no gevent, no asyncio)
-    lcore.stats           per-endpoint statistics, deltas, the master's merged view
+    lcore.stats_delta     the worker's recorder and the stats delta it ships (wire form)
+    lcore.stats           the master's merged view of the deltas, Locust's stats interface
     lcore.protocol        typed messages between master and workers (no gevent, no asyncio)
     lcore.dispatch        how many users of each class each worker runs (pure)
     lcore.users           User, HttpUser, TaskSet, @task, @tag   (gevent side)

@@ -13,15 +13,8 @@ from hypothesis import strategies as st
 
 from lcore.exception import CatchResponseError
 from lcore.histogram import MAX_VALUE_US, Histogram, quantile_rank
-from lcore.stats import (
-    MAX_TEXT_LENGTH,
-    PERCENTILES,
-    DeltaError,
-    MergedStats,
-    RequestStats,
-    StatsDelta,
-    error_text,
-)
+from lcore.stats import PERCENTILES, DeltaError, MergedStats, RequestStats, StatsDelta, error_text
+from lcore.stats_delta import MAX_TEXT_LENGTH
 
 
 class FakeClock:

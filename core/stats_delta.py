@@ -1,0 +1,553 @@
+"""What a worker records and ships: the hot-path recorder and the stats delta with its wire form.
+
+    RequestStats   ``record`` is the hot path of every request (one dict lookup);
+                   ``take_delta`` swaps in fresh tallies and hands back the old ones.
+    StatsDelta     one interval of one worker: tallies per (method, name), errors, task
+                   exceptions. ``to_wire``/``from_wire`` (and ``encode``/``decode``) carry it
+                   to the master; decoding validates everything first and raises ``DeltaError``.
+
+No gevent, no asyncio: the master decodes with this module too.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+import zlib
+from collections.abc import Sequence
+from itertools import accumulate, repeat
+from operator import le, mul, sub
+from typing import Any, NamedTuple
+
+import msgpack
+
+from .histogram import (
+    EXACT_BITS,
+    MAX_COUNT,
+    MAX_VALUE_US,
+    N_BUCKETS,
+    TOP_INDEX,
+    TOP_SHIFT,
+    Histogram,
+)
+
+WIRE_VERSION = 1
+MAX_ENTRIES = 100_000
+MAX_ERRORS = 100_000
+MAX_NAME_LENGTH = 65_536
+MAX_TEXT_LENGTH = 1 << 20
+MAX_CONTENT_LENGTH = 1 << 63
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+class DeltaError(ValueError):
+    """A stats delta that is truncated, garbled or inconsistent; nothing was merged."""
+
+
+def _text(value: object, limit: int) -> str:
+    text = value if type(value) is str else str(value)
+    return text if len(text) <= limit else text[:limit]
+
+
+def error_text(error: object) -> str:
+    """How a failure is named in the error table: a string as is, anything else by its repr.
+
+    Memory addresses are masked so that the same error from many objects counts as one.
+    """
+    if isinstance(error, str):
+        text = error
+    else:
+        try:
+            text = repr(error)
+        except Exception:  # a broken __repr__ must not lose the request
+            text = f"{type(error).__name__}(<unprintable>)"
+    if " at 0x" in text:
+        text = _ADDRESS.sub(" at 0x....", text)
+    return text[:MAX_TEXT_LENGTH]
+
+
+# -- worker side ---------------------------------------------------------------------------
+
+
+class Tally:
+    """What one (method, name) recorded during one interval."""
+
+    __slots__ = ("histogram", "failures", "content_length")
+
+    def __init__(
+        self, histogram: Histogram | None = None, failures: int = 0, content_length: int = 0
+    ) -> None:
+        self.histogram = Histogram() if histogram is None else histogram
+        self.failures = failures
+        self.content_length = content_length
+
+    @property
+    def count(self) -> int:
+        return self.histogram.count
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Tally):
+            return NotImplemented
+        return (self.failures, self.content_length, self.histogram) == (
+            other.failures,
+            other.content_length,
+            other.histogram,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<Tally count={self.count} failures={self.failures} bytes={self.content_length}>"
+
+
+class RequestStats:
+    """The worker's recorder: tallies per (method, name) for the interval in progress.
+
+    ``record`` is what ``events.request`` and the HTTP client call for every request. A
+    worker is one OS thread (greenlets), and neither ``record`` nor ``take_delta`` yields, so
+    the swap in ``take_delta`` can neither lose nor double a request: no locks.
+    """
+
+    def __init__(self, now: float | None = None) -> None:
+        self._entries: dict[tuple[str, str], Tally] = {}
+        self._errors: dict[tuple[str, str, str], int] = {}
+        self._exceptions: dict[tuple[str, str], int] = {}
+        self._interval_start = time.time() if now is None else now
+        # the previous interval's tallies: a new one reserves the buckets its predecessor
+        # used, so that recording does not grow lists
+        self._previous: dict[tuple[str, str], Tally] = {}
+
+    def record(
+        self,
+        request_type: str,
+        name: str,
+        response_time_ms: float,
+        response_length: int,
+        exception: object | None,
+    ) -> None:
+        """Count one request; ``exception`` not None makes it a failure as well."""
+        value = int(response_time_ms * 1000.0 + 0.5)  # first: bad input raises, changing nothing
+        tally = self._entries.get((request_type, name))
+        if tally is None:
+            tally = self._new_tally(request_type, name)
+        tally.content_length += response_length
+        if exception is not None:
+            self._failure(tally, request_type, name, exception)
+        # Histogram.record, inlined: this runs for every request, and a call is a tenth of it
+        # (tests check that both count the same)
+        if value < 0:
+            value = 0
+        shift = value.bit_length() - EXACT_BITS
+        if shift <= 0:
+            index = value
+        elif shift <= TOP_SHIFT:
+            index = (shift << 6) + (value >> shift)
+        else:
+            index = TOP_INDEX
+            if value > MAX_VALUE_US:
+                value = MAX_VALUE_US
+        h = tally.histogram
+        h.count += 1
+        h.sum += value
+        if value < h._min:
+            h._min = value
+        if value > h._max:
+            h._max = value
+        offset = index - h._base
+        if offset >= 0:
+            try:
+                h._counts[offset] += 1  # type: ignore[index]
+                return
+            except (IndexError, TypeError):
+                pass
+        h._add_dense(((index, 1),))
+
+    def _failure(self, tally: Tally, request_type: str, name: str, exception: object) -> None:
+        key = (request_type, name, error_text(exception))
+        tally.failures += 1
+        self._errors[key] = self._errors.get(key, 0) + 1
+
+    def _new_tally(self, request_type: str, name: str) -> Tally:
+        previous = self._previous.get((request_type, name))
+        reserve = None if previous is None else previous.histogram.span()
+        tally = self._entries[(request_type, name)] = Tally(Histogram(reserve))
+        return tally
+
+    def log_exception(self, message: str, traceback: str) -> None:
+        """Count an exception a task raised (not a request failure)."""
+        key = (_text(message, MAX_TEXT_LENGTH), _text(traceback, MAX_TEXT_LENGTH))
+        self._exceptions[key] = self._exceptions.get(key, 0) + 1
+
+    def take_delta(self, now: float | None = None) -> StatsDelta:
+        """Everything recorded since the last call, as a delta; recording goes on afresh."""
+        end = time.time() if now is None else now
+        # the whole swap is plain assignments: no greenlet switch can land in the middle
+        delta = StatsDelta(self._interval_start, end, self._entries, self._errors, self._exceptions)
+        self._previous = self._entries
+        self._entries, self._errors, self._exceptions = {}, {}, {}
+        self._interval_start = end
+        return delta
+
+    def reset(self, now: float | None = None) -> None:
+        """Drop what the interval in progress recorded."""
+        self.take_delta(now)
+
+    @property
+    def entries(self) -> dict[tuple[str, str], Tally]:
+        """The interval in progress, keyed by (method, name). Read it, don't keep it."""
+        return self._entries
+
+    @property
+    def errors(self) -> dict[tuple[str, str, str], int]:
+        return self._errors
+
+    @property
+    def exceptions(self) -> dict[tuple[str, str], int]:
+        return self._exceptions
+
+    @property
+    def num_requests(self) -> int:
+        return sum(t.histogram.count for t in self._entries.values())
+
+    @property
+    def num_failures(self) -> int:
+        return sum(t.failures for t in self._entries.values())
+
+
+# -- the delta and its wire form -------------------------------------------------------------
+
+
+class _Columns(NamedTuple):
+    """A delta's entries as the wire carries them: flat lists, no object per entry."""
+
+    keys: list[str]  # method, name, method, name, ...
+    entry_keys: list[tuple[str, str]]  # (name, method) per entry, the master's keys (derived)
+    fields: list[int]  # failures, content_length, count, sum, min, max: 6 per entry
+    sizes: list[int]  # non-empty buckets per entry
+    buckets: list[int]  # every entry's [gap, n, gap, n, ...], one after the other
+    firsts: list[int]  # lowest bucket index per entry (derived, not sent)
+    lasts: list[int]  # highest bucket index per entry (derived, not sent)
+
+
+class StatsDelta:
+    """One interval of one worker (or of the debug runner), from ``start`` to ``end``.
+
+    ``entries`` maps (method, name) to a ``Tally``; ``errors`` maps (method, name, error
+    text) to occurrences; ``exceptions`` maps (message, traceback) to a count.
+
+    The wire form is columnar, so the master checks a delta with a few C-level passes
+    whatever its number of entries, and merges it without building an object per entry::
+
+        [1, start, end,
+         [method, name, ...],                                    2 per entry
+         [failures, content_length, count, sum_us, min_us, max_us, ...]   6 per entry
+         [buckets, ...],                                         1 per entry
+         [gap, n, gap, n, ...],                                  the histograms' buckets
+         [method, name, error_text, occurrences, ...],           4 per error
+         [message, traceback, count, ...]]                       3 per task exception
+
+    A delta decoded from the wire is read-only.
+    """
+
+    __slots__ = ("start", "end", "errors", "exceptions", "_entries", "_columns")
+
+    def __init__(
+        self,
+        start: float,
+        end: float,
+        entries: dict[tuple[str, str], Tally] | None = None,
+        errors: dict[tuple[str, str, str], int] | None = None,
+        exceptions: dict[tuple[str, str], int] | None = None,
+    ) -> None:
+        self.start = start
+        self.end = end
+        self._entries: dict[tuple[str, str], Tally] | None = {} if entries is None else entries
+        self._columns: _Columns | None = None
+        self.errors = {} if errors is None else errors
+        self.exceptions = {} if exceptions is None else exceptions
+
+    @property
+    def entries(self) -> dict[tuple[str, str], Tally]:
+        if self._entries is None:
+            assert self._columns is not None
+            self._entries = _entries_from_columns(self._columns)
+        self._columns = None  # the caller may change the dict: columns are rebuilt from it
+        return self._entries
+
+    def columns(self) -> _Columns:
+        """The entries in wire (columnar) form, computed once (the worker merges its own delta,
+        then sends it)."""
+        if self._columns is None:
+            assert self._entries is not None
+            self._columns = _columns_from_entries(self._entries)
+        return self._columns
+
+    @property
+    def is_empty(self) -> bool:
+        """No request, no error, no task exception."""
+        return not (self.num_requests or self.errors or self.exceptions)
+
+    @property
+    def num_requests(self) -> int:
+        if self._columns is not None or self._entries is None:
+            return sum(self.columns().fields[2::6])
+        return sum(t.histogram.count for t in self._entries.values())
+
+    @property
+    def num_failures(self) -> int:
+        if self._columns is not None or self._entries is None:
+            return sum(self.columns().fields[0::6])
+        return sum(t.failures for t in self._entries.values())
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, StatsDelta):
+            return NotImplemented
+        return self.to_wire() == other.to_wire()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"<StatsDelta {self.start:.3f}..{self.end:.3f} "
+            f"requests={self.num_requests} failures={self.num_failures}>"
+        )
+
+    def to_wire(self) -> list[Any]:
+        columns = self.columns()
+        errors: list[Any] = []
+        for (method, name, text), n in self.errors.items():
+            errors += (_text(method, MAX_NAME_LENGTH), _text(name, MAX_NAME_LENGTH), text, n)
+        exceptions: list[Any] = []
+        for (message, tb), n in self.exceptions.items():
+            exceptions += (message, tb, n)
+        return [
+            WIRE_VERSION,
+            self.start,
+            self.end,
+            columns.keys,
+            columns.fields,
+            columns.sizes,
+            columns.buckets,
+            errors,
+            exceptions,
+        ]
+
+    def encode(self) -> bytes:
+        """msgpack bytes with a CRC-32 trailer, so that any flipped or missing byte is caught."""
+        payload = msgpack.packb(self.to_wire(), use_bin_type=True)
+        return payload + zlib.crc32(payload).to_bytes(4, "big")
+
+    @classmethod
+    def decode(cls, data: bytes) -> StatsDelta:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise DeltaError(f"delta: expected bytes, got {type(data).__name__}")
+        data = bytes(data)
+        payload, trailer = data[:-4], data[-4:]
+        if len(data) < 5 or zlib.crc32(payload).to_bytes(4, "big") != trailer:
+            raise DeltaError("delta: checksum mismatch (truncated or corrupted)")
+        try:
+            obj = msgpack.unpackb(payload, raw=False, use_list=True, strict_map_key=True)
+        except Exception as e:  # msgpack raises several types for bad input
+            raise DeltaError(f"delta: not msgpack ({type(e).__name__}: {e})") from None
+        return cls.from_wire(obj)
+
+    @classmethod
+    def from_wire(cls, obj: Any) -> StatsDelta:
+        """Check ``obj`` completely, then build the delta; ``DeltaError`` if anything is off."""
+        if not _is_list(obj) or len(obj) != 9:
+            raise DeltaError("delta: expected a list of 9 fields")
+        version, start, end, keys, fields, sizes, buckets, errors, exceptions = obj
+        if version != WIRE_VERSION or type(version) is not int:
+            raise DeltaError(f"delta: unsupported wire version {version!r}")
+        if not (_is_time(start) and _is_time(end) and start <= end):
+            raise DeltaError("delta: bad interval timestamps")
+        columns = _check_columns(keys, fields, sizes, buckets)
+        failures = dict(zip(zip(keys[0::2], keys[1::2], strict=True), fields[0::6], strict=True))
+        parsed_errors = _check_errors(errors, failures)
+        parsed_exceptions = _check_exceptions(exceptions)
+        delta = cls(float(start), float(end), None, parsed_errors, parsed_exceptions)
+        delta._entries = None
+        delta._columns = columns
+        return delta
+
+
+def _is_list(obj: Any) -> bool:
+    return type(obj) is list or type(obj) is tuple
+
+
+def _is_time(value: Any) -> bool:
+    return (
+        (type(value) is float or type(value) is int) and 0 <= value < 1e12 and math.isfinite(value)
+    )
+
+
+def _all_strings(values: Sequence[Any], limit: int) -> bool:
+    return set(map(type, values)) <= {str} and (not values or max(map(len, values)) <= limit)
+
+
+def _check_columns(keys: Any, fields: Any, sizes: Any, buckets: Any) -> _Columns:
+    """Validate the entry columns with C-level passes over whole columns, not per entry."""
+    if not (_is_list(keys) and _is_list(fields) and _is_list(sizes) and _is_list(buckets)):
+        raise DeltaError("delta: entry columns must be lists")
+    n = len(sizes)
+    if n > MAX_ENTRIES or len(keys) != 2 * n or len(fields) != 6 * n:
+        raise DeltaError("delta: entry columns disagree in length")
+    if not n:
+        if buckets:
+            raise DeltaError("delta: buckets without entries")
+        return _Columns([], [], [], [], [], [], [])
+    keys, fields, sizes, buckets = list(keys), list(fields), list(sizes), list(buckets)
+    if not _all_strings(keys, MAX_NAME_LENGTH):
+        raise DeltaError("delta: entry method and name must be strings")
+    entry_keys = list(zip(keys[1::2], keys[0::2], strict=True))
+    if len(set(entry_keys)) != n:
+        raise DeltaError("delta: an entry appears twice")
+    pairs = _int_sum(sizes)
+    if pairs is None or _int_sum(fields) is None or _int_sum(buckets) is None:
+        raise DeltaError("delta: entry fields must be integers")
+    if 2 * pairs != len(buckets) or min(sizes) < 1 or max(sizes) > N_BUCKETS:
+        raise DeltaError("delta: bucket sizes disagree with the buckets")
+    if min(buckets) < 1:  # every gap and every bucket count is at least 1
+        raise DeltaError("delta: empty or unordered buckets")
+    failures, lengths, counts = fields[0::6], fields[1::6], fields[2::6]
+    sums, lows, highs = fields[3::6], fields[4::6], fields[5::6]
+    if min(failures) < 0 or min(lengths) < 0 or min(counts) < 1 or min(lows) < 0:
+        raise DeltaError("delta: negative counts")
+    if max(counts) > MAX_COUNT or max(lengths) > MAX_CONTENT_LENGTH or max(highs) > MAX_VALUE_US:
+        raise DeltaError("delta: entry counts out of range")
+    if not all(map(le, failures, counts)) or not all(map(le, lows, highs)):
+        raise DeltaError("delta: more failures than requests, or min above max")
+    if not (
+        all(map(le, map(mul, counts, lows), sums)) and all(map(le, sums, map(mul, counts, highs)))
+    ):
+        raise DeltaError("delta: entry response time sum out of range")
+    # per-entry sums from running totals over all entries: C-level, no loop per entry
+    ends = list(accumulate(sizes))
+    starts = [0, *ends[:-1]]
+    running = list(accumulate(buckets[1::2], initial=0))
+    if list(map(sub, map(running.__getitem__, ends), map(running.__getitem__, starts))) != counts:
+        raise DeltaError("delta: bucket counts do not add up to the request counts")
+    gaps = buckets[0::2]
+    running = list(accumulate(gaps, initial=0))
+    # each entry's gaps add up to its last bucket index + 1; its first gap is first index + 1
+    lasts = list(map(sub, map(running.__getitem__, ends), map(running.__getitem__, starts)))
+    if max(lasts) > N_BUCKETS:
+        raise DeltaError("delta: bucket index out of range")
+    # (min and max are not checked against their buckets: that would cost a Python call per
+    # entry, and a wrong one can only skew the quantiles of its own entry, which clamp to it)
+    firsts = list(map(sub, map(gaps.__getitem__, starts), repeat(1)))
+    lasts = list(map(sub, lasts, repeat(1)))
+    return _Columns(keys, entry_keys, fields, sizes, buckets, firsts, lasts)
+
+
+def _int_sum(values: list[Any]) -> int | None:
+    """The sum of ``values`` if they are all integers, else None: one fast C-level pass.
+
+    A float anywhere makes the sum a float; anything else not a number raises TypeError.
+    """
+    try:
+        total = sum(values)
+    except TypeError:
+        return None
+    return total if type(total) is int else None
+
+
+def _check_errors(
+    raw: Any, failures: dict[tuple[str, str], int]
+) -> dict[tuple[str, str, str], int]:
+    if not _is_list(raw) or len(raw) % 4 or len(raw) > 4 * MAX_ERRORS:
+        raise DeltaError("delta: errors must be a list of 4 fields each")
+    if not raw:
+        if any(failures.values()):
+            raise DeltaError("delta: failures without errors")
+        return {}
+    methods, names, texts, occurrences = raw[0::4], raw[1::4], raw[2::4], raw[3::4]
+    if not (
+        _all_strings(methods, MAX_NAME_LENGTH)
+        and _all_strings(names, MAX_NAME_LENGTH)
+        and _all_strings(texts, MAX_TEXT_LENGTH)
+        and _int_sum(occurrences) is not None
+        and min(occurrences) >= 1
+        and max(occurrences) <= MAX_COUNT
+    ):
+        raise DeltaError("delta: an error has a bad field")
+    errors = dict(zip(zip(methods, names, texts, strict=True), occurrences, strict=True))
+    if len(errors) != len(occurrences):
+        raise DeltaError("delta: an error appears twice")
+    # every failure is one occurrence of an error of its entry, and nothing else is
+    per_entry: dict[tuple[str, str], int] = {}
+    for (method, name, _), n in errors.items():
+        per_entry[(method, name)] = per_entry.get((method, name), 0) + n
+    if per_entry != {key: n for key, n in failures.items() if n}:
+        raise DeltaError("delta: errors do not add up to the entries' failures")
+    return errors
+
+
+def _check_exceptions(raw: Any) -> dict[tuple[str, str], int]:
+    if not _is_list(raw) or len(raw) % 3 or len(raw) > 3 * MAX_ERRORS:
+        raise DeltaError("delta: exceptions must be a list of 3 fields each")
+    if not raw:
+        return {}
+    messages, tracebacks, counts = raw[0::3], raw[1::3], raw[2::3]
+    if not (
+        _all_strings(messages, MAX_TEXT_LENGTH)
+        and _all_strings(tracebacks, MAX_TEXT_LENGTH)
+        and _int_sum(counts) is not None
+        and min(counts) >= 1
+        and max(counts) <= MAX_COUNT
+    ):
+        raise DeltaError("delta: an exception has a bad field")
+    exceptions = dict(zip(zip(messages, tracebacks, strict=True), counts, strict=True))
+    if len(exceptions) != len(counts):
+        raise DeltaError("delta: an exception appears twice")
+    return exceptions
+
+
+def _columns_from_entries(entries: dict[tuple[str, str], Tally]) -> _Columns:
+    columns = _Columns([], [], [], [], [], [], [])
+    keys, entry_keys, fields, sizes, buckets, firsts, lasts = columns
+    for (method, name), tally in entries.items():
+        histogram = tally.histogram
+        if not histogram.count:
+            continue
+        pairs, first, last = histogram._wire_pairs_and_span()
+        # whatever a locustfile passed, send what the master accepts (once per entry here,
+        # rather than per request in record)
+        method, name = _text(method, MAX_NAME_LENGTH), _text(name, MAX_NAME_LENGTH)
+        length = int(tally.content_length)
+        keys += (method, name)
+        entry_keys.append((name, method))
+        fields += (
+            min(tally.failures, histogram.count),
+            0 if length < 0 else min(length, MAX_CONTENT_LENGTH),
+            histogram.count,
+            histogram.sum,
+            histogram.min,
+            histogram.max,
+        )
+        sizes.append(len(pairs) // 2)
+        buckets += pairs
+        firsts.append(first)
+        lasts.append(last)
+    return columns
+
+
+def _entries_from_columns(columns: _Columns) -> dict[tuple[str, str], Tally]:
+    entries: dict[tuple[str, str], Tally] = {}
+    keys, fields, sizes, buckets = (
+        iter(columns.keys),
+        iter(columns.fields),
+        columns.sizes,
+        columns.buckets,
+    )
+    position = 0
+    for method, name, failures, length, count, total, low, high, size in zip(
+        keys, keys, fields, fields, fields, fields, fields, fields, sizes, strict=True
+    ):
+        pairs = buckets[position : position + 2 * size]
+        position += 2 * size
+        histogram = Histogram.from_parts(count, total, low, high, pairs)
+        entries[(method, name)] = Tally(histogram, failures, length)
+    return entries
