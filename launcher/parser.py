@@ -1,0 +1,522 @@
+"""The argparse parser: every option with Locust's names and defaults, and lcore's own.
+
+The parser accepts Locust's extra ``add_argument`` keywords (``env_var``, ``include_in_web_ui``,
+``is_secret``, ``is_required``) so that a locustfile's ``init_command_line_parser`` hook works.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any, NamedTuple, NoReturn
+
+from .timespan import parse_timespan
+
+ParserHook = Callable[[argparse.ArgumentParser], None]
+
+
+class OptionsError(Exception):
+    """A mistake in the options; ``str()`` is one line, fit to print after ``lcore: error:``."""
+
+    def __init__(self, message: object) -> None:
+        super().__init__(" ".join(str(message).split()))
+
+
+class CustomOption(NamedTuple):
+    """An option a locustfile added, as the status page needs it."""
+
+    dest: str
+    flag: str
+    default: Any
+    help: str | None
+    choices: tuple[Any, ...] | None
+    include_in_web_ui: bool
+    is_secret: bool
+    is_required: bool
+
+
+# --- the parser -------------------------------------------------------------------------
+
+
+class _TakesLocustKeywords:
+    """``add_argument`` that also takes the keywords Locust's parser takes (``env_var``,
+    ``include_in_web_ui``, ``is_secret``, ``is_required``), as locustfiles pass them."""
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        env_var = kwargs.pop("env_var", None)
+        include_in_web_ui = kwargs.pop("include_in_web_ui", True)
+        is_secret = kwargs.pop("is_secret", False)
+        is_required = kwargs.pop("is_required", False)
+        action: argparse.Action = super().add_argument(*args, **kwargs)  # type: ignore[misc]
+        action.env_var = env_var  # type: ignore[attr-defined]
+        action.include_in_web_ui = include_in_web_ui  # type: ignore[attr-defined]
+        action.is_secret = is_secret  # type: ignore[attr-defined]
+        action.is_required = is_required  # type: ignore[attr-defined]
+        return action
+
+    def add_argument_group(self, *args: Any, **kwargs: Any) -> _Group:
+        group = _Group(self, *args, **kwargs)  # type: ignore[arg-type]
+        self._action_groups.append(group)  # type: ignore[attr-defined]
+        return group
+
+    def add_mutually_exclusive_group(self, **kwargs: Any) -> _ExclusiveGroup:
+        group = _ExclusiveGroup(self, **kwargs)  # type: ignore[arg-type]
+        self._mutually_exclusive_groups.append(group)  # type: ignore[attr-defined]
+        return group
+
+
+class _Group(_TakesLocustKeywords, argparse._ArgumentGroup):
+    pass
+
+
+class _ExclusiveGroup(_TakesLocustKeywords, argparse._MutuallyExclusiveGroup):
+    pass
+
+
+class LcoreArgumentParser(_TakesLocustKeywords, argparse.ArgumentParser):
+    """An ArgumentParser whose errors raise OptionsError instead of printing usage and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise OptionsError(message)
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        if status == 0:  # --help
+            super().exit(status, message)
+        raise OptionsError(message or f"exit status {status}")
+
+
+def _timespan(text: str) -> int:
+    try:
+        return parse_timespan(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e))
+
+
+def _threshold(text: str) -> Any:
+    from lcore.exporters.thresholds import ThresholdError, parse_threshold
+
+    try:
+        return parse_threshold(text)
+    except ThresholdError as e:
+        raise argparse.ArgumentTypeError(str(e))
+
+
+def _renamed(new_name: str) -> type[argparse.Action]:
+    """An action refusing an option Locust renamed, naming the new one."""
+
+    class Renamed(argparse.Action):
+        def __call__(
+            self, parser: Any, namespace: Any, values: Any, option_string: Any = None
+        ) -> None:
+            raise argparse.ArgumentError(self, f"this option was renamed {new_name}")
+
+    return Renamed
+
+
+_IGNORED = "Accepted for Locust compatibility; lcore ignores it."
+
+_EPILOG = """\
+Every option can also be set in a config file (~/.lcore.conf, ./lcore.conf, [tool.lcore] in
+./pyproject.toml, or --config FILE) as `spawn-rate = 10`, or in the environment as
+LCORE_SPAWN_RATE=10 (Locust's LOCUST_SPAWN_RATE works too). The command line beats the
+environment, which beats config files, which beat the defaults.
+
+Examples:
+    lcore -f locustfile.py -H http://localhost:8080
+    lcore --headless -u 1000 -r 100 -t 10m --processes -1 --csv results
+    lcore -f locustfile.py --worker --master-host 10.0.0.1 --processes -1
+"""
+
+
+def build_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    """The full parser: Locust's options with Locust's defaults, then lcore's own."""
+    return _build(add_help=add_help, positionals=True, allow_abbrev=True)
+
+
+def _build(*, add_help: bool, positionals: bool, allow_abbrev: bool) -> LcoreArgumentParser:
+    parser = LcoreArgumentParser(
+        prog="lcore",
+        usage="lcore [options] [UserClass ...]",
+        description="A Locust-compatible, multiprocess-first load-testing engine.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        add_help=add_help,
+        allow_abbrev=allow_abbrev,
+    )
+    parser._optionals.title = "Common options"
+    add = parser.add_argument
+    add(
+        "-f",
+        "--locustfile",
+        default="locustfile",
+        metavar="FILE",
+        help="The test: a .py file, a module name without .py, a directory of .py files or a "
+        "comma-separated list of files. Default: locustfile (i.e. locustfile.py).",
+    )
+    add("--config", metavar="FILE", help="Read more options from FILE (after the default files).")
+    add(
+        "-H",
+        "--host",
+        metavar="URL",
+        help="Base URL of the system under test, e.g. https://example.com.",
+    )
+    add(
+        "-u",
+        "--users",
+        type=int,
+        dest="num_users",
+        metavar="N",
+        help="Peak number of concurrent users (with --headless or --autostart).",
+    )
+    add(
+        "-r",
+        "--spawn-rate",
+        type=float,
+        metavar="RATE",
+        help="Users started per second (with --headless or --autostart).",
+    )
+    add(
+        "--hatch-rate",
+        action=_renamed("--spawn-rate"),
+        nargs=0,
+        default=argparse.SUPPRESS,
+        help=argparse.SUPPRESS,
+    )
+    add(
+        "-t",
+        "--run-time",
+        type=_timespan,
+        metavar="TIME",
+        help="Stop after this long, e.g. 300s, 20m, 3h, 1h30m (with --headless or --autostart). "
+        "Default: run until stopped.",
+    )
+    add(
+        "-l",
+        "--list",
+        action="store_true",
+        dest="list_commands",
+        help="List the User classes and exit.",
+    )
+    add("--config-users", nargs="*", metavar="JSON", help=_IGNORED)
+
+    web = parser.add_argument_group("Web UI options")
+    web.add_argument(
+        "--web-host", default="", metavar="IP", help="Interface of the status page. Default: all."
+    )
+    web.add_argument(
+        "--web-port",
+        "-P",
+        type=int,
+        default=8089,
+        metavar="PORT",
+        help="Port of the status page. Default: 8089.",
+    )
+    web.add_argument(
+        "--headless",
+        action="store_true",
+        help="No status page controls: start the test at once (use -u, -r and -t).",
+    )
+    web.add_argument(
+        "--no-web",
+        action="store_true",
+        help="Serve nothing over HTTP: no status page, no /metrics (a headless master serves them).",
+    )
+    # Undoes a `headless = true` from a config file, as in Locust.
+    web.add_argument("--headful", action="store_true", help=argparse.SUPPRESS)
+    web.add_argument(
+        "--autostart", action="store_true", help="Start the test at once but keep the status page."
+    )
+    web.add_argument(
+        "--autoquit",
+        type=int,
+        default=-1,
+        metavar="SECONDS",
+        help="With --autostart: exit this many seconds after the test ends. Default: keep running.",
+    )
+    web.add_argument(
+        "--web-login", action="store_true", help="Protect the status page with a login page."
+    )
+    web.add_argument(
+        "--web-auth", metavar="USER:PASSWORD", help="Protect the status page with HTTP basic auth."
+    )
+    web.add_argument(
+        "--web-token",
+        metavar="TOKEN",
+        help="Protect the status page, its API and /metrics with 'Authorization: Bearer TOKEN' "
+        "(set LCORE_WEB_TOKEN rather than the command line, which others can see).",
+    )
+    web.add_argument(
+        "--metrics-buckets",
+        metavar="SECONDS,...",
+        help="Bucket bounds of the lcore_response_time_seconds histogram on /metrics, e.g. "
+        "0.01,0.1,1. Default: 0.001 to 60.",
+    )
+    web.add_argument(
+        "--tls-cert", default="", metavar="FILE", help="TLS certificate to serve HTTPS."
+    )
+    web.add_argument(
+        "--tls-key", default="", metavar="FILE", help="TLS private key to serve HTTPS."
+    )
+    web.add_argument(
+        "--class-picker",
+        action="store_true",
+        env_var="LOCUST_USERCLASS_PICKER",
+        help="Let the status page choose User and shape classes.",
+    )
+    web.add_argument(
+        "--web-base-path", default="", metavar="PATH", help="URL prefix of the status page."
+    )
+    web.add_argument("--web-host-display-name", help=argparse.SUPPRESS)
+    web.add_argument("--legacy-ui", action="store_true", help=argparse.SUPPRESS)
+    web.add_argument("--modern-ui", action="store_true", help=argparse.SUPPRESS)
+
+    master = parser.add_argument_group(
+        "Master options", "Running distributed: the master dispatches users and merges statistics."
+    )
+    master.add_argument(
+        "--master",
+        action="store_true",
+        env_var="LOCUST_MODE_MASTER",
+        help="Run as master only; workers connect to it.",
+    )
+    master.add_argument(
+        "--master-bind-host",
+        default="*",
+        metavar="IP",
+        help="Interface the master listens on. Default: * (all).",
+    )
+    master.add_argument(
+        "--master-bind-port",
+        type=int,
+        default=5557,
+        metavar="PORT",
+        help="Port the master listens on. Default: 5557.",
+    )
+    master.add_argument(
+        "--expect-workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="With --headless or --autostart: wait for this many workers before starting. Default: 1.",
+    )
+    master.add_argument(
+        "--expect-workers-max-wait",
+        type=int,
+        default=0,
+        metavar="SECONDS",
+        help="Give up waiting for workers after this long. Default: 0 (wait forever).",
+    )
+    master.add_argument(
+        "--enable-rebalancing",
+        action="store_true",
+        help="Accepted for Locust compatibility; lcore always rebalances users when workers come or go.",
+    )
+    master.add_argument(
+        "--expect-slaves",
+        action=_renamed("--expect-workers"),
+        nargs=0,
+        default=argparse.SUPPRESS,
+        help=argparse.SUPPRESS,
+    )
+
+    worker = parser.add_argument_group(
+        "Worker options", "Running distributed: workers run the users and report to the master."
+    )
+    worker.add_argument(
+        "--worker",
+        action="store_true",
+        env_var="LOCUST_MODE_WORKER",
+        help="Run workers only, connecting to --master-host.",
+    )
+    worker.add_argument(
+        "--processes",
+        type=int,
+        metavar="N",
+        help="Number of local worker processes; -1 means one per usable core. Default: 1.",
+    )
+    worker.add_argument(
+        "--slave",
+        action=_renamed("--worker"),
+        nargs=0,
+        default=argparse.SUPPRESS,
+        help=argparse.SUPPRESS,
+    )
+    worker.add_argument(
+        "--master-host",
+        default="127.0.0.1",
+        env_var="LOCUST_MASTER_NODE_HOST",
+        metavar="HOST",
+        help="Master to connect to. Default: 127.0.0.1.",
+    )
+    worker.add_argument(
+        "--master-port",
+        type=int,
+        default=5557,
+        env_var="LOCUST_MASTER_NODE_PORT",
+        metavar="PORT",
+        help="Master port to connect to. Default: 5557.",
+    )
+
+    tags = parser.add_argument_group("Tag options", "Select tasks by their @tag.")
+    tags.add_argument(
+        "-T", "--tags", nargs="*", metavar="TAG", help="Run only tasks with any of these tags."
+    )
+    tags.add_argument(
+        "-E", "--exclude-tags", nargs="*", metavar="TAG", help="Skip tasks with any of these tags."
+    )
+
+    stats = parser.add_argument_group("Request statistics options")
+    stats.add_argument(
+        "--csv",
+        dest="csv_prefix",
+        metavar="PREFIX",
+        help="Write PREFIX_stats.csv, PREFIX_stats_history.csv, PREFIX_failures.csv and "
+        "PREFIX_exceptions.csv.",
+    )
+    stats.add_argument(
+        "--csv-full-history",
+        action="store_true",
+        dest="stats_history_enabled",
+        help="Append every entry, not only the aggregate, to PREFIX_stats_history.csv (needs --csv).",
+    )
+    stats.add_argument(
+        "--print-stats", action="store_true", help="Print statistics periodically in UI runs."
+    )
+    stats.add_argument(
+        "--only-summary",
+        action="store_true",
+        help="In headless runs, print only the final summary.",
+    )
+    stats.add_argument(
+        "--reset-stats",
+        action="store_true",
+        help="Reset statistics once all users have been started.",
+    )
+    stats.add_argument(
+        "--html", dest="html_file", metavar="FILE", help="Write an HTML report to FILE."
+    )
+    stats.add_argument(
+        "--json", action="store_true", help="Print the final statistics as JSON on stdout."
+    )
+    stats.add_argument(
+        "--json-file", metavar="FILE", help="Write the final statistics as JSON to FILE."
+    )
+
+    log = parser.add_argument_group("Logging options")
+    log.add_argument(
+        "--skip-log-setup",
+        action="store_true",
+        help="Leave logging configuration to the locustfile.",
+    )
+    log.add_argument(
+        "--loglevel",
+        "-L",
+        default="INFO",
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+        metavar="LEVEL",
+        help="DEBUG, INFO, WARNING, ERROR or CRITICAL. Default: INFO.",
+    )
+    log.add_argument("--logfile", metavar="FILE", help="Log to FILE instead of stderr.")
+
+    other = parser.add_argument_group("Other options")
+    other.add_argument(
+        "--show-task-ratio",
+        action="store_true",
+        help="Print the task execution ratio of each User class.",
+    )
+    other.add_argument(
+        "--show-task-ratio-json",
+        action="store_true",
+        help="Print the task execution ratio as JSON.",
+    )
+    other.add_argument(
+        "--version", "-V", action="store_true", help="Print lcore's version and exit."
+    )
+    other.add_argument(
+        "--exit-code-on-error",
+        type=int,
+        default=1,
+        metavar="CODE",
+        help="Exit status when any request failed or any task raised. Default: 1.",
+    )
+    other.add_argument(
+        "-s",
+        "--stop-timeout",
+        type=_timespan,
+        default=0,
+        metavar="TIME",
+        help="How long users may finish their current task when the test stops. Default: 0.",
+    )
+    other.add_argument(
+        "--equal-weights", action="store_true", help="Give every task the same weight."
+    )
+    other.add_argument("--profile", metavar="NAME", help=_IGNORED)
+
+    own = parser.add_argument_group("lcore options")
+    own.add_argument(
+        "--stats-interval",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="How often workers send statistics to the master. Default: 1.0.",
+    )
+    own.add_argument(
+        "--heartbeat-interval",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="How often master and workers exchange heartbeats. Default: 1.0.",
+    )
+    own.add_argument(
+        "--heartbeat-timeout",
+        type=float,
+        default=3.0,
+        metavar="SECONDS",
+        help="A worker silent this long is considered lost. Default: 3.0.",
+    )
+    own.add_argument(
+        "--curve-keys",
+        metavar="DIR",
+        help="Encrypt master-worker TCP traffic with the CurveZMQ keys in DIR.",
+    )
+    own.add_argument(
+        "--threshold",
+        action="append",
+        type=_threshold,
+        dest="thresholds",
+        metavar="EXPR",
+        help="Fail the run (exit code 4) unless EXPR holds on the final statistics, e.g. "
+        "'p95<300ms', 'GET /api p99<1s', 'fail_ratio<0.01', 'rps>500', 'failures==0'. "
+        "Repeatable.",
+    )
+    own.add_argument(
+        "--threshold-abort",
+        action="store_true",
+        help="Check the thresholds every second during the run too, and stop the test at the "
+        "first breach of an upper bound (p95<..., fail_ratio<..., failures==0).",
+    )
+    own.add_argument(
+        "--junit",
+        dest="junit_file",
+        metavar="FILE",
+        help="Write the threshold results to FILE as a JUnit XML report (needs --threshold).",
+    )
+    own.add_argument(
+        "--run-single-user",
+        action="store_true",
+        help="Debug mode: run one user in this process, with no master and no workers.",
+    )
+    own.add_argument(
+        "--demo", action="store_true", help="Run the built-in demo (no locustfile needed)."
+    )
+
+    if positionals:
+        classes = parser.add_argument_group("User classes")
+        classes.add_argument(
+            "user_classes",
+            nargs="*",
+            metavar="UserClass",
+            help="Run only these User classes (see --list). Default: all of them.",
+        )
+    return parser
