@@ -13,6 +13,7 @@ from typing import Any
 
 from lcore.exporters import thresholds
 from lcore.master import MasterRuntime
+from lcore.runners import STATE_STOPPED
 
 from .supervisor import notify_ready
 
@@ -77,6 +78,14 @@ async def master_async(runtime: MasterRuntime, options: argparse.Namespace) -> i
     notify_ready()
 
     headless = bool(options.headless or options.autostart)
+    if options.autostart and not options.headless and options.autoquit >= 0:
+
+        def quit_later(state: str) -> None:
+            if state == STATE_STOPPED:
+                log.info("--autoquit: exiting in %d s", options.autoquit)
+                loop.call_later(options.autoquit, runtime.quit)
+
+        runtime.on_state_change.append(quit_later)
     stats = runtime.stats_merged
     periodic: list[asyncio.Task[Any]] = []
     if (headless or options.print_stats) and not options.only_summary:

@@ -108,7 +108,8 @@ def run_master(argv: Sequence[str], options: argparse.Namespace, endpoints: list
 
     from .master_main import master_async
 
-    headless = bool(options.headless or options.autostart)
+    # --autostart keeps the page up after the test, unless --autoquit says when to leave
+    quits = bool(options.headless)
     runtime = MasterRuntime(
         env,
         endpoints=endpoints,
@@ -117,7 +118,7 @@ def run_master(argv: Sequence[str], options: argparse.Namespace, endpoints: list
         heartbeat_interval=options.heartbeat_interval,
         heartbeat_timeout=options.heartbeat_timeout,
         run_time=options.run_time or None,
-        quit_when_stopped=headless,
+        quit_when_stopped=quits,
         curve=curve,
     )
     try:

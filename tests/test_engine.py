@@ -528,3 +528,14 @@ def test_cpu_bound_worker_warns(tmp_path, run_lcore) -> None:
     out = proc.wait_for_output("figures may be skewed", timeout=40)
     assert "CPU" in out
     proc.wait(60)
+
+
+def test_autostart_with_autoquit_exits_after_the_test(tmp_path, target, run_lcore) -> None:
+    lf = write(tmp_path, BASIC)
+    proc = run_lcore(
+        "-f", str(lf), "-H", target.url, "--autostart", "-u", "2", "-r", "10", "-t", "2s", "--autoquit", "1",
+        "--web-port", str(free_port()), "--master-bind-port", str(free_port()),
+    )  # fmt: skip
+    assert proc.wait(40) == 0, proc.output
+    assert "--autoquit: exiting in 1 s" in proc.output
+    assert sum(target.counts().values()) > 0
