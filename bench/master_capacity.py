@@ -78,11 +78,11 @@ def serve_master(locustfile: str, port: int, web_port: int | None, users: int) -
     from gevent import monkey
 
     monkey.patch_time()
-    from lcore.launcher.logs import setup_logging
     from lcore.launcher.master_main import master_async
     from lcore.launcher.options import find_locustfile, parse_options, validate
     from lcore.launcher.processes import custom_options, load_environment
     from lcore.locustfile import digest
+    from lcore.log import setup_logging
     from lcore.master import MasterRuntime
 
     argv = [

@@ -32,12 +32,17 @@ ALIASES: dict[str, str] = {
     "locust.contrib.fasthttp": "lcore.http",
     "locust.clients": "lcore.http",
     "locust.debug": "lcore.single",
+    "locust.log": "lcore.log",
 }
 
 # names an alias must carry besides its target module's own (Locust keeps them elsewhere)
 EXTRA_NAMES: dict[str, dict[str, tuple[str, str]]] = {
     "locust.contrib.fasthttp": {"FastHttpUser": ("lcore.users", "FastHttpUser")},
     "locust.clients": {"HttpSession": ("lcore.http", "HttpSession")},
+    "locust.stats": {
+        "stats_printer": ("lcore.local_runner", "stats_printer"),
+        "stats_history": ("lcore.local_runner", "stats_history"),
+    },
     "locust.user": {
         "wait_time": ("lcore.wait_time", None),  # type: ignore[dict-item]
         "task": ("lcore.users", "task"),

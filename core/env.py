@@ -51,8 +51,31 @@ class Environment:
     def user_classes_by_name(self) -> dict[str, type]:
         return {cls.__name__: cls for cls in self.user_classes}
 
+    def create_local_runner(self) -> Any:
+        """Users in this process, no master or workers (Locust's library mode)."""
+        from .local_runner import LocalRuntime
+
+        return LocalRuntime(self)
+
+    def create_web_ui(self, *args: Any, **kwargs: Any) -> Any:
+        """lcore's status page belongs to its master (``lcore`` without ``--headless``); in
+        library mode there is none. Returns an object whose ``stop()`` does nothing."""
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "create_web_ui: lcore serves its status page from the master process; none in library mode"
+        )
+        return _NoWebUI()
+
     def assign_host(self) -> None:
         """``--host`` overrides every user class's ``host`` attribute, as in Locust."""
         if self.host:
             for cls in self.user_classes:
                 cls.host = self.host
+
+
+class _NoWebUI:
+    greenlet = None
+
+    def stop(self) -> None:
+        pass

@@ -14,8 +14,8 @@ import tempfile
 from collections.abc import Sequence
 
 from lcore._version import __version__
+from lcore.log import setup_logging
 
-from .logs import setup_logging
 from .options import OptionsError, find_locustfile, parse_options, resolve_processes, validate
 from .supervisor import Child, Supervisor
 

@@ -8,7 +8,7 @@ import signal
 from collections.abc import Sequence
 from typing import Any
 
-from .logs import setup_logging
+from lcore.log import setup_logging
 
 log = logging.getLogger("lcore.main")
 

@@ -1,4 +1,4 @@
-"""Logging set-up for every lcore process, in Locust's format, with the process's role."""
+"""Logging set-up in Locust's format, with the process's role (``locust.log.setup_logging`` too)."""
 
 from __future__ import annotations
 
