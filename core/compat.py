@@ -33,6 +33,7 @@ ALIASES: dict[str, str] = {
     "locust.clients": "lcore.http",
     "locust.debug": "lcore.single",
     "locust.log": "lcore.log",
+    "locust.web": "lcore.web_compat",
 }
 
 # names an alias must carry besides its target module's own (Locust keeps them elsewhere)

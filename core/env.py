@@ -65,7 +65,8 @@ class Environment:
         logging.getLogger(__name__).warning(
             "create_web_ui: lcore serves its status page from the master process; none in library mode"
         )
-        return _NoWebUI()
+        self.web_ui = _NoWebUI()
+        return self.web_ui
 
     def assign_host(self) -> None:
         """``--host`` overrides every user class's ``host`` attribute, as in Locust."""
@@ -75,7 +76,13 @@ class Environment:
 
 
 class _NoWebUI:
+    """Stands in for Locust's Flask web UI: false, so ``if environment.web_ui:`` skips it."""
+
     greenlet = None
+    app = None
+
+    def __bool__(self) -> bool:
+        return False
 
     def stop(self) -> None:
         pass

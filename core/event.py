@@ -13,9 +13,13 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from .exception import InterruptTaskSet, RescheduleTask, RescheduleTaskImmediately, StopUser
+
 log = logging.getLogger(__name__)
 
 Recorder = Callable[[str, str, float, int, Any], None]
+
+_CONTROL_FLOW = (StopUser, RescheduleTask, RescheduleTaskImmediately, InterruptTaskSet)
 
 
 class EventHook:
@@ -38,6 +42,8 @@ class EventHook:
         for handler in list(handlers):
             try:
                 handler(**kwargs)
+            except _CONTROL_FLOW:
+                raise  # a listener may stop the user or reschedule its task, as in Locust
             except Exception:
                 # A broken listener must not take the caller (a user, the master) down.
                 log.error(

@@ -672,9 +672,9 @@ class HttpSession:
         if catch_response:
             # still "in a request" until the with-block has decided and recorded it
             return ResponseContextManager(response)
-        self._record(response, response.error)
         if user is not None:
-            user._in_request = False
+            user._in_request = False  # before recording: a listener may raise StopUser
+        self._record(response, response.error)
         return response
 
     def _record(self, response: Response, exception: BaseException | None) -> None:

@@ -285,10 +285,11 @@ class MasterRuntime(MasterRunner):
     ) -> None:
         if host:
             self.host = host
-        if self.state in (STATE_INIT, STATE_STOPPED, STATE_CLEANUP):
-            self._begin_run()
+        # set first: test_start listeners read runner.target_user_count, as in Locust
         self.target_user_count = user_count
         self.spawn_rate = spawn_rate
+        if self.state in (STATE_INIT, STATE_STOPPED, STATE_CLEANUP):
+            self._begin_run()
         self._set_state(STATE_SPAWNING)
         self._ramp = Ramp(self.dispatcher, user_count, spawn_rate, time.monotonic())
         self._ramp_wakeup.set()
@@ -488,6 +489,9 @@ class MasterRuntime(MasterRunner):
         elif isinstance(message, p.Goodbye):
             log.info("Worker %s (%s) quit", node.id, node.host)
             self._remove_worker(node)
+            if not self.workers and self.state in (STATE_SPAWNING, STATE_RUNNING):
+                log.info("The last worker quit, stopping test")
+                self.stop()
         elif isinstance(message, p.Log):
             log.info("[%s] %s", node.id, message.message)
         else:

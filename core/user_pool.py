@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -91,9 +92,13 @@ class UserPool:
         try:
             user = cls(self.environment)
         except Exception as e:
+            # counted as a task exception (exceptions table, exit code), logged in full once
+            recorder = self.environment.exception_recorder
+            if recorder is not None:
+                recorder(str(e) or repr(e), traceback.format_exc())
             if name not in self._failed_classes:
                 self._failed_classes.add(name)
-                log.error("Could not start a %s user: %s", name, e)
+                log.exception("Could not start a %s user", name)
             return
         users = self.users[name]
         users.append(user)

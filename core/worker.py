@@ -14,6 +14,7 @@ import signal
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -112,6 +113,8 @@ class WorkerRuntime(WorkerRunner):
         self._exit_code = 0
         self._stopper: gevent.Greenlet | None = None
         self._connected = Event()
+        # set once the locustfile's init hooks have run: no user starts before that
+        self._ready = Event()
 
     # --- the Runner API a locustfile uses ------------------------------------------------
     @property
@@ -132,7 +135,9 @@ class WorkerRuntime(WorkerRunner):
         self._stop_test()
 
     # --- running -----------------------------------------------------------------------
-    def run(self) -> int:
+    def run(self, on_connected: Callable[[], None] | None = None) -> int:
+        """Connect, call ``on_connected`` (the launcher fires ``events.init`` there), then serve
+        until told to quit; returns the exit code."""
         raise_open_file_limit()
         gevent.signal_handler(signal.SIGTERM, self.quit)
         self._open_socket()
@@ -150,6 +155,9 @@ class WorkerRuntime(WorkerRunner):
                     self.first_connect_timeout,
                 )
                 return 1
+            if on_connected is not None:
+                on_connected()
+            self._ready.set()
             self._quit.wait()
         finally:
             self._shutdown()
@@ -275,7 +283,10 @@ class WorkerRuntime(WorkerRunner):
         elif isinstance(message, p.Spawn):
             self._spawn(message)
         elif isinstance(message, p.Stop):
-            self._stop_test()
+            if not self._stop_test():
+                # nothing was running here (fewer users than workers): say so at once, or the
+                # master would wait for this worker until its timeout
+                self._send(p.Stopped(message.run_id))
         elif isinstance(message, p.Quit):
             if message.reason:
                 log.info("The master told this worker to quit: %s", message.reason)
@@ -298,6 +309,7 @@ class WorkerRuntime(WorkerRunner):
             handler(environment=self.environment, msg=msg)
 
     def _spawn(self, message: p.Spawn) -> None:
+        self._ready.wait()
         if self._stopper is not None and not self._stopper.dead:
             self._stopper.join()
         if message.host:
@@ -321,13 +333,16 @@ class WorkerRuntime(WorkerRunner):
         self.environment.events.spawning_complete.fire(user_count=sum(counts.values()))
         self._send(p.SpawningComplete(counts))
 
-    def _stop_test(self) -> None:
+    def _stop_test(self) -> bool:
+        """Stop every user in the background; False when there was nothing to stop."""
         if self._stopper is not None and not self._stopper.dead:
-            return
+            return True
         if self.state in (STATE_INIT, STATE_STOPPED) and not self.pool.user_count:
-            return
+            return False
+        self.environment.events.test_stopping.fire(environment=self.environment)
         self.state = STATE_STOPPING
         self._stopper = gevent.spawn(self._stop_users)
+        return True
 
     def _stop_users(self) -> None:
         self.pool.stop_all()

@@ -48,11 +48,15 @@ def load_environment(
                 f"Unknown User class(es): {', '.join(missing)} (available: {', '.join(loaded.user_classes)})"
             )
         user_classes = [loaded.user_classes[n] for n in options.user_classes]
-    for cls in user_classes:
-        if not cls.tasks:
-            raise StartupError(
-                f"No tasks defined on {cls.__name__}. Use the @task decorator or set the 'tasks' attribute"
-            )
+    without_tasks = [cls.__name__ for cls in user_classes if not cls.tasks]
+    if without_tasks and (options.user_classes or len(without_tasks) == len(user_classes)):
+        raise StartupError(
+            f"No tasks defined on {', '.join(without_tasks)}. Use the @task decorator or set the 'tasks' attribute"
+        )
+    if without_tasks:
+        # as Locust runs the others: a base class left without tasks is not an error
+        log.warning("Not running %s: no tasks defined", ", ".join(without_tasks))
+        user_classes = [cls for cls in user_classes if cls.tasks]
     if options.tags or options.exclude_tags:
         for cls in user_classes:
             filter_tasks_by_tags(cls, options.tags, options.exclude_tags)
@@ -123,7 +127,9 @@ def run_master(argv: Sequence[str], options: argparse.Namespace, endpoints: list
     )
     try:
         env.events.init.fire(environment=env, runner=runtime, web_ui=None)
-        return asyncio.run(master_async(runtime, options))
+        code = asyncio.run(master_async(runtime, options))
+        env.events.quit.fire(exit_code=code)
+        return code
     except StartupError as e:
         log.error("%s", e)
         return 1
@@ -157,5 +163,8 @@ def run_worker(
         heartbeat_timeout=options.heartbeat_timeout,
         curve=curve,
     )
-    env.events.init.fire(environment=env, runner=runtime, web_ui=None)
-    return runtime.run()
+    # init fires once the master has welcomed this worker, as in Locust: worker_index and the
+    # options the master passes on are known by then
+    code = runtime.run(on_connected=lambda: env.events.init.fire(environment=env, runner=runtime, web_ui=None))
+    env.events.quit.fire(exit_code=code)
+    return code
