@@ -539,3 +539,53 @@ def test_autostart_with_autoquit_exits_after_the_test(tmp_path, target, run_lcor
     assert proc.wait(40) == 0, proc.output
     assert "--autoquit: exiting in 1 s" in proc.output
     assert sum(target.counts().values()) > 0
+
+
+def test_fewer_users_than_workers_stops_promptly(tmp_path, target, run_lcore) -> None:
+    lf = write(tmp_path, BASIC)
+    start = time.monotonic()
+    proc = run_lcore("-f", str(lf), "-H", target.url, "--headless", "-u", "1", "-r", "5", "-t", "2s", "--processes", "2", *common(free_port()))
+    assert proc.wait(60) == 0, proc.output
+    assert time.monotonic() - start < 12, proc.output
+    assert "did not confirm" not in proc.output
+
+
+def test_init_sees_worker_index_and_a_user_can_end_the_run(tmp_path, target, run_lcore) -> None:
+    seen = tmp_path / "indexes.txt"
+    lf = write(
+        tmp_path,
+        f"""
+        from locust import HttpUser, task, constant, events
+        from locust.exception import RescheduleTask
+        from locust.runners import WorkerRunner
+
+        @events.init.add_listener
+        def init(environment, runner, **kw):
+            if isinstance(runner, WorkerRunner):
+                with open({str(seen)!r}, "a") as f:
+                    f.write(f"{{runner.worker_index}}\\n")
+
+        @events.request.add_listener
+        def on_request(name, exception, **kw):
+            if name == "/reschedule":
+                raise RescheduleTask()
+
+        class U(HttpUser):
+            wait_time = constant(0.05)
+            count = 0
+
+            @task
+            def t(self):
+                U.count += 1
+                if U.count >= 20:
+                    self.environment.runner.quit()
+                self.client.get("/reschedule")
+                self.client.get("/never")  # skipped: the listener rescheduled the task
+        """,
+    )
+    proc = run_lcore("-f", str(lf), "-H", target.url, "--headless", "-u", "1", "-r", "5", "-t", "60s", *common(free_port()))
+    assert proc.wait(40) == 0, proc.output
+    assert "The last worker quit, stopping test" in proc.output
+    assert "Uncaught error" not in proc.output
+    assert ("GET", "/never") not in target.counts()
+    assert seen.read_text().split() == ["0"]
