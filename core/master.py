@@ -72,7 +72,10 @@ class _AuthorizedKeys:
             return True
         if key not in self.refused and len(self.refused) < 1000:
             self.refused.add(key)
-            log.warning("Refused a worker whose CURVE key is not authorized: %s", key.decode(errors="replace")[:12] + "...")
+            log.warning(
+                "Refused a worker whose CURVE key is not authorized: %s",
+                key.decode(errors="replace")[:12] + "...",
+            )
         return False
 
 
@@ -132,15 +135,8 @@ class MasterRuntime(MasterRunner):
         self.lost_workers: list[WorkerNode] = []
         self.refused_workers = 0
         self.malformed_frames = 0
-        classes = environment.user_classes
-        self.dispatcher = Dispatcher(
-            [
-                UserClassSpec(
-                    c.__name__, int(getattr(c, "weight", 1)), int(getattr(c, "fixed_count", 0) or 0)
-                )
-                for c in classes
-            ]
-        )
+        self.dispatcher = self._make_dispatcher(None)
+        self.active_classes: tuple[str, ...] | None = None  # a shape's subset, or all
         self.shape = environment.shape_class
         if self.shape is not None:
             self.shape.runner = self
@@ -218,9 +214,15 @@ class MasterRuntime(MasterRunner):
         assert self.curve is not None and self._context is not None
         self._auth = AsyncioAuthenticator(self._context)
         self._auth.start()
-        self._auth.configure_curve_callback("*", credentials_provider=_AuthorizedKeys(self.curve.authorized))
+        self._auth.configure_curve_callback(
+            "*", credentials_provider=_AuthorizedKeys(self.curve.authorized)
+        )
         apply_server(sock, self.curve)
-        events = zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+        events = (
+            zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+            | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+            | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+        )
         monitor = sock.get_monitor_socket(events)
         self._tasks.append(asyncio.get_running_loop().create_task(self._watch_handshakes(monitor)))
 
@@ -280,11 +282,39 @@ class MasterRuntime(MasterRunner):
         return True
 
     # --- test control (callable from asyncio code and from greenlets on the master) ------
+    def _make_dispatcher(self, names: tuple[str, ...] | None) -> Dispatcher:
+        classes = [c for c in self.environment.user_classes if names is None or c.__name__ in names]
+        dispatcher = Dispatcher([UserClassSpec.of(c) for c in classes])
+        if hasattr(self, "workers"):
+            dispatcher.set_workers(sorted(self.workers, key=lambda i: self.workers[i].index))
+        return dispatcher
+
     def start(
-        self, user_count: int, spawn_rate: float, wait: bool = False, host: str | None = None
+        self,
+        user_count: int,
+        spawn_rate: float,
+        wait: bool = False,
+        host: str | None = None,
+        user_classes: list[Any] | None = None,
     ) -> None:
+        """Ramp to ``user_count`` users; ``user_classes`` (a shape's third value) limits which
+        classes run — the others are stopped."""
         if host:
             self.host = host
+        names = (
+            None
+            if user_classes is None
+            else tuple(sorted(getattr(c, "__name__", str(c)) for c in user_classes))
+        )
+        if names != self.active_classes:
+            # a new class mix: ramp a fresh dispatcher; classes left out get zero users
+            previous = self.dispatcher.user_count
+            self.active_classes = names
+            self.dispatcher = self._make_dispatcher(names)
+            self.dispatcher.step_to(min(previous, user_count))
+            switched = True
+        else:
+            switched = False
         # set first: test_start listeners read runner.target_user_count, as in Locust
         self.target_user_count = user_count
         self.spawn_rate = spawn_rate
@@ -292,6 +322,8 @@ class MasterRuntime(MasterRunner):
             self._begin_run()
         self._set_state(STATE_SPAWNING)
         self._ramp = Ramp(self.dispatcher, user_count, spawn_rate, time.monotonic())
+        if switched:
+            self._send_targets(set(self.workers), spread=0.0)
         self._ramp_wakeup.set()
 
     def start_shape(self) -> None:
@@ -574,7 +606,7 @@ class MasterRuntime(MasterRunner):
         if self.state != STATE_SPAWNING or self._ramp is not None and not self._ramp.done:
             return
         if all(
-            n.user_classes_count == self.dispatcher.worker_target(n.id)
+            n.user_classes_count == self._worker_target(n.id)
             for n in self.workers.values()
         ):
             self._set_state(STATE_RUNNING)
@@ -615,10 +647,16 @@ class MasterRuntime(MasterRunner):
         if self.state in (STATE_SPAWNING, STATE_RUNNING):
             self._send_targets(changed, spread=0.0)
 
+    def _worker_target(self, node_id: str) -> dict[str, int]:
+        # every class named, zeros included: a worker stops the classes a shape left out
+        target = dict.fromkeys((c.__name__ for c in self.environment.user_classes), 0)
+        target.update(self.dispatcher.worker_target(node_id))
+        return target
+
     def _send_targets(self, node_ids: set[str], spread: float) -> None:
         for node_id in node_ids:
             if node_id in self.workers:
-                target = self.dispatcher.worker_target(node_id)
+                target = self._worker_target(node_id)
                 self._send(node_id, p.Spawn(target, spread, self.host, self.run_id))
                 self.workers[node_id].state = STATE_SPAWNING
 
@@ -658,6 +696,16 @@ class MasterRuntime(MasterRunner):
                 self.stop()
                 return
             users, rate = int(result[0]), float(result[1])
-            if users != self.target_user_count or rate != self.spawn_rate:
-                self.start(users, rate)
+            classes = list(result[2]) if len(result) > 2 and result[2] is not None else None
+            wanted = (
+                None
+                if classes is None
+                else tuple(sorted(getattr(c, "__name__", str(c)) for c in classes))
+            )
+            if (
+                users != self.target_user_count
+                or rate != self.spawn_rate
+                or wanted != self.active_classes
+            ):
+                self.start(users, rate, user_classes=classes)
             await asyncio.sleep(1.0)

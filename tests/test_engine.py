@@ -589,3 +589,51 @@ def test_init_sees_worker_index_and_a_user_can_end_the_run(tmp_path, target, run
     assert "Uncaught error" not in proc.output
     assert ("GET", "/never") not in target.counts()
     assert seen.read_text().split() == ["0"]
+
+
+def test_shape_can_switch_user_classes(tmp_path, target, run_lcore) -> None:
+    seen = tmp_path / "classes.txt"
+    lf = write(
+        tmp_path,
+        f"""
+        import json
+        from locust import HttpUser, task, constant, LoadTestShape, events
+        from locust.runners import MasterRunner
+
+        class A(HttpUser):
+            wait_time = constant(0.1)
+            @task
+            def t(self):
+                self.client.get("/a")
+
+        class B(HttpUser):
+            wait_time = constant(0.1)
+            @task
+            def t(self):
+                self.client.get("/b")
+
+        class Shape(LoadTestShape):
+            def tick(self):
+                t = self.get_run_time()
+                if t < 3:
+                    return (4, 20, [A])
+                if t < 6:
+                    return (4, 20, [B])
+                return None
+
+        @events.init.add_listener
+        def init(environment, **kw):
+            if isinstance(environment.runner, MasterRunner):
+                def on_complete(user_count, **_):
+                    with open({str(seen)!r}, "a") as f:
+                        f.write(json.dumps(environment.runner.user_classes_count, sort_keys=True) + "\\n")
+                environment.events.spawning_complete.add_listener(on_complete)
+        """,
+    )
+    proc = run_lcore("-f", str(lf), "-H", target.url, "--headless", "--processes", "2", *common(free_port()))
+    assert proc.wait(60) == 0, proc.output
+    stages = [json.loads(line) for line in seen.read_text().splitlines()]
+    assert {k: v for k, v in stages[0].items() if v} == {"A": 4}, stages
+    assert {k: v for k, v in stages[-1].items() if v} == {"B": 4}, stages
+    counts = target.counts()
+    assert counts[("GET", "/a")] > 0 and counts[("GET", "/b")] > 0
