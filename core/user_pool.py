@@ -1,6 +1,7 @@
 """The users a process runs: start and stop them to match per-class targets (gevent side).
 
-The pool owns its greenlets (one ``gevent.pool.Group``) and joins them when it stops.
+The pool owns its greenlets (one ``gevent.pool.Group``, run by ``UserRunners``, which also
+parks users that wait long between tasks) and joins them when it stops.
 Stopping is graceful then forceful: a waiting user is killed at once; a user in the middle
 of a request finishes it (so the target's count and ours agree) and stops before its next.
 """
@@ -16,6 +17,7 @@ from typing import Any
 import gevent
 from gevent.pool import Group
 
+from .user_runners import UserRunners, is_alive
 from .users import LOCUST_STATE_WAITING, User
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,7 @@ class UserPool:
         self.environment = environment
         self.user_classes = dict(user_classes)
         self.group = Group()
+        self.runners = UserRunners(self.group)
         self.users: dict[str, list[User]] = {name: [] for name in self.user_classes}
         self._spawner: gevent.Greenlet | None = None
         self._failed_classes: set[str] = set()
@@ -47,8 +50,8 @@ class UserPool:
         """Drop users that ended by themselves (StopUser). Checked when counted rather than
         with a link callback per greenlet, which would cost every user a closure."""
         for users in self.users.values():
-            if any(u._greenlet is not None and u._greenlet.dead for u in users):
-                users[:] = [u for u in users if u._greenlet is None or not u._greenlet.dead]
+            if any(u._done for u in users):
+                users[:] = [u for u in users if not u._done]
 
     def set_targets(self, targets: Mapping[str, int], spread: float = 0.0) -> None:
         """Run exactly ``targets[name]`` users of each class: stop extras now, start the
@@ -102,11 +105,11 @@ class UserPool:
             return
         users = self.users[name]
         users.append(user)
-        user._greenlet = self.group.spawn(user.run)
+        self.runners.start(user)
 
     def _stop_users(self, users: list[User]) -> None:
         if users:
-            gevent.spawn(stop_users, users, self.environment.stop_timeout or 0)
+            gevent.spawn(stop_users, users, self.environment.stop_timeout or 0, self.runners)
 
     def stop_all(self, timeout: float | None = None) -> None:
         """Stop every user and wait until they have all ended."""
@@ -116,12 +119,17 @@ class UserPool:
         everyone = [u for users in self.users.values() for u in users]
         for users in self.users.values():
             users.clear()
-        stop_users(everyone, self.environment.stop_timeout or 0 if timeout is None else timeout)
+        stop_users(
+            everyone,
+            self.environment.stop_timeout or 0 if timeout is None else timeout,
+            self.runners,
+        )
+        self.runners.close_idle()
         self.group.join(timeout=5)
         self.group.kill(block=True, timeout=5)
 
 
-def stop_users(users: list[User], stop_timeout: float) -> None:
+def stop_users(users: list[User], stop_timeout: float, runners: UserRunners) -> None:
     """Graceful, then forceful. Returns when every one of ``users`` has ended."""
     for user in users:
         user._stop_requested = True
@@ -132,7 +140,7 @@ def stop_users(users: list[User], stop_timeout: float) -> None:
     # the test forever
     last_resort = deadline + IN_REQUEST_GRACE
     while True:
-        alive = [u for u in users if u._greenlet is not None and not u._greenlet.dead]
+        alive = [u for u in users if is_alive(u)]
         if not alive:
             return
         now = time.monotonic()
@@ -142,12 +150,14 @@ def stop_users(users: list[User], stop_timeout: float) -> None:
                 user._stop_requests = True
             # a waiting user, or one that is not inside a request once the deadline passed,
             # is stopped now; one inside a request finishes it first
-            if (
+            if user._parked is not None:
+                runners.wake_now(user)  # it sees the stop request first thing
+            elif (
                 user._state == LOCUST_STATE_WAITING
                 or (past_deadline and not user._in_request)
                 or now >= last_resort
             ):
-                user._greenlet.kill(block=False)
+                runners.interrupt(user)
         gevent.sleep(0.01)
 
 

@@ -1,6 +1,7 @@
 """Users and task sets: what a locustfile declares, and the loop each simulated user runs.
 
-A user is one greenlet running ``User.run``. The loop is written for the common case (a user
+A user runs ``User._run_tasks`` in a greenlet (``user_runners`` lends it one, and takes it back
+while the user waits long between tasks). The loop is written for the common case (a user
 whose tasks are plain functions): one ``random.choice`` over a list expanded by weight, one
 call, one wait, nothing allocated per iteration.
 """
@@ -239,7 +240,10 @@ class User(metaclass=_TaskHolderMeta):
         self._stop_requested = False
         self._stop_requests = False
         self._in_request = False
+        # the greenlet running this user's loop; None while parked (see user_pool)
         self._greenlet: gevent.Greenlet | None = None
+        self._parked: Any = None  # the timer that resumes a parked user
+        self._done = False  # the loop has ended: the user is gone
         self._cp_last_run = time.monotonic()
         self._task_queue: list[Any] = []
 
@@ -289,24 +293,39 @@ class User(metaclass=_TaskHolderMeta):
         log.error("%s\n%s", error, text)
 
     def run(self) -> None:
-        tasks = self.tasks
-        if not tasks:
-            raise LocustError(
-                f"No tasks defined on {type(self).__name__}. Use the @task decorator or set the "
-                "'tasks' attribute of the User"
-            )
+        """Run tasks until stopped (the loop ``run_single_user`` and custom runners call)."""
         try:
-            try:
-                self.on_start()
-            except (StopUser, GreenletExit):
-                raise
-            except Exception as e:
-                self._task_failed(e)
+            self._run_tasks(None)
+        except GreenletExit:
+            pass
+
+    def _run_tasks(self, park: Callable[[User, float], bool] | None, resumed: bool = False) -> None:
+        """The task loop. ``park(user, seconds)`` may take over a wait between top-level tasks
+        (returning True): the loop then returns, and the engine calls it again with
+        ``resumed=True`` when the wait is over. Without ``park`` it runs until the user stops.
+
+        A GreenletExit (a kill) runs ``on_stop`` and is raised again; a StopUser ends quietly.
+        """
+        parked = False
+        try:
+            if not resumed:
+                if not self.tasks:
+                    raise LocustError(
+                        f"No tasks defined on {type(self).__name__}. Use the @task decorator or "
+                        "set the 'tasks' attribute of the User"
+                    )
+                try:
+                    self.on_start()
+                except (StopUser, GreenletExit):
+                    raise
+                except Exception as e:
+                    self._task_failed(e)
             choice = random.choice
             queue = self._task_queue
             while True:
                 if self._stop_requested:
                     raise StopUser()
+                tasks = self.tasks
                 t = queue.pop(0) if queue else choice(tasks)
                 try:
                     if _is_taskset_class(t):
@@ -324,17 +343,30 @@ class User(metaclass=_TaskHolderMeta):
                     raise
                 except Exception as e:
                     self._task_failed(e)
-                self._sleep(self.wait_time())
+                seconds = self.wait_time()
+                if park is not None and park(self, seconds):
+                    parked = True
+                    return
+                self._sleep(seconds)
+        except StopUser:
+            self._finish()
+        except GreenletExit:
+            self._finish()
+            raise
+        finally:
+            if not parked:
+                self._done = True
+
+    def _finish(self) -> None:
+        self._state = LOCUST_STATE_STOPPING
+        # on_stop's own requests (a logout) must go through
+        self._stop_requests = False
+        try:
+            self.on_stop()
         except (StopUser, GreenletExit):
-            self._state = LOCUST_STATE_STOPPING
-            # on_stop's own requests (a logout) must go through
-            self._stop_requests = False
-            try:
-                self.on_stop()
-            except (StopUser, GreenletExit):
-                pass
-            except Exception as e:
-                self._task_failed(e)
+            pass
+        except Exception as e:
+            self._task_failed(e)
 
 
 class HttpUser(User):

@@ -1,0 +1,168 @@
+"""The user pool: users parked off their greenlets while they wait, woken, stopped, counted."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import gevent
+from conftest import wait_until
+
+from lcore import User, constant, task
+from lcore.env import Environment
+from lcore.event import Events
+from lcore.user_pool import UserPool
+from lcore.user_runners import IDLE_RUNNERS_MAX
+
+
+def make_pool(*classes: type[User], stop_timeout: float = 0.0) -> UserPool:
+    env = Environment(user_classes=list(classes), events=Events())
+    env.stop_timeout = stop_timeout
+    env.exception_recorder = lambda msg, tb: env.__dict__.setdefault("exc", []).append(msg)
+    return UserPool(env, {c.__name__: c for c in classes})
+
+
+def gevent_wait(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        gevent.sleep(0.01)
+
+
+def test_waiting_users_hand_their_greenlets_back_and_wake_up() -> None:
+    runs: Counter[int] = Counter()
+    stops: Counter[int] = Counter()
+
+    class Waiter(User):
+        wait_time = constant(0.3)
+
+        @task
+        def work(self) -> None:
+            runs[id(self)] += 1
+
+        def on_stop(self) -> None:
+            stops[id(self)] += 1
+
+    pool = make_pool(Waiter)
+    pool.set_targets({"Waiter": 300})
+    users = pool.users["Waiter"]
+    gevent_wait(lambda: len(runs) == 300)
+    # between tasks every user is parked, and no more runners are kept than the idle cap
+    gevent_wait(lambda: sum(u._parked is not None for u in users) == 300)
+    assert len(pool.group) <= IDLE_RUNNERS_MAX
+    # ... and each one comes back for its next tasks
+    gevent_wait(lambda: min(runs[id(u)] for u in users) >= 3)
+    assert pool.user_count == 300
+    started = time.monotonic()
+    pool.stop_all()
+    assert time.monotonic() - started < 2.0
+    assert pool.user_count == 0 and len(pool.group) == 0
+    assert sorted(stops.values()) == [1] * 300
+    before = sum(runs.values())
+    gevent.sleep(0.5)
+    assert sum(runs.values()) == before, "a stopped user ran again"
+
+
+def test_a_parked_user_stops_at_once_despite_stop_timeout() -> None:
+    stopped: list[float] = []
+
+    class Slow(User):
+        wait_time = constant(60)
+
+        @task
+        def work(self) -> None:
+            pass
+
+        def on_stop(self) -> None:
+            stopped.append(time.monotonic())
+
+    pool = make_pool(Slow, stop_timeout=30)
+    pool.set_targets({"Slow": 5})
+    gevent_wait(lambda: all(u._parked is not None for u in pool.users["Slow"]) and pool.user_count)
+    started = time.monotonic()
+    pool.stop_all()
+    assert len(stopped) == 5
+    assert max(stopped) - started < 1.0
+
+
+def test_stopping_some_users_leaves_the_others_running() -> None:
+    runs: Counter[str] = Counter()
+    stops: Counter[str] = Counter()
+
+    class A(User):
+        wait_time = constant(0.25)
+
+        @task
+        def work(self) -> None:
+            runs["A"] += 1
+            gevent.sleep(0.01)  # a wait inside a task: an ordinary sleep on the runner
+
+        def on_stop(self) -> None:
+            stops["A"] += 1
+
+    class B(User):
+        wait_time = constant(0.25)
+
+        @task
+        def work(self) -> None:
+            runs["B"] += 1
+            gevent.sleep(0.01)
+
+        def on_stop(self) -> None:
+            stops["B"] += 1
+
+    pool = make_pool(A, B)
+    pool.set_targets({"A": 40, "B": 40})
+    gevent_wait(lambda: runs["A"] >= 80 and runs["B"] >= 80)
+    pool.set_targets({"A": 0, "B": 40})
+    gevent_wait(lambda: stops["A"] == 40)
+    b_before, a_before = runs["B"], runs["A"]
+    gevent_wait(lambda: runs["B"] >= b_before + 80)
+    assert runs["A"] == a_before and stops["B"] == 0
+    assert pool.counts() == {"A": 0, "B": 40}
+    pool.stop_all()
+    assert stops == {"A": 40, "B": 40}
+
+
+def test_a_user_with_its_own_run_method_runs_it() -> None:
+    loops: list[int] = []
+
+    class Custom(User):
+        wait_time = constant(1)
+
+        @task
+        def never(self) -> None:
+            raise AssertionError("run() is overridden")
+
+        def run(self) -> None:
+            while True:
+                loops.append(1)
+                gevent.sleep(0.05)
+
+    pool = make_pool(Custom)
+    pool.set_targets({"Custom": 3})
+    gevent_wait(lambda: len(loops) >= 30)
+    assert pool.user_count == 3
+    pool.stop_all()
+    assert pool.user_count == 0 and len(pool.group) == 0
+
+
+def test_user_that_stops_itself_while_others_are_parked() -> None:
+    class Once(User):
+        wait_time = constant(0.3)
+        done = 0
+
+        @task
+        def work(self) -> None:
+            Once.done += 1
+            if Once.done > 10:
+                from lcore import StopUser
+
+                raise StopUser()
+
+    pool = make_pool(Once)
+    pool.set_targets({"Once": 10})
+    # users stop themselves one by one as they wake up; the pool's count follows
+    wait_until(lambda: (gevent.sleep(0.02), pool.user_count)[1] == 0, timeout=10)
+    pool.stop_all()
+    assert len(pool.group) == 0
