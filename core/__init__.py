@@ -19,7 +19,10 @@ Where things live (dependencies point down this list, never up):
     lcore.target          the embedded HTTP target for demos, tests and benchmarks
     lcore.compat          makes ``import locust`` resolve to lcore inside lcore's processes
     lcore.curve           CURVE key files for encrypted, authenticated workers
+    lcore.markov          MarkovTaskSet, @transition(s)             (gevent side)
+    lcore.rest            the rest() helper of HttpUser for JSON APIs
     lcore.user_pool       starts and stops a process's users to match per-class targets
+    lcore.user_runners    the greenlets users run on; idle users parked on timers
     lcore.launcher        command line and process supervision (imports core, never imported by it)
     lcore.exporters       Prometheus, status page, reports (imports core, never imported by it)
 """
@@ -38,6 +41,9 @@ _EXPORTS = {
     "FastHttpUser": "users",
     "TaskSet": "users",
     "SequentialTaskSet": "users",
+    "MarkovTaskSet": "markov",
+    "transition": "markov",
+    "transitions": "markov",
     "task": "users",
     "tag": "users",
     "between": "wait_time",

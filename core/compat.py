@@ -27,6 +27,7 @@ ALIASES: dict[str, str] = {
     "locust.user.users": "lcore.users",
     "locust.user.task": "lcore.users",
     "locust.user.wait_time": "lcore.wait_time",
+    "locust.user.markov_taskset": "lcore.markov",
     "locust.wait_time": "lcore.wait_time",
     "locust.contrib": "lcore.users",
     "locust.contrib.fasthttp": "lcore.http",
@@ -38,7 +39,16 @@ ALIASES: dict[str, str] = {
 
 # names an alias must carry besides its target module's own (Locust keeps them elsewhere)
 EXTRA_NAMES: dict[str, dict[str, tuple[str, str]]] = {
-    "locust.contrib.fasthttp": {"FastHttpUser": ("lcore.users", "FastHttpUser")},
+    "locust.contrib.fasthttp": {
+        "FastHttpUser": ("lcore.users", "FastHttpUser"),
+        "FastHttpSession": ("lcore.http", "HttpSession"),
+        "FastResponse": ("lcore.http", "Response"),
+        "RestResponseContextManager": ("lcore.rest", "RestResponseContextManager"),
+    },
+    "locust": {
+        "wait_time": ("lcore.wait_time", None),  # type: ignore[dict-item]
+        "Events": ("lcore.event", "Events"),
+    },
     "locust.clients": {"HttpSession": ("lcore.http", "HttpSession")},
     "locust.stats": {
         "stats_printer": ("lcore.local_runner", "stats_printer"),

@@ -179,6 +179,10 @@ class Dispatcher:
     def class_counts(self) -> dict[str, int]:
         return dict(zip(self._names, self._class_counts, strict=True))
 
+    def totals_for(self, users: int) -> dict[str, int]:
+        """Class name -> users of that class when ``users`` run in all."""
+        return dict(zip(self._names, self._split.totals(users), strict=True))
+
     def worker_target(self, worker_id: str) -> dict[str, int]:
         """Class name -> count for one worker, zeros included (so it knows what to stop)."""
         return dict(zip(self._names, self._counts[worker_id], strict=True))

@@ -171,6 +171,14 @@ class MasterRuntime(MasterRunner):
         return sum(node.user_count for node in self.workers.values())
 
     @property
+    def target_user_classes_count(self) -> dict[str, int]:
+        names = [c.__name__ for c in self.environment.user_classes]
+        counts = dict.fromkeys(names, 0)
+        if self.target_user_count:
+            counts.update(self.dispatcher.totals_for(self.target_user_count))
+        return counts
+
+    @property
     def worker_count(self) -> int:
         return len(self.workers)
 

@@ -43,6 +43,20 @@ class Runner:
         return {}
 
     @property
+    def user_classes(self) -> list[type]:
+        return list(self.environment.user_classes)
+
+    @property
+    def target_user_classes_count(self) -> dict[str, int]:
+        """Users per class once spawning is complete (the current target, split by weight)."""
+        from .dispatch import UserClassSpec, class_totals
+
+        classes = self.environment.user_classes
+        if not classes or not self.target_user_count:
+            return {c.__name__: 0 for c in classes}
+        return class_totals([UserClassSpec.of(c) for c in classes], self.target_user_count)
+
+    @property
     def errors(self) -> dict[Any, Any]:
         return self.stats.errors
 

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import gevent
 from gevent import GreenletExit
 
+from . import rest as _rest
 from .exception import (
     InterruptTaskSet,
     LocustError,
@@ -156,7 +157,10 @@ class TaskSet(metaclass=_TaskHolderMeta):
         return random.choice(self.tasks)
 
     def execute_task(self, task_callable: Any) -> None:
-        _run_task(task_callable, self)
+        if getattr(task_callable, "__self__", None) is self:
+            task_callable()  # a bound method, from a custom get_next_task
+        else:
+            _run_task(task_callable, self)
 
     def wait_time_value(self) -> float:
         wait = type(self).wait_time
@@ -401,6 +405,18 @@ class HttpUser(User):
         )
 
 
+    def rest(
+        self, method: str, url: str, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> Any:
+        """``with self.rest("POST", "/api", json={...}) as resp:`` — a JSON request whose
+        parsed body is ``resp.js``; failed asserts in the block become failures (lcore.rest)."""
+        return _rest.rest(self, method, url, headers, **kwargs)
+
+    def rest_(self, method: str, url: str, name: str | None = None, **kwargs: Any) -> Any:
+        """``rest`` with a cache-busting ``_=<ms>`` query parameter."""
+        return _rest.rest_(self, method, url, name, **kwargs)
+
+
 # Locust has two HTTP users; in lcore both are the same fast client.
 FastHttpUser = HttpUser
 
@@ -441,4 +457,5 @@ def _filter(
         if keep:
             kept.append(t)
     holder.tasks = kept
-    return bool(kept)
+    # a TaskSet that picks its tasks itself (a MarkovTaskSet) has no list to filter
+    return bool(kept) or bool(getattr(holder, "_markov_next", None))

@@ -125,6 +125,11 @@ class WorkerRuntime(WorkerRunner):
     def user_count(self) -> int:
         return self.pool.user_count
 
+    @property
+    def target_user_classes_count(self) -> dict[str, int]:
+        """This worker's share, as the master last sent it."""
+        return dict(getattr(self, "_targets", {}))
+
     def send_message(self, msg_type: str, data: Any = None, client_id: str | None = None) -> None:
         self._send(p.Custom(msg_type, data))
 
@@ -324,6 +329,7 @@ class WorkerRuntime(WorkerRunner):
             self.environment.events.test_start.fire(environment=self.environment)
         self.state = STATE_SPAWNING
         self.target_user_count = sum(message.targets.values())
+        self._targets = dict(message.targets)
         self.pool.set_targets(message.targets, message.spread)
 
     def _spawning_complete(self, counts: dict[str, int]) -> None:

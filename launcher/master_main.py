@@ -134,6 +134,11 @@ async def master_async(runtime: MasterRuntime, options: argparse.Namespace) -> i
                 await runtime.close()
                 return 1
         if runtime.shape is not None:
+            if options.num_users is not None or options.spawn_rate is not None:
+                log.warning(
+                    "The locustfile has a LoadTestShape, which sets users and spawn rate: "
+                    "-u/--users and -r/--spawn-rate are ignored"
+                )
             runtime.start_shape()
         elif not runtime._quit_event.is_set():
             users = options.num_users if options.num_users is not None else 1

@@ -626,14 +626,18 @@ def test_shape_can_switch_user_classes(tmp_path, target, run_lcore) -> None:
             if isinstance(environment.runner, MasterRunner):
                 def on_complete(user_count, **_):
                     with open({str(seen)!r}, "a") as f:
-                        f.write(json.dumps(environment.runner.user_classes_count, sort_keys=True) + "\\n")
+                        runner = environment.runner
+                        f.write(json.dumps([runner.user_classes_count, runner.target_user_classes_count,
+                                            [c.__name__ for c in runner.user_classes]]) + "\\n")
                 environment.events.spawning_complete.add_listener(on_complete)
         """,
     )
     proc = run_lcore("-f", str(lf), "-H", target.url, "--headless", "--processes", "2", *common(free_port()))
     assert proc.wait(60) == 0, proc.output
     stages = [json.loads(line) for line in seen.read_text().splitlines()]
-    assert {k: v for k, v in stages[0].items() if v} == {"A": 4}, stages
-    assert {k: v for k, v in stages[-1].items() if v} == {"B": 4}, stages
+    assert {k: v for k, v in stages[0][0].items() if v} == {"A": 4}, stages
+    assert {k: v for k, v in stages[-1][0].items() if v} == {"B": 4}, stages
+    assert stages[0][1] == {"A": 4, "B": 0} and stages[-1][1] == {"A": 0, "B": 4}, stages
+    assert stages[0][2] == ["A", "B"]
     counts = target.counts()
     assert counts[("GET", "/a")] > 0 and counts[("GET", "/b")] > 0

@@ -396,3 +396,52 @@ def test_greenlet_on_the_master_watches_stats_and_quits(tmp_path, target, run_lc
     assert "QUITTING after" in out
     assert count(rows, "/watched") == target.counts()[("GET", "/watched")] >= 200
     assert elapsed < 30
+
+
+MARKOV_AND_REST = """
+from locust import FastHttpUser, MarkovTaskSet, constant, transition, transitions
+
+
+class Shopper(MarkovTaskSet):
+    @transitions({"browse": 3, "cart": 1})
+    def browse(self):
+        self.client.get("/shop/browse")
+
+    @transitions(["browse", ("checkout", 1)])
+    def cart(self):
+        with self.user.rest("POST", "/echo", json={"item": 1}, name="/shop/cart") as resp:
+            assert resp.js["method"] == "POST"
+            if resp.js["body"] != '{"item": 1}':
+                resp.failure("body lost")
+
+    @transition("browse")
+    def checkout(self):
+        with self.user.rest("GET", "/shop/checkout") as resp:
+            pass  # "ok" is not JSON: a failure, recorded, and the chain goes on
+
+
+class User(FastHttpUser):
+    wait_time = constant(0.01)
+    tasks = [Shopper]
+"""
+
+
+def test_markov_task_set_and_rest_helper(tmp_path, target, run_lcore) -> None:
+    locustfile = write(tmp_path, MARKOV_AND_REST)
+    prefix = tmp_path / "run"
+    proc = run_lcore(
+        "-f", str(locustfile), "-H", target.url, "--headless", "--no-web",
+        "--master-bind-port", str(free_port()), "--csv", str(prefix),
+        "-u", "4", "-r", "40", "-t", "3s",
+    )  # fmt: skip
+    code = proc.wait(60)
+    assert code == 1, proc.output[-4000:]  # the checkout failures set the exit code
+    rows = read_stats_csv(prefix)
+    served = target.counts()
+    assert count(rows, "/shop/browse") == served[("GET", "/shop/browse")] > 0
+    assert count(rows, "/shop/cart") == served[("POST", "/echo")] > 0
+    assert int(rows["/shop/cart"]["Failure Count"]) == 0
+    checkout = rows["/shop/checkout"]
+    assert int(checkout["Failure Count"]) == int(checkout["Request Count"]) > 0
+    failures = (tmp_path / "run_failures.csv").read_text()
+    assert "Could not parse response as JSON" in failures
