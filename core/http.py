@@ -107,6 +107,7 @@ class Response:
         "_context",
         "_session",
         "_t0",
+        "_payload",
     )
 
     def __init__(
@@ -133,6 +134,7 @@ class Response:
         self.response_length = 0
         self._context: dict[str, Any] | None = None
         self._session: HttpSession | None = None
+        self._payload: bytes | None = None  # what was sent, parsed only if .request is read
         self._t0 = 0.0
 
     @property
@@ -229,6 +231,11 @@ class Response:
         return cookies
 
     @property
+    def request(self) -> SentRequest:
+        """The request as it was sent (method, url, path_url, headers, body), as in requests."""
+        return SentRequest(self._payload or b"", self.url)
+
+    @property
     def start_time(self) -> float:
         """Wall-clock time the request started (derived from the monotonic measurement)."""
         return time.time() - (_perf_counter() - self._t0)
@@ -255,6 +262,25 @@ class Response:
 
     def __repr__(self) -> str:
         return f"<Response [{self.status_code}]>"
+
+
+class SentRequest:
+    """``response.request``: read from the bytes that went on the wire."""
+
+    __slots__ = ("method", "url", "path_url", "headers", "body")
+
+    def __init__(self, payload: bytes, url: str) -> None:
+        head, _, body = payload.partition(b"\r\n\r\n")
+        line = head.partition(b"\r\n")[0]
+        parts = line.decode("latin-1").split(" ")
+        self.method = parts[0] if parts[0] else ""
+        self.path_url = parts[1] if len(parts) > 1 else urlsplit(url).path or "/"
+        self.url = url
+        self.headers = CaseInsensitiveDict(dict(_parse_head_fields(head)))
+        self.body: bytes | None = body or None
+
+    def __repr__(self) -> str:
+        return f"<SentRequest [{self.method}]>"
 
 
 def _decode_content(raw: bytes, encoding: str) -> bytes:
@@ -657,6 +683,8 @@ class HttpSession:
             user._in_request = True
         t0 = _perf_counter()
         response = self._send(origin, method, path, payload, connect_timeout, read_timeout, t0)
+        if response._payload is None:
+            response._payload = payload  # a failure: still, what was (to be) sent
         if allow_redirects and response.status_code in _REDIRECT_STATUSES:
             response = self._follow(
                 response, method, body_for_redirect, headers, cookies, auth, timeout, t0
@@ -801,6 +829,7 @@ class HttpSession:
             origin.discard(sock)
         response = Response(code, origin.url, path, head, body)
         response.response_length = len(body)
+        response._payload = payload
         # Two byte scans instead of lowering the head: most answers set no cookie.
         if b"ookie:" in head or b"OOKIE:" in head:
             self._store_cookies(origin, path, head)

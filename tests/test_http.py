@@ -829,3 +829,15 @@ def test_case_insensitive_dict() -> None:
     assert headers.get("Content-TYPE") == "b"
     del headers["CONTENT-type"]
     assert len(headers) == 0
+
+
+def test_response_request_is_what_was_sent(session: HttpSession, target: Target) -> None:
+    r = session.post("/echo?x=1", json={"a": 1}, headers={"X-Trace": "t1"})
+    sent = r.request
+    assert (sent.method, sent.path_url, sent.url) == ("POST", "/echo?x=1", f"{target.url}/echo?x=1")
+    assert sent.headers["x-trace"] == "t1" and sent.headers["Content-Type"] == "application/json"
+    assert sent.body == b'{"a": 1}'
+    assert session.get("/redirect/1").request.path_url == "/"  # the last hop
+    refused = HttpSession(f"http://127.0.0.1:{closed_port()}", RequestEventHook())
+    failed = refused.get("/nothing")
+    assert failed.status_code == 0 and failed.request.method == "GET" and failed.request.body is None
