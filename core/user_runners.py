@@ -3,7 +3,7 @@
 A suspended greenlet costs memory whatever it waits for: a copy of its C stack and a page of
 Python frame stack (greenlet gives every greenlet its own 16 KiB frame-stack chunk, of which the
 first page is touched), about 7 KiB in all — more than the user itself. So when a user's loop
-reaches a wait of ``PARK_AFTER`` seconds or more between top-level tasks, it hands the wait to a
+reaches a wait of ``PARK_AFTER`` seconds or more between tasks, it hands the wait to a
 timer and returns; its greenlet (a *runner*) goes back to an idle list, and the timer gives the
 user to an idle runner when the wait is over. An idle user is then its objects, its connection
 and one timer.
@@ -12,8 +12,9 @@ Runners are reused rather than spawned per wake-up: a new greenlet costs an ``mm
 ``munmap`` for that frame-stack chunk (~15 µs), a reused one a switch (~1 µs). At most
 ``IDLE_RUNNERS_MAX`` wait idle; beyond that a runner with nothing to do ends.
 
-Waits inside a TaskSet, or in a user that overrides ``run``, stay ordinary sleeps: their state
-is on the stack.
+A top-level TaskSet is run task by task (its state is on the TaskSet object), so its waits park
+too. Waits in nested TaskSets, in a TaskSet that overrides ``run`` or ``wait``, or in a user
+that overrides ``run`` stay ordinary sleeps: their state is on the stack.
 """
 
 from __future__ import annotations

@@ -105,6 +105,11 @@ def _is_taskset_class(obj: Any) -> bool:
     return isinstance(obj, type) and issubclass(obj, TaskSet)
 
 
+def _leaving(e: InterruptTaskSet) -> Exception:
+    """What leaving a TaskSet through ``interrupt()`` means to its parent's loop."""
+    return RescheduleTaskImmediately() if e.reschedule else RescheduleTask()
+
+
 def _run_task(t: Any, holder: Any) -> None:
     if _is_taskset_class(t):
         t(holder).run()
@@ -172,32 +177,59 @@ class TaskSet(metaclass=_TaskHolderMeta):
         self.user._sleep(self.wait_time_value())
 
     def run(self) -> None:
-        user = self.user
+        self._begin()
+        while True:
+            if self._step():
+                self._guard(self.wait)
+
+    # The loop above in pieces, so that a user can also drive it one task at a time and
+    # park between tasks (see User._run_tasks): a TaskSet's state then lives on the object.
+    def _begin(self) -> None:
         try:
             self.on_start()
         except InterruptTaskSet as e:
-            raise (RescheduleTaskImmediately if e.reschedule else RescheduleTask)() from e
-        while True:
+            raise _leaving(e) from e
+
+    def _step(self) -> bool:
+        """Run the next task; True when the wait after it is due."""
+        try:
+            if self.user._stop_requested:
+                raise StopUser()
+            t = self._task_queue.pop(0) if self._task_queue else self.get_next_task()
             try:
-                if user._stop_requested:
-                    raise StopUser()
-                t = self._task_queue.pop(0) if self._task_queue else self.get_next_task()
-                try:
-                    self.execute_task(t)
-                except RescheduleTaskImmediately:
-                    continue
-                except RescheduleTask:
-                    pass
-                self.wait()
-            except InterruptTaskSet as e:
-                self._run_on_stop()
-                raise (RescheduleTaskImmediately if e.reschedule else RescheduleTask)() from e
-            except (StopUser, GreenletExit):
-                self._run_on_stop()
-                raise
-            except Exception as e:
-                user._task_failed(e)
-                self.wait()
+                self.execute_task(t)
+            except RescheduleTaskImmediately:
+                return False
+            except RescheduleTask:
+                pass
+            return True
+        except InterruptTaskSet as e:
+            self._run_on_stop()
+            raise _leaving(e) from e
+        except (StopUser, GreenletExit):
+            self._run_on_stop()
+            raise
+        except Exception as e:
+            self.user._task_failed(e)
+            return True
+
+    def _guard(self, wait: Callable[..., None], *args: Any) -> None:
+        """A wait between tasks, with the loop's rules: stopping there runs ``on_stop``."""
+        try:
+            wait(*args)
+        except InterruptTaskSet as e:
+            self._run_on_stop()
+            raise _leaving(e) from e
+        except (StopUser, GreenletExit):
+            self._run_on_stop()
+            raise
+        except Exception as e:
+            self.user._task_failed(e)
+
+    def _drivable(self) -> bool:
+        """The loop is ours (not overridden), so a user may run it task by task."""
+        cls = type(self)
+        return cls.run is TaskSet.run and cls.wait is TaskSet.wait
 
     def _run_on_stop(self) -> None:
         try:
@@ -247,6 +279,7 @@ class User(metaclass=_TaskHolderMeta):
         # the greenlet running this user's loop; None while parked (see user_pool)
         self._greenlet: gevent.Greenlet | None = None
         self._parked: Any = None  # the timer that resumes a parked user
+        self._taskset: TaskSet | None = None  # the top-level TaskSet being run, if any
         self._done = False  # the loop has ended: the user is gone
         self._cp_last_run = time.monotonic()
         self._task_queue: list[Any] = []
@@ -327,26 +360,52 @@ class User(metaclass=_TaskHolderMeta):
             choice = random.choice
             queue = self._task_queue
             while True:
-                if self._stop_requested:
-                    raise StopUser()
-                tasks = self.tasks
-                t = queue.pop(0) if queue else choice(tasks)
-                try:
-                    if _is_taskset_class(t):
-                        t(self).run()
-                    else:
-                        t(self)
-                except RescheduleTaskImmediately:
-                    continue
-                except RescheduleTask:
-                    pass
-                except InterruptTaskSet:
-                    # interrupt() from a task directly on a User has no parent to return to
-                    pass
-                except (StopUser, GreenletExit):
-                    raise
-                except Exception as e:
-                    self._task_failed(e)
+                taskset = self._taskset
+                if taskset is not None:
+                    # a top-level TaskSet, run task by task so that its waits can park too
+                    try:
+                        if taskset._step():
+                            seconds = taskset.wait_time_value()
+                            if park is not None and park(self, seconds):
+                                parked = True
+                                return
+                            taskset._guard(self._sleep, seconds)
+                        continue
+                    except RescheduleTaskImmediately:
+                        self._taskset = None
+                        continue
+                    except RescheduleTask:
+                        self._taskset = None
+                    except (StopUser, GreenletExit):
+                        raise
+                    except Exception as e:
+                        self._taskset = None
+                        self._task_failed(e)
+                else:
+                    if self._stop_requested:
+                        raise StopUser()
+                    t = queue.pop(0) if queue else choice(self.tasks)
+                    try:
+                        if _is_taskset_class(t):
+                            taskset = t(self)
+                            if taskset._drivable():
+                                taskset._begin()
+                                self._taskset = taskset
+                                continue
+                            taskset.run()
+                        else:
+                            t(self)
+                    except RescheduleTaskImmediately:
+                        continue
+                    except RescheduleTask:
+                        pass
+                    except InterruptTaskSet:
+                        # interrupt() from a task directly on a User has no parent to return to
+                        pass
+                    except (StopUser, GreenletExit):
+                        raise
+                    except Exception as e:
+                        self._task_failed(e)
                 seconds = self.wait_time()
                 if park is not None and park(self, seconds):
                     parked = True

@@ -8,7 +8,7 @@ from collections import Counter
 import gevent
 from conftest import wait_until
 
-from lcore import User, constant, task
+from lcore import TaskSet, User, constant, task
 from lcore.env import Environment
 from lcore.event import Events
 from lcore.user_pool import UserPool
@@ -166,3 +166,44 @@ def test_user_that_stops_itself_while_others_are_parked() -> None:
     wait_until(lambda: (gevent.sleep(0.02), pool.user_count)[1] == 0, timeout=10)
     pool.stop_all()
     assert len(pool.group) == 0
+
+
+def test_users_waiting_inside_a_task_set_park_too() -> None:
+    events: Counter[str] = Counter()
+
+    class Browse(TaskSet):
+        wait_time = constant(0.25)
+
+        def on_start(self) -> None:
+            events["set start"] += 1
+
+        @task
+        def page(self) -> None:
+            events["page"] += 1
+            self.pages = getattr(self, "pages", 0) + 1
+            if self.pages == 3:
+                self.interrupt()  # back to the user's own tasks, then in again
+
+        def on_stop(self) -> None:
+            events["set stop"] += 1
+
+    class Visitor(User):
+        wait_time = constant(0.25)
+        tasks = [Browse]
+
+        def on_stop(self) -> None:
+            events["user stop"] += 1
+
+    pool = make_pool(Visitor)
+    pool.set_targets({"Visitor": 50})
+    users = pool.users["Visitor"]
+    gevent_wait(lambda: events["page"] >= 50)
+    gevent_wait(lambda: sum(u._parked is not None and u._taskset is not None for u in users) == 50)
+    assert len(pool.group) <= IDLE_RUNNERS_MAX
+    # the interrupt leaves the set (its on_stop runs) and the user enters a fresh one
+    gevent_wait(lambda: events["set start"] >= 100, timeout=15)
+    assert events["set stop"] >= 50
+    pool.stop_all()
+    assert events["user stop"] == 50
+    assert events["set stop"] == events["set start"]  # every set entered was left, once
+    assert pool.user_count == 0 and len(pool.group) == 0
