@@ -249,14 +249,14 @@ def measure(
 
 
 def profile_lcore(
-    target: c.Target, cpu: int | None, duration: int, users: int, out_dir: Path
+    target: c.Target, cpu: int | None, duration: int, users: int, out_dir: Path, wait: float = 0.0
 ) -> list[tuple[str, float, float]]:
     """Run lcore once more, py-spy the worker (the busiest process of the tree) in the steady
     state; returns (function, self %, total %) ranked by self time."""
     py_spy = c.py_spy()
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="lcore-bench-prof-") as tmp:
-        contender = lcore_contender(target.url, users, duration, Path(tmp))
+        contender = lcore_contender(target.url, users, duration, Path(tmp), wait)
         proc = subprocess.Popen(
             contender.argv, cwd=tmp, preexec_fn=c.pinned(cpu), start_new_session=True,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -367,7 +367,9 @@ def main(argv: list[str] | None = None) -> int:
                     log = workdir / f"{contender.name.replace(' ', '_')}.log"
                     print(textwrap.indent(log.read_text()[-1500:], "#   "), flush=True)
         if args.profile and "lcore" in wanted:
-            profile = profile_lcore(target, gen_cpu, duration, args.users, Path(args.profile))
+            profile = profile_lcore(
+                target, gen_cpu, duration, args.users, Path(args.profile), wait
+            )
         target_kind = target.kind
 
     # the best round by req/CPU-s stands for each contender: on a shared machine, a neighbour's

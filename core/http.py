@@ -791,7 +791,7 @@ class HttpSession:
     ) -> Response:
         head_only = method == "HEAD"
         try:
-            sock, reused = origin.acquire(t0, connect_timeout)
+            sock, reused = origin.acquire(t0, connect_timeout, method not in _IDEMPOTENT)
         except _TRANSPORT_ERRORS as e:
             return _failed(origin, path, e)
         while True:

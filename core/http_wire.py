@@ -83,12 +83,16 @@ class _Origin:
         self.network_timeout = network_timeout
         self.ssl_context = ssl_context
 
-    def acquire(self, now: float, connect_timeout: float | None) -> tuple[Any, bool]:
-        """A socket for one exchange, and whether it was used before."""
+    def acquire(
+        self, now: float, connect_timeout: float | None, probe: bool = True
+    ) -> tuple[Any, bool]:
+        """A socket for one exchange, and whether it was used before. ``probe=False`` skips
+        the check that a long-idle socket is still open: for idempotent requests, which are
+        sent again on a fresh connection if the kept one turns out closed."""
         idle = self.idle
         while idle:
             sock, last = idle.pop()
-            if now - last < _PROBE_AFTER or _still_open(sock):
+            if not probe or now - last < _PROBE_AFTER or _still_open(sock):
                 return sock, True
             self._close(sock)
         if self.open >= self.limit:

@@ -746,6 +746,12 @@ def test_an_idle_connection_closed_by_the_server_is_replaced(rec: Recorded) -> N
         response = session.post("/", data=b"x")
         assert response.status_code == 0
         assert response.error is not None
+        # A GET skips the check even after a long idle time: its retry covers it.
+        assert session.get("/").text == "ok"
+        time.sleep(0.3)
+        before = len(rec.calls)
+        assert session.get("/").text == "ok"
+        assert rec.calls[before][4] is None
     finally:
         server.close()
 
