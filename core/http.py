@@ -219,6 +219,35 @@ class Response:
     def elapsed(self) -> timedelta:
         return timedelta(milliseconds=self.response_time)
 
+    # requests' streaming interface, over the body already read (``stream=True`` reads it too)
+    def iter_content(self, chunk_size: int | None = 1, decode_unicode: bool = False) -> Iterator[Any]:
+        data: Any = self.text if decode_unicode else self.content
+        if not chunk_size:
+            if data:
+                yield data
+            return
+        for i in range(0, len(data), chunk_size):
+            yield data[i : i + chunk_size]
+
+    def iter_lines(
+        self, chunk_size: int = 512, decode_unicode: bool = False, delimiter: Any = None
+    ) -> Iterator[Any]:
+        data: Any = self.text if decode_unicode else self.content
+        yield from (data.split(delimiter) if delimiter is not None else data.splitlines())
+
+    @property
+    def is_redirect(self) -> bool:
+        return self.status_code in _REDIRECT_STATUSES and "location" in self.headers
+
+    def close(self) -> None:
+        """Nothing to release: the body was read and the connection went back to the pool."""
+
+    def __enter__(self) -> Response:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
     @property
     def cookies(self) -> dict[str, str]:
         """The cookies this response set (name to value)."""

@@ -847,3 +847,14 @@ def test_response_request_is_what_was_sent(session: HttpSession, target: Target)
     refused = HttpSession(f"http://127.0.0.1:{closed_port()}", RequestEventHook())
     failed = refused.get("/nothing")
     assert failed.status_code == 0 and failed.request.method == "GET" and failed.request.body is None
+
+
+def test_requests_streaming_interface_over_the_read_body(session: HttpSession) -> None:
+    with session.get("/chunked?chunks=3", stream=True) as r:
+        lines = list(r.iter_lines(decode_unicode=True))
+        assert [line for line in lines if line] == ["chunk 0", "chunk 1", "chunk 2"]
+        assert b"".join(r.iter_content(chunk_size=4)) == r.content
+        assert list(r.iter_content(chunk_size=None)) == [r.content]
+    r.close()
+    assert not r.is_redirect
+    assert session.get("/redirect/1", allow_redirects=False).is_redirect
