@@ -303,7 +303,11 @@ class SentRequest:
         line = head.partition(b"\r\n")[0]
         parts = line.decode("latin-1").split(" ")
         self.method = parts[0] if parts[0] else ""
-        self.path_url = parts[1] if len(parts) > 1 else urlsplit(url).path or "/"
+        target = parts[1] if len(parts) > 1 else url
+        if "://" in target:  # the absolute form a proxy is sent
+            split = urlsplit(target)
+            target = (split.path or "/") + (f"?{split.query}" if split.query else "")
+        self.path_url = target
         self.url = url
         self.headers = CaseInsensitiveDict(dict(_parse_head_fields(head)))
         self.body: bytes | None = body or None
@@ -515,8 +519,9 @@ class HttpSession:
         proxy_port: int | None = None,
         **options: Any,
     ) -> None:
-        if proxy_host is not None or proxy_port is not None:
-            raise LocustError("lcore's HTTP client does not support proxies")
+        if (proxy_host is None) != (proxy_port is None):
+            raise LocustError("A proxy needs both proxy_host and proxy_port")
+        self._proxy = None if proxy_host is None else (str(proxy_host), int(proxy_port or 0))
         self.request_event = request_event
         self.user = user
         self.connection_timeout = connection_timeout
@@ -585,6 +590,7 @@ class HttpSession:
                 self.connection_timeout,
                 self.network_timeout,
                 self._tls_context() if scheme == "https" else None,
+                self._proxy,
             )
             self._origins[key] = origin
         return origin
@@ -698,7 +704,9 @@ class HttpSession:
             block = self._block(origin)
             if method in _BODY_METHODS:
                 block += "Content-Length: 0\r\n"
-            payload = f"{method} {path} HTTP/1.1\r\n{block}\r\n".encode("latin-1")
+            payload = f"{method} {origin.target_prefix}{path} HTTP/1.1\r\n{block}\r\n".encode(
+                "latin-1"
+            )
             body_for_redirect: bytes | None = None
         else:
             body_for_redirect, content_type = _encode_body(data, json, files)
@@ -802,7 +810,7 @@ class HttpSession:
         if body is not None or method in _BODY_METHODS:
             fields["content-length"] = ("Content-Length", str(len(body) if body else 0))
             fields.pop("transfer-encoding", None)
-        lines = [f"{method} {path} HTTP/1.1\r\n"]
+        lines = [f"{method} {origin.target_prefix}{path} HTTP/1.1\r\n"]
         lines.extend(f"{name}: {value}\r\n" for name, value in fields.values())
         lines.append("\r\n")
         head = "".join(lines).encode("latin-1")

@@ -51,6 +51,8 @@ class _Origin:
         "network_timeout",
         "ssl_context",
         "host_header",
+        "proxy",
+        "target_prefix",
     )
 
     def __init__(
@@ -62,6 +64,7 @@ class _Origin:
         connect_timeout: float,
         network_timeout: float,
         ssl_context: Any,
+        proxy: tuple[str, int] | None = None,
     ) -> None:
         self.scheme = scheme
         self.host = host
@@ -82,6 +85,9 @@ class _Origin:
         self.connect_timeout = connect_timeout
         self.network_timeout = network_timeout
         self.ssl_context = ssl_context
+        self.proxy = proxy
+        # through a proxy, plain HTTP requests name the whole URL; HTTPS goes through a tunnel
+        self.target_prefix = self.url if proxy is not None and not self.secure else ""
 
     def acquire(
         self, now: float, connect_timeout: float | None, probe: bool = True
@@ -142,9 +148,12 @@ class _Origin:
 
     def connect(self, connect_timeout: float | None) -> Any:
         timeout = self.connect_timeout if connect_timeout is None else connect_timeout
-        sock = gevent.socket.create_connection((self.host, self.port), timeout=timeout)
+        address = self.proxy or (self.host, self.port)
+        sock = gevent.socket.create_connection(address, timeout=timeout)
         try:
             sock.setsockopt(gevent.socket.IPPROTO_TCP, gevent.socket.TCP_NODELAY, 1)
+            if self.proxy is not None and self.secure:
+                _open_tunnel(sock, self.host_header if self.port != 443 else f"{self.host}:443")
             if self.ssl_context is not None:
                 sock = self.ssl_context.wrap_socket(sock, server_hostname=self.host)
             sock.settimeout(self.network_timeout)
@@ -171,6 +180,21 @@ class _Origin:
         idle, self.idle = self.idle, []
         for sock, _ in idle:
             self._close(sock)
+
+
+def _open_tunnel(sock: Any, authority: str) -> None:
+    """Ask the proxy on ``sock`` for a tunnel to ``authority`` (host:port); raise if refused."""
+    sock.sendall(f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n".encode("latin-1"))
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        chunk = sock.recv(4096)
+        if not chunk or len(answer) > 65536:
+            raise ConnectionError(f"The proxy closed the connection instead of a tunnel to {authority}")
+        answer += chunk
+    status = answer.split(b"\r\n", 1)[0].decode("latin-1", "replace")
+    parts = status.split(" ", 2)
+    if len(parts) < 2 or not parts[1].startswith("2"):
+        raise ConnectionError(f"The proxy refused a tunnel to {authority}: {status}")
 
 
 def _close_quietly(sock: Any) -> None:

@@ -443,6 +443,9 @@ class HttpUser(User):
     insecure: bool = True
     default_headers: dict[str, str] | None = None
     concurrency: int = 10
+    # an HTTP proxy for every request of the user (HTTPS through CONNECT tunnels)
+    proxy_host: str | None = None
+    proxy_port: int | None = None
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
@@ -461,6 +464,8 @@ class HttpUser(User):
             insecure=self.insecure,
             default_headers=self.default_headers,
             concurrency=self.concurrency,
+            proxy_host=self.proxy_host,
+            proxy_port=self.proxy_port,
         )
 
 

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import gevent
 import pytest
@@ -858,3 +859,106 @@ def test_requests_streaming_interface_over_the_read_body(session: HttpSession) -
     r.close()
     assert not r.is_redirect
     assert session.get("/redirect/1", allow_redirects=False).is_redirect
+
+
+class ForwardProxy:
+    """A minimal HTTP proxy: an absolute-form request is relayed to its host, a CONNECT is
+    tunnelled (or refused with 407). Records each connection's first request line."""
+
+    def __init__(self, refuse_tunnels: bool = False) -> None:
+        self.refuse_tunnels = refuse_tunnels
+        self.first_lines: list[str] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            chunk = conn.recv(65536)
+            if not chunk:
+                conn.close()
+                return
+            buf += chunk
+        line, rest = buf.split(b"\r\n", 1)
+        self.first_lines.append(line.decode())
+        method, target, version = line.decode().split(" ")
+        if method == "CONNECT":
+            if self.refuse_tunnels:
+                conn.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n")
+                conn.close()
+                return
+            host, port = target.rsplit(":", 1)
+            upstream = socket.create_connection((host, int(port)))
+            conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            leftover = rest.split(b"\r\n\r\n", 1)[1] if b"\r\n\r\n" in rest else b""
+        else:
+            parts = urlsplit(target)
+            upstream = socket.create_connection((parts.hostname, parts.port))
+            origin_form = f"{method} {parts.path or '/'} {version}\r\n".encode()
+            leftover = origin_form + rest
+        if leftover:
+            upstream.sendall(leftover)
+        threading.Thread(target=_pipe, args=(upstream, conn), daemon=True).start()
+        _pipe(conn, upstream)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for s in (source, sink):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def test_requests_through_a_proxy(rec: Recorded, tls_context: ssl.SSLContext) -> None:
+    plain = ScriptedServer(lambda n: OK)
+    secure = ScriptedServer(lambda n: OK, tls=tls_context)
+    proxy = ForwardProxy()
+    try:
+        session = HttpSession(plain.url, rec.hook, proxy_host="127.0.0.1", proxy_port=proxy.port)
+        for _ in range(3):
+            assert session.get("/x?a=1").text == "ok"
+        response = session.get(f"{secure.url}/y")
+        assert response.text == "ok", response.error
+        assert session.get(f"{secure.url}/y").text == "ok"  # the tunnel is kept alive
+        assert proxy.first_lines == [
+            f"GET {plain.url}/x?a=1 HTTP/1.1",
+            f"CONNECT 127.0.0.1:{secure.port} HTTP/1.1",
+        ]
+        assert plain.requests == 3 and secure.requests == 2 and secure.connections == 1
+        assert all(call[4] is None for call in rec.calls)
+        assert response.request.path_url == "/y"
+    finally:
+        for server in (plain, secure, proxy):
+            server.close()
+
+
+def test_a_refused_tunnel_is_a_failure_that_says_so(rec: Recorded) -> None:
+    proxy = ForwardProxy(refuse_tunnels=True)
+    try:
+        session = HttpSession(None, rec.hook, proxy_host="127.0.0.1", proxy_port=proxy.port)
+        response = session.get("https://127.0.0.1:9/")
+        assert response.status_code == 0
+        assert "407" in str(response.error) and "refused a tunnel" in str(response.error)
+        with pytest.raises(LocustError, match="both proxy_host and proxy_port"):
+            HttpSession(None, rec.hook, proxy_host="127.0.0.1")
+    finally:
+        proxy.close()
