@@ -662,7 +662,8 @@ class HttpSession:
         """Sends a request and records it. Never raises for HTTP or network errors: the
         Response has ``error`` set (and ``status_code`` 0 if nothing was answered).
         ``stream``, ``verify``, ``cert`` and ``proxies`` are accepted for requests-style
-        locustfiles and ignored: bodies are always read in full."""
+        locustfiles and ignored: bodies are always read in full, and a proxy is the session's
+        (``proxy_host``/``proxy_port``, as on Locust's FastHttpUser)."""
         user = self.user
         if user is not None and getattr(user, "_stop_requests", False):
             raise StopUser()
