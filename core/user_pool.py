@@ -18,7 +18,7 @@ import gevent
 from gevent.pool import Group
 
 from .user_runners import UserRunners, is_alive
-from .users import LOCUST_STATE_WAITING, User
+from .users import LOCUST_STATE_STOPPING, LOCUST_STATE_WAITING, User
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +146,8 @@ def stop_users(users: list[User], stop_timeout: float, runners: UserRunners) -> 
         now = time.monotonic()
         past_deadline = now >= deadline
         for user in alive:
-            if past_deadline:
-                user._stop_requests = True
+            if past_deadline and user._state != LOCUST_STATE_STOPPING:
+                user._stop_requests = True  # but on_stop's own requests (a logout) go through
             # a waiting user, or one that is not inside a request once the deadline passed,
             # is stopped now; one inside a request finishes it first
             if user._parked is not None:
@@ -157,7 +157,7 @@ def stop_users(users: list[User], stop_timeout: float, runners: UserRunners) -> 
                 or (past_deadline and not user._in_request)
                 or now >= last_resort
             ):
-                runners.interrupt(user)
+                runners.interrupt(user, past_deadline, force=now >= last_resort)
         gevent.sleep(0.01)
 
 

@@ -19,12 +19,14 @@ that overrides ``run`` stay ordinary sleeps: their state is on the stack.
 
 from __future__ import annotations
 
+from typing import Any
+
 import gevent
 from gevent import GreenletExit
 from gevent.hub import Waiter
 from gevent.pool import Group
 
-from .users import LOCUST_STATE_RUNNING, LOCUST_STATE_WAITING, User
+from .users import LOCUST_STATE_RUNNING, LOCUST_STATE_STOPPING, LOCUST_STATE_WAITING, User
 
 # a wait at least this long between top-level tasks gives the user's greenlet back
 PARK_AFTER = 0.2
@@ -37,16 +39,26 @@ class UserRunners:
         self.group = group
         self.hub = gevent.get_hub()
         self._idle: list[tuple[Waiter, gevent.Greenlet]] = []
+        # set at the end of a test: runners that finish then end instead of idling
+        self._closing = False
 
     def start(self, user: User) -> None:
         """Start a new user's loop (from any greenlet)."""
+        self._closing = False
         if type(user).run is not User.run:
             # a locustfile's own run(): the loop is its own, nothing to park
             user._greenlet = self.group.spawn(_run_custom, user)
         else:
-            user._greenlet = self.group.spawn(self._runner, user, False)
+            user._greenlet = self._spawn(user, False)
 
-    def _runner(self, user: User, resumed: bool) -> None:
+    def _spawn(self, user: User, resumed: bool) -> gevent.Greenlet:
+        # the user goes in a list the runner empties: a greenlet keeps its args until it ends,
+        # and a runner outlives the users it runs
+        return self.group.spawn(self._runner, [user, resumed])
+
+    def _runner(self, first: list[Any]) -> None:
+        user, resumed = first
+        first.clear()
         while True:
             user._greenlet = gevent.getcurrent()
             user._state = LOCUST_STATE_RUNNING
@@ -54,7 +66,8 @@ class UserRunners:
                 user._run_tasks(self._park, resumed)
             except GreenletExit:
                 return  # killed with its user (a stop, a shutdown): this runner ends too
-            if len(self._idle) >= IDLE_RUNNERS_MAX:
+            user = None  # type: ignore[assignment]  # an idle runner holds no user
+            if self._closing or len(self._idle) >= IDLE_RUNNERS_MAX:
                 return
             waiter = Waiter()
             entry = (waiter, gevent.getcurrent())
@@ -81,12 +94,14 @@ class UserRunners:
         timer, user._parked = user._parked, None
         if timer is not None:
             timer.close()
+        # no longer waiting, even before a new runner has started: a stop must not kill it
+        user._state = LOCUST_STATE_RUNNING
         if self._idle:
             waiter, runner = self._idle.pop()
             user._greenlet = runner
             waiter.switch((user, True))
         else:
-            user._greenlet = self.group.spawn(self._runner, user, True)
+            user._greenlet = self._spawn(user, True)
 
     def wake_now(self, user: User) -> None:
         """End a parked user's wait now (to stop it: its loop checks for that first)."""
@@ -98,21 +113,31 @@ class UserRunners:
         user._parked = timer = self.hub.loop.timer(0)
         timer.start(self._wake, user)
 
-    def interrupt(self, user: User) -> None:
-        """Raise GreenletExit in the user's loop — in this user's, never in another user's that
-        its runner may have moved on to before the exception is delivered."""
+    def interrupt(self, user: User, past_deadline: bool = False, force: bool = False) -> None:
+        """Raise GreenletExit in the user's loop if, when it is delivered, the user is still
+        waiting (or, ``past_deadline``, outside a request) — and in this user's loop, never in
+        another user's that its runner may have moved on to. ``on_stop`` is not interrupted
+        unless ``force``."""
         runner = user._greenlet
         if runner is None or runner.dead:
             return
 
         def throw() -> None:
-            if user._greenlet is runner and not runner.dead and not user._done:
+            if user._greenlet is not runner or runner.dead or user._done:
+                return
+            state = user._state
+            if force or (
+                state != LOCUST_STATE_STOPPING
+                and (state == LOCUST_STATE_WAITING or (past_deadline and not user._in_request))
+            ):
                 runner.throw(GreenletExit)
 
         self.hub.loop.run_callback(throw)
 
     def close_idle(self) -> None:
-        """End the idle runners (at the end of a test), so that joining the group returns."""
+        """End the idle runners, and the others as they finish (at the end of a test), so
+        that joining the group returns."""
+        self._closing = True
         idle, self._idle = self._idle, []
         for _, runner in idle:
             runner.kill(block=False)

@@ -207,3 +207,53 @@ def test_users_waiting_inside_a_task_set_park_too() -> None:
     assert events["user stop"] == 50
     assert events["set stop"] == events["set start"]  # every set entered was left, once
     assert pool.user_count == 0 and len(pool.group) == 0
+
+
+def test_on_stop_runs_to_its_end_when_users_are_woken_to_stop() -> None:
+    # many parked users woken at once need new runners; none may be killed inside on_stop
+    finished: list[int] = []
+
+    class Leaving(User):
+        wait_time = constant(60)
+
+        @task
+        def work(self) -> None:
+            pass
+
+        def on_stop(self) -> None:
+            gevent.sleep(0.05)  # a logout request, say
+            finished.append(1)
+
+    for stop_timeout in (0, 10):
+        finished.clear()
+        pool = make_pool(Leaving, stop_timeout=stop_timeout)
+        pool.set_targets({"Leaving": 500})
+        gevent_wait(lambda p=pool: sum(u._parked is not None for u in p.users["Leaving"]) == 500)
+        pool.stop_all()
+        assert len(finished) == 500, stop_timeout
+
+
+def test_stop_all_during_a_ramp_down_returns_promptly_and_frees_the_users() -> None:
+    import gc
+    import weakref
+
+    class Busy(User):
+        wait_time = constant(0.3)
+
+        @task
+        def work(self) -> None:
+            gevent.sleep(0.2)
+
+    pool = make_pool(Busy)
+    pool.set_targets({"Busy": 20})
+    gevent_wait(lambda: all(u._parked is not None for u in pool.users["Busy"]) and pool.user_count)
+    gone = [weakref.ref(u) for u in pool.users["Busy"]]
+    pool.set_targets({"Busy": 3})  # 17 stop in the background
+    # once the stopping is over, nothing holds the stopped users (idle runners included)
+    gevent_wait(lambda: pool.user_count == 3 and not gc.collect() and sum(
+        ref() is not None for ref in gone) == 3)
+    pool.set_targets({"Busy": 0})
+    started = time.monotonic()
+    pool.stop_all()
+    assert time.monotonic() - started < 2.0
+    assert len(pool.group) == 0
