@@ -319,13 +319,23 @@ class User(metaclass=_TaskHolderMeta):
 
     def _task_failed(self, error: BaseException) -> None:
         env = self.environment
+        catch = getattr(env, "catch_exceptions", True)
+        if getattr(error, "_lcore_counted", False):
+            # re-raised by an inner TaskSet (catch_exceptions=False): counted there already
+            if not catch:
+                raise error
+            return
         tb = error.__traceback__
         env.events.user_error.fire(user_instance=self, exception=error, tb=tb)
         text = "".join(traceback.format_exception(type(error), error, tb))
         recorder = getattr(env, "exception_recorder", None)
         if recorder is not None:
             recorder(str(error) or repr(error), text)
-        if not getattr(env, "catch_exceptions", True):
+        if not catch:
+            try:
+                error._lcore_counted = True  # type: ignore[attr-defined]
+            except AttributeError:
+                pass
             raise error
         log.error("%s\n%s", error, text)
 

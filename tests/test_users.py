@@ -289,3 +289,21 @@ def test_user_without_tasks_raises_clear_error() -> None:
 
     with pytest.raises(Exception, match="No tasks defined on Empty"):
         Empty(make_env()).run()
+
+
+def test_catch_exceptions_false_counts_once_and_raises() -> None:
+    env = make_env()
+    env.catch_exceptions = False
+
+    class Inner(TaskSet):
+        @task
+        def boom(self) -> None:
+            raise ValueError("boom")
+
+    class U(User):
+        tasks = [Inner]
+
+    g = gevent.spawn(U(env).run)
+    g.join(timeout=5)
+    assert isinstance(g.exception, ValueError)
+    assert [msg for msg, _ in env.exc] == ["boom"]
