@@ -4,11 +4,15 @@ debugger (``run_single_user(MyUser)`` or ``lcore -f FILE --run-single-user``).""
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, TextIO
 
 import gevent
+from gevent.event import Event
 
 from .env import Environment
 from .event import events as global_events
@@ -51,6 +55,22 @@ class SingleUserRunner(LocalRunner):
             self.user._greenlet.kill(block=False)
 
     stop = quit
+
+
+@contextmanager
+def _ctrl_c_sets() -> Iterator[Event]:
+    """An Event that Ctrl-C sets (in the main thread): a KeyboardInterrupt raised inside
+    gevent's hub would be printed there before the stop."""
+    interrupted = Event()
+    try:
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.set())
+    except ValueError:  # not the main thread: Ctrl-C stays a KeyboardInterrupt
+        yield interrupted
+        return
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class _Printer:
@@ -112,10 +132,11 @@ def run_single_user(
         runner.user = user
         greenlet = gevent.spawn(user.run)
         user._greenlet = greenlet
-        try:
-            greenlet.join(timeout=run_time)
-        except KeyboardInterrupt:
-            pass
+        with _ctrl_c_sets() as interrupted:
+            try:
+                gevent.wait([greenlet, interrupted], timeout=run_time, count=1)
+            except KeyboardInterrupt:
+                pass
         if not greenlet.dead:
             user._stop_requested = True
             user._stop_requests = True

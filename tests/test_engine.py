@@ -419,6 +419,37 @@ def test_run_single_user_reaches_the_target(tmp_path, target) -> None:
     assert "/single" in result.stdout
 
 
+def test_run_single_user_stops_quietly_on_ctrl_c(tmp_path, target) -> None:
+    lf = write(
+        tmp_path,
+        """
+        from locust import HttpUser, task, constant
+
+        class U(HttpUser):
+            wait_time = constant(0.05)
+            @task
+            def t(self):
+                self.client.get("/single")
+
+            def on_stop(self):
+                self.client.get("/bye")
+        """,
+    )
+    proc = subprocess.Popen(
+        lcore_command("-f", str(lf), "-H", target.url, "--run-single-user"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: target.counts().get(("GET", "/single"), 0) > 3, timeout=30)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, out + err
+    assert "KeyboardInterrupt" not in err and "Traceback" not in err, err
+    assert target.counts()[("GET", "/bye")] == 1  # on_stop ran, its request went through
+
+
 def test_malformed_frames_do_not_take_the_master_down(tmp_path, target, run_lcore) -> None:
     lf = write(tmp_path, BASIC)
     port = free_port()
