@@ -25,6 +25,7 @@ from . import protocol as p
 from ._version import PROTOCOL_VERSION, __version__
 from .cpu import CpuMonitor
 from .curve import WorkerKeys, apply_client
+from .memory import TRIM_INTERVAL, release_free_memory
 from .runners import (
     STATE_INIT,
     STATE_RUNNING,
@@ -150,6 +151,7 @@ class WorkerRuntime(WorkerRunner):
             gevent.spawn(self._receive_loop),
             gevent.spawn(self._stats_loop),
             gevent.spawn(self._heartbeat_loop),
+            gevent.spawn(self._trim_loop),
         ]
         try:
             if not self._connect(self.first_connect_timeout):
@@ -371,6 +373,10 @@ class WorkerRuntime(WorkerRunner):
             gevent.sleep(self.stats_interval)
             if self._connected.is_set():
                 self._send_stats()
+
+    def _trim_loop(self) -> None:
+        while release_free_memory():
+            gevent.sleep(TRIM_INTERVAL)
 
     def _heartbeat_loop(self) -> None:
         while True:
