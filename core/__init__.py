@@ -12,6 +12,8 @@ Where things live (dependencies point down this list, never up):
     lcore.dispatch        how many users of each class each worker runs (pure)
     lcore.users           User, HttpUser, TaskSet, @task, @tag   (gevent side)
     lcore.http            the HTTP client on geventhttpclient      (gevent side)
+    lcore.http_response   its Response, catch_response's context manager, response.request
+    lcore.http_body       its request bodies and query strings
     lcore.http_wire       its keep-alive pools and request/response exchange on a socket
     lcore.http_fields     its header mapping and cookie jar
     lcore.worker          the worker runtime                        (gevent)

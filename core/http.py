@@ -17,25 +17,26 @@ Where lcore differs from Locust on purpose:
 
 from __future__ import annotations
 
-import base64
 import errno
-import json as jsonlib
-import time
-import uuid
-import zlib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import timedelta
 from functools import lru_cache
-from http import HTTPStatus
 from http.client import RemoteDisconnected
 from typing import Any
-from urllib.parse import quote, unquote, urlencode, urljoin, urlsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from ._version import __version__
 from .event import RequestEventHook
-from .exception import CatchResponseError, LocustError, ResponseError, StopUser
+from .exception import LocustError, ResponseError, StopUser
+from .http_body import _basic_auth, _encode_body, _encode_params
 from .http_fields import CaseInsensitiveDict, CookieJar, _parse_head_fields
+from .http_response import (
+    HTTPError,
+    Response,
+    ResponseContextManager,
+    TooManyRedirects,
+    _status_error,
+)
 from .http_wire import (
     _BODY_METHODS,
     _DEFAULT_PORTS,
@@ -62,408 +63,7 @@ __all__ = [
 ]
 
 
-class HTTPError(ResponseError):
-    """A response with an error status (4xx or 5xx)."""
-
-
-class TooManyRedirects(ResponseError):
-    pass
-
-
-def _status_error(code: int, reason: str, url: str) -> HTTPError:
-    kind = "Client" if code < 500 else "Server"
-    return HTTPError(f"{code} {kind} Error: {reason} for url: {url}")
-
-
-def _reason_phrase(code: int) -> str:
-    try:
-        return HTTPStatus(code).phrase
-    except ValueError:
-        return ""
-
-
-# -- responses -------------------------------------------------------------------------
-
-
-class Response:
-    """An HTTP response, read in full. Headers, text and decoded content are computed on
-    first access. A request that failed without an answer has ``status_code`` 0."""
-
-    __slots__ = (
-        "status_code",
-        "error",
-        "history",
-        "request_type",
-        "name",
-        "response_time",
-        "response_length",
-        "_origin",
-        "_path",
-        "_head",
-        "_raw",
-        "_content",
-        "_headers",
-        "_encoding",
-        "_context",
-        "_session",
-        "_t0",
-        "_payload",
-    )
-
-    def __init__(
-        self,
-        status_code: int,
-        origin: str,
-        path: str,
-        head: bytes,
-        raw: bytes | bytearray,
-    ) -> None:
-        self.status_code = status_code
-        self._origin = origin
-        self._path = path
-        self._head = head
-        self._raw = raw
-        self.error: BaseException | None = None
-        self.history: list[Response] = []
-        self._content: bytes | None = None
-        self._headers: CaseInsensitiveDict | None = None
-        self._encoding: str | None = None
-        self.request_type = ""
-        self.name = ""
-        self.response_time = 0.0
-        self.response_length = 0
-        self._context: dict[str, Any] | None = None
-        self._session: HttpSession | None = None
-        self._payload: bytes | None = None  # what was sent, parsed only if .request is read
-        self._t0 = 0.0
-
-    @property
-    def url(self) -> str:
-        return self._origin + self._path
-
-    @url.setter
-    def url(self, value: str) -> None:
-        self._origin, self._path = value, ""
-
-    @property
-    def headers(self) -> CaseInsensitiveDict:
-        headers = self._headers
-        if headers is None:
-            headers = CaseInsensitiveDict()
-            store = headers._store
-            for name, value in _parse_head_fields(self._head):
-                lower = name.lower()
-                if lower in store:
-                    value = f"{store[lower][1]}, {value}"
-                    name = store[lower][0]
-                store[lower] = (name, value)
-            self._headers = headers
-        return headers
-
-    @property
-    def reason(self) -> str:
-        line = self._head.split(b"\r\n", 1)[0].decode("latin-1")
-        parts = line.split(" ", 2)
-        return parts[2] if len(parts) > 2 else _reason_phrase(self.status_code)
-
-    @property
-    def content(self) -> bytes:
-        content = self._content
-        if content is None:
-            # A large body is kept in the bytearray it was read into until someone asks.
-            content = bytes(self._raw) if type(self._raw) is bytearray else self._raw
-            if content and b"content-encoding" in self._head.lower():
-                content = _decode_content(content, self.headers.get("content-encoding", ""))
-            self._content = content
-        return content
-
-    @property
-    def encoding(self) -> str | None:
-        if self._encoding is None:
-            content_type = self.headers.get("content-type", "")
-            for param in content_type.split(";")[1:]:
-                key, _, value = param.partition("=")
-                if key.strip().lower() == "charset":
-                    self._encoding = value.strip().strip("\"'") or None
-        return self._encoding
-
-    @encoding.setter
-    def encoding(self, value: str | None) -> None:
-        self._encoding = value
-
-    @property
-    def text(self) -> str:
-        content = self.content
-        if not content:
-            return ""
-        encoding = self.encoding or "utf-8"
-        try:
-            return content.decode(encoding, errors="replace")
-        except LookupError:
-            return content.decode("utf-8", errors="replace")
-
-    def json(self, **kwargs: Any) -> Any:
-        return jsonlib.loads(self.content, **kwargs)
-
-    @property
-    def ok(self) -> bool:
-        return 0 < self.status_code < 400
-
-    def raise_for_status(self) -> None:
-        if self.error is not None:
-            raise self.error
-        if self.status_code >= 400:
-            raise _status_error(self.status_code, self.reason, self.url)
-
-    @property
-    def elapsed(self) -> timedelta:
-        return timedelta(milliseconds=self.response_time)
-
-    # requests' streaming interface, over the body already read (``stream=True`` reads it too)
-    def iter_content(self, chunk_size: int | None = 1, decode_unicode: bool = False) -> Iterator[Any]:
-        data: Any = self.text if decode_unicode else self.content
-        if not chunk_size:
-            if data:
-                yield data
-            return
-        for i in range(0, len(data), chunk_size):
-            yield data[i : i + chunk_size]
-
-    def iter_lines(
-        self, chunk_size: int = 512, decode_unicode: bool = False, delimiter: Any = None
-    ) -> Iterator[Any]:
-        data: Any = self.text if decode_unicode else self.content
-        yield from (data.split(delimiter) if delimiter is not None else data.splitlines())
-
-    @property
-    def is_redirect(self) -> bool:
-        return self.status_code in _REDIRECT_STATUSES and "location" in self.headers
-
-    def close(self) -> None:
-        """Nothing to release: the body was read and the connection went back to the pool."""
-
-    def __enter__(self) -> Response:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
-
-    @property
-    def cookies(self) -> dict[str, str]:
-        """The cookies this response set (name to value)."""
-        cookies = {}
-        for name, value in _parse_head_fields(self._head):
-            if name.lower() == "set-cookie":
-                key, sep, val = value.split(";", 1)[0].partition("=")
-                if sep:
-                    cookies[key.strip()] = val.strip()
-        return cookies
-
-    @property
-    def request(self) -> SentRequest:
-        """The request as it was sent (method, url, path_url, headers, body), as in requests."""
-        return SentRequest(self._payload or b"", self.url)
-
-    @property
-    def start_time(self) -> float:
-        """Wall-clock time the request started (derived from the monotonic measurement)."""
-        return time.time() - (_perf_counter() - self._t0)
-
-    @property
-    def request_meta(self) -> dict[str, Any]:
-        """What the request event is fired with, as Locust's ``response.request_meta``."""
-        session = self._session
-        context = session._full_context(self._context) if session is not None else {}
-        return {
-            "request_type": self.request_type,
-            "name": self.name,
-            "response_time": self.response_time,
-            "response_length": self.response_length,
-            "response": self,
-            "context": context,
-            "exception": self.error,
-            "start_time": self.start_time,
-            "url": self.url,
-        }
-
-    def __bool__(self) -> bool:
-        return self.ok
-
-    def __repr__(self) -> str:
-        return f"<Response [{self.status_code}]>"
-
-
-class SentRequest:
-    """``response.request``: read from the bytes that went on the wire."""
-
-    __slots__ = ("method", "url", "path_url", "headers", "body")
-
-    def __init__(self, payload: bytes, url: str) -> None:
-        head, _, body = payload.partition(b"\r\n\r\n")
-        line = head.partition(b"\r\n")[0]
-        parts = line.decode("latin-1").split(" ")
-        self.method = parts[0] if parts[0] else ""
-        target = parts[1] if len(parts) > 1 else url
-        if "://" in target:  # the absolute form a proxy is sent
-            split = urlsplit(target)
-            target = (split.path or "/") + (f"?{split.query}" if split.query else "")
-        self.path_url = target
-        self.url = url
-        self.headers = CaseInsensitiveDict(dict(_parse_head_fields(head)))
-        self.body: bytes | None = body or None
-
-    def __repr__(self) -> str:
-        return f"<SentRequest [{self.method}]>"
-
-
-def _decode_content(raw: bytes, encoding: str) -> bytes:
-    encoding = encoding.strip().lower()
-    try:
-        if encoding in ("gzip", "x-gzip"):
-            return zlib.decompress(raw, 47)  # 32 + 15: gzip or zlib header, detected
-        if encoding == "deflate":
-            try:
-                return zlib.decompress(raw)
-            except zlib.error:
-                return zlib.decompress(raw, -15)  # some servers send raw deflate
-    except zlib.error:
-        pass  # undecodable: hand out the bytes as received
-    return raw
-
-
-_OUTSIDE_WITH_BLOCK = (
-    "Tried to set status on a request that has not yet been made. Make sure you use a "
-    "with-block, like: with client.get(..., catch_response=True) as response:"
-)
-
-
-class ResponseContextManager(Response):
-    """What ``catch_response=True`` returns: a Response whose outcome the with-block decides.
-    The request is recorded when the block exits."""
-
-    __slots__ = ("_manual_result", "_entered", "_reported")
-
-    def __init__(self, response: Response) -> None:
-        for slot in Response.__slots__:
-            object.__setattr__(self, slot, getattr(response, slot))
-        self._manual_result: bool | BaseException | None = None
-        self._entered = False
-        self._reported = False
-
-    def __enter__(self) -> ResponseContextManager:
-        self._entered = True
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, value: Any, tb: Any) -> bool:
-        session = self._session
-        if session is not None and session.user is not None:
-            session.user._in_request = False
-        manual = self._manual_result
-        if manual is not None:
-            self._report(None if manual is True else manual)  # type: ignore[arg-type]
-            return exc_type is None
-        if exc_type is not None:
-            if isinstance(value, ResponseError):
-                self._report(value)
-                return True
-            return False
-        self._report(self.error)
-        return True
-
-    def _report(self, exception: BaseException | None) -> None:
-        if self._reported:
-            return
-        self._reported = True
-        session = self._session
-        if session is not None:
-            session._record(self, exception)
-
-    def success(self) -> None:
-        """Record this request as a success, whatever its status."""
-        if not self._entered:
-            raise LocustError(_OUTSIDE_WITH_BLOCK)
-        self._manual_result = True
-
-    def failure(self, exc: BaseException | str) -> None:
-        """Record this request as a failure; a string becomes a CatchResponseError."""
-        if not self._entered:
-            raise LocustError(_OUTSIDE_WITH_BLOCK)
-        if not isinstance(exc, BaseException):
-            exc = CatchResponseError(exc)
-        self._manual_result = exc
-
-
 # -- the session -----------------------------------------------------------------------
-
-
-def _basic_auth(auth: tuple[str | bytes, str | bytes]) -> str:
-    user, password = (p.encode("latin-1") if isinstance(p, str) else p for p in auth)
-    return "Basic " + base64.b64encode(user + b":" + password).decode("ascii")
-
-
-def _encode_params(params: Any) -> str:
-    if isinstance(params, (str, bytes)):
-        return params.decode() if isinstance(params, bytes) else params
-    return urlencode(params, doseq=True)
-
-
-def _encode_body(data: Any, json: Any, files: Any) -> tuple[bytes | None, str | None]:
-    """The request body and its Content-Type (None: leave it to the caller's headers)."""
-    if files:
-        return _encode_multipart(data, files)
-    if json is not None and data is None:
-        return jsonlib.dumps(json).encode(), "application/json"
-    if data is None:
-        return None, None
-    if isinstance(data, bytes):
-        return data, None
-    if isinstance(data, str):
-        return data.encode("utf-8"), None
-    if isinstance(data, (bytearray, memoryview)):
-        return bytes(data), None
-    if hasattr(data, "read"):
-        chunk = data.read()
-        return (chunk.encode("utf-8") if isinstance(chunk, str) else chunk), None
-    if isinstance(data, (Mapping, list, tuple)):
-        return urlencode(data, doseq=True).encode(), "application/x-www-form-urlencoded"
-    # Any other iterable: bytes or str blocks, sent as one body.
-    return b"".join(b.encode("utf-8") if isinstance(b, str) else b for b in data), None
-
-
-def _encode_multipart(data: Any, files: Any) -> tuple[bytes, str]:
-    boundary = uuid.uuid4().hex
-    out: list[bytes] = []
-    fields = data.items() if isinstance(data, Mapping) else (data or ())
-    for name, value in fields:
-        out.append(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
-        )
-        out.append(value.encode() if isinstance(value, str) else bytes(value))
-        out.append(b"\r\n")
-    items = files.items() if isinstance(files, Mapping) else files
-    for name, spec in items:
-        content_type = "application/octet-stream"
-        if isinstance(spec, (tuple, list)):
-            filename, fileobj = spec[0], spec[1]
-            if len(spec) > 2 and spec[2]:
-                content_type = spec[2]
-        else:
-            fileobj = spec
-            filename = getattr(spec, "name", name)
-        content = fileobj.read() if hasattr(fileobj, "read") else fileobj
-        if isinstance(content, str):
-            content = content.encode()
-        filename = str(filename).rsplit("/", 1)[-1]
-        out.append(
-            (
-                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
-                f'filename="{filename}"\r\nContent-Type: {content_type}\r\n\r\n'
-            ).encode()
-        )
-        out.append(bytes(content))
-        out.append(b"\r\n")
-    out.append(f"--{boundary}--\r\n".encode())
-    return b"".join(out), f"multipart/form-data; boundary={boundary}"
 
 
 def _split_timeout(timeout: Any) -> tuple[float | None, float | None]:
@@ -721,8 +321,6 @@ class HttpSession:
             user._in_request = True
         t0 = _perf_counter()
         response = self._send(origin, method, path, payload, connect_timeout, read_timeout, t0)
-        if response._payload is None:
-            response._payload = payload  # a failure: still, what was (to be) sent
         if allow_redirects and response.status_code in _REDIRECT_STATUSES:
             response = self._follow(
                 response, method, body_for_redirect, headers, cookies, auth, timeout, t0
@@ -831,7 +429,7 @@ class HttpSession:
         try:
             sock, reused = origin.acquire(t0, connect_timeout, method not in _IDEMPOTENT)
         except _TRANSPORT_ERRORS as e:
-            return _failed(origin, path, e)
+            return _failed(origin, path, payload, e)
         while True:
             try:
                 if read_timeout is not None:
@@ -847,14 +445,14 @@ class HttpSession:
                     except _TRANSPORT_ERRORS as e2:
                         origin.open -= 1
                         origin._wake()
-                        return _failed(origin, path, e2)
+                        return _failed(origin, path, payload, e2)
                     except BaseException:
                         origin.open -= 1
                         origin._wake()
                         raise
                     continue
                 origin.discard(sock)
-                return _failed(origin, path, e)
+                return _failed(origin, path, payload, e)
             except BaseException:
                 origin.discard(sock)
                 raise
@@ -865,9 +463,8 @@ class HttpSession:
             origin.release(sock, _perf_counter())
         else:
             origin.discard(sock)
-        response = Response(code, origin.url, path, head, body)
+        response = Response(code, origin.url, path, head, body, payload)
         response.response_length = len(body)
-        response._payload = payload
         # Two byte scans instead of lowering the head: most answers set no cookie.
         if b"ookie:" in head or b"OOKIE:" in head:
             self._store_cookies(origin, path, head)
@@ -953,8 +550,8 @@ def _is_stale(error: BaseException) -> bool:
     return isinstance(error, OSError) and error.errno in (errno.ECONNRESET, errno.EPIPE)
 
 
-def _failed(origin: _Origin, path: str, error: BaseException) -> Response:
-    response = Response(0, origin.url, path, b"", b"")
+def _failed(origin: _Origin, path: str, payload: bytes, error: BaseException) -> Response:
+    response = Response(0, origin.url, path, b"", b"", payload)
     response.error = error
     return response
 

@@ -192,31 +192,25 @@ class TaskSet(metaclass=_TaskHolderMeta):
 
     def _step(self) -> bool:
         """Run the next task; True when the wait after it is due."""
-        try:
-            if self.user._stop_requested:
-                raise StopUser()
-            t = self._task_queue.pop(0) if self._task_queue else self.get_next_task()
-            try:
-                self.execute_task(t)
-            except RescheduleTaskImmediately:
-                return False
-            except RescheduleTask:
-                pass
-            return True
-        except InterruptTaskSet as e:
-            self._run_on_stop()
-            raise _leaving(e) from e
-        except (StopUser, GreenletExit):
-            self._run_on_stop()
-            raise
-        except Exception as e:
-            self.user._task_failed(e)
-            return True
+        return self._guard(self._next_task)
 
-    def _guard(self, wait: Callable[..., None], *args: Any) -> None:
-        """A wait between tasks, with the loop's rules: stopping there runs ``on_stop``."""
+    def _next_task(self) -> bool:
+        if self.user._stop_requested:
+            raise StopUser()
+        t = self._task_queue.pop(0) if self._task_queue else self.get_next_task()
         try:
-            wait(*args)
+            self.execute_task(t)
+        except RescheduleTaskImmediately:
+            return False
+        except RescheduleTask:
+            pass
+        return True
+
+    def _guard(self, action: Callable[..., Any], *args: Any) -> Any:
+        """``action`` (a task, a wait) under the loop's rules: leaving or stopping runs
+        ``on_stop``; another error is counted, and a wait is then due (True)."""
+        try:
+            return action(*args)
         except InterruptTaskSet as e:
             self._run_on_stop()
             raise _leaving(e) from e
@@ -225,6 +219,7 @@ class TaskSet(metaclass=_TaskHolderMeta):
             raise
         except Exception as e:
             self.user._task_failed(e)
+            return True
 
     def _drivable(self) -> bool:
         """The loop is ours (not overridden), so a user may run it task by task."""
@@ -370,27 +365,10 @@ class User(metaclass=_TaskHolderMeta):
             choice = random.choice
             queue = self._task_queue
             while True:
-                taskset = self._taskset
-                if taskset is not None:
-                    # a top-level TaskSet, run task by task so that its waits can park too
-                    try:
-                        if taskset._step():
-                            seconds = taskset.wait_time_value()
-                            if park is not None and park(self, seconds):
-                                parked = True
-                                return
-                            taskset._guard(self._sleep, seconds)
+                if self._taskset is not None:
+                    seconds = self._taskset_turn()
+                    if seconds is None:
                         continue
-                    except RescheduleTaskImmediately:
-                        self._taskset = None
-                        continue
-                    except RescheduleTask:
-                        self._taskset = None
-                    except (StopUser, GreenletExit):
-                        raise
-                    except Exception as e:
-                        self._taskset = None
-                        self._task_failed(e)
                 else:
                     if self._stop_requested:
                         raise StopUser()
@@ -416,11 +394,14 @@ class User(metaclass=_TaskHolderMeta):
                         raise
                     except Exception as e:
                         self._task_failed(e)
-                seconds = self.wait_time()
+                    seconds = self.wait_time()
                 if park is not None and park(self, seconds):
                     parked = True
                     return
-                self._sleep(seconds)
+                if self._taskset is not None:
+                    self._taskset._guard(self._sleep, seconds)  # stopping there runs its on_stop
+                else:
+                    self._sleep(seconds)
         except StopUser:
             self._finish()
         except GreenletExit:
@@ -429,6 +410,27 @@ class User(metaclass=_TaskHolderMeta):
         finally:
             if not parked:
                 self._done = True
+
+    def _taskset_turn(self) -> float | None:
+        """One task of the top-level TaskSet; then the wait due: the set's own, or the user's
+        once the set is left, or None for none."""
+        taskset = self._taskset
+        assert taskset is not None
+        try:
+            if not taskset._step():
+                return None
+            return taskset.wait_time_value()
+        except RescheduleTaskImmediately:
+            self._taskset = None
+            return None
+        except RescheduleTask:
+            self._taskset = None
+        except (StopUser, GreenletExit):
+            raise
+        except Exception as e:
+            self._taskset = None
+            self._task_failed(e)
+        return self.wait_time()
 
     def _finish(self) -> None:
         self._state = LOCUST_STATE_STOPPING

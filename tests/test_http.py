@@ -662,7 +662,32 @@ def test_an_in_flight_request_finishes_when_the_user_is_told_to_stop(
 # -- connections the Target does not exercise ---------------------------------------------
 
 
-class ScriptedServer:
+class LoopbackServer:
+    """Listens on loopback and serves each connection (``_serve``) in a thread of its own."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+class ScriptedServer(LoopbackServer):
     """Accepts connections and answers each request with ``answer(n)`` (n counts requests
     over all connections); ``close_after`` closes a connection after that many answers."""
 
@@ -676,22 +701,8 @@ class ScriptedServer:
         self.close_after = close_after
         self.tls = tls
         self.requests = 0
-        self.connections = 0
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
+        super().__init__()
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
-        self._threads: list[threading.Thread] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
-            thread.start()
 
     def _serve(self, conn: socket.socket) -> None:
         if self.tls is not None:
@@ -721,9 +732,6 @@ class ScriptedServer:
                 if self.close_after is not None and answered >= self.close_after:
                     conn.shutdown(socket.SHUT_RDWR)
                     return
-
-    def close(self) -> None:
-        self.listener.close()
 
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
@@ -861,24 +869,14 @@ def test_requests_streaming_interface_over_the_read_body(session: HttpSession) -
     assert session.get("/redirect/1", allow_redirects=False).is_redirect
 
 
-class ForwardProxy:
+class ForwardProxy(LoopbackServer):
     """A minimal HTTP proxy: an absolute-form request is relayed to its host, a CONNECT is
     tunnelled (or refused with 407). Records each connection's first request line."""
 
     def __init__(self, refuse_tunnels: bool = False) -> None:
         self.refuse_tunnels = refuse_tunnels
         self.first_lines: list[str] = []
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+        super().__init__()
 
     def _serve(self, conn: socket.socket) -> None:
         buf = b""
@@ -909,9 +907,6 @@ class ForwardProxy:
             upstream.sendall(leftover)
         threading.Thread(target=_pipe, args=(upstream, conn), daemon=True).start()
         _pipe(conn, upstream)
-
-    def close(self) -> None:
-        self.listener.close()
 
 
 def _pipe(source: socket.socket, sink: socket.socket) -> None:
