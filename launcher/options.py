@@ -272,6 +272,8 @@ def validate(options: argparse.Namespace) -> None:
             raise OptionsError(f"{flag} needs at least one --threshold")
     if get("stats_history_enabled") and not get("csv_prefix"):
         raise OptionsError("--csv-full-history requires --csv")
+    if get("iterations", 0) < 0:
+        raise OptionsError(f"--iterations must be 0 (no limit) or more, not {get('iterations')}")
     if get("run_time"):
         if get("worker"):
             raise OptionsError("--run-time belongs on the master, not on workers")

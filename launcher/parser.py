@@ -191,6 +191,15 @@ def _build(*, add_help: bool, positionals: bool, allow_abbrev: bool) -> LcoreArg
         "Default: run until stopped.",
     )
     add(
+        "-i",
+        "--iterations",
+        type=int,
+        default=0,
+        metavar="N",
+        help="Run exactly N task runs in all, across every worker, then end the test "
+        "(locust-plugins' option). Default: no limit.",
+    )
+    add(
         "-l",
         "--list",
         action="store_true",

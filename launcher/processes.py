@@ -10,6 +10,8 @@ from typing import Any
 
 from lcore.log import setup_logging
 
+from .supervisor import EXIT_FATAL
+
 log = logging.getLogger("lcore.main")
 
 
@@ -93,11 +95,12 @@ def custom_options(options: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_master(argv: Sequence[str], options: argparse.Namespace, endpoints: list[str], curve: Any = None) -> int:
-    setup_logging(options.loglevel, options.logfile, "master")
-    # greenlets a locustfile starts here call time.sleep (Locust patched it): make it cooperative
+    # the locustfile's code on the master gets the patching Locust gives it (its greenlets and
+    # handlers block cooperatively); the master's own asyncio loop runs on the hub beside them
     from gevent import monkey
 
-    monkey.patch_time()
+    monkey.patch_all()
+    setup_logging(options.loglevel, options.logfile, "master")
     expected = getattr(options, "worker_count_expected", 1)
     try:
         env, loaded, options = load_environment(argv, options)
@@ -105,8 +108,7 @@ def run_master(argv: Sequence[str], options: argparse.Namespace, endpoints: list
     except StartupError as e:
         log.error("%s", e)
         return 1
-    import asyncio
-
+    from lcore import hub_loop
     from lcore.locustfile import digest
     from lcore.master import MasterRuntime
 
@@ -118,16 +120,18 @@ def run_master(argv: Sequence[str], options: argparse.Namespace, endpoints: list
         env,
         endpoints=endpoints,
         digest=digest(loaded.path),
-        options_for_workers=custom_options(options),
+        options_for_workers={**custom_options(options), "iterations": options.iterations},
         heartbeat_interval=options.heartbeat_interval,
         heartbeat_timeout=options.heartbeat_timeout,
         run_time=options.run_time or None,
         quit_when_stopped=quits,
         curve=curve,
+        iterations=options.iterations,
     )
     try:
-        env.events.init.fire(environment=env, runner=runtime, web_ui=None)
-        code = asyncio.run(master_async(runtime, options))
+        if not fire_init(env, runtime):
+            return 1
+        code = hub_loop.run(master_async(runtime, options))
         env.events.quit.fire(exit_code=code)
         return code
     except StartupError as e:
@@ -165,6 +169,26 @@ def run_worker(
     )
     # init fires once the master has welcomed this worker, as in Locust: worker_index and the
     # options the master passes on are known by then
-    code = runtime.run(on_connected=lambda: env.events.init.fire(environment=env, runner=runtime, web_ui=None))
+    def on_connected() -> None:
+        if not fire_init(env, runtime):
+            runtime.fail(EXIT_FATAL)
+
+    code = runtime.run(on_connected=on_connected)
     env.events.quit.fire(exit_code=code)
     return code
+
+
+def fire_init(env: Any, runtime: Any) -> bool:
+    """events.init; a listener that raises is fatal, as in Locust: logged (once, by the hook),
+    then this process exits 1 before any user starts."""
+    hook = env.events.init
+    before = hook.errors
+    try:
+        hook.fire(environment=env, runner=runtime, web_ui=None)
+    except Exception as e:  # StopTest/StopUser from an init listener: the same
+        log.error("An init event listener raised %s: %s", type(e).__name__, e)
+        return False
+    if hook.errors != before:
+        log.error("An init event listener failed (see above): exiting before any user starts")
+        return False
+    return True
