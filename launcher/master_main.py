@@ -14,6 +14,7 @@ from typing import Any
 from lcore.exporters import thresholds
 from lcore.master import MasterRuntime
 from lcore.runners import STATE_STOPPED
+from lcore.step_load import StepLoadShape
 
 from .supervisor import notify_ready
 
@@ -77,6 +78,11 @@ async def master_async(runtime: MasterRuntime, options: argparse.Namespace) -> i
                 return 1
     notify_ready()
 
+    if getattr(options, "step_load", False):
+        if isinstance(runtime.shape, StepLoadShape):
+            log.info("%s", runtime.shape.describe())
+        else:
+            log.warning("The locustfile has a LoadTestShape: --step-load is ignored")
     headless = bool(options.headless or options.autostart)
     if options.autostart and not options.headless and options.autoquit >= 0:
 
@@ -134,7 +140,9 @@ async def master_async(runtime: MasterRuntime, options: argparse.Namespace) -> i
                 await runtime.close()
                 return 1
         if runtime.shape is not None:
-            if options.num_users is not None or options.spawn_rate is not None:
+            if not runtime.shape.use_common_options and (
+                options.num_users is not None or options.spawn_rate is not None
+            ):
                 log.warning(
                     "The locustfile has a LoadTestShape, which sets users and spawn rate: "
                     "-u/--users and -r/--spawn-rate are ignored"
