@@ -94,8 +94,11 @@ def parse_options(
     options._notices = list(parser.__dict__.get("lcore_notices", []))
     if options.headful:
         options.headless = False
-    elif options.no_web and not (options.headless or options.autostart):
-        # older Locust guides' --no-web is today's --headless; lcore's also serves no HTTP
+    elif (
+        options.no_web and not (options.headless or options.autostart) and _asks_for_a_test(options)
+    ):
+        # older Locust guides' --no-web (always with -c/-u, -r, -t) is today's --headless;
+        # alone it keeps lcore's meaning, no HTTP (a master a locustfile drives, say)
         options.headless = True
         options._notices.append(
             "--no-web is an old Locust option: today's is --headless "
@@ -117,6 +120,10 @@ def parse_options(
     return options
 
 
+def _asks_for_a_test(options: argparse.Namespace) -> bool:
+    return any(getattr(options, d) is not None for d in ("num_users", "spawn_rate", "run_time"))
+
+
 def _parse_command_line(
     parser: LcoreArgumentParser, argv: list[str], partial: bool
 ) -> tuple[dict[str, Any], list[str]]:
@@ -136,7 +143,7 @@ def _parse_command_line(
         cli.pop("user_classes", None)  # an empty positional must not hide LCORE_USER_CLASSES
     if not partial:
         if extras:
-            raise OptionsError(f"unrecognized arguments: {' '.join(extras)}")
+            raise OptionsError(f"unrecognized arguments: {' '.join(extras)}{_hint(parser, extras)}")
         return cli, []
     unknown, classes = [], []
     after_option = False
@@ -152,6 +159,18 @@ def _parse_command_line(
     if classes:
         cli["user_classes"] = classes
     return cli, unknown
+
+
+def _hint(parser: LcoreArgumentParser, extras: list[str]) -> str:
+    """Locust's "Did you mean" for the first unknown option, on the same line."""
+    import difflib
+
+    first = next((e.split("=", 1)[0] for e in extras if e.startswith("--")), None)
+    if first is None:
+        return ""
+    names = [s for a in parser._actions if a.help != argparse.SUPPRESS for s in a.option_strings]
+    close = difflib.get_close_matches(first, names, n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def _defaults(parser: LcoreArgumentParser) -> dict[str, Any]:

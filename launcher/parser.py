@@ -257,7 +257,8 @@ def _build(*, add_help: bool, positionals: bool, allow_abbrev: bool) -> LcoreArg
         "--no-web",
         action="store_true",
         help="Serve nothing over HTTP: no status page, no /metrics (a headless master serves "
-        "them). Implies --headless unless --autostart is given, as in older Locust guides.",
+        "them). With -u, -r or -t and without --autostart it also means --headless, as in "
+        "older Locust guides.",
     )
     # Undoes a `headless = true` from a config file, as in Locust.
     web.add_argument("--headful", action="store_true", help=argparse.SUPPRESS)

@@ -477,6 +477,17 @@ def test_user_errors_raise_one_line_options_error(
     assert "usage:" not in text
 
 
+def test_an_unknown_option_names_the_closest_one_on_the_same_line(project: Path) -> None:
+    # as Locust's "Did you mean '--spawn-rate'?", which it prints on a second line
+    with pytest.raises(
+        OptionsError,
+        match=r"^unrecognized arguments: --spwan-rate=3 \(did you mean --spawn-rate\?\)$",
+    ):
+        parse(["--spwan-rate=3"])
+    with pytest.raises(OptionsError, match=r"^unrecognized arguments: --zzzzzz$"):
+        parse(["--zzzzzz"])
+
+
 def test_worker_may_fetch_the_locustfile_from_the_master(project: Path) -> None:
     (project / "locustfile.py").unlink()
     assert parse(["-f", "-", "--worker"]).locustfiles == []
@@ -738,9 +749,14 @@ def test_no_web_alone_means_headless_as_in_old_guides(project: Path) -> None:
         "--no-web is an old Locust option: today's is --headless "
         "(lcore's --no-web also turns off the status page and /metrics)"
     ]
-    # with --autostart it only turns the HTTP server off, as before
-    o = parse(["--no-web", "--autostart"])
-    assert (o.headless, o.no_web, o._notices) == (False, True, [])
+    assert parse(["--no-web", "-r", "3"]).headless is True
+    (project / "lcore.conf").write_text("no-web = true\nusers = 4\n")
+    assert parse([]).headless is True  # from any source
+    (project / "lcore.conf").unlink()
+    # with --autostart, or with nothing to start, it only turns the HTTP server off
+    for argv in (["--no-web", "--autostart", "-u", "3"], ["--no-web", "--master"]):
+        o = parse(argv)
+        assert (o.headless, o.no_web, o._notices) == (False, True, [])
 
 
 def test_step_load_options(project: Path) -> None:
