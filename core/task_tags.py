@@ -17,16 +17,21 @@ from .users import filter_tasks_by_tags
 
 # task holder class -> its tasks as declared (classes are never copied, so weak keys suffice)
 _declared: weakref.WeakKeyDictionary[type, list[Any]] = weakref.WeakKeyDictionary()
+# task holder class -> the list the last filter left on it: anything else there was put by the
+# locustfile since (``MyUser.tasks = [...]`` in an init listener) and is the new declaration
+_filtered: weakref.WeakKeyDictionary[type, list[Any]] = weakref.WeakKeyDictionary()
 
 
-def _remember(holder: type) -> None:
-    """Keep ``holder``'s declared tasks and those of every TaskSet under it, once."""
-    if holder in _declared:
+def _remember(holder: type, seen: set[type]) -> None:
+    """Keep ``holder``'s declared tasks and those of every TaskSet under it."""
+    tasks = holder.tasks  # type: ignore[attr-defined]
+    if holder in seen or (holder in _declared and _filtered.get(holder) is tasks):
         return
-    _declared[holder] = list(holder.tasks)  # type: ignore[attr-defined]
-    for t in holder.tasks:  # type: ignore[attr-defined]
+    seen.add(holder)
+    _declared[holder] = list(tasks)
+    for t in tasks:
         if isinstance(t, type) and hasattr(t, "tasks"):
-            _remember(t)
+            _remember(t, seen)
 
 
 def _restore(holder: type, seen: set[type]) -> None:
@@ -45,11 +50,14 @@ def apply_tags(
     """Give each user class (and its TaskSets) the declared tasks that ``tags`` and
     ``exclude_tags`` keep; ``None`` for both restores every declared task."""
     classes = list(user_classes)
+    remembered: set[type] = set()
     for cls in classes:
-        _remember(cls)
+        _remember(cls, remembered)
     seen: set[type] = set()
     for cls in classes:
         _restore(cls, seen)
     if tags or exclude_tags:
         for cls in classes:
             filter_tasks_by_tags(cls, tags, exclude_tags)
+    for holder in seen:
+        _filtered[holder] = holder.tasks  # type: ignore[attr-defined]

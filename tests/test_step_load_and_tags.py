@@ -121,6 +121,12 @@ def test_tags_are_reapplied_from_the_declared_tasks() -> None:
     assert _names(Person) == ["only_b", "plain"]
     apply_tags([Person], None, None)
     assert _names(Person) == declared and _names(Nested) == ["deep_a", "deep_plain"]
+    # tasks the locustfile assigns later (in an init listener, say) are the new declaration
+    Person.tasks = [Person.only_a, Person.plain]
+    apply_tags([Person], None, ["a"])
+    assert _names(Person) == ["plain"]
+    apply_tags([Person], None, None)
+    assert _names(Person) == ["only_a", "plain"]
 
 
 # --- real runs ----------------------------------------------------------------------------
