@@ -19,7 +19,11 @@ from .shape import LoadTestShape
 
 class StepLoadShape(LoadTestShape):
     """``(users of the current step, spawn_rate)`` every tick; ``None`` after ``time_limit``
-    seconds (``-t``), if one is given, so the test ends as Locust 1.x's did."""
+    seconds (``-t``), if one is given, so the test ends as Locust 1.x's did.
+
+    Given ``options`` (the parsed options), every tick reads ``num_users``, ``spawn_rate``
+    and ``run_time`` from them again, as a Locust shape with ``use_common_options`` does: a
+    status page that starts the test with other values sets them there."""
 
     # it reads -u, -r and -t (Locust's name for a shape that honours the common options)
     use_common_options = True
@@ -32,6 +36,7 @@ class StepLoadShape(LoadTestShape):
         step_time: float,
         spawn_rate: float,
         time_limit: float | None = None,
+        options: Any = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         if step_users < 1 or step_time <= 0 or users < 1 or spawn_rate <= 0:
@@ -41,6 +46,7 @@ class StepLoadShape(LoadTestShape):
         self.step_time = step_time
         self.spawn_rate = spawn_rate
         self.time_limit = time_limit
+        self.options = options
         self._clock = clock
         super().__init__()
         self.reset_time()
@@ -56,7 +62,17 @@ class StepLoadShape(LoadTestShape):
         step = int(run_time // self.step_time) + 1
         return min(step * self.step_users, self.users)
 
+    def _read_options(self) -> None:
+        get = self.options.__dict__.get
+        if get("num_users") and get("num_users") > 0:
+            self.users = int(get("num_users"))
+        if get("spawn_rate") and get("spawn_rate") > 0:
+            self.spawn_rate = float(get("spawn_rate"))
+        self.time_limit = get("run_time") or None
+
     def tick(self) -> tuple[int, float] | None:
+        if self.options is not None:
+            self._read_options()
         run_time = self.get_run_time()
         if self.time_limit is not None and run_time >= self.time_limit:
             return None
@@ -81,4 +97,5 @@ def from_options(options: Any) -> StepLoadShape | None:
         step_time=options.step_time,
         spawn_rate=options.spawn_rate if options.spawn_rate is not None else 1.0,
         time_limit=options.run_time or None,
+        options=options,
     )

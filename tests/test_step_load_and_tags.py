@@ -79,6 +79,10 @@ def test_step_shape_from_options() -> None:
         600,
     )
     assert shape.use_common_options  # -u, -r and -t are its parameters: no "ignored" warning
+    assert shape.tick() == (3, 1.0)
+    # a status page that starts the test with other figures sets them on the options
+    o.num_users, o.spawn_rate, o.run_time = 2, 5.0, None
+    assert shape.tick() == (2, 5.0) and shape.time_limit is None
 
 
 # --- tags, applied again and again from the declared tasks --------------------------------
