@@ -398,7 +398,10 @@ def _build(*, add_help: bool, positionals: bool, allow_abbrev: bool) -> LcoreArg
         help="Master port to connect to. Default: 5557.",
     )
 
-    tags = parser.add_argument_group("Tag options", "Select tasks by their @tag.")
+    tags = parser.add_argument_group(
+        "Tag options",
+        "Select tasks by their @tag. A master's tags decide for all its workers, remote ones too.",
+    )
     tags.add_argument(
         "-T", "--tags", nargs="*", metavar="TAG", help="Run only tasks with any of these tags."
     )

@@ -133,6 +133,16 @@ def test_tags_are_reapplied_from_the_declared_tasks() -> None:
     assert _names(Person) == ["only_a", "plain"]
 
 
+def test_the_master_sends_its_tags_with_the_locustfiles_options() -> None:
+    from lcore.launcher.options import parse_options
+    from lcore.launcher.processes import custom_options
+
+    sent = custom_options(parse_options(["--demo", "--tags", "a", "b", "-E", "c"], {}))
+    assert (sent["tags"], sent["exclude_tags"]) == (["a", "b"], ["c"])
+    sent = custom_options(parse_options(["--demo"], {}))
+    assert (sent["tags"], sent["exclude_tags"]) == (None, None)  # none: a worker drops its own, as Locust 2.47
+
+
 # --- real runs ----------------------------------------------------------------------------
 
 TAGGED = """
