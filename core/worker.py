@@ -38,6 +38,7 @@ from .runners import (
     WorkerRunner,
 )
 from .stats import MergedStats, RequestStats
+from .task_tags import apply_tags
 from .user_pool import UserPool
 
 log = logging.getLogger(__name__)
@@ -306,6 +307,8 @@ class WorkerRuntime(WorkerRunner):
                     setattr(opts, key, value)
             # -i/--iterations, as the master says: task runs are leased from it (per run)
             self._iterations = int(getattr(opts, "iterations", 0) or 0) > 0
+            if "tags" in message.options or "exclude_tags" in message.options:
+                self._use_master_tags(message.options.get("tags"), message.options.get("exclude_tags"))
             self._connected.set()
         elif isinstance(message, p.Spawn):
             self._spawn(message)
@@ -322,6 +325,22 @@ class WorkerRuntime(WorkerRunner):
             self._handle_custom(message)
         else:
             log.debug("ignored %s from the master", message.TYPE)
+
+    def _use_master_tags(self, tags: list[str] | None, exclude_tags: list[str] | None) -> None:
+        """Run the tasks the master's --tags/--exclude-tags select, not this worker's own
+        (Locust #1392); the Welcome comes before any Spawn, so no user runs the old filter."""
+        env = self.environment
+        wanted = (list(tags or []), list(exclude_tags or []))
+        current = (list(env.tags or []), list(env.exclude_tags or []))
+        if wanted == current:
+            return  # what the tasks were filtered with already
+        log.info(
+            "Using the master's tags (--tags %s, --exclude-tags %s) instead of this worker's",
+            " ".join(wanted[0]) or "-",
+            " ".join(wanted[1]) or "-",
+        )
+        apply_tags(env.user_classes, tags, exclude_tags)
+        env.tags, env.exclude_tags = tags, exclude_tags
 
     def _handle_custom(self, message: p.Custom) -> None:
         # handlers are registered by init listeners: a message sent right after the welcome

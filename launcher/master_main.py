@@ -14,6 +14,7 @@ from typing import Any
 from lcore.exporters import thresholds
 from lcore.master import MasterRuntime
 from lcore.runners import STATE_STOPPED
+from lcore.step_load import StepLoadShape
 
 from .supervisor import notify_ready
 
@@ -94,6 +95,11 @@ async def master_async(runtime: MasterRuntime, options: argparse.Namespace) -> i
                 return 1
     notify_ready()
 
+    if getattr(options, "step_load", False):
+        if isinstance(runtime.shape, StepLoadShape):
+            log.info("%s", runtime.shape.describe())
+        else:
+            log.warning("The locustfile has a LoadTestShape: --step-load is ignored")
     headless = bool(options.headless or options.autostart)
     if options.autostart and not options.headless and options.autoquit >= 0:
 

@@ -24,9 +24,10 @@ def load_environment(
 ) -> tuple[Any, Any, argparse.Namespace]:
     """Import the locustfile, parse the command line again with the locustfile's own options."""
     from lcore import locustfile as lf
+    from lcore import step_load
     from lcore.env import Environment
     from lcore.event import events
-    from lcore.users import filter_tasks_by_tags
+    from lcore.task_tags import apply_tags
 
     from .options import OptionsError, parse_options
 
@@ -59,13 +60,13 @@ def load_environment(
         # as Locust runs the others: a base class left without tasks is not an error
         log.warning("Not running %s: no tasks defined", ", ".join(without_tasks))
         user_classes = [cls for cls in user_classes if cls.tasks]
-    if options.tags or options.exclude_tags:
-        for cls in user_classes:
-            filter_tasks_by_tags(cls, options.tags, options.exclude_tags)
+    # a worker filters again with the master's tags when it is welcomed (core/task_tags.py)
+    apply_tags(user_classes, options.tags, options.exclude_tags)
     shape = next(iter(loaded.shape_classes.values()), None)
     env = Environment(
         user_classes=user_classes,
-        shape_class=shape() if shape is not None else None,
+        # --step-load is a built-in shape; a shape in the locustfile takes precedence
+        shape_class=shape() if shape is not None else step_load.from_options(options),
         tags=options.tags,
         exclude_tags=options.exclude_tags,
         events=events,
@@ -82,16 +83,20 @@ def load_environment(
 
 
 def custom_options(options: argparse.Namespace) -> dict[str, Any]:
-    """Options a locustfile added: the master sends them to every worker, remote ones too."""
+    """Options a locustfile added, and the master's --tags/--exclude-tags (the master decides
+    which tasks run, Locust #1392): the master sends them to every worker, remote ones too."""
     from .options import build_parser
 
     known = set(vars(build_parser(add_help=False).parse_args([])))
     simple = (str, int, float, bool, type(None), list)
-    return {
+    sent = {
         k: v
         for k, v in vars(options).items()
         if k not in known and not k.startswith("_") and isinstance(v, simple)
     }
+    sent["tags"] = getattr(options, "tags", None)
+    sent["exclude_tags"] = getattr(options, "exclude_tags", None)
+    return sent
 
 
 def run_master(argv: Sequence[str], options: argparse.Namespace, endpoints: list[str], curve: Any = None) -> int:
