@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 
 # messages handled before the receive loop lets the other tasks run
 RECEIVE_BATCH = 64
+# Locust's cadence and threshold for events.usage_monitor / cpu_warning
+USAGE_MONITOR_INTERVAL = 10.0
+CPU_WARNING_THRESHOLD = 90.0
 # the most task runs one lease gives a worker (-i/--iterations)
 ITERATION_LEASE_MAX = 1000
 # what a worker may claim in one report: more users than any test runs is not a real report
@@ -218,6 +221,7 @@ class MasterRuntime(MasterRunner):
             loop.create_task(self._receive_loop()),
             loop.create_task(self._heartbeat_loop()),
             loop.create_task(self._ramp_loop()),
+            loop.create_task(self._usage_loop()),
         ]
 
     def _start_curve(self, sock: zmq.asyncio.Socket) -> None:
@@ -743,6 +747,24 @@ class MasterRuntime(MasterRunner):
                 else:
                     self._send(node.id, beat)
                     self._fire(sent, client_id=node.id, timestamp=time.time())
+
+    async def _usage_loop(self) -> None:
+        """events.usage_monitor (and cpu_warning above 90%) for the master process, every
+        10 s, as Locust's runners do."""
+        import psutil
+
+        process = psutil.Process()
+        process.cpu_percent()
+        events = self.environment.events
+        while True:
+            await asyncio.sleep(USAGE_MONITOR_INTERVAL)
+            cpu = process.cpu_percent()
+            if cpu > CPU_WARNING_THRESHOLD:
+                self._fire(events.cpu_warning, environment=self.environment, cpu_usage=cpu)
+            self._fire(
+                events.usage_monitor,
+                environment=self.environment, cpu_usage=cpu, memory_usage=process.memory_info().rss,
+            )  # fmt: skip
 
     def _lose(self, node: WorkerNode, silent: float) -> None:
         self.workers.pop(node.id, None)
