@@ -307,6 +307,8 @@ class WorkerRuntime(WorkerRunner):
                     setattr(opts, key, value)
             # -i/--iterations, as the master says: task runs are leased from it (per run)
             self._iterations = int(getattr(opts, "iterations", 0) or 0) > 0
+            if message.options.get("config_users"):
+                self._use_master_user_config(message.options["config_users"])
             if "tags" in message.options or "exclude_tags" in message.options:
                 self._use_master_tags(message.options.get("tags"), message.options.get("exclude_tags"))
             self._connected.set()
@@ -325,6 +327,16 @@ class WorkerRuntime(WorkerRunner):
             self._handle_custom(message)
         else:
             log.debug("ignored %s from the master", message.TYPE)
+
+    def _use_master_user_config(self, values: Any) -> None:
+        """--config-users as the master has it (applied from the declared tasks, so twice is
+        the same as once)."""
+        from .user_config import UserConfigError, apply
+
+        try:
+            apply(self.environment.user_classes_by_name, [c for value in values for c in value])
+        except (UserConfigError, TypeError, AttributeError) as e:
+            log.error("The master's --config-users cannot be applied here: %s", e)
 
     def _use_master_tags(self, tags: list[str] | None, exclude_tags: list[str] | None) -> None:
         """Run the tasks the master's --tags/--exclude-tags select, not this worker's own

@@ -117,6 +117,15 @@ def _timespan(text: str) -> int:
         raise argparse.ArgumentTypeError(str(e))
 
 
+def _user_config(text: str) -> Any:
+    from lcore.user_config import UserConfigError, parse
+
+    try:
+        return parse(text)
+    except UserConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _threshold(text: str) -> Any:
     from lcore.exporters.thresholds import ThresholdError, parse_threshold
 
@@ -148,8 +157,6 @@ def _old_name(today: str) -> type[argparse.Action]:
 
     return OldName
 
-
-_IGNORED = "Accepted for Locust compatibility; lcore ignores it."
 
 _EPILOG = """\
 Every option can also be set in a config file (~/.lcore.conf, ./lcore.conf, [tool.lcore] in
@@ -243,7 +250,14 @@ def _build(*, add_help: bool, positionals: bool, allow_abbrev: bool) -> LcoreArg
         dest="list_commands",
         help="List the User classes and exit.",
     )
-    add("--config-users", nargs="*", metavar="JSON", help=_IGNORED)
+    add(
+        "--config-users",
+        type=_user_config,
+        nargs="*",
+        metavar="JSON",
+        help="Settings for user classes as JSON (inline or a .json file): "
+        '{"user_class_name": "MyUser", "fixed_count": 2, "tasks": ["browse"]}, or a list of them.',
+    )
 
     web = parser.add_argument_group("Web UI options")
     web.add_argument(
@@ -533,7 +547,9 @@ def _build(*, add_help: bool, positionals: bool, allow_abbrev: bool) -> LcoreArg
     other.add_argument(
         "--equal-weights", action="store_true", help="Give every task the same weight."
     )
-    other.add_argument("--profile", metavar="NAME", help=_IGNORED)
+    other.add_argument(
+        "--profile", metavar="NAME", help="A name grouping test runs together, shown in the HTML report."
+    )
 
     own = parser.add_argument_group("lcore options")
     own.add_argument(

@@ -43,6 +43,13 @@ def load_environment(
     except OptionsError as e:
         raise StartupError(str(e)) from e
 
+    if getattr(options, "config_users", None):
+        from lcore import user_config
+
+        try:
+            user_config.apply(loaded.user_classes, [c for value in options.config_users for c in value])
+        except user_config.UserConfigError as e:
+            raise StartupError(str(e)) from e
     user_classes = list(loaded.user_classes.values())
     if options.user_classes:
         missing = [n for n in options.user_classes if n not in loaded.user_classes]
@@ -78,6 +85,7 @@ def load_environment(
         available_shape_classes=dict(loaded.shape_classes),
         locustfile=loaded.path,
     )
+    env.profile = getattr(options, "profile", None)
     env.assign_host()
     return env, loaded, options
 
@@ -96,6 +104,9 @@ def custom_options(options: argparse.Namespace) -> dict[str, Any]:
     }
     sent["tags"] = getattr(options, "tags", None)
     sent["exclude_tags"] = getattr(options, "exclude_tags", None)
+    if getattr(options, "config_users", None):
+        sent["config_users"] = options.config_users
+    sent["iterations"] = getattr(options, "iterations", 0)
     return sent
 
 
@@ -125,7 +136,7 @@ def run_master(argv: Sequence[str], options: argparse.Namespace, endpoints: list
         env,
         endpoints=endpoints,
         digest=digest(loaded.path),
-        options_for_workers={**custom_options(options), "iterations": options.iterations},
+        options_for_workers=custom_options(options),
         heartbeat_interval=options.heartbeat_interval,
         heartbeat_timeout=options.heartbeat_timeout,
         run_time=options.run_time or None,
