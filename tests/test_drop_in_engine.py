@@ -395,3 +395,51 @@ def test_task_run_lease_stops_users_when_the_master_has_no_more() -> None:
     with pytest.raises(StopUser):
         lease.take()
     assert lease.ran == 3 and asked == []
+
+
+CONFIG_USERS = """
+from locust import HttpUser, constant, task
+
+
+class Shop(HttpUser):
+    wait_time = constant(0.1)
+
+    @task
+    def browse(self):
+        self.client.get("/cfg/browse")
+
+    @task
+    def buy(self):
+        self.client.get("/cfg/buy")
+
+
+class Admin(HttpUser):
+    wait_time = constant(0.1)
+
+    @task
+    def admin(self):
+        self.client.get("/cfg/admin")
+"""
+
+
+def test_config_users_sets_classes_as_locust_does(tmp_path, target, run_lcore) -> None:
+    config = '{"user_class_name": "Shop", "fixed_count": 3, "tasks": ["buy"]}'
+    code, out, prefix, _ = headless(
+        tmp_path, run_lcore, target, CONFIG_USERS,
+        "-u", "3", "-r", "100", "-t", "2s", "--config-users", config, "--profile", "nightly",
+        "--html", str(tmp_path / "report.html"),
+    )  # fmt: skip
+    assert code == 0, out[-3000:]
+    served = target.counts()
+    assert served.get(("GET", "/cfg/buy"), 0) > 0
+    assert served.get(("GET", "/cfg/browse"), 0) == 0 and served.get(("GET", "/cfg/admin"), 0) == 0
+    assert "nightly" in (tmp_path / "report.html").read_text()
+
+
+def test_config_users_mistakes_are_one_line_errors(tmp_path, target, run_lcore) -> None:
+    code, out, _, _ = headless(
+        tmp_path, run_lcore, target, CONFIG_USERS, "-t", "1s", "--config-users", '{"user_class_name": "Nope"}'
+    )
+    assert code == 1 and "'Nope', which is not a User class" in out and "Traceback" not in out
+    code, out, _, _ = headless(tmp_path, run_lcore, target, CONFIG_USERS, "--config-users", "{bad")
+    assert code == 1 and "must be a valid JSON string or file" in out and "Traceback" not in out
