@@ -21,6 +21,7 @@ from . import protocol as p
 from ._version import PROTOCOL_VERSION, __version__
 from .curve import MasterKeys, apply_server
 from .dispatch import Dispatcher, Ramp, UserClassSpec
+from .log import SOURCE_ATTRIBUTE, LogBuffer, level_number
 from .runners import (
     STATE_CLEANUP,
     STATE_INIT,
@@ -35,6 +36,8 @@ from .stats import DeltaError, MergedStats, StatsDelta
 from .worker import CustomMessage
 
 log = logging.getLogger(__name__)
+# the lines workers forward, tagged with the worker's id
+worker_log = logging.getLogger("lcore.workers")
 
 # messages handled before the receive loop lets the other tasks run
 RECEIVE_BATCH = 64
@@ -156,6 +159,7 @@ class MasterRuntime(MasterRunner):
         self._run_timer: asyncio.TimerHandle | None = None
         self.pump = GeventPump()
         self.on_state_change: list[Callable[[str], None]] = []
+        self.logs = LogBuffer()  # the status page's Logs view
 
     # --- what locustfiles and exporters read -------------------------------------------
     @property
@@ -533,9 +537,23 @@ class MasterRuntime(MasterRunner):
                 log.info("The last worker quit, stopping test")
                 self.stop()
         elif isinstance(message, p.Log):
-            log.info("[%s] %s", node.id, message.message)
+            self._worker_log(node, message)
         else:
             log.debug("ignored %s from %s", message.TYPE, node_id)
+
+    def _worker_log(self, node: WorkerNode, message: p.Log) -> None:
+        tag = {SOURCE_ATTRIBUTE: node.id}
+        if message.dropped > 0:
+            self.logs.count_dropped(node.id, message.dropped)
+            note = f"{message.dropped} log line(s) dropped by the worker's rate limit"
+            self.logs.add(node.id, "WARNING", "lcore", note)
+            worker_log.warning("[%s] %s", node.id, note, extra=tag)
+        if message.message:
+            level = level_number(message.level)
+            name = message.name[:200]
+            entry = self.logs.add(node.id, logging.getLevelName(level), name, message.message)
+            where = f"{node.id}] {name}:" if name else f"{node.id}]"
+            worker_log.log(level, "[%s %s", where, entry.message, extra=tag)
 
     def _maybe_rejoin(self, node_id: str, message: p.Message) -> WorkerNode | None:
         """A worker declared lost that speaks again (e.g. after SIGSTOP/SIGCONT) is taken back."""
@@ -665,7 +683,10 @@ class MasterRuntime(MasterRunner):
         for node_id in node_ids:
             if node_id in self.workers:
                 target = self._worker_target(node_id)
-                self._send(node_id, p.Spawn(target, spread, self.host, self.run_id))
+                self._send(
+                    node_id,
+                    p.Spawn(target, spread, self.host, self.run_id, self.options_for_workers),
+                )
                 self.workers[node_id].state = STATE_SPAWNING
 
     async def _ramp_loop(self) -> None:

@@ -25,6 +25,7 @@ from . import protocol as p
 from ._version import PROTOCOL_VERSION, __version__
 from .cpu import CpuMonitor
 from .curve import WorkerKeys, apply_client
+from .log import FORWARD_BURST, FORWARD_RATE, LogForwarder
 from .memory import TRIM_INTERVAL, release_free_memory
 from .runners import (
     STATE_INIT,
@@ -82,6 +83,8 @@ class WorkerRuntime(WorkerRunner):
         heartbeat_timeout: float = 3.0,
         first_connect_timeout: float = FIRST_CONNECT_TIMEOUT,
         curve: WorkerKeys | None = None,
+        log_rate: float = FORWARD_RATE,
+        log_burst: int = FORWARD_BURST,
     ) -> None:
         super().__init__(environment)
         self.endpoint = endpoint
@@ -116,6 +119,8 @@ class WorkerRuntime(WorkerRunner):
         self._connected = Event()
         # set once the locustfile's init hooks have run: no user starts before that
         self._ready = Event()
+        # warnings and errors of every logger (lcore's, the locustfile's) go to the master too
+        self.log_forwarder = LogForwarder(self._send_log, rate=log_rate, burst=log_burst)
 
     # --- the Runner API a locustfile uses ------------------------------------------------
     @property
@@ -147,6 +152,7 @@ class WorkerRuntime(WorkerRunner):
         raise_open_file_limit()
         gevent.signal_handler(signal.SIGTERM, self.quit)
         self._open_socket()
+        logging.getLogger().addHandler(self.log_forwarder)
         greenlets = [
             gevent.spawn(self._receive_loop),
             gevent.spawn(self._stats_loop),
@@ -168,6 +174,7 @@ class WorkerRuntime(WorkerRunner):
             self._quit.wait()
         finally:
             self._shutdown()
+            logging.getLogger().removeHandler(self.log_forwarder)
             for g in greenlets:
                 g.kill(block=True, timeout=2)
             if self._monitor is not None:
@@ -220,6 +227,11 @@ class WorkerRuntime(WorkerRunner):
             log.debug("master not reachable, dropped %s", message.TYPE)
         except zmq.ZMQError as e:
             log.debug("send failed: %s", e)
+
+    def _send_log(self, level: str, name: str, message: str, dropped: int) -> None:
+        # before the welcome the master would drop it (an unknown node): the line stays local
+        if self._connected.is_set():
+            self._send(p.Log(level, message, name, dropped))
 
     def _hello(self) -> p.Hello:
         return p.Hello(
@@ -282,10 +294,7 @@ class WorkerRuntime(WorkerRunner):
             self.worker_index = message.index
             if not self._connected.is_set():
                 log.info("Connected to the master at %s as %s", self.endpoint, self.client_id)
-            opts = self.environment.parsed_options
-            if opts is not None:
-                for key, value in message.options.items():
-                    setattr(opts, key, value)
+            self._apply_options(message.options)
             self._connected.set()
         elif isinstance(message, p.Spawn):
             self._spawn(message)
@@ -302,6 +311,14 @@ class WorkerRuntime(WorkerRunner):
             self._handle_custom(message)
         else:
             log.debug("ignored %s from the master", message.TYPE)
+
+    def _apply_options(self, options: dict[str, Any]) -> None:
+        """The locustfile's options as the master has them (set on its status page): in
+        ``environment.parsed_options`` before test_start fires and before any user starts."""
+        opts = self.environment.parsed_options
+        if opts is not None:
+            for key, value in options.items():
+                setattr(opts, str(key), value)
 
     def _handle_custom(self, message: p.Custom) -> None:
         entry = self.custom_messages.get(message.msg_type)
@@ -323,6 +340,7 @@ class WorkerRuntime(WorkerRunner):
             self.environment.host = message.host
             for cls in self.environment.user_classes:
                 cls.host = message.host
+        self._apply_options(message.options)
         if self.state in (STATE_INIT, STATE_STOPPED) or message.run_id != self._run_id:
             if self.state not in (STATE_INIT, STATE_STOPPED):
                 self._stop_test()
@@ -385,6 +403,7 @@ class WorkerRuntime(WorkerRunner):
             self._check_cpu(cpu)
             if not self._connected.is_set():
                 continue
+            self.log_forwarder.flush_dropped()
             self._send(p.Heartbeat(self.state, cpu, self.pool.user_count))
             if time.monotonic() - self._last_master_seen > self.heartbeat_timeout:
                 self._master_lost()

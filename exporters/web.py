@@ -5,6 +5,8 @@
     GET  /api/stats         everything the page shows (a superset of Locust's /stats/requests)
     GET  /api/history       the per-second samples behind the charts (``?since=EPOCH``)
     GET  /api/workers       the workers, lost ones included
+    GET  /logs              the master's and the workers' recent log lines (``?since=SEQ``);
+                            also /api/logs
     POST /api/swarm         start, or change the user count (form or JSON: user_count,
                             spawn_rate, host); POST /api/stop, POST /api/reset
     GET  /metrics           Prometheus exposition (exporters/prometheus.py)
@@ -42,6 +44,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from lcore._version import __version__
+from lcore.log import MASTER, LogCapture
 from lcore.runners import STATE_MISSING, STATE_RUNNING, STATE_SPAWNING, STATE_STOPPING
 
 from .prometheus import DEFAULT_BUCKETS, make_registry, parse_buckets, render
@@ -170,6 +173,25 @@ def stats_document(runtime: Any, readonly: bool) -> dict[str, Any]:
     }
 
 
+def logs_document(logs: Any, since: int = 0) -> dict[str, Any]:
+    """``/logs``: Locust's ``{"master": [line, ...], "workers": {id: [line, ...]}}``, and the
+    entries themselves for the Logs view."""
+    entries = logs.since(since)
+    master: list[str] = []
+    workers: dict[str, list[str]] = {}
+    for entry in entries:
+        (master if entry.source == MASTER else workers.setdefault(entry.source, [])).append(
+            entry.line()
+        )
+    return {
+        "master": master,
+        "workers": workers,
+        "entries": [e.to_json() for e in entries],
+        "last_seq": logs.last_seq,
+        "dropped": dict(logs.dropped),
+    }
+
+
 def history_sample(runtime: Any, now: float | None = None) -> dict[str, Any]:
     """One point of the charts: users, current RPS and current percentiles (ms)."""
     total = runtime.stats_merged.total
@@ -287,6 +309,7 @@ class StatusServer:
         self._sampler: asyncio.Task[None] | None = None
         self._history_epoch = 0
         self._history_seen: object = None
+        self._log_capture: LogCapture | None = None
 
     # -- lifecycle --
 
@@ -310,6 +333,10 @@ class StatusServer:
         if runner.addresses:  # the port actually bound, for --web-port 0
             self.port = runner.addresses[0][1]
         self._sampler = asyncio.get_running_loop().create_task(self._sample_history())
+        logs = getattr(self.runtime, "logs", None)
+        if logs is not None:  # the master's own lines, beside the workers', in the Logs view
+            self._log_capture = LogCapture(logs)
+            logging.getLogger().addHandler(self._log_capture)
         scheme = "https" if self.ssl_context else "http"
         shown = self.host or "0.0.0.0"
         if ":" in shown:
@@ -320,6 +347,9 @@ class StatusServer:
         return self
 
     async def close(self) -> None:
+        if self._log_capture is not None:
+            logging.getLogger().removeHandler(self._log_capture)
+            self._log_capture = None
         if self._sampler is not None:
             self._sampler.cancel()
             await asyncio.gather(self._sampler, return_exceptions=True)
@@ -371,6 +401,8 @@ class StatusServer:
         get("/api/stats", self._stats)
         get("/api/history", self._history)
         get("/api/workers", self._workers)
+        get("/api/logs", self._logs)
+        get("/logs", self._logs)
         post("/api/swarm", self._swarm)
         post("/api/stop", self._stop)
         post("/api/reset", self._reset)
@@ -491,6 +523,13 @@ class StatusServer:
         return web.json_response(
             {"worker_count": len(runtime.workers), "workers": worker_rows(runtime)}
         )
+
+    async def _logs(self, request: web.Request) -> web.StreamResponse:
+        try:
+            since = int(request.query.get("since", "0"))
+        except ValueError:
+            return _refuse(400, "since must be a whole number (the seq of the last line seen)")
+        return web.json_response(logs_document(self.runtime.logs, since))
 
     async def _history(self, request: web.Request) -> web.StreamResponse:
         history = self.runtime.stats_merged.history
