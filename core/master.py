@@ -140,6 +140,7 @@ class MasterRuntime(MasterRunner):
         self.malformed_frames = 0
         self.dispatcher = self._make_dispatcher(None)
         self.active_classes: tuple[str, ...] | None = None  # a shape's subset, or all
+        self.picked_classes: tuple[str, ...] | None = None  # the status page's pick, or all
         self.shape = environment.shape_class
         if self.shape is not None:
             self.shape.runner = self
@@ -313,11 +314,7 @@ class MasterRuntime(MasterRunner):
         classes run — the others are stopped."""
         if host:
             self.host = host
-        names = (
-            None
-            if user_classes is None
-            else tuple(sorted(getattr(c, "__name__", str(c)) for c in user_classes))
-        )
+        names = self._class_names(user_classes)
         if names != self.active_classes:
             # a new class mix: ramp a fresh dispatcher; classes left out get zero users
             previous = self.dispatcher.user_count
@@ -337,6 +334,23 @@ class MasterRuntime(MasterRunner):
         if switched:
             self._send_targets(set(self.workers), spread=0.0)
         self._ramp_wakeup.set()
+
+    def _class_names(self, user_classes: list[Any] | None) -> tuple[str, ...] | None:
+        """The classes a start runs: those given (a shape's third value), else the page's pick."""
+        if user_classes is None:
+            return self.picked_classes
+        return tuple(sorted(getattr(c, "__name__", str(c)) for c in user_classes))
+
+    def pick_user_classes(self, names: list[str] | None) -> None:
+        """--class-picker: the classes the next start runs (None: all); names must be among
+        ``environment.user_classes``, which stays whole (every worker runs its pool of them)."""
+        self.picked_classes = None if names is None else tuple(sorted(names))
+
+    def pick_shape(self, shape: Any) -> None:
+        """--class-picker: the LoadTestShape ``start_shape`` runs, or None for users and rate."""
+        self.shape = self.environment.shape_class = shape
+        if shape is not None:
+            shape.runner = self
 
     def start_shape(self) -> None:
         if self.shape is None:
@@ -726,11 +740,7 @@ class MasterRuntime(MasterRunner):
                 return
             users, rate = int(result[0]), float(result[1])
             classes = list(result[2]) if len(result) > 2 and result[2] is not None else None
-            wanted = (
-                None
-                if classes is None
-                else tuple(sorted(getattr(c, "__name__", str(c)) for c in classes))
-            )
+            wanted = self._class_names(classes)
             if (
                 users != self.target_user_count
                 or rate != self.spawn_rate

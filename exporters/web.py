@@ -7,8 +7,11 @@
     GET  /api/workers       the workers, lost ones included
     GET  /logs              the master's and the workers' recent log lines (``?since=SEQ``);
                             also /api/logs
-    POST /api/swarm         start, or change the user count (form or JSON: user_count,
-                            spawn_rate, host); POST /api/stop, POST /api/reset
+    POST /api/swarm         start, or change the user count (form or JSON, Locust's /swarm
+                            fields: user_count, spawn_rate, host, run_time, the locustfile's
+                            options by dest, and with --class-picker user_classes (repeated)
+                            and shape_class); POST /api/stop, POST /api/reset
+    GET  /api/start-form    what the start form shows (web_form.describe)
     GET  /metrics           Prometheus exposition (exporters/prometheus.py)
     GET  /healthz           200 and the state, never behind authentication
     Locust's paths:         POST /swarm, GET /stop, GET /stats/reset, GET /stats/requests,
@@ -42,11 +45,19 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from multidict import MultiDict
 
 from lcore._version import __version__
 from lcore.log import MASTER, LogCapture
-from lcore.runners import STATE_MISSING, STATE_RUNNING, STATE_SPAWNING, STATE_STOPPING
+from lcore.runners import (
+    STATE_MISSING,
+    STATE_RUNNING,
+    STATE_SPAWNING,
+    STATE_STOPPED,
+    STATE_STOPPING,
+)
 
+from . import web_form
 from .prometheus import DEFAULT_BUCKETS, make_registry, parse_buckets, render
 
 __all__ = ["HISTORY_INTERVAL", "HISTORY_LIMIT", "StatusServer", "history_sample", "start_web"]
@@ -61,7 +72,6 @@ HISTORY_LIMIT = 3600
 MAX_ROWS = 500
 """Rows of the stats and errors tables sent to the page (the Aggregated row always is)."""
 CHART_PERCENTILES = (0.5, 0.95, 0.99)
-MAX_USERS = 10_000_000
 SESSION_COOKIE = "lcore_session"
 _OPEN_PATHS = frozenset({"/healthz", "/login", "/static/style.css"})
 _ACTIVE = (STATE_SPAWNING, STATE_RUNNING, STATE_STOPPING)
@@ -310,6 +320,14 @@ class StatusServer:
         self._history_epoch = 0
         self._history_seen: object = None
         self._log_capture: LogCapture | None = None
+        # the start form: --class-picker, the locustfile's options, a run time set on the page
+        self.class_picker = bool(getattr(options, "class_picker", False))
+        self._pickable = list(runtime.environment.user_classes)
+        self._custom: dict[str, Any] = getattr(runtime, "options_for_workers", {})
+        self._run_timer: asyncio.TimerHandle | None = None
+        self._stop_at: float | None = None
+        if hasattr(runtime, "on_state_change"):
+            runtime.on_state_change.append(self._state_changed)
 
     # -- lifecycle --
 
@@ -347,6 +365,7 @@ class StatusServer:
         return self
 
     async def close(self) -> None:
+        self._cancel_run_timer()
         if self._log_capture is not None:
             logging.getLogger().removeHandler(self._log_capture)
             self._log_capture = None
@@ -402,6 +421,7 @@ class StatusServer:
         get("/api/history", self._history)
         get("/api/workers", self._workers)
         get("/api/logs", self._logs)
+        get("/api/start-form", self._start_form)
         get("/logs", self._logs)
         post("/api/swarm", self._swarm)
         post("/api/stop", self._stop)
@@ -508,7 +528,9 @@ class StatusServer:
         return response
 
     async def _stats(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response(stats_document(self.runtime, self.readonly))
+        document = stats_document(self.runtime, self.readonly)
+        document["stop_at"] = self._stop_at  # a run time set on the page: when the test ends
+        return web.json_response(document)
 
     async def _exceptions(self, request: web.Request) -> web.StreamResponse:
         records = sorted(self.runtime.stats_merged.exceptions.values(), key=lambda r: -r.count)
@@ -551,37 +573,99 @@ class StatusServer:
         runtime = self.runtime
         try:
             fields = await _fields(request)
-            host = fields.get("host", "").replace("<", "").replace(">", "").strip()
-            if host and urlsplit(host).scheme not in ("http", "https"):
-                raise ValueError("host must be an http:// or https:// URL")
-            if runtime.state == STATE_STOPPING:
-                return _refuse(409, "The test is stopping; start it again in a moment")
-            if runtime.shape is not None:
-                if host:
-                    runtime.host = host
-                runtime.start_shape()
-                return web.json_response(
-                    {"success": True, "message": "Swarming started using the shape class"}
-                )
-            user_count = _int_field(fields, "user_count", 0, MAX_USERS)
-            spawn_rate = _float_field(fields, "spawn_rate")
+            start = web_form.read(
+                fields, runtime, self.options, self._custom, self.class_picker, self._pickable
+            )
         except ValueError as e:
             return _refuse(400, str(e))
-        runtime.start(user_count, spawn_rate, host=host or None)
-        log.info("Status page: ramping to %d users at %g per second", user_count, spawn_rate)
+        if runtime.state == STATE_STOPPING:
+            return _refuse(409, "The test is stopping; start it again in a moment")
+        shape = start.shape if start.pick else runtime.shape
+        if runtime.state in _ACTIVE and shape is not None:
+            return _refuse(409, "A shape drives this test: stop it before starting again")
+        if start.pick and shape is not runtime.shape and runtime.state in _ACTIVE:
+            return _refuse(409, "Stop the test before choosing another shape")
+        self._apply_options(start.options)
+        if start.pick:
+            runtime.pick_user_classes(start.picked_classes)
+            runtime.pick_shape(start.shape)
+        self._cancel_run_timer()
+        answer: dict[str, Any] = {"success": True}
+        if shape is not None:
+            if start.host:
+                runtime.host = start.host
+            runtime.start_shape()
+            # as Locust: a shape decides when the test ends, the run time is not timed here
+            answer["message"] = f"Swarming started using shape class '{type(shape).__name__}'"
+        else:
+            assert start.user_count is not None and start.spawn_rate is not None
+            runtime.start(start.user_count, start.spawn_rate, host=start.host or None)
+            log.info(
+                "Status page: ramping to %d users at %g per second",
+                start.user_count,
+                start.spawn_rate,
+            )
+            answer.update(
+                message="Swarming started",
+                user_count=start.user_count,
+                spawn_rate=start.spawn_rate,
+            )
+            if start.run_time:
+                self._start_run_timer(start.run_time)
+                answer["run_time"] = start.run_time
+        answer["host"] = runtime.host
+        if start.pick:
+            answer["user_classes"] = sorted(
+                runtime.picked_classes or [c.__name__ for c in self._pickable]
+            )
+        return web.json_response(answer)
+
+    def _apply_options(self, values: dict[str, Any]) -> None:
+        """The locustfile's options from the form: the master's parsed options now, the
+        workers' with the next spawn message (and the welcome of a worker joining later)."""
+        if not values:
+            return
+        targets = {
+            id(o): o
+            for o in (self.options, self.runtime.environment.parsed_options)
+            if o is not None
+        }
+        for dest, value in values.items():
+            for target in targets.values():
+                setattr(target, dest, value)
+            self._custom[dest] = value
+        log.info("Status page: options set: %s", ", ".join(sorted(values)))
+
+    def _start_run_timer(self, seconds: float) -> None:
+        self._stop_at = time.time() + seconds
+        self._run_timer = asyncio.get_running_loop().call_later(seconds, self._run_time_up)
+        log.info("Status page: the test stops by itself in %g s", seconds)
+
+    def _run_time_up(self) -> None:
+        self._run_timer = None
+        self._stop_at = None
+        log.info("Run time limit (set on the status page) reached, stopping test")
+        self.runtime.stop()
+
+    def _cancel_run_timer(self) -> None:
+        if self._run_timer is not None:
+            self._run_timer.cancel()
+        self._run_timer = None
+        self._stop_at = None
+
+    def _state_changed(self, state: str) -> None:
+        if state == STATE_STOPPED:  # stopped otherwise (a shape, --run-time, the last worker)
+            self._cancel_run_timer()
+
+    async def _start_form(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(
-            {
-                "success": True,
-                "message": "Swarming started",
-                "host": runtime.host,
-                "user_count": user_count,
-                "spawn_rate": spawn_rate,
-            }
+            web_form.describe(self.runtime, self.options, self.class_picker, self._pickable)
         )
 
     async def _stop(self, request: web.Request) -> web.StreamResponse:
         if self.readonly:
             return _read_only()
+        self._cancel_run_timer()
         self.runtime.stop()
         return web.json_response({"success": True, "message": "Test stopped"})
 
@@ -668,7 +752,9 @@ def _attachment(text: str, filename: str, content_type: str) -> web.Response:
     )
 
 
-async def _fields(request: web.Request) -> dict[str, str]:
+async def _fields(request: web.Request) -> web_form.Fields:
+    """A form's fields, or a JSON object's (a list value gives the field several times)."""
+    fields: web_form.Fields = MultiDict()
     if request.content_type == "application/json":
         try:
             data = await request.json()
@@ -676,31 +762,14 @@ async def _fields(request: web.Request) -> dict[str, str]:
             raise ValueError("the body is not valid JSON") from None
         if not isinstance(data, dict):
             raise ValueError("the JSON body must be an object")
-        return {str(k): "" if v is None else str(v) for k, v in data.items()}
+        for key, value in data.items():
+            for item in value if isinstance(value, list) else [value]:
+                fields.add(str(key), "" if item is None else str(item))
+        return fields
     form = await request.post()
-    return {k: str(v) for k, v in form.items()}
-
-
-def _int_field(fields: dict[str, str], name: str, lowest: int, highest: int) -> int:
-    raw = fields.get(name, "").strip()
-    try:
-        value = int(raw)
-    except ValueError:
-        value = None
-    if value is None or not lowest <= value <= highest:
-        raise ValueError(f"{name} must be a whole number from {lowest} to {highest}")
-    return value
-
-
-def _float_field(fields: dict[str, str], name: str) -> float:
-    raw = fields.get(name, "").strip()
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a number greater than 0") from None
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a number greater than 0")
-    return value
+    for key, value in form.items():
+        fields.add(key, str(value))
+    return fields
 
 
 def _ssl_context(options: Any) -> ssl.SSLContext | None:
