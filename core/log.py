@@ -33,6 +33,8 @@ BUFFER_LINES = 1000
 """Lines the master keeps for the Logs view (its own and the workers', together)."""
 SOURCE_ATTRIBUTE = "lcore_log_source"
 """A record carrying this attribute was forwarded by a worker; ``LogCapture`` skips it."""
+FORWARDED_ATTRIBUTE = "lcore_forwarded"
+"""Set on a record the forwarder handed to the master (``not_forwarded`` filters on it)."""
 MASTER = "master"
 
 
@@ -84,8 +86,13 @@ class TokenBucket:
         return False
 
 
-# send(level, logger name, message, lines dropped before this one)
-SendLog = Callable[[str, str, str, int], None]
+# send(level, logger name, message, lines dropped before this one) -> False if not sent
+SendLog = Callable[[str, str, str, int], "bool | None"]
+
+
+def not_forwarded(record: logging.LogRecord) -> bool:
+    """A filter for a local worker's own handlers: the master prints what reached it."""
+    return not getattr(record, FORWARDED_ATTRIBUTE, False)
 
 
 class LogForwarder(logging.Handler):
@@ -119,7 +126,11 @@ class LogForwarder(logging.Handler):
         self._busy = True
         dropped, self.dropped = self.dropped, 0
         try:
-            self._send(record.levelname, record.name, self._text(record), dropped)
+            sent = self._send(record.levelname, record.name, self._text(record), dropped)
+            if sent is False:
+                self.dropped += dropped
+            else:
+                setattr(record, FORWARDED_ATTRIBUTE, True)
         except Exception:  # noqa: BLE001 - reporting it through logging would loop
             self.failed += 1
             self.dropped += dropped  # still to report
@@ -133,7 +144,8 @@ class LogForwarder(logging.Handler):
         self._busy = True
         dropped, self.dropped = self.dropped, 0
         try:
-            self._send("WARNING", "", "", dropped)
+            if self._send("WARNING", "", "", dropped) is False:
+                self.dropped += dropped
         except Exception:  # noqa: BLE001 - as in emit
             self.failed += 1
             self.dropped += dropped

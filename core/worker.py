@@ -25,7 +25,7 @@ from . import protocol as p
 from ._version import PROTOCOL_VERSION, __version__
 from .cpu import CpuMonitor
 from .curve import WorkerKeys, apply_client
-from .log import FORWARD_BURST, FORWARD_RATE, LogForwarder
+from .log import FORWARD_BURST, FORWARD_RATE, LogForwarder, not_forwarded
 from .memory import TRIM_INTERVAL, release_free_memory
 from .runners import (
     STATE_INIT,
@@ -152,7 +152,7 @@ class WorkerRuntime(WorkerRunner):
         raise_open_file_limit()
         gevent.signal_handler(signal.SIGTERM, self.quit)
         self._open_socket()
-        logging.getLogger().addHandler(self.log_forwarder)
+        self._forward_logs(True)
         greenlets = [
             gevent.spawn(self._receive_loop),
             gevent.spawn(self._stats_loop),
@@ -174,7 +174,7 @@ class WorkerRuntime(WorkerRunner):
             self._quit.wait()
         finally:
             self._shutdown()
-            logging.getLogger().removeHandler(self.log_forwarder)
+            self._forward_logs(False)
             for g in greenlets:
                 g.kill(block=True, timeout=2)
             if self._monitor is not None:
@@ -218,20 +218,38 @@ class WorkerRuntime(WorkerRunner):
             self._exit_code = 1
             self._quit.set()
 
-    def _send(self, message: p.Message) -> None:
+    def _send(self, message: p.Message) -> bool:
         if self._socket is None:
-            return
+            return False
         try:
             self._socket.send(p.encode(message, self.client_id), zmq.NOBLOCK)
         except zmq.Again:
             log.debug("master not reachable, dropped %s", message.TYPE)
+            return False
         except zmq.ZMQError as e:
             log.debug("send failed: %s", e)
+            return False
+        return True
 
-    def _send_log(self, level: str, name: str, message: str, dropped: int) -> None:
+    def _forward_logs(self, on: bool) -> None:
+        root = logging.getLogger()
+        others = [h for h in root.handlers if h is not self.log_forwarder]
+        if on:
+            # first, so the handlers after it see which records reached the master
+            root.handlers.insert(0, self.log_forwarder)
+        else:
+            root.removeHandler(self.log_forwarder)
+        if not self.remote:
+            # a local worker shares the master's terminal and log file: a line the master
+            # prints, tagged with this worker, is not printed a second time here
+            for handler in others:
+                (handler.addFilter if on else handler.removeFilter)(not_forwarded)
+
+    def _send_log(self, level: str, name: str, message: str, dropped: int) -> bool:
         # before the welcome the master would drop it (an unknown node): the line stays local
-        if self._connected.is_set():
-            self._send(p.Log(level, message, name, dropped))
+        if not self._connected.is_set():
+            return False
+        return self._send(p.Log(level, message, name, dropped))
 
     def _hello(self) -> p.Hello:
         return p.Hello(

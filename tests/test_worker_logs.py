@@ -16,7 +16,7 @@ from typing import Any
 
 from conftest import wait_until
 
-from lcore.log import LogBuffer, LogCapture, LogForwarder
+from lcore.log import LogBuffer, LogCapture, LogForwarder, not_forwarded
 
 WORKER_ID = r"[\w.-]+_\d+_[0-9a-f]{8}"
 
@@ -200,6 +200,9 @@ def test_worker_warnings_reach_the_master_log_and_logs_endpoint(tmp_path, target
     out = proc.wait_for_output("the cart of alice is slow")
     assert re.search(rf"/WARNING/lcore\.workers: \[{WORKER_ID}\] checkout: the cart of alice is slow", out)
     assert re.search(rf"/ERROR/lcore\.workers: \[{WORKER_ID}\] root: root logger: payment declined", out)
+    # a local worker shares the master's terminal: each line shows once, from the master
+    assert out.count("the cart of alice is slow") == 1
+    assert "worker-0/WARNING/checkout" not in out
     proc.proc.send_signal(signal.SIGTERM)
     proc.wait(60)
 
@@ -247,6 +250,31 @@ def test_a_chatty_worker_cannot_flood_the_master(tmp_path, run_lcore) -> None:
     proc.proc.send_signal(signal.SIGTERM)
     proc.wait(60)
     out = proc.output
-    # the worker's own stderr has all 5000; the master's log only what was forwarded
+    # the master's log has what was forwarded; the (local) worker's own log the rest
     assert len(re.findall(rf"lcore\.workers: \[{WORKER_ID}\] chatty: flood \d+", out)) == forwarded
+    assert len(re.findall(r"chatty: flood \d+", out)) == 5000
     assert re.search(rf"\[{WORKER_ID}\] \d+ log line\(s\) dropped by the worker's rate limit", out)
+
+
+def test_forwarder_marks_what_reached_the_master_and_keeps_the_rest() -> None:
+    results = iter([True, False])
+    sent: list[tuple[str, str, str, int]] = []
+
+    def send(*line: Any) -> bool:
+        sent.append(line)
+        return next(results)
+
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = LogForwarder(send, rate=1000.0, burst=1000)
+    logger = forwarder_logger(handler, "test.forward.mark")
+    local = Keep()
+    local.addFilter(not_forwarded)
+    logger.addHandler(local)
+    logger.warning("reached the master")
+    logger.warning("not connected yet")
+    assert [r.getMessage() for r in records] == ["not connected yet"]
