@@ -586,6 +586,7 @@ class StatusServer:
         if start.pick and shape is not runtime.shape and runtime.state in _ACTIVE:
             return _refuse(409, "Stop the test before choosing another shape")
         self._apply_options(start.options)
+        self._note_common_options(start)
         if start.pick:
             runtime.pick_user_classes(start.picked_classes)
             runtime.pick_shape(start.shape)
@@ -635,6 +636,24 @@ class StatusServer:
                 setattr(target, dest, value)
             self._custom[dest] = value
         log.info("Status page: options set: %s", ", ".join(sorted(values)))
+
+    def _note_common_options(self, start: web_form.StartRequest) -> None:
+        """As Locust's /swarm: the master's parsed options say what the page started (a shape
+        with ``use_common_options`` reads users and spawn rate there)."""
+        options = self.options
+        if options is None:
+            return
+        for dest, value in (
+            ("num_users", start.user_count),
+            ("spawn_rate", start.spawn_rate),
+            ("run_time", start.run_time),
+        ):
+            if value is not None:
+                setattr(options, dest, value)
+        if start.host:
+            options.host = start.host
+        if start.pick:
+            options.user_classes = list(start.picked_classes or [])
 
     def _start_run_timer(self, seconds: float) -> None:
         self._stop_at = time.time() + seconds

@@ -192,8 +192,11 @@ def read(
             )
         shape = _shape(fields.get("shape_class", DEFAULT_SHAPE) or DEFAULT_SHAPE, runtime)
         request.shape = shape
-    if shape is None:
+    # a shape sets users and rate itself; one with use_common_options reads them from the
+    # parsed options, so they are checked (and kept) when given
+    if shape is None or fields.get("user_count", "").strip():
         request.user_count = _int(fields, "user_count", 0, MAX_USERS)
+    if shape is None or fields.get("spawn_rate", "").strip():
         request.spawn_rate = _positive(fields, "spawn_rate")
     return request
 

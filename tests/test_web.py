@@ -300,7 +300,8 @@ def test_basic_auth_and_token_protect_all_but_healthz(caplog: pytest.LogCaptureF
             wrong = {"Authorization": "Basic " + b64encode(b"admin:nope").decode()}
             bearer = {"Authorization": f"Bearer {token}"}
             async with aiohttp.ClientSession() as http:
-                for path in ("", "api/stats", "metrics", "static/app.js", "stats/requests"):
+                for path in ("", "api/stats", "metrics", "static/app.js", "stats/requests",
+                             "logs", "api/logs", "api/start-form"):  # fmt: skip
                     async with http.get(base + path) as r:
                         assert r.status == 401, path
                         assert r.headers["WWW-Authenticate"].startswith("Basic")
@@ -530,6 +531,9 @@ def test_swarm_takes_locusts_fields_options_and_run_time() -> None:
             expected = {"region": "us", "token": "t0p", "count": 7, "ids": [4, 5], "dry": True}
             assert runtime.options_for_workers == expected  # an empty secret: unchanged
             assert vars(parsed) == expected and server.options.count == 7
+            # as Locust's /swarm, the master's options say what the page started
+            assert (server.options.num_users, server.options.spawn_rate) == (3, 3.0)
+            assert server.options.run_time == 1
             # the next spawn message carries them to every worker
             async with http.get(base + "api/stats") as r:
                 assert (await r.json())["stop_at"] > 0
