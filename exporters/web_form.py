@@ -44,6 +44,7 @@ class UiOption:
     is_secret: bool
     is_required: bool
     is_multiple: bool
+    kind: str = "str"  # "bool", "int", "float" or "str": how to read a value from the form
 
 
 @dataclass
@@ -92,9 +93,25 @@ def ui_options(options: Any) -> list[UiOption]:
                 is_required=bool(_get(item, "is_required", False)),
                 is_multiple=bool(_get(item, "is_multiple", False))
                 or isinstance(getattr(options, str(dest), None), list),
+                kind=str(_get(item, "kind", "") or _kind(getattr(options, str(dest), None))),
             )
         )
     return found
+
+
+def _kind(value: Any) -> str:
+    for kind in (bool, int, float):
+        if isinstance(value, kind):
+            return kind.__name__
+    return "str"
+
+
+def settable(options: Any) -> set[str]:
+    """What a POST may set: the locustfile's own options (shown on the page or not, as Locust's
+    /swarm takes any of them), never lcore's (--tags, -i, ... reach workers another way)."""
+    dests = {o.dest for o in ui_options(options)}
+    dests.update(str(_get(c, "dest")) for c in getattr(options, "_custom_options", None) or [])
+    return dests
 
 
 def _as_dict(meta: Any) -> Mapping[str, Any]:
@@ -115,6 +132,13 @@ def pickable_shapes(environment: Any) -> dict[str, Any]:
     return dict(getattr(environment, "available_shape_classes", None) or {})
 
 
+def _shape_names(runtime: Any) -> set[str]:
+    names = set(pickable_shapes(runtime.environment))
+    if runtime.shape is not None:  # e.g. --step-load's shape, not among the locustfile's
+        names.add(type(runtime.shape).__name__)
+    return names
+
+
 def describe(
     runtime: Any, options: Any, class_picker: bool, pickable: list[type]
 ) -> dict[str, Any]:
@@ -131,7 +155,8 @@ def describe(
             "is_secret": opt.is_secret,
             "is_required": opt.is_required,
             "is_multiple": opt.is_multiple,
-            "is_bool": isinstance(value, bool),
+            "is_bool": opt.kind == "bool" or isinstance(value, bool),
+            "kind": opt.kind,
         }
     shape = runtime.shape
     picked = runtime.picked_classes
@@ -143,7 +168,7 @@ def describe(
         "available_user_classes": names if class_picker else [],
         "selected_user_classes": list(picked) if picked is not None else names,
         "available_shape_classes": (
-            [DEFAULT_SHAPE, *sorted(pickable_shapes(runtime.environment))] if class_picker else []
+            [DEFAULT_SHAPE, *sorted(_shape_names(runtime))] if class_picker else []
         ),
         "shape_class": type(shape).__name__ if shape is not None else DEFAULT_SHAPE,
         "shape": shape is not None,
@@ -235,7 +260,7 @@ def _options(fields: Fields, options: Any, custom: Mapping[str, Any]) -> dict[st
     (as Locust's /swarm does). A secret left empty keeps its value."""
     described = {o.dest: o for o in ui_options(options)}
     values: dict[str, Any] = {}
-    for dest in [*described, *(d for d in custom if d not in described)]:
+    for dest in sorted(settable(options)):
         if dest not in fields:
             continue
         raw = fields.getall(dest)
@@ -244,6 +269,8 @@ def _options(fields: Fields, options: Any, custom: Mapping[str, Any]) -> dict[st
             continue
         current = custom.get(dest, getattr(options, dest, None))
         flag = opt.flag if opt else dest
+        if current is None and opt is not None and opt.kind in ("int", "float", "bool"):
+            current = {"int": 0, "float": 0.0, "bool": False}[opt.kind]  # the type to read
         value = _convert(raw, current, flag)
         if opt is not None and opt.choices and not isinstance(value, list):
             if str(value) not in opt.choices:
