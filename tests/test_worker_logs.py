@@ -278,3 +278,65 @@ def test_forwarder_marks_what_reached_the_master_and_keeps_the_rest() -> None:
     logger.warning("reached the master")
     logger.warning("not connected yet")
     assert [r.getMessage() for r in records] == ["not connected yet"]
+
+
+def test_master_keeps_worker_lines_bounded_and_tagged(caplog) -> None:
+    from lcore import protocol as p
+    from lcore.env import Environment
+    from lcore.master import MasterRuntime, WorkerNode
+    from lcore.users import User
+
+    class Quiet(User):
+        pass
+
+    runtime = MasterRuntime(Environment(user_classes=[Quiet]), endpoints=[], digest="d")
+    runtime.workers["w1"] = WorkerNode("w1", "box", 1, 1, 0)
+    caplog.set_level(logging.INFO, logger="lcore.workers")
+    runtime._handle("w1", p.Log("NOTALEVEL", "x" * 100_000, "n" * 1000, 0))
+    runtime._handle("w1", p.Log("WARNING", "", "", 42))  # only the count of dropped lines
+    runtime._handle("ghost", p.Log("ERROR", "from nobody", "", 0))  # not a worker: ignored
+    first, dropped = runtime.logs.since()
+    assert (first.source, first.level, len(first.message), len(first.name)) == ("w1", "WARNING", 4000, 200)
+    assert dropped.message == "42 log line(s) dropped by the worker's rate limit"
+    assert runtime.logs.dropped == {"w1": 42}
+    assert [r.getMessage()[:5] for r in caplog.records] == ["[w1] ", "[w1] "]
+    assert all(r.lcore_log_source == "w1" for r in caplog.records)
+
+
+REMOTE_LOCUSTFILE = """
+import logging
+from locust import User, task, constant
+
+said = False
+
+
+class Remote(User):
+    wait_time = constant(0.2)
+
+    @task
+    def t(self):
+        global said
+        if not said:
+            said = True
+            logging.getLogger("remote").warning("hello from the remote box")
+"""
+
+
+def test_a_remote_worker_forwards_and_keeps_its_own_lines(tmp_path, run_lcore) -> None:
+    lf = tmp_path / "locustfile.py"
+    lf.write_text(textwrap.dedent(REMOTE_LOCUSTFILE))
+    port, web_port = free_port(), free_port()
+    master = run_lcore(
+        "-f", str(lf), "--master", "--headless", "--expect-workers", "1", "-u", "1", "-r", "1",
+        "-t", "30s", "--master-bind-port", str(port), "--web-host", "127.0.0.1", "--web-port",
+        str(web_port),
+    )  # fmt: skip
+    worker = run_lcore("-f", str(lf), "--worker", "--master-host", "127.0.0.1", "--master-port", str(port))
+    master.wait_for_output("hello from the remote box", timeout=60)
+    # on its own box, the remote worker's log keeps the line too
+    worker.wait_for_output("/WARNING/remote: hello from the remote box", timeout=30)
+    entries = get_json(f"http://127.0.0.1:{web_port}/logs")["entries"]
+    assert [e["name"] for e in entries if e["message"] == "hello from the remote box"] == ["remote"]
+    master.proc.send_signal(signal.SIGTERM)
+    master.wait(60)
+    worker.wait(30)
