@@ -574,3 +574,34 @@ def test_class_picker_over_http() -> None:
                 assert (await r.json())["selected_user_classes"] == ["Other"]
 
     run(scenario)
+
+
+def test_a_shape_with_common_options_gets_them_from_the_form() -> None:
+    from lcore.shape import LoadTestShape
+
+    class FromOptions(LoadTestShape):
+        use_common_options = True
+
+        def tick(self) -> tuple[int, float] | None:
+            o = self.runner.environment.parsed_options
+            return (o.num_users, o.spawn_rate) if o.num_users else None
+
+    async def scenario() -> None:
+        runtime = form_runtime()
+        async with serving(runtime, num_users=None, spawn_rate=None, run_time=None) as (server, base):
+            runtime.environment.parsed_options = server.options
+            runtime.pick_shape(FromOptions())
+            async with aiohttp.ClientSession() as http:
+                async with http.get(base + "api/start-form") as r:
+                    assert (await r.json())["hide_common_options"] is False
+                fields = {"user_count": "5", "spawn_rate": "5", "run_time": "30s"}
+                async with http.post(base + "swarm", data=fields) as r:
+                    answer = await r.json()
+                assert "FromOptions" in answer["message"], answer
+                assert (server.options.num_users, server.options.spawn_rate) == (5, 5.0)
+                assert server.options.run_time == 30 and server._run_timer is None  # the shape's
+                assert runtime.state == "spawning"  # its ticks run on the master's greenlets
+                async with http.post(base + "swarm", data=fields) as r:
+                    assert r.status == 409  # a shape runs: stop it first
+
+    run(scenario)
