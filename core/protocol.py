@@ -66,6 +66,7 @@ class Spawn(Message):
     # charge already counts (the rest the worker deducts itself)
     spent: dict = field(default_factory=dict)
     ended_seen: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)  # the locustfile's options, as the page set them
 
 
 @dataclass(frozen=True)
@@ -127,9 +128,14 @@ class CpuWarning(Message):
 
 @dataclass(frozen=True)
 class Log(Message):
+    """worker -> master: a log line (WARNING and above), and how many lines the worker's rate
+    limit dropped before it (a Log with an empty message carries only that count)."""
+
     TYPE: ClassVar[str] = "log"
     level: str
     message: str
+    name: str = ""  # the logger's name on the worker
+    dropped: int = 0
 
 
 @dataclass(frozen=True)
