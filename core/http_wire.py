@@ -154,8 +154,13 @@ class _Origin:
             sock.setsockopt(gevent.socket.IPPROTO_TCP, gevent.socket.TCP_NODELAY, 1)
             if self.proxy is not None and self.secure:
                 _open_tunnel(sock, self.host_header if self.port != 443 else f"{self.host}:443")
-            if self.ssl_context is not None:
-                sock = self.ssl_context.wrap_socket(sock, server_hostname=self.host)
+            context = self.ssl_context
+            if context is not None:
+                if not hasattr(context, "wrap_socket"):
+                    # built on first connection, so a bad ssl_context_factory fails the
+                    # request that needs it (as in Locust), not the user's creation
+                    context = self.ssl_context = context()
+                sock = context.wrap_socket(sock, server_hostname=self.host)
             sock.settimeout(self.network_timeout)
         except BaseException:
             sock.close()

@@ -17,24 +17,23 @@ from gevent.event import Event
 from .env import Environment
 from .event import events as global_events
 from .runners import STATE_RUNNING, STATE_STOPPED, LocalRunner
-from .stats import MergedStats, RequestStats
+from .stats import RecordingStats
 
 
 class SingleUserRunner(LocalRunner):
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
-        self.recorder = RequestStats()
-        self.merged = MergedStats()
-        environment.stats = self.merged
-        environment.events.request.recorder = self._record
-        environment.exception_recorder = self.recorder.log_exception
+        stats = environment.stats
+        if not isinstance(stats, RecordingStats):
+            stats = RecordingStats()
+        # env.stats counts every request as soon as it completes (see RecordingStats)
+        environment.record_into(stats)
+        self.merged = stats
+        self.recorder = stats.recorder
         self.user: Any = None
 
-    def _record(self, request_type: str, name: str, response_time: float, length: int, exception: Any) -> None:
-        self.recorder.record(request_type, name, response_time, length, exception)
-
     def flush(self) -> None:
-        self.merged.merge("local", self.recorder.take_delta())
+        self.merged.flush()
 
     @property
     def user_classes_count(self) -> dict[str, int]:
