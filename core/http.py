@@ -479,6 +479,10 @@ class HttpSession:
         t0: float,
     ) -> Response:
         head_only = method == "HEAD"
+        if origin.secure and not hasattr(origin.ssl_context, "wrap_socket"):
+            # the session's TLS context, built at its first HTTPS request: a bad
+            # ssl_context_factory raises here, out of the request, as in Locust
+            origin.ssl_context = origin.ssl_context()
         try:
             sock, reused = origin.acquire(t0, connect_timeout, method not in _IDEMPOTENT)
         except _TRANSPORT_ERRORS as e:
