@@ -308,9 +308,10 @@ class HttpSession:
     ) -> Response:
         """Sends a request and records it. Never raises for HTTP or network errors: the
         Response has ``error`` set (and ``status_code`` 0 if nothing was answered).
-        ``stream=True`` gives ``response.stream`` (a file object over the body) and records
-        the Content-Length header's size, as Locust's fast client; unlike Locust, the body
-        is still read before the call returns, so the response time includes it.
+        ``stream=True`` records, as Locust's fast client does, the time until the answer's
+        head and the size its Content-Length announces, and gives ``response.stream`` (a
+        file object over the body). Unlike Locust, the body has been read when the call
+        returns (so ``iter_lines`` yields once the answer is complete).
         ``verify``, ``cert`` and ``proxies`` are accepted for requests-style locustfiles and
         ignored: a proxy is the session's (``proxy_host``/``proxy_port``)."""
         user = self.user
@@ -368,13 +369,19 @@ class HttpSession:
         if user is not None:
             # the engine does not kill a user inside a request: it finishes and is recorded
             user._in_request = True
+        head_times: list[float] | None = [] if stream else None
         t0 = _perf_counter()
-        response = self._send(origin, method, path, payload, connect_timeout, read_timeout, t0)
+        response = self._send(
+            origin, method, path, payload, connect_timeout, read_timeout, t0, head_times
+        )
         if allow_redirects and response.status_code in _REDIRECT_STATUSES:
             response = self._follow(
-                response, method, body_for_redirect, headers, cookies, auth, timeout, t0
+                response, method, body_for_redirect, headers, cookies, auth, timeout, head_times
             )
         response.response_time = (_perf_counter() - t0) * 1000.0
+        if head_times:
+            # as Locust's stream=True: the time until the final answer's head, not its body
+            response.response_time = (head_times[-1] - t0) * 1000.0
         if stream:
             # Locust's fast client does not read the body then: the size is what was announced
             length = response.headers.get("content-length") if response.status_code else None
@@ -477,6 +484,7 @@ class HttpSession:
         connect_timeout: float | None,
         read_timeout: float | None,
         t0: float,
+        head_times: list[float] | None = None,
     ) -> Response:
         head_only = method == "HEAD"
         if origin.secure and not hasattr(origin.ssl_context, "wrap_socket"):
@@ -491,7 +499,7 @@ class HttpSession:
             try:
                 if read_timeout is not None:
                     sock.settimeout(read_timeout)
-                code, head, body, keep = _exchange(sock, payload, head_only)
+                code, head, body, keep = _exchange(sock, payload, head_only, head_times)
             except _TRANSPORT_ERRORS as e:
                 if reused and method in _IDEMPOTENT and _is_stale(e):
                     # The server closed the kept connection as we sent: once more, on a
@@ -541,7 +549,7 @@ class HttpSession:
         cookies: Mapping[str, str] | None,
         auth: tuple[str, str] | None,
         timeout: Any,
-        t0: float,
+        head_times: list[float] | None = None,
     ) -> Response:
         history: list[Response] = []
         connect_timeout, read_timeout = _split_timeout(timeout)
@@ -573,7 +581,14 @@ class HttpSession:
                 hop_auth = None
             payload = self._build(method, origin, path, hop_headers, body, None, cookies, hop_auth)
             response = self._send(
-                origin, method, path, payload, connect_timeout, read_timeout, _perf_counter()
+                origin,
+                method,
+                path,
+                payload,
+                connect_timeout,
+                read_timeout,
+                _perf_counter(),
+                head_times,
             )
         response.history = history
         return response

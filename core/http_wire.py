@@ -267,9 +267,11 @@ def _read_with_parser(sock: Any, data: bytes, head_only: bool) -> tuple[bytes, b
 
 
 def _exchange(
-    sock: Any, payload: bytes, head_only: bool
+    sock: Any, payload: bytes, head_only: bool, head_times: list[float] | None = None
 ) -> tuple[int, bytes, bytes | bytearray, bool]:
-    """Sends one request and reads its answer: (status, head, body, connection reusable)."""
+    """Sends one request and reads its answer: (status, head, body, connection reusable).
+    With ``head_times``, the moment the final head had arrived is appended to it (what
+    ``stream=True`` reports as the response time)."""
     # one send() nearly always takes a whole request; gevent's sendall() costs several
     # wrapper layers and a getsockopt on every call
     sent = sock.send(payload)
@@ -295,6 +297,8 @@ def _exchange(
             if code < 200:
                 data = data[end + 4 :] or sock.recv(_RECV_SIZE)
                 continue
+            if head_times is not None:
+                head_times.append(_perf_counter())
             body, keep = _read_with_parser(sock, data, head_only)
             return code, head, body, keep
         code = int(data[9:12])
@@ -303,6 +307,8 @@ def _exchange(
             data = data[end + 4 :] or sock.recv(_RECV_SIZE)
             continue
         break
+    if head_times is not None:
+        head_times.append(_perf_counter())
     head = data[:end]
     low = head.lower()
     keep = True

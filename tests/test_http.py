@@ -1039,3 +1039,35 @@ def test_a_bad_ssl_context_factory_fails_the_request_not_the_session(target: Tar
     s = HttpSession(target.url.replace("http:", "https:"), rec.hook, ssl_context_factory=bad)
     with pytest.raises(ValueError, match="bad context"):
         s.get("/")
+
+
+class SlowBodyServer(LoopbackServer):
+    """Sends the head at once and the body 300 ms later."""
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                buf += chunk
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nConnection: close\r\n\r\n")
+            time.sleep(0.3)
+            conn.sendall(b"0123456789")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_stream_true_records_the_time_until_the_head(rec: Recorded, stream: bool) -> None:
+    server = SlowBodyServer()
+    try:
+        s = HttpSession(f"http://127.0.0.1:{server.port}", rec.hook)
+        response = s.get("/", stream=stream)
+        assert response.content == b"0123456789" and rec.last[3] == 10
+        response_time = rec.last[2]
+        if stream:
+            assert response_time < 200  # as Locust: the download is not in it
+        else:
+            assert response_time >= 290
+    finally:
+        server.close()
