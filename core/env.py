@@ -70,6 +70,24 @@ class Environment:
                 + ", ".join(_fullname(cls) for cls in self.user_classes)
             )
 
+    def assign_equal_weights(self) -> None:
+        """Every user class weight 1, and its tasks the distinct task functions found in it
+        and its (nested) TaskSets, each once: Locust's ``--equal-weights``."""
+        for cls in self.user_classes:
+            cls.weight = 1
+            found: list[Any] = []
+            frontier = list(cls.tasks)
+            while frontier:
+                t = frontier.pop()
+                if isinstance(t, type) and hasattr(t, "tasks"):
+                    frontier.extend(t.tasks)
+                elif callable(t):
+                    if t not in found:
+                        found.append(t)
+                else:
+                    raise ValueError(f"Unrecognized task type in user {cls.__name__}: {t!r}")
+            cls.tasks = found
+
     def _filter_tasks_by_tags(self) -> None:
         """Keep only the tasks ``tags``/``exclude_tags`` select, on every user class (once)."""
         if getattr(self, "_tasks_filtered", False):

@@ -4,6 +4,7 @@ debugger (``run_single_user(MyUser)`` or ``lcore -f FILE --run-single-user``).""
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import time
@@ -117,7 +118,12 @@ def run_single_user(
     """Run one ``user_class`` user here until it stops, ``run_time`` passes or Ctrl-C."""
     if loglevel and not logging.getLogger().handlers:
         logging.basicConfig(level=loglevel)
-    env = environment or Environment(user_classes=[user_class], events=global_events)
+    env = environment or Environment(
+        user_classes=[user_class],
+        events=global_events,
+        # as Locust's run_single_user, which reads its options (--host, LOCUST_HOST) itself
+        host=os.environ.get("LCORE_HOST") or os.environ.get("LOCUST_HOST") or None,
+    )
     if env.host:
         user_class.host = env.host
     runner = SingleUserRunner(env)
@@ -129,6 +135,7 @@ def run_single_user(
         env.events.test_start.fire(environment=env)
         user = user_class(env)
         runner.user = user
+        env.single_user_instance = user  # where Locust's run_single_user leaves it
         greenlet = gevent.spawn(user.run)
         user._greenlet = greenlet
         with _ctrl_c_sets() as interrupted:

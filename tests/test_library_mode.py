@@ -188,3 +188,50 @@ def test_request_measure_records_like_a_client_request() -> None:
     assert seen[0]["context"] == {"k": 1} and seen[0]["exception"] is None
     assert isinstance(seen[1]["exception"], ValueError) and seen[1]["response_time"] >= 0
     assert "start_time" in seen[0]
+
+
+def test_assign_equal_weights_flattens_every_task_once() -> None:
+    from lcore import TaskSet, User, task
+    from lcore.env import Environment
+
+    def outside(ts: object) -> None:
+        pass
+
+    class Inner(TaskSet):
+        tasks = {outside: 3}
+
+        @task(10)
+        def index(self) -> None:
+            pass
+
+    class Heavy(User):
+        weight = 5
+        tasks = [Inner, Inner, outside]
+
+        @task(4)
+        def own(self) -> None:
+            pass
+
+    env = Environment(user_classes=[Heavy])
+    env.assign_equal_weights()
+    assert Heavy.weight == 1
+    assert sorted(t.__name__ for t in Heavy.tasks) == ["index", "outside", "own"]
+
+
+def test_run_single_user_takes_the_host_from_locust_host(target, monkeypatch) -> None:
+    import io
+
+    from lcore import HttpUser, StopUser, task
+    from lcore.single import run_single_user
+
+    class NoHost(HttpUser):
+        @task
+        def t(self) -> None:
+            self.client.get("/from-env")
+            raise StopUser()
+
+    monkeypatch.setenv("LOCUST_HOST", target.url)
+    monkeypatch.setattr(NoHost, "host", None)
+    runner = run_single_user(NoHost, out=io.StringIO(), loglevel=None)
+    assert target.counts()[("GET", "/from-env")] == 1
+    assert runner.environment.single_user_instance is runner.user
