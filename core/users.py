@@ -110,16 +110,27 @@ def _weighted(t: Any) -> tuple[Any, int]:
     return (t[0], t[1]) if isinstance(t, tuple) else (t, 1)
 
 
-_NO_TASKS_HINT = ", but you have set a 'task' attribute - maybe you meant to set 'tasks'?"
-
-
-def _no_tasks_message(holder: Any, kind: str) -> str:
-    """Locust's message for a task holder without tasks, with its hint for `task = ...`."""
-    hint = _NO_TASKS_HINT if getattr(holder, "task", None) else "."
-    message = f"No tasks defined on {type(holder).__name__}{hint} Use the @task decorator or set the 'tasks' attribute of the {kind}"
-    if kind == "User":
-        message += " (or mark it as abstract = True if you only intend to subclass it)"
-    return message
+def no_tasks_message(holder: Any) -> str:
+    """Locust's message for a User or TaskSet (class or instance) without tasks, with its
+    hint when a ``task`` attribute was set instead of ``tasks``."""
+    cls = holder if isinstance(holder, type) else type(holder)
+    typo = bool(getattr(holder, "task", None))
+    if issubclass(cls, User):
+        hint = (
+            ", but you have set a 'task' attribute on your class - maybe you meant to set 'tasks'?"
+            if typo
+            else "."
+        )
+        return (
+            f"No tasks defined on {cls.__name__}{hint} Use the @task decorator or set the "
+            "'tasks' attribute of the User (or mark it as abstract = True if you only intend "
+            "to subclass it)"
+        )
+    hint = ", but you have set a 'task' attribute - maybe you meant to set 'tasks'?" if typo else "."
+    return (
+        f"No tasks defined on {cls.__name__}{hint} use the @task decorator or set the 'tasks' "
+        "attribute of the TaskSet"
+    )
 
 
 class _TaskHolderMeta(type):
@@ -197,7 +208,7 @@ class TaskSet(metaclass=_TaskHolderMeta):
 
     def get_next_task(self) -> Any:
         if not self.tasks:
-            raise LocustError(_no_tasks_message(self, "TaskSet"))
+            raise LocustError(no_tasks_message(self))
         return random.choice(self.tasks)
 
     def execute_next_task(self) -> None:
@@ -287,7 +298,7 @@ class SequentialTaskSet(TaskSet):
 
     def get_next_task(self) -> Any:
         if not self.tasks:
-            raise LocustError(_no_tasks_message(self, "TaskSet"))
+            raise LocustError(no_tasks_message(self))
         t = self.tasks[self._index % len(self.tasks)]
         self._index += 1
         return t
@@ -421,7 +432,7 @@ class User(metaclass=_TaskHolderMeta):
         try:
             if not resumed:
                 if not self.tasks:
-                    raise LocustError(_no_tasks_message(self, "User"))
+                    raise LocustError(no_tasks_message(self))
                 try:
                     self.on_start()
                 except (StopUser, GreenletExit):

@@ -373,11 +373,19 @@ def test_a_task_attribute_instead_of_tasks_gets_locusts_hint() -> None:
     class TS(TaskSet):
         task = [lambda ts: None]  # type: ignore[assignment]
 
+    from lcore.users import no_tasks_message
+
     env = make_env()
-    with pytest.raises(Exception, match="you have set a 'task' attribute - maybe you meant to set 'tasks'"):
+    with pytest.raises(Exception, match="you have set a 'task' attribute on your class - maybe you meant to set 'tasks'"):
         U(env)._run_tasks(None)
     with pytest.raises(Exception, match="you have set a 'task' attribute - maybe you meant to set 'tasks'"):
         TS(User(env)).get_next_task()
+    # the class alone says the same (for a launcher that checks before starting users)
+    assert no_tasks_message(U) == (
+        "No tasks defined on U, but you have set a 'task' attribute on your class - maybe you "
+        "meant to set 'tasks'? Use the @task decorator or set the 'tasks' attribute of the User "
+        "(or mark it as abstract = True if you only intend to subclass it)"
+    )
 
 
 def test_tag_without_a_name_is_refused() -> None:
