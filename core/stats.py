@@ -1,9 +1,14 @@
-"""The master's merged view of request statistics (and what ``environment.stats`` is there).
+"""Merged views of request statistics: what ``environment.stats`` is.
 
     MergedStats    Locust's ``RequestStats`` interface (``entries``, ``total``, ``errors``...)
                    over exact totals, per-worker counts and a short time series for "current"
                    figures; ``merge`` adds one worker's ``StatsDelta`` (see ``stats_delta``,
                    where the worker's recorder and the wire form live; re-exported here).
+                   The master's view.
+    RecordingStats a MergedStats with its own recorder, merged on every read: the view of
+                   the process that records (library mode, ``run_single_user``), current as
+                   soon as a request has completed.
+    PERCENTILES_TO_REPORT  what the console and CSV reports show (a locustfile may set it).
 
 Response times are integer microseconds inside (histograms) and milliseconds on the
 Locust-compatible surface. No gevent, no asyncio: master, worker and debug runner share this.
