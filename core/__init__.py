@@ -60,6 +60,7 @@ _EXPORTS = {
     "constant": "wait_time",
     "constant_pacing": "wait_time",
     "constant_throughput": "wait_time",
+    "poisson": "wait_time",
     "events": "event",
     "LoadTestShape": "shape",
     "run_single_user": "single",
