@@ -137,7 +137,10 @@ class _AliasFinder(importlib.abc.MetaPathFinder):
     ) -> importlib.machinery.ModuleSpec | None:
         if fullname in ALIASES:
             return importlib.machinery.ModuleSpec(
-                fullname, _AliasLoader(fullname), is_package=fullname == "locust"
+                fullname,
+                _AliasLoader(fullname),
+                origin=f"lcore alias of {ALIASES[fullname]}",
+                is_package=fullname == "locust",
             )
         return None
 
@@ -147,6 +150,9 @@ _finder = _AliasFinder()
 
 def install() -> None:
     """Resolve ``locust`` to lcore from now on, in this process."""
-    if _finder not in sys.meta_path:
-        # first, so that an installed real Locust does not win inside lcore's processes
+    if sys.meta_path[:1] != [_finder]:
+        # first, so that an installed real Locust does not win inside lcore's processes (the
+        # fallback of lcore.locust_fallback may have put it last, behind a real Locust)
+        if _finder in sys.meta_path:
+            sys.meta_path.remove(_finder)
         sys.meta_path.insert(0, _finder)
