@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 from collections.abc import Sequence
 from typing import Any
@@ -107,6 +108,7 @@ def run_master(argv: Sequence[str], options: argparse.Namespace, endpoints: list
         return 1
     import asyncio
 
+    from lcore.bundle import Source
     from lcore.locustfile import digest
     from lcore.master import MasterRuntime
 
@@ -124,6 +126,8 @@ def run_master(argv: Sequence[str], options: argparse.Namespace, endpoints: list
         run_time=options.run_time or None,
         quit_when_stopped=quits,
         curve=curve,
+        # for workers started with -f -: packed when the first one asks
+        bundle_source=Source((loaded.path,), os.getcwd(), int(options.bundle_max_mb * 1024 * 1024)),
     )
     try:
         env.events.init.fire(environment=env, runner=runtime, web_ui=None)
@@ -145,8 +149,51 @@ def run_worker(
     setup_logging(options.loglevel, options.logfile, f"worker-{index}")
     if remote:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if options.locustfile != "-":
+        return _serve_worker(argv, options, endpoint, remote, curve)
+    from lcore.bundle import BundleError
+
+    from .fetch import fetch
+
+    # SIGTERM while fetching: exit through the finally below, which removes the directory
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    fetched = None
+    try:
+        fetched = fetch(
+            endpoint,
+            timeout=options.connect_timeout,
+            max_bytes=int(options.bundle_max_mb * 1024 * 1024),
+            curve=curve,
+        )
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        options.locustfile = fetched.locustfile
+        # relative paths in the locustfile (a CSV feeder) resolve as on the master
+        os.chdir(fetched.manifest.workdir)
+        return _serve_worker(argv, options, endpoint, remote, curve, locustfile=fetched.locustfile)
+    except BundleError as e:
+        log.error("%s", e)
+        return 1
+    finally:
+        if fetched is not None:
+            fetched.remove()
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _serve_worker(
+    argv: Sequence[str],
+    options: argparse.Namespace,
+    endpoint: str,
+    remote: bool,
+    curve: Any,
+    locustfile: str | None = None,
+) -> int:
     try:
         env, loaded, options = load_environment(argv, options)
+        if locustfile is not None:
+            options.locustfile = locustfile  # parsed again from argv: '-'
     except StartupError as e:
         log.error("%s", e)
         return 1
@@ -161,6 +208,7 @@ def run_worker(
         stats_interval=options.stats_interval,
         heartbeat_interval=options.heartbeat_interval,
         heartbeat_timeout=options.heartbeat_timeout,
+        first_connect_timeout=options.connect_timeout,
         curve=curve,
     )
     # init fires once the master has welcomed this worker, as in Locust: worker_index and the
