@@ -36,6 +36,7 @@ MAX_FILES = 20_000
 CHUNK_BYTES = 512 * 1024
 # what msgpack adds around the file contents (paths, framing): generous, still bounded
 _OVERHEAD_BYTES = 8 * 1024 * 1024
+_COMPRESSED_OVERHEAD_BYTES = 1024 * 1024
 
 JUNK_DIRS = frozenset({"__pycache__", "node_modules", "site-packages"})
 # a directory holding one of these is an environment (virtualenv, conda), not the test
@@ -198,7 +199,7 @@ class Download:
             raise BundleError(error)
         if self.total is None:
             # zlib may grow incompressible data a little; the exact cap is checked on extraction
-            if total > self.max_bytes + self.max_bytes // 100 + _OVERHEAD_BYTES:
+            if total > self.max_bytes + self.max_bytes // 100 + _COMPRESSED_OVERHEAD_BYTES:
                 raise BundleTooBig(
                     f"The master's locustfile bundle is {size_text(total)}, more than this "
                     f"worker's cap of {size_text(self.max_bytes)} (--bundle-max-mb)"

@@ -1,0 +1,167 @@
+"""``lcore --worker -f -``: a worker on a box with no copy of the test gets it from the master.
+
+Real processes: the master runs in one temporary directory holding the locustfile, a helper
+module it imports and a CSV file it reads; the worker runs from another, empty one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+from conftest import lcore_command
+from test_engine import free_port, read_stats_csv
+from test_security import keys, worker_copy
+
+pytestmark = pytest.mark.integration
+
+LOCUSTFILE = """
+from locust import HttpUser, task, constant
+from feeder import names
+
+class Reader(HttpUser):
+    wait_time = constant(600)
+
+    def on_start(self):
+        # one request per CSV row, then idle: the counts are exact
+        for name in names():
+            self.client.get(f"/user/{name}", name="/user/[name]" if name == "bob" else None)
+
+    @task
+    def idle(self):
+        pass
+"""
+
+FEEDER = """
+import csv
+
+def names():
+    # relative to the working directory, as many feeders do
+    with open("data/users.csv", newline="") as f:
+        return [row["name"] for row in csv.DictReader(f)]
+"""
+
+
+def project(directory: Path) -> Path:
+    (directory / "data").mkdir(parents=True)
+    (directory / "locustfile.py").write_text(textwrap.dedent(LOCUSTFILE))
+    (directory / "feeder.py").write_text(textwrap.dedent(FEEDER))
+    (directory / "data/users.csv").write_text("name\nalice\nbob\ncarol\n")
+    return directory
+
+
+def master_args(target_url: str, port: int, *extra: str, workers: int = 1) -> list[str]:
+    return [
+        "-f", "locustfile.py", "-H", target_url, "--master", "--headless", "--expect-workers", str(workers),
+        "-u", "4", "-r", "20", "-t", "3s", "--master-bind-port", str(port), "--no-web", *extra,
+    ]  # fmt: skip
+
+
+def worker_args(port: int, *extra: str) -> list[str]:
+    return ["--worker", "-f", "-", "--master-host", "127.0.0.1", "--master-port", str(port), *extra]
+
+
+def test_a_worker_with_no_copy_runs_the_masters_test_exactly(tmp_path, target, run_lcore) -> None:
+    mdir = project(tmp_path / "master")
+    wdir = tmp_path / "worker"
+    wtmp = tmp_path / "worker-tmp"  # the worker's TMPDIR: its private copy must be gone at exit
+    wdir.mkdir()
+    wtmp.mkdir()
+    port = free_port()
+    master = run_lcore(*master_args(target.url, port, "--csv", "run", workers=2), cwd=mdir)
+    master.wait_for_output("Waiting for workers", timeout=30)
+    worker = run_lcore(*worker_args(port, "--processes", "2"), cwd=wdir, env={"TMPDIR": str(wtmp)})
+    assert master.wait(60) == 0, master.output
+    assert worker.wait(30) == 0, worker.output
+    served = target.counts()
+    assert served == {("GET", "/user/alice"): 4, ("GET", "/user/bob"): 4, ("GET", "/user/carol"): 4}
+    rows = read_stats_csv(mdir / "run")
+    assert int(rows["/user/alice"]["Request Count"]) == 4
+    assert int(rows["/user/[name]"]["Request Count"]) == 4
+    assert int(rows["Aggregated"]["Request Count"]) == 12
+    assert int(rows["Aggregated"]["Failure Count"]) == 0
+    assert master.output.count("Sending the locustfile directory") == 2  # one per worker process
+    assert worker.output.count("Got the locustfile from the master") == 2
+    assert "Traceback" not in worker.output + master.output
+    # nothing written where the worker stood but its own log; its copies are removed
+    assert [p.name for p in wdir.iterdir()] == [worker.out_path.name]
+    assert list(wtmp.iterdir()) == []
+
+
+def test_too_big_is_one_line_on_the_master_and_exit_1_on_the_worker(tmp_path, target, run_lcore) -> None:
+    mdir = project(tmp_path / "master")
+    (mdir / "data/blob.bin").write_bytes(os.urandom(300_000))
+    wdir = tmp_path / "worker"
+    wdir.mkdir()
+    port = free_port()
+    master = run_lcore(*master_args(target.url, port, "--bundle-max-mb", "0.25"), cwd=mdir)
+    master.wait_for_output("Waiting for workers", timeout=30)
+    worker = run_lcore(*worker_args(port), cwd=wdir)
+    assert worker.wait(30) == 1, worker.output
+    expected = f"The locustfile directory {mdir} holds more than 256.0 KB of files"
+    line = next(line for line in worker.output.splitlines() if expected in line)
+    assert "--bundle-max-mb" in line and "ERROR" in line
+    master.wait_for_output(expected, timeout=10)
+    assert master.output.count(expected) == 1
+    assert "Traceback" not in worker.output + master.output
+    assert target.counts() == {}
+
+
+def test_a_worker_with_a_lower_cap_refuses_the_bundle(tmp_path, target, run_lcore) -> None:
+    mdir = project(tmp_path / "master")
+    (mdir / "data/blob.bin").write_bytes(os.urandom(300_000))
+    wdir = tmp_path / "worker"
+    wdir.mkdir()
+    port = free_port()
+    master = run_lcore(*master_args(target.url, port), cwd=mdir)
+    master.wait_for_output("Waiting for workers", timeout=30)
+    worker = run_lcore(*worker_args(port, "--bundle-max-mb", "0.1"), cwd=wdir)
+    assert worker.wait(30) == 1, worker.output
+    line = next(line for line in worker.output.splitlines() if "ERROR" in line)
+    assert "The master's locustfile bundle holds more than 102.4 KB of files" in line
+    assert "--bundle-max-mb" in line
+    assert "Traceback" not in worker.output
+
+
+def test_an_unreachable_master_is_a_clear_error_and_exit_1(tmp_path) -> None:
+    port = free_port()  # nothing listens there
+    result = subprocess.run(
+        lcore_command(*worker_args(port, "--connect-timeout", "2")),
+        cwd=tmp_path, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, out
+    assert f"Could not reach the master at 127.0.0.1:{port} to get the locustfile (-f -): gave up after 2 s" in out
+    assert "Traceback" not in out
+
+
+def test_minus_f_dash_only_runs_a_worker(tmp_path) -> None:
+    result = subprocess.run(lcore_command("--worker", "-f", "-", "--list"), cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "lcore: error: -f - (fetch the locustfile from the master) only runs a worker"
+
+
+def test_the_fetch_goes_through_curve_when_the_worker_has_keys(tmp_path, target, run_lcore) -> None:
+    d = keys(tmp_path, "k")
+    mdir = project(tmp_path / "master")
+    wdir = tmp_path / "worker"
+    wdir.mkdir()
+    remote = worker_copy(d, tmp_path / "remote-keys")
+    stranger = worker_copy(keys(tmp_path, "other"), tmp_path / "stranger")
+    shutil.copy(d / "master.key", stranger / "master.key")  # knows the master, but is not authorized
+    port = free_port()
+    master = run_lcore(*master_args(target.url, port, "--curve-keys", str(d)), cwd=mdir)
+    master.wait_for_output("Waiting for workers", timeout=30)
+    # a worker without an authorized key gets nothing, and says why
+    refused = run_lcore(*worker_args(port, "--curve-keys", str(stranger), "--connect-timeout", "20"), cwd=wdir)
+    assert refused.wait(30) == 1, refused.output
+    assert "refused this worker's CURVE key" in refused.output
+    assert "Sending the locustfile directory" not in master.output
+    worker = run_lcore(*worker_args(port, "--curve-keys", str(remote)), cwd=wdir)
+    assert master.wait(60) == 0, master.output
+    assert worker.wait(30) == 0, worker.output
+    assert sum(target.counts().values()) == 12
