@@ -20,6 +20,7 @@ import zmq.asyncio
 from . import bundle
 from . import protocol as p
 from ._version import PROTOCOL_VERSION, __version__
+from .bundle_server import BundleServer
 from .curve import MasterKeys, apply_server
 from .dispatch import Dispatcher, Ramp, UserClassSpec
 from .runners import (
@@ -103,47 +104,6 @@ class GeventPump:
     def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-
-
-class BundleServer:
-    """Answers workers started with ``-f -``: the locustfile's tree, packed once (in a thread,
-    on the first request) and sent chunk by chunk; a bundle over the cap is refused, logged once."""
-
-    def __init__(self, source: bundle.Source | None) -> None:
-        self.source = source
-        self._bundle: bundle.Bundle | None = None
-        self._error = "" if source is not None else "this master does not ship its locustfile"
-        self._packing: asyncio.Task[None] | None = None
-
-    def answer(self, node_id: str, request: p.BundleRequest, send: Callable[[str, p.Message], None]) -> None:
-        if request.protocol != PROTOCOL_VERSION:
-            error = f"protocol version {request.protocol} does not match the master's {PROTOCOL_VERSION}"
-            send(node_id, p.BundleChunk("", 0, 0, b"", error))
-        elif self._error:
-            send(node_id, p.BundleChunk("", 0, 0, b"", self._error))
-        elif self._bundle is None:
-            if self._packing is None:  # the worker asks again every second
-                self._packing = asyncio.get_running_loop().create_task(self._pack())
-        else:
-            b, offset = self._bundle, min(request.offset, len(self._bundle.data))
-            if offset == 0:
-                log.info("Sending the locustfile directory to %s (%s)", node_id, bundle.describe(b))
-            send(node_id, p.BundleChunk(b.digest, len(b.data), offset, b.chunk(offset)))
-
-    async def _pack(self) -> None:
-        assert self.source is not None
-        try:
-            self._bundle = await asyncio.to_thread(bundle.pack, self.source)
-        except bundle.BundleError as e:
-            self._error = str(e)
-            log.error("%s", e)
-        except Exception as e:  # an unreadable tree must not take the master down
-            self._error = f"The master could not pack its locustfile directory: {type(e).__name__}: {e}"
-            log.exception("Packing the locustfile directory failed")
-
-    def close(self) -> None:
-        if self._packing is not None:
-            self._packing.cancel()
 
 
 class MasterRuntime(MasterRunner):

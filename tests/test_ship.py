@@ -10,12 +10,18 @@ import os
 import shutil
 import subprocess
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
+import zmq
 from conftest import lcore_command
 from test_engine import free_port, read_stats_csv
 from test_security import keys, worker_copy
+
+from lcore import bundle
+from lcore import protocol as p
+from lcore._version import PROTOCOL_VERSION, __version__
 
 pytestmark = pytest.mark.integration
 
@@ -165,3 +171,48 @@ def test_the_fetch_goes_through_curve_when_the_worker_has_keys(tmp_path, target,
     assert master.wait(60) == 0, master.output
     assert worker.wait(30) == 0, worker.output
     assert sum(target.counts().values()) == 12
+
+
+def test_the_master_answers_raw_requests_strictly(tmp_path, target, run_lcore) -> None:
+    """What a hand-made client gets: a wrong protocol is told so, an offset past the end gets an
+    empty chunk, and the chunks reassemble into the master's tree."""
+    mdir = project(tmp_path / "master")
+    (mdir / "data/blob.bin").write_bytes(os.urandom(2 * bundle.CHUNK_BYTES))
+    port = free_port()
+    master = run_lcore(*master_args(target.url, port), cwd=mdir)
+    master.wait_for_output("Waiting for workers", timeout=30)
+    ctx = zmq.Context()
+    try:
+        sock = ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.IDENTITY, b"raw-fetch")
+        sock.connect(f"tcp://127.0.0.1:{port}")
+
+        def ask(protocol: int, offset: int) -> p.BundleChunk:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:  # the first answer waits for the packing
+                sock.send(p.encode(p.BundleRequest(protocol, __version__, offset), "raw"))
+                if sock.poll(1000):
+                    message, sender = p.decode(sock.recv())
+                    assert isinstance(message, p.BundleChunk) and sender == "master"
+                    return message
+            raise AssertionError("no answer from the master")
+
+        wrong = ask(PROTOCOL_VERSION + 1, 0)
+        assert wrong.data == b"" and f"protocol version {PROTOCOL_VERSION + 1}" in wrong.error
+        first = ask(PROTOCOL_VERSION, 0)
+        assert first.error == "" and first.offset == 0 and len(first.data) == bundle.CHUNK_BYTES
+        past = ask(PROTOCOL_VERSION, first.total + 10**9)
+        assert (past.offset, past.data, past.digest) == (first.total, b"", first.digest)
+        download = bundle.Download()
+        chunk = first
+        while not download.add(chunk.digest, chunk.total, chunk.offset, chunk.data, chunk.error):
+            chunk = ask(PROTOCOL_VERSION, download.next_offset)
+        out = tmp_path / "out"
+        out.mkdir()
+        manifest = bundle.extract(download.data, str(out))
+        assert (out / "data/blob.bin").read_bytes() == (mdir / "data/blob.bin").read_bytes()
+        assert manifest.locustfiles == (str(out / "locustfile.py"),)
+    finally:
+        ctx.destroy(linger=0)
+    assert "Traceback" not in master.output
