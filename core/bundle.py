@@ -22,6 +22,7 @@ modules, a package and data files (CSV feeders) come along:
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import stat
 import zlib
@@ -132,12 +133,15 @@ def pack(source: Source) -> Bundle:
     anchor = cwd if _within(root, cwd) else root
     workdir = os.path.relpath(cwd, anchor) if _within(cwd, anchor) else "."
 
-    paths = list(_walk(root))
-    for p in locustfiles:
-        if os.path.isfile(p) and p not in paths:
-            paths.append(p)  # a locustfile always goes, even one named like junk
-    total = sum(os.stat(p).st_size for p in paths)
-    _check_size(total, len(paths), source.max_bytes, f"The locustfile directory {root}")
+    what = f"The locustfile directory {root}"
+    paths, total = [], 0
+    # a locustfile always goes, even one named like junk; the walk stops at the cap (a
+    # locustfile in the home directory must not mean reading all of it)
+    extra = [p for p in locustfiles if os.path.isfile(p)]
+    for path in itertools.chain(extra, (p for p in _walk(root) if p not in extra)):
+        paths.append(path)
+        total += os.stat(path).st_size
+        _check_size(total, len(paths), source.max_bytes, what)
 
     entries = []
     size = 0
@@ -150,7 +154,7 @@ def pack(source: Source) -> Bundle:
             raise BundleError(f"Cannot ship {path}: {e.strerror}") from None
         size += len(content)
         # a file that grew since the stat (a log being written) still counts
-        _check_size(size, len(paths), source.max_bytes, f"The locustfile directory {root}")
+        _check_size(size, len(paths), source.max_bytes, what)
         entries.append([os.path.relpath(path, anchor), bool(mode & stat.S_IXUSR), content])
     payload = {
         "format": FORMAT,
@@ -165,9 +169,9 @@ def pack(source: Source) -> Bundle:
 def _check_size(size: int, files: int, max_bytes: int, what: str) -> None:
     if size > max_bytes:
         raise BundleTooBig(
-            f"{what} holds more than {size_text(max_bytes)} of files ({size_text(size)} in "
-            f"{files} files), the cap for workers started with -f -: move large files elsewhere "
-            "or raise --bundle-max-mb"
+            f"{what} holds more than {size_text(max_bytes)} of files (counted {size_text(size)} "
+            f"in {files} files), the cap for workers started with -f -: move large files "
+            "elsewhere or raise --bundle-max-mb"
         )
     if files > MAX_FILES:
         raise BundleTooBig(

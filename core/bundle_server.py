@@ -24,7 +24,9 @@ class BundleServer:
     def __init__(self, source: bundle.Source | None) -> None:
         self.source = source
         self._bundle: bundle.Bundle | None = None
-        self._error = "" if source is not None else "this master does not ship its locustfile"
+        self._error = "" if source is not None else (
+            "This master does not ship its locustfile: it runs its own workers (start it with --master)"
+        )
         self._packing: asyncio.Task[None] | None = None
         self.sent = 0
 

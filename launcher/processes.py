@@ -126,8 +126,11 @@ def run_master(argv: Sequence[str], options: argparse.Namespace, endpoints: list
         run_time=options.run_time or None,
         quit_when_stopped=quits,
         curve=curve,
-        # for workers started with -f -: packed when the first one asks
-        bundle_source=Source((loaded.path,), os.getcwd(), int(options.bundle_max_mb * 1024 * 1024)),
+        # for remote workers started with -f -, packed when the first one asks; a local run
+        # has its own workers, and keeps its files to itself
+        bundle_source=Source((loaded.path,), os.getcwd(), int(options.bundle_max_mb * 1024 * 1024))
+        if options.master
+        else None,
     )
     try:
         env.events.init.fire(environment=env, runner=runtime, web_ui=None)

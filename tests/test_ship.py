@@ -145,6 +145,20 @@ def test_an_unreachable_master_is_a_clear_error_and_exit_1(tmp_path) -> None:
     assert "Traceback" not in out
 
 
+def test_a_local_run_keeps_its_files_to_itself(tmp_path, target, run_lcore) -> None:
+    mdir = project(tmp_path / "master")
+    wdir = tmp_path / "worker"
+    wdir.mkdir()
+    port = free_port()
+    local = run_lcore("-f", "locustfile.py", "-H", target.url, "--headless", "-u", "1", "-r", "1", "-t", "20s",
+                      "--master-bind-port", str(port), "--no-web", cwd=mdir)  # fmt: skip
+    local.wait_for_output("Ramping to 1 users", timeout=30)
+    worker = run_lcore(*worker_args(port), cwd=wdir)
+    assert worker.wait(30) == 1, worker.output
+    assert "This master does not ship its locustfile: it runs its own workers (start it with --master)" in worker.output
+    assert "Sending the locustfile" not in local.output
+
+
 def test_minus_f_dash_only_runs_a_worker(tmp_path) -> None:
     result = subprocess.run(lcore_command("--worker", "-f", "-", "--list"), cwd=tmp_path, capture_output=True, text=True, timeout=30)
     assert result.returncode == 1
