@@ -81,6 +81,15 @@ class Bundle:
 
 
 @dataclass(frozen=True)
+class Contents:
+    """A checked payload: safe relative paths, sizes within the cap."""
+
+    files: list[tuple[str, bool, bytes]]
+    locustfiles: list[str]
+    workdir: str
+
+
+@dataclass(frozen=True)
 class Manifest:
     """An extracted bundle: absolute paths inside the worker's private directory."""
 
@@ -244,7 +253,7 @@ def _parents(path: str) -> list[str]:
     return out
 
 
-def unpack(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> dict:
+def unpack(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Contents:
     """Bytes -> the checked payload (bounded decompression: a bomb stops at the cap)."""
     decompressor = zlib.decompressobj()
     try:
@@ -299,15 +308,15 @@ def unpack(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> dict:
     if missing:
         raise BundleError(f"The locustfile bundle does not hold its locustfile {missing[0]!r}")
     workdir = "." if workdir == "." else _safe_relpath(workdir)
-    return {"files": checked, "locustfiles": shipped, "workdir": workdir}
+    return Contents(checked, shipped, workdir)
 
 
 def extract(data: bytes, directory: str, max_bytes: int = DEFAULT_MAX_BYTES) -> Manifest:
     """Write the bundle's files below ``directory`` (which must exist and be private)."""
-    payload = unpack(data, max_bytes)
+    contents = unpack(data, max_bytes)
     directory = os.path.abspath(directory)
     try:
-        for path, executable, content in payload["files"]:
+        for path, executable, content in contents.files:
             target = os.path.join(directory, path)
             os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
             # O_EXCL and no symlink following: each path is written once, inside the directory
@@ -318,14 +327,14 @@ def extract(data: bytes, directory: str, max_bytes: int = DEFAULT_MAX_BYTES) -> 
             )
             with os.fdopen(fd, "wb") as f:
                 f.write(content)
-        workdir = os.path.normpath(os.path.join(directory, payload["workdir"]))
+        workdir = os.path.normpath(os.path.join(directory, contents.workdir))
         os.makedirs(workdir, mode=0o700, exist_ok=True)
     except OSError as e:  # a full disk, or a file and a directory of the same name
         raise BundleError(f"Cannot write the locustfile bundle into {directory}: {e}") from None
     return Manifest(
         directory,
         workdir,
-        tuple(os.path.normpath(os.path.join(directory, p)) for p in payload["locustfiles"]),
+        tuple(os.path.normpath(os.path.join(directory, p)) for p in contents.locustfiles),
     )
 
 

@@ -98,6 +98,19 @@ def test_a_worker_with_no_copy_runs_the_masters_test_exactly(tmp_path, target, r
     assert list(wtmp.iterdir()) == []
 
 
+def test_a_worker_started_before_its_master_waits_for_it(tmp_path, target, run_lcore) -> None:
+    mdir = project(tmp_path / "master")
+    wdir = tmp_path / "worker"
+    wdir.mkdir()
+    port = free_port()
+    worker = run_lcore(*worker_args(port), cwd=wdir)
+    worker.wait_for_output(f"Waiting for the master at 127.0.0.1:{port} to send the locustfile", timeout=30)
+    master = run_lcore(*master_args(target.url, port), cwd=mdir)
+    assert master.wait(60) == 0, master.output
+    assert worker.wait(30) == 0, worker.output
+    assert target.counts() == {("GET", "/user/alice"): 4, ("GET", "/user/bob"): 4, ("GET", "/user/carol"): 4}
+
+
 def test_too_big_is_one_line_on_the_master_and_exit_1_on_the_worker(tmp_path, target, run_lcore) -> None:
     mdir = project(tmp_path / "master")
     (mdir / "data/blob.bin").write_bytes(os.urandom(300_000))
