@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from lcore.log import setup_logging
@@ -19,9 +20,10 @@ class StartupError(Exception):
 
 
 def load_environment(
-    argv: Sequence[str], options: argparse.Namespace
+    argv: Sequence[str], options: argparse.Namespace, options_cwd: str | None = None
 ) -> tuple[Any, Any, argparse.Namespace]:
-    """Import the locustfile, parse the command line again with the locustfile's own options."""
+    """Import the locustfile, parse the command line again with the locustfile's own options
+    (config files and a relative --config read from ``options_cwd`` when given)."""
     from lcore import locustfile as lf
     from lcore.env import Environment
     from lcore.event import events
@@ -34,10 +36,11 @@ def load_environment(
     except lf.LocustfileError as e:
         raise StartupError(str(e)) from e
     try:
-        options = parse_options(
-            argv,
-            extra_parser_hook=lambda parser: events.init_command_line_parser.fire(parser=parser),
-        )
+        with _working_directory(options_cwd):
+            options = parse_options(
+                argv,
+                extra_parser_hook=lambda parser: events.init_command_line_parser.fire(parser=parser),
+            )
     except OptionsError as e:
         raise StartupError(str(e)) from e
 
@@ -170,15 +173,32 @@ def run_worker(
         )
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         options.locustfile = fetched.locustfile
-        # relative paths in the locustfile (a CSV feeder) resolve as on the master
+        # relative paths in the locustfile (a CSV feeder) resolve as on the master; the
+        # worker's own options (lcore.conf, --config) are still read where it was started
+        started_in = os.getcwd()
         os.chdir(fetched.manifest.workdir)
-        return _serve_worker(argv, options, endpoint, remote, curve, locustfile=fetched.locustfile)
+        return _serve_worker(
+            argv, options, endpoint, remote, curve, locustfile=fetched.locustfile, options_cwd=started_in
+        )
     except BundleError as e:
         log.error("%s", e)
         return 1
     finally:
         if fetched is not None:
             fetched.remove()
+
+
+@contextlib.contextmanager
+def _working_directory(path: str | None) -> Iterator[None]:
+    if path is None:
+        yield
+        return
+    previous = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
 
 
 def _exit_on_signal(signum: int, _frame: object) -> None:
@@ -192,9 +212,10 @@ def _serve_worker(
     remote: bool,
     curve: Any,
     locustfile: str | None = None,
+    options_cwd: str | None = None,
 ) -> int:
     try:
-        env, loaded, options = load_environment(argv, options)
+        env, loaded, options = load_environment(argv, options, options_cwd)
         if locustfile is not None:
             options.locustfile = locustfile  # parsed again from argv: '-'
     except StartupError as e:

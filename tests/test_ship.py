@@ -98,6 +98,27 @@ def test_a_worker_with_no_copy_runs_the_masters_test_exactly(tmp_path, target, r
     assert list(wtmp.iterdir()) == []
 
 
+def test_the_worker_reads_its_own_options_not_the_masters(tmp_path, target, run_lcore) -> None:
+    """The master's lcore.conf travels with its directory, but the worker's options come from
+    where the worker was started: its relative --config still works, the master's
+    'master = true' does not turn the worker into a master."""
+    mdir = project(tmp_path / "master")
+    port = free_port()
+    (mdir / "lcore.conf").write_text(
+        f"master = true\nheadless = true\nexpect-workers = 1\nusers = 4\nspawn-rate = 20\n"
+        f"run-time = 3s\nmaster-bind-port = {port}\nhost = {target.url}\nweb-port = 0\n"
+    )
+    wdir = tmp_path / "worker"
+    wdir.mkdir()
+    (wdir / "worker.conf").write_text(f"master-port = {port}\n")
+    master = run_lcore("-f", "locustfile.py", cwd=mdir)
+    master.wait_for_output("Waiting for workers", timeout=30)
+    worker = run_lcore("--worker", "-f", "-", "--config", "worker.conf", cwd=wdir)
+    assert master.wait(60) == 0, master.output
+    assert worker.wait(30) == 0, worker.output
+    assert sum(target.counts().values()) == 12
+
+
 def test_a_worker_started_before_its_master_waits_for_it(tmp_path, target, run_lcore) -> None:
     mdir = project(tmp_path / "master")
     wdir = tmp_path / "worker"
