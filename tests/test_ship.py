@@ -179,6 +179,18 @@ def test_an_unreachable_master_is_a_clear_error_and_exit_1(tmp_path) -> None:
     assert "Traceback" not in out
 
 
+def test_connect_timeout_bounds_a_worker_with_its_own_copy_too(tmp_path) -> None:
+    project(tmp_path)
+    port = free_port()
+    result = subprocess.run(
+        lcore_command("-f", "locustfile.py", "--worker", "--master-port", str(port), "--connect-timeout", "2"),
+        cwd=tmp_path, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, out
+    assert f"Could not reach the master at 127.0.0.1:{port}: gave up after 2 s" in out
+
+
 def test_a_local_run_keeps_its_files_to_itself(tmp_path, target, run_lcore) -> None:
     mdir = project(tmp_path / "master")
     wdir = tmp_path / "worker"
