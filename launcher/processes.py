@@ -161,7 +161,8 @@ def run_worker(
 
     from .fetch import fetch
 
-    # SIGTERM while fetching: exit through the finally below, which removes the directory
+    # SIGTERM until the worker runtime takes it over (fetching, importing the locustfile):
+    # exit through the finally below, which removes the directory
     signal.signal(signal.SIGTERM, _exit_on_signal)
     fetched = None
     try:
@@ -171,7 +172,6 @@ def run_worker(
             max_bytes=int(options.bundle_max_mb * 1024 * 1024),
             curve=curve,
         )
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         options.locustfile = fetched.locustfile
         # relative paths in the locustfile (a CSV feeder) resolve as on the master; the
         # worker's own options (lcore.conf, --config) are still read where it was started

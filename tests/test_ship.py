@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import textwrap
 import time
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import zmq
-from conftest import lcore_command
+from conftest import lcore_command, wait_until
 from test_engine import free_port, read_stats_csv
 from test_security import keys, worker_copy
 
@@ -117,6 +118,30 @@ def test_the_worker_reads_its_own_options_not_the_masters(tmp_path, target, run_
     assert master.wait(60) == 0, master.output
     assert worker.wait(30) == 0, worker.output
     assert sum(target.counts().values()) == 12
+
+
+def test_a_stopped_worker_leaves_no_copy_behind(tmp_path, target, run_lcore) -> None:
+    mdir = project(tmp_path / "master")
+    wdir, wtmp = tmp_path / "worker", tmp_path / "worker-tmp"
+    wdir.mkdir()
+    wtmp.mkdir()
+    port = free_port()
+    master = run_lcore(*master_args(target.url, port), "-t", "60s", cwd=mdir)  # the later -t wins
+    master.wait_for_output("Waiting for workers", timeout=30)
+    worker = run_lcore(*worker_args(port), cwd=wdir, env={"TMPDIR": str(wtmp)})
+    master.wait_for_output("Ramping to 4 users", timeout=30)
+    wait_until(lambda: sum(target.counts().values()) == 12, timeout=20)
+    assert len(list(wtmp.iterdir())) == 1  # its private copy, while it runs
+    worker.proc.send_signal(signal.SIGTERM)
+    assert worker.wait(30) == 0, worker.output
+    assert list(wtmp.iterdir()) == []
+    # and one stopped while it still waits for a master
+    waiting = run_lcore(*worker_args(free_port()), cwd=wdir, env={"TMPDIR": str(wtmp)})
+    waiting.wait_for_output("Waiting for the master", timeout=30)
+    waiting.proc.send_signal(signal.SIGTERM)
+    waiting.wait(30)
+    assert "Traceback" not in worker.output + waiting.output
+    assert list(wtmp.iterdir()) == []
 
 
 def test_a_worker_started_before_its_master_waits_for_it(tmp_path, target, run_lcore) -> None:
