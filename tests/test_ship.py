@@ -301,3 +301,10 @@ def test_the_master_answers_raw_requests_strictly(tmp_path, target, run_lcore) -
     finally:
         ctx.destroy(linger=0)
     assert "Traceback" not in master.output
+
+
+@pytest.mark.parametrize(("option", "value"), [("--bundle-max-mb", "0"), ("--connect-timeout", "-1")])
+def test_the_new_limits_must_be_positive(tmp_path, option, value) -> None:
+    result = subprocess.run(lcore_command(*worker_args(5557, option, value)), cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"lcore: error: {option} must be greater than 0, not {float(value)}"
