@@ -3,6 +3,7 @@ core sustains.
 
     python bench/master_capacity.py [--steps 100,250,500,750,1000,1250,1500] [--window 5]
                                     [--endpoints 50] [--rps-per-worker 2000] [--json FILE]
+                                    [--loop hub|asyncio]
 
 Three processes on loopback:
 
@@ -73,11 +74,16 @@ MAX_LOOP_LAG_S = 1.0
 # --- the master process --------------------------------------------------------------------
 
 
-def serve_master(locustfile: str, port: int, web_port: int | None, users: int) -> int:
-    """What ``run_master`` does, plus a probe task printing the merged count."""
+def serve_master(locustfile: str, port: int, web_port: int | None, users: int, loop: str = "hub") -> int:
+    """What ``run_master`` does, plus a probe task printing the merged count. ``loop="hub"``
+    is the master as it runs (patched, its asyncio loop on gevent's hub); ``"asyncio"`` is a
+    plain asyncio loop, unpatched, for comparison."""
     from gevent import monkey
 
-    monkey.patch_time()
+    if loop == "hub":
+        monkey.patch_all()
+    else:
+        monkey.patch_time()
     from lcore.launcher.master_main import master_async
     from lcore.launcher.options import find_locustfile, parse_options, validate
     from lcore.launcher.processes import custom_options, load_environment
@@ -150,6 +156,10 @@ def serve_master(locustfile: str, port: int, web_port: int | None, users: int) -
             task.cancel()
 
     print(f"SCRAPE {'http' if web_port else 'in-process' if scrape else 'none'}", flush=True)
+    if loop == "hub":
+        from lcore import hub_loop
+
+        return hub_loop.run(main())
     return asyncio.run(main())
 
 
@@ -503,7 +513,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         fakes_log = open(Path(tmp, "fakes.log"), "w+")  # noqa: SIM115
         master_proc = subprocess.Popen(
             [sys.executable, HERE, "--serve-master", str(locustfile), "--port", str(port),
-             "--web-port", str(web_port or 0), "--users", str(args.users)],
+             "--web-port", str(web_port or 0), "--users", str(args.users), "--loop", args.loop],
             stdout=subprocess.PIPE, stderr=master_log, text=True, preexec_fn=c.pinned(master_cpu),
             start_new_session=True,
         )  # fmt: skip
@@ -697,6 +707,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-cpu", type=float, default=95.0, help="% of one core")
     parser.add_argument("--profile", metavar="DIR", help="py-spy the master in every window")
     parser.add_argument("--json", metavar="FILE", help="write the figures here")
+    parser.add_argument(
+        "--loop", choices=("hub", "asyncio"), default="hub",
+        help="hub: the master as it runs (its asyncio loop on gevent's hub); asyncio: a plain "
+        "asyncio loop, for comparison",
+    )  # fmt: skip
     # the two child roles
     parser.add_argument("--serve-master", metavar="LOCUSTFILE", help=argparse.SUPPRESS)
     parser.add_argument("--fake-workers", metavar="ENDPOINT", help=argparse.SUPPRESS)
@@ -705,7 +720,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--digest", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_master:
-        return serve_master(args.serve_master, args.port, args.web_port or None, args.users)
+        return serve_master(args.serve_master, args.port, args.web_port or None, args.users, args.loop)
     if args.fake_workers:
         return fake_workers(args.fake_workers, args.digest, args.endpoints, args.rps_per_worker, 1)
 

@@ -27,6 +27,8 @@ Where things live (dependencies point down this list, never up):
     lcore.rest            the rest() helper of HttpUser for JSON APIs
     lcore.user_pool       starts and stops a process's users to match per-class targets
     lcore.user_runners    the greenlets users run on; idle users parked on timers
+    lcore.task_tags       --tags / --exclude-tags re-applied from the declared tasks
+    lcore.step_load       --step-load (Locust 1.x's Step Load mode) as a built-in shape
     lcore.launcher        command line and process supervision (imports core, never imported by it)
     lcore.exporters       Prometheus, status page, reports (imports core, never imported by it)
 """

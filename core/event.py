@@ -13,22 +13,29 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from .exception import InterruptTaskSet, RescheduleTask, RescheduleTaskImmediately, StopUser
+from .exception import (
+    InterruptTaskSet,
+    RescheduleTask,
+    RescheduleTaskImmediately,
+    StopTest,
+    StopUser,
+)
 
 log = logging.getLogger(__name__)
 
 Recorder = Callable[[str, str, float, int, Any], None]
 
-_CONTROL_FLOW = (StopUser, RescheduleTask, RescheduleTaskImmediately, InterruptTaskSet)
+_CONTROL_FLOW = (StopUser, StopTest, RescheduleTask, RescheduleTaskImmediately, InterruptTaskSet)
 
 
 class EventHook:
     """A list of listeners called in order with keyword arguments."""
 
-    __slots__ = ("_handlers",)
+    __slots__ = ("_handlers", "errors")
 
     def __init__(self) -> None:
         self._handlers: list[Callable[..., Any]] = []
+        self.errors = 0  # listener calls that raised (an init listener's is fatal)
 
     def add_listener(self, handler: Callable[..., Any]) -> Callable[..., Any]:
         self._handlers.append(handler)
@@ -43,9 +50,10 @@ class EventHook:
             try:
                 handler(**kwargs)
             except _CONTROL_FLOW:
-                raise  # a listener may stop the user or reschedule its task, as in Locust
+                raise  # a listener may stop the user or the test, or reschedule, as in Locust
             except Exception:
                 # A broken listener must not take the caller (a user, the master) down.
+                self.errors += 1
                 log.error(
                     "Uncaught error in event handler %r:\n%s", handler, traceback.format_exc()
                 )

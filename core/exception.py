@@ -2,6 +2,7 @@
 
 LocustError
 ├── StopUser                   stop this user (on_stop runs)
+│   └── StopTest               stop the whole test (headless: quit), as in Locust
 ├── InterruptTaskSet           leave the current TaskSet (reschedule or not)
 ├── RescheduleTask             skip the wait, pick the next task now
 ├── RescheduleTaskImmediately  same, kept for Locust compatibility
@@ -40,6 +41,12 @@ class StopUser(Exception):
     pass
 
 
+class StopTest(StopUser):
+    """Ends the whole test: the user that raises it stops (its ``on_stop`` runs), the master
+    stops the test, and a headless run quits. A subclass of StopUser, so that every place a
+    user's loop ends on StopUser ends on it too."""
+
+
 class RescheduleTask(Exception):
     pass
 
@@ -53,7 +60,6 @@ class RunnerError(LocustError):
 
 
 # Locust's names for a few rarely used ones, so `from locust.exception import X` works.
-StopTest = StopUser
 RPCError = RunnerError
 RPCReceiveError = RunnerError
 RPCSendError = RunnerError

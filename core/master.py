@@ -1,7 +1,9 @@
 """The master runtime: one ROUTER socket (ipc + tcp), dispatch, ramping, merging (asyncio).
 
-The master runs no users. Greenlets a locustfile starts here (Locust recipes spawn checkers
-from ``events.init``) still run: ``GeventPump`` drives gevent's hub from the asyncio loop.
+The master runs no users. Its asyncio loop runs on gevent's hub (``lcore.hub_loop``), and the
+locustfile's code on the master — event listeners, message handlers, a shape's ``tick()`` —
+runs on greenlets (``lcore.greenlet_calls``), never on the loop: a listener that sleeps or
+blocks parks its greenlet, while heartbeats, merging, dispatch and the web server go on.
 Exporters (status page, /metrics, reports) read this object; core never imports them.
 """
 
@@ -23,6 +25,8 @@ from ._version import PROTOCOL_VERSION, __version__
 from .bundle_server import BundleServer
 from .curve import MasterKeys, apply_server
 from .dispatch import Dispatcher, Ramp, UserClassSpec
+from .exception import StopTest
+from .greenlet_calls import LocustfileCalls
 from .runners import (
     STATE_CLEANUP,
     STATE_INIT,
@@ -31,15 +35,32 @@ from .runners import (
     STATE_SPAWNING,
     STATE_STOPPED,
     STATE_STOPPING,
+    CustomMessage,
     MasterRunner,
 )
+from .spent import SpentSlots, snapshot
 from .stats import DeltaError, MergedStats, StatsDelta
-from .worker import CustomMessage
 
 log = logging.getLogger(__name__)
 
 # messages handled before the receive loop lets the other tasks run
 RECEIVE_BATCH = 64
+# Locust's cadence and threshold for events.usage_monitor / cpu_warning
+USAGE_MONITOR_INTERVAL = 10.0
+CPU_WARNING_THRESHOLD = 90.0
+# the most task runs one lease gives a worker (-i/--iterations)
+ITERATION_LEASE_MAX = 1000
+# what a worker may claim in one report: more users than any test runs is not a real report
+MAX_REPORTED_COUNT = 10_000_000
+
+
+def _bounded_counts(counts: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    if isinstance(counts, dict):
+        for name, n in list(counts.items())[:1000]:
+            if isinstance(name, str) and isinstance(n, int) and 0 <= n <= MAX_REPORTED_COUNT:
+                out[name] = n
+    return out
 
 
 @dataclass
@@ -81,31 +102,6 @@ class _AuthorizedKeys:
         return False
 
 
-class GeventPump:
-    """Lets greenlets started on the master run between asyncio callbacks."""
-
-    def __init__(self, interval: float = 0.02) -> None:
-        self.interval = interval
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def _run(self) -> None:
-        import gevent
-
-        hub = gevent.get_hub()
-        while True:
-            # only worth a switch when the hub has something to run
-            if hub.loop.pendingcnt or hub.loop.activecnt > 0:
-                gevent.sleep(0)
-            await asyncio.sleep(self.interval)
-
-    def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-
-
 class MasterRuntime(MasterRunner):
     def __init__(
         self,
@@ -119,6 +115,7 @@ class MasterRuntime(MasterRunner):
         run_time: float | None = None,
         quit_when_stopped: bool = False,
         curve: MasterKeys | None = None,
+        iterations: int = 0,
         bundle_source: bundle.Source | None = None,
     ) -> None:
         super().__init__(environment)
@@ -157,8 +154,18 @@ class MasterRuntime(MasterRunner):
         self._context: zmq.asyncio.Context | None = None
         self._next_index = 0
         self._stop_task: asyncio.Task[None] | None = None
+        self._quit_task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._run_timer: asyncio.TimerHandle | None = None
-        self.pump = GeventPump()
+        self.calls = LocustfileCalls()  # event listeners, in order
+        self.handler_calls = LocustfileCalls()  # message handlers without concurrent=True
+        self.spent = SpentSlots()
+        # -i/--iterations: task runs left to lease to workers in this run (None: no limit)
+        self.iterations = int(iterations or 0)
+        self.iterations_left: int | None = None
+        self.iterations_done: set[str] = set()
+        self.listener_errors = 0  # listeners on the master that raised (exit code 2, as Locust)
+        self._run_started: float | None = None  # set until test_start listeners have returned
         self.on_state_change: list[Callable[[str], None]] = []
 
     # --- what locustfiles and exporters read -------------------------------------------
@@ -205,6 +212,7 @@ class MasterRuntime(MasterRunner):
         sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
         sock.setsockopt(zmq.LINGER, 500)
         loop = asyncio.get_running_loop()
+        self._loop = loop
         self._tasks = []
         if self.curve is not None:
             self._start_curve(sock)
@@ -213,11 +221,11 @@ class MasterRuntime(MasterRunner):
         for endpoint in self.endpoints:
             sock.bind(endpoint)
         self._socket = sock
-        self.pump.start()
         self._tasks += [
             loop.create_task(self._receive_loop()),
             loop.create_task(self._heartbeat_loop()),
             loop.create_task(self._ramp_loop()),
+            loop.create_task(self._usage_loop()),
         ]
 
     def _start_curve(self, sock: zmq.asyncio.Socket) -> None:
@@ -270,7 +278,8 @@ class MasterRuntime(MasterRunner):
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        self.pump.stop()
+        self.calls.close()
+        self.handler_calls.close(timeout=0)
         self.bundles.close()
         if self._auth is not None:
             self._auth.stop()
@@ -322,9 +331,11 @@ class MasterRuntime(MasterRunner):
         if names != self.active_classes:
             # a new class mix: ramp a fresh dispatcher; classes left out get zero users
             previous = self.dispatcher.user_count
+            before = snapshot(self.dispatcher.assignment)
             self.active_classes = names
             self.dispatcher = self._make_dispatcher(names)
             self.dispatcher.step_to(min(previous, user_count))
+            self.spent.settle(before, self.dispatcher.assignment)
             switched = True
         else:
             switched = False
@@ -355,8 +366,14 @@ class MasterRuntime(MasterRunner):
             self.stats_merged.reset()
         self.start_time = time.time()
         self._stopped_event.clear()
-        self.environment.events.test_start.fire(environment=self.environment)
-        if self.run_time:
+        self.spent.reset()
+        self.iterations_left = self.iterations or None
+        self.iterations_done.clear()
+        # no worker is told to spawn before the master's test_start listeners have returned
+        self._run_started = time.monotonic()
+        self._fire(self.environment.events.test_start, environment=self.environment)
+        # with a LoadTestShape, the shape decides when the test ends (as in Locust)
+        if self.run_time and self.shape is None:
             loop = asyncio.get_running_loop()
             self._run_timer = loop.call_later(self.run_time, self._run_time_up)
 
@@ -374,11 +391,42 @@ class MasterRuntime(MasterRunner):
         self._stop_task = asyncio.get_event_loop().create_task(self._stop())
 
     def quit(self) -> None:
-        asyncio.get_event_loop().create_task(self._quit())
+        if self._quit_task is None:
+            self._quit_task = asyncio.get_event_loop().create_task(self._quit())
 
     def reset_stats(self) -> None:
         self.stats_merged.reset()
-        self.environment.events.reset_stats.fire()
+        self._fire(self.environment.events.reset_stats)
+
+    # --- locustfile code on the master: on greenlets, never on the loop --------------------
+    def _fire(self, hook: Any, **kwargs: Any) -> None:
+        """Fire ``hook`` after every listener call fired before it, on a greenlet."""
+        if hook._handlers:
+            self.calls.submit(self._fire_now, hook, kwargs)
+
+    def _fire_now(self, hook: Any, kwargs: dict[str, Any]) -> None:
+        before = hook.errors
+        try:
+            hook.fire(**kwargs)
+        except StopTest as e:
+            self._stop_test_requested(str(e) or "StopTest raised by an event listener")
+        except Exception as e:  # other control flow (StopUser ...) means nothing on the master
+            log.debug("ignored %r from a listener on the master", e)
+        if hook.errors != before:
+            self.listener_errors += hook.errors - before
+
+    def _stop_test_requested(self, reason: str) -> None:
+        """StopTest, as in Locust: headless runs quit, runs from the page stop."""
+        log.error("%s", reason)
+        log.warning("Stopping the test (StopTest)")
+        self._call_on_loop(self.quit if self.quit_when_stopped else self.stop)
+
+    def _call_on_loop(self, fn: Callable[[], None]) -> None:
+        loop = self._loop
+        if loop is None:
+            fn()
+        else:
+            loop.call_soon_threadsafe(fn)
 
     async def _stop(self) -> None:
         if self._run_timer is not None:
@@ -386,7 +434,7 @@ class MasterRuntime(MasterRunner):
             self._run_timer = None
         self._ramp = None
         self._set_state(STATE_STOPPING)
-        self.environment.events.test_stopping.fire(environment=self.environment)
+        self._fire(self.environment.events.test_stopping, environment=self.environment)
         run_id = self.run_id
         for node in self.workers.values():
             self._send(node.id, p.Stop(run_id))
@@ -403,7 +451,7 @@ class MasterRuntime(MasterRunner):
 
     def _after_stopped(self) -> None:
         self._set_state(STATE_STOPPED)
-        self.environment.events.test_stop.fire(environment=self.environment)
+        self._fire(self.environment.events.test_stop, environment=self.environment)
         self._stopped_event.set()
         if self.quit_when_stopped:
             self.quit()
@@ -416,8 +464,16 @@ class MasterRuntime(MasterRunner):
         for node in list(self.workers.values()):
             self._send(node.id, p.Quit(""))
         await self._wait_until(lambda: not self.workers, 5.0)
-        self.environment.events.quitting.fire(environment=self.environment)
+        # test_stop listeners first, then quitting's (last registered first, as in Locust):
+        # what they set (process_exit_code, a summary) is there before the final report
+        await self._drain_listeners("test_stop")
+        self._fire(self.environment.events.quitting, environment=self.environment, reverse=True)
+        await self._drain_listeners("quitting")
         self._quit_event.set()
+
+    async def _drain_listeners(self, what: str) -> None:
+        while not await self.calls.drained(timeout=10.0):
+            log.warning("Waiting for the locustfile's %s listeners on the master to return", what)
 
     async def _wait_until(self, condition: Callable[[], bool], timeout: float) -> bool:
         """Wait until ``condition()`` holds (re-checked whenever a worker changes state)."""
@@ -534,6 +590,19 @@ class MasterRuntime(MasterRunner):
             self.cpu_warning_emitted = True
         elif isinstance(message, p.Custom):
             self._custom(node, message)
+        elif isinstance(message, p.UsersEnded):
+            if message.run_id == self.run_id:
+                self.spent.ended(node.id, _bounded_counts(message.ended))
+                self._check_spawning_complete()
+        elif isinstance(message, p.StopTestRequest):
+            if message.run_id == self.run_id and self.state in (STATE_SPAWNING, STATE_RUNNING):
+                self._stop_test_requested(f"StopTest on worker {node.id}: {message.reason[:500]}")
+        elif isinstance(message, p.IterationsWanted):
+            self._lease_iterations(node, message)
+        elif isinstance(message, p.IterationsDone):
+            if message.run_id == self.run_id:
+                self.iterations_done.add(node.id)
+                self._check_iterations_done()
         elif isinstance(message, p.Goodbye):
             log.info("Worker %s (%s) quit", node.id, node.host)
             self._remove_worker(node)
@@ -584,7 +653,7 @@ class MasterRuntime(MasterRunner):
             self._next_index += 1
             self.workers[node_id] = node
         self._send(node_id, p.Welcome(True, "", self.options_for_workers, node.index))
-        self.environment.events.worker_connect.fire(client_id=node_id)
+        self._fire(self.environment.events.worker_connect, client_id=node_id)
         self._rebalance()
 
     def _stats_report(self, node: WorkerNode, report: p.StatsReport) -> None:
@@ -599,7 +668,7 @@ class MasterRuntime(MasterRunner):
         node.user_classes_count = {str(k): int(v) for k, v in report.user_classes_count.items()}
         self.stats_merged.merge(node.id, delta)
         if report.extra:
-            self.environment.events.worker_report.fire(client_id=node.id, data=report.extra)
+            self._fire(self.environment.events.worker_report, client_id=node.id, data=report.extra)
 
     def _custom(self, node: WorkerNode, message: p.Custom) -> None:
         entry = self.custom_messages.get(message.msg_type)
@@ -608,28 +677,70 @@ class MasterRuntime(MasterRunner):
                 "Unknown message type received from worker %s: %s", node.id, message.msg_type[:60]
             )
             return
-        handler, _concurrent = entry
-        handler(
-            environment=self.environment, msg=CustomMessage(message.msg_type, message.data, node.id)
-        )
+        handler, concurrent = entry
+        msg = CustomMessage(message.msg_type, message.data, node.id)
+        # Locust's semantics: concurrent handlers each on a greenlet of their own, the others
+        # one after another — on greenlets either way, so a handler that sleeps or blocks
+        # never stalls the master
+        if concurrent:
+            self.handler_calls.spawn(handler, environment=self.environment, msg=msg)
+        else:
+            self.handler_calls.submit(handler, environment=self.environment, msg=msg)
 
     def _remove_worker(self, node: WorkerNode) -> None:
         self.workers.pop(node.id, None)
         self._workers_changed.set()
         self._rebalance()
+        self.spent.forget(node.id)
+        self._check_iterations_done()
 
     def _check_spawning_complete(self) -> None:
         if self.state != STATE_SPAWNING or self._ramp is not None and not self._ramp.done:
             return
         if all(
-            n.user_classes_count == self._worker_target(n.id)
-            for n in self.workers.values()
+            n.user_classes_count == self._alive_target(n.id) for n in self.workers.values()
         ):
             self._set_state(STATE_RUNNING)
             if self.environment.reset_stats:
                 log.info("Resetting stats (--reset-stats): spawning is complete")
                 self.reset_stats()
-            self.environment.events.spawning_complete.fire(user_count=self.user_count)
+            self._fire(self.environment.events.spawning_complete, user_count=self.user_count)
+
+    async def _wait_test_start_listeners(self) -> None:
+        """Workers are told to spawn once the master's test_start listeners have returned."""
+        started = self._run_started
+        if not await self.calls.drained(timeout=10.0) and started is not None:
+            log.warning(
+                "The locustfile's test_start listeners on the master have run for %.0f s: "
+                "users start when they return",
+                time.monotonic() - started,
+            )
+            return
+        self._run_started = None
+
+    # --- -i/--iterations: task runs leased to workers, exactly N in all ---------------------
+    def _lease_iterations(self, node: WorkerNode, message: p.IterationsWanted) -> None:
+        if message.run_id != self.run_id or self.iterations_left is None:
+            return
+        granted = max(0, min(int(message.count), self.iterations_left, ITERATION_LEASE_MAX))
+        self.iterations_left -= granted
+        last = self.iterations_left == 0
+        self._send(node.id, p.IterationsGranted(self.run_id, granted, last))
+        if last:
+            # everyone learns that no more will come, also workers that never asked
+            for other in self.workers:
+                if other != node.id:
+                    self._send(other, p.IterationsGranted(self.run_id, 0, True))
+
+    def _check_iterations_done(self) -> None:
+        if self.iterations_left != 0 or self.state not in (STATE_SPAWNING, STATE_RUNNING):
+            return
+        if all(node_id in self.iterations_done for node_id in self.workers):
+            log.info("Iteration limit reached (%d task runs), stopping the test", self.iterations)
+            if self.quit_when_stopped:
+                self.quit()
+            else:
+                self.stop()
 
     # --- loops ----------------------------------------------------------------------------
     async def _heartbeat_loop(self) -> None:
@@ -637,11 +748,31 @@ class MasterRuntime(MasterRunner):
             await asyncio.sleep(self.heartbeat_interval)
             now = time.monotonic()
             beat = p.Heartbeat(self.state, 0.0, self.user_count)
+            sent = self.environment.events.heartbeat_sent
             for node in list(self.workers.values()):
                 if now - node.last_seen > self.heartbeat_timeout:
                     self._lose(node, now - node.last_seen)
                 else:
                     self._send(node.id, beat)
+                    self._fire(sent, client_id=node.id, timestamp=time.time())
+
+    async def _usage_loop(self) -> None:
+        """events.usage_monitor (and cpu_warning above 90%) for the master process, every
+        10 s, as Locust's runners do."""
+        import psutil
+
+        process = psutil.Process()
+        process.cpu_percent()
+        events = self.environment.events
+        while True:
+            await asyncio.sleep(USAGE_MONITOR_INTERVAL)
+            cpu = process.cpu_percent()
+            if cpu > CPU_WARNING_THRESHOLD:
+                self._fire(events.cpu_warning, environment=self.environment, cpu_usage=cpu)
+            self._fire(
+                events.usage_monitor,
+                environment=self.environment, cpu_usage=cpu, memory_usage=process.memory_info().rss,
+            )  # fmt: skip
 
     def _lose(self, node: WorkerNode, silent: float) -> None:
         self.workers.pop(node.id, None)
@@ -655,11 +786,16 @@ class MasterRuntime(MasterRunner):
             node.id, node.host, node.pid, silent, node.user_count, remaining,
         )  # fmt: skip
         self._rebalance()
+        self.spent.forget(node.id)
+        self._check_iterations_done()
 
     def _rebalance(self) -> None:
+        before = snapshot(self.dispatcher.assignment) if self.spent else None
         changed = self.dispatcher.set_workers(
             sorted(self.workers, key=lambda i: self.workers[i].index)
         )
+        if before is not None:
+            changed |= self.spent.settle(before, self.dispatcher.assignment)
         if self.state in (STATE_SPAWNING, STATE_RUNNING):
             self._send_targets(changed, spread=0.0)
 
@@ -669,11 +805,23 @@ class MasterRuntime(MasterRunner):
         target.update(self.dispatcher.worker_target(node_id))
         return target
 
+    def _alive_target(self, node_id: str) -> dict[str, int]:
+        """The users a worker runs once spawned: its slots less the spent ones."""
+        target = self._worker_target(node_id)
+        for name, n in self.spent.charge(node_id).items():
+            if name in target:
+                target[name] = max(0, target[name] - n)
+        return target
+
     def _send_targets(self, node_ids: set[str], spread: float) -> None:
         for node_id in node_ids:
             if node_id in self.workers:
                 target = self._worker_target(node_id)
-                self._send(node_id, p.Spawn(target, spread, self.host, self.run_id))
+                spawn = p.Spawn(
+                    target, spread, self.host, self.run_id,
+                    self.spent.charge(node_id), self.spent.seen(node_id),
+                )  # fmt: skip
+                self._send(node_id, spawn)
                 self.workers[node_id].state = STATE_SPAWNING
 
     async def _ramp_loop(self) -> None:
@@ -683,8 +831,14 @@ class MasterRuntime(MasterRunner):
                 self._ramp_wakeup.clear()
                 await self._ramp_wakeup.wait()
                 continue
+            if self._run_started is not None:
+                await self._wait_test_start_listeners()
+                continue
             now = time.monotonic()
+            before = snapshot(self.dispatcher.assignment) if self.spent else None
             changed = ramp.advance(now)
+            if before is not None:
+                changed |= self.spent.settle(before, self.dispatcher.assignment)
             due = ramp.next_due()
             spread = 0.0 if due is None else max(0.0, min(0.1, due - now))
             self._send_targets(changed, spread)
@@ -703,7 +857,11 @@ class MasterRuntime(MasterRunner):
         shape = self.shape
         while self.state not in (STATE_STOPPING, STATE_STOPPED):
             try:
-                result = shape.tick()
+                # locustfile code: on a greenlet, so a tick that sleeps never stalls the loop
+                result = await self.calls.call(shape.tick)
+            except StopTest as e:
+                log.error("%s", e)
+                result = None
             except Exception:
                 log.exception("LoadTestShape.tick() raised; stopping the test")
                 result = None

@@ -61,6 +61,11 @@ class Spawn(Message):
     spread: float
     host: str
     run_id: int
+    # slots of users that ended themselves (StopUser) charged to this worker, per class: they
+    # are never started again; ``ended_seen`` is how many of this worker's own endings that
+    # charge already counts (the rest the worker deducts itself)
+    spent: dict = field(default_factory=dict)
+    ended_seen: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,52 @@ class Log(Message):
 
 
 @dataclass(frozen=True)
+class UsersEnded(Message):
+    """worker -> master: how many users of each class ended themselves in this run (in all)."""
+
+    TYPE: ClassVar[str] = "users_ended"
+    run_id: int
+    ended: dict
+
+
+@dataclass(frozen=True)
+class StopTestRequest(Message):
+    """worker -> master: a user raised StopTest; the master stops the test."""
+
+    TYPE: ClassVar[str] = "stop_test"
+    run_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class IterationsWanted(Message):
+    """worker -> master: lease me this many more task runs (``-i/--iterations``)."""
+
+    TYPE: ClassVar[str] = "iterations_wanted"
+    run_id: int
+    count: int
+
+
+@dataclass(frozen=True)
+class IterationsGranted(Message):
+    """master -> worker: run this many more tasks; ``last``: there are no more after them."""
+
+    TYPE: ClassVar[str] = "iterations_granted"
+    run_id: int
+    count: int
+    last: bool
+
+
+@dataclass(frozen=True)
+class IterationsDone(Message):
+    """worker -> master: my leased task runs are over and my users have ended."""
+
+    TYPE: ClassVar[str] = "iterations_done"
+    run_id: int
+    ran: int
+
+
+@dataclass(frozen=True)
 class Goodbye(Message):
     """worker -> master: I am leaving (clean exit)."""
 
@@ -191,7 +242,8 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
     cls.TYPE: cls
     for cls in (
         Hello, Welcome, Spawn, Stop, Quit, Heartbeat, StatsReport, Stopped,
-        SpawningComplete, CpuWarning, Log, Goodbye, Custom, BundleRequest, BundleChunk,
+        SpawningComplete, CpuWarning, Log, Goodbye, Custom, UsersEnded, StopTestRequest,
+        IterationsWanted, IterationsGranted, IterationsDone, BundleRequest, BundleChunk,
     )
 }  # fmt: skip
 

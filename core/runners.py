@@ -18,6 +18,17 @@ STATE_STOPPED = "stopped"
 STATE_MISSING = "missing"
 
 
+class CustomMessage:
+    """What a ``register_message`` handler receives as ``msg``."""
+
+    __slots__ = ("type", "data", "node_id")
+
+    def __init__(self, msg_type: str, data: Any, node_id: str) -> None:
+        self.type = msg_type
+        self.data = data
+        self.node_id = node_id
+
+
 class Runner:
     """What every runner offers a locustfile."""
 

@@ -17,6 +17,7 @@ from typing import Any
 import gevent
 from gevent.pool import Group
 
+from .exception import StopTest
 from .user_runners import UserRunners, is_alive
 from .users import LOCUST_STATE_STOPPING, LOCUST_STATE_WAITING, User
 
@@ -36,6 +37,21 @@ class UserPool:
         self._spawner: gevent.Greenlet | None = None
         self._failed_classes: set[str] = set()
         self.on_spawning_complete: Callable[[dict[str, int]], None] | None = None
+        # users of each class that ended themselves in this run: spent, never started again
+        self.ended: dict[str, int] = dict.fromkeys(self.user_classes, 0)
+        self.on_user_ended: Callable[[User], None] | None = None
+        self.on_stop_test: Callable[[str], None] | None = None
+        self.runners.on_ended = self._user_ended
+
+    def new_run(self) -> None:
+        self.ended = dict.fromkeys(self.user_classes, 0)
+
+    def _user_ended(self, user: User) -> None:
+        name = type(user).__name__
+        if name in self.ended:
+            self.ended[name] += 1
+        if self.on_user_ended is not None:
+            self.on_user_ended(user)
 
     def counts(self) -> dict[str, int]:
         self._forget_ended()
@@ -53,16 +69,27 @@ class UserPool:
             if any(u._done for u in users):
                 users[:] = [u for u in users if not u._done]
 
-    def set_targets(self, targets: Mapping[str, int], spread: float = 0.0) -> None:
-        """Run exactly ``targets[name]`` users of each class: stop extras now, start the
-        missing ones evenly over ``spread`` seconds."""
+    def set_targets(
+        self,
+        targets: Mapping[str, int],
+        spread: float = 0.0,
+        spent: Mapping[str, int] | None = None,
+        ended_seen: Mapping[str, int] | None = None,
+    ) -> None:
+        """Fill ``targets[name]`` slots of each class: stop extras now, start the missing ones
+        evenly over ``spread`` seconds. A slot whose user ended by itself is spent: ``spent``
+        is the master's charge of those slots here, counting ``ended_seen`` of this pool's own
+        endings; the endings it does not count yet are deducted too."""
         if self._spawner is not None:
             self._spawner.kill(block=True)
             self._spawner = None
         to_start: list[str] = []
         self._forget_ended()
+        spent = spent or {}
+        ended_seen = ended_seen or {}
         for name, users in self.users.items():
-            want = max(0, int(targets.get(name, 0)))
+            unseen = max(0, self.ended.get(name, 0) - int(ended_seen.get(name, 0)))
+            want = max(0, int(targets.get(name, 0)) - int(spent.get(name, 0)) - unseen)
             if len(users) > want:
                 # the most recently started stop first
                 self._stop_users(users[want:])
@@ -94,6 +121,11 @@ class UserPool:
         cls = self.user_classes[name]
         try:
             user = cls(self.environment)
+        except StopTest as e:
+            # as Locust: HttpUser without a host raises StopTest from its constructor
+            if self.on_stop_test is not None:
+                self.on_stop_test(str(e) or "StopTest raised when starting a user")
+            return
         except Exception as e:
             # counted as a task exception (exceptions table, exit code), logged in full once
             recorder = self.environment.exception_recorder

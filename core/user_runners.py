@@ -19,6 +19,7 @@ that overrides ``run`` stay ordinary sleeps: their state is on the stack.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -26,6 +27,7 @@ from gevent import GreenletExit
 from gevent.hub import Waiter
 from gevent.pool import Group
 
+from .exception import StopUser
 from .users import LOCUST_STATE_RUNNING, LOCUST_STATE_STOPPING, LOCUST_STATE_WAITING, User
 
 # a wait at least this long between top-level tasks gives the user's greenlet back
@@ -41,13 +43,15 @@ class UserRunners:
         self._idle: list[tuple[Waiter, gevent.Greenlet]] = []
         # set at the end of a test: runners that finish then end instead of idling
         self._closing = False
+        # called with a user whose loop ended by itself (StopUser, StopTest, run() returned)
+        self.on_ended: Callable[[User], None] | None = None
 
     def start(self, user: User) -> None:
         """Start a new user's loop (from any greenlet)."""
         self._closing = False
         if type(user).run is not User.run:
             # a locustfile's own run(): the loop is its own, nothing to park
-            user._greenlet = self.group.spawn(_run_custom, user)
+            user._greenlet = self.group.spawn(self._run_custom, user)
         else:
             user._greenlet = self._spawn(user, False)
 
@@ -66,6 +70,8 @@ class UserRunners:
                 user._run_tasks(self._park, resumed)
             except GreenletExit:
                 return  # killed with its user (a stop, a shutdown): this runner ends too
+            if user._done:
+                self._ended(user)
             user = None  # type: ignore[assignment]  # an idle runner holds no user
             if self._closing or len(self._idle) >= IDLE_RUNNERS_MAX:
                 return
@@ -142,6 +148,22 @@ class UserRunners:
         for _, runner in idle:
             runner.kill(block=False)
 
+    def _run_custom(self, user: User) -> None:
+        try:
+            user.run()
+        except StopUser as e:
+            user._ended_by = e
+        except GreenletExit:
+            user._done = True
+            return
+        finally:
+            user._done = True
+        self._ended(user)
+
+    def _ended(self, user: User) -> None:
+        if not user._stop_requested and self.on_ended is not None:
+            self.on_ended(user)
+
 
 def is_alive(user: User) -> bool:
     if user._done:
@@ -151,10 +173,3 @@ def is_alive(user: User) -> bool:
     runner = user._greenlet
     # a greenlet killed before it started never ran the loop that would have said "done"
     return runner is not None and not runner.dead
-
-
-def _run_custom(user: User) -> None:
-    try:
-        user.run()
-    finally:
-        user._done = True

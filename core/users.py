@@ -198,6 +198,9 @@ class TaskSet(metaclass=_TaskHolderMeta):
         if self.user._stop_requested:
             raise StopUser()
         t = self._task_queue.pop(0) if self._task_queue else self.get_next_task()
+        lease = getattr(self.user.environment, "task_lease", None)
+        if lease is not None and not _is_taskset_class(t):
+            lease.take()  # -i/--iterations: StopUser once the test's task runs are taken
         try:
             self.execute_task(t)
         except RescheduleTaskImmediately:
@@ -276,6 +279,7 @@ class User(metaclass=_TaskHolderMeta):
         self._parked: Any = None  # the timer that resumes a parked user
         self._taskset: TaskSet | None = None  # the top-level TaskSet being run, if any
         self._done = False  # the loop has ended: the user is gone
+        self._ended_by: BaseException | None = None  # the StopUser/StopTest that ended it
         self._cp_last_run = time.monotonic()
         self._task_queue: list[Any] = []
 
@@ -364,6 +368,7 @@ class User(metaclass=_TaskHolderMeta):
                     self._task_failed(e)
             choice = random.choice
             queue = self._task_queue
+            lease = getattr(self.environment, "task_lease", None)
             while True:
                 if self._taskset is not None:
                     seconds = self._taskset_turn()
@@ -382,6 +387,8 @@ class User(metaclass=_TaskHolderMeta):
                                 continue
                             taskset.run()
                         else:
+                            if lease is not None:
+                                lease.take()
                             t(self)
                     except RescheduleTaskImmediately:
                         continue
@@ -402,7 +409,8 @@ class User(metaclass=_TaskHolderMeta):
                     self._taskset._guard(self._sleep, seconds)  # stopping there runs its on_stop
                 else:
                     self._sleep(seconds)
-        except StopUser:
+        except StopUser as e:
+            self._ended_by = e  # StopTest (a StopUser) ends the whole test: the pool tells
             self._finish()
         except GreenletExit:
             self._finish()

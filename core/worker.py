@@ -25,6 +25,8 @@ from . import protocol as p
 from ._version import PROTOCOL_VERSION, __version__
 from .cpu import CpuMonitor
 from .curve import WorkerKeys, apply_client
+from .exception import StopTest
+from .iterations import TaskRunLease
 from .memory import TRIM_INTERVAL, release_free_memory
 from .runners import (
     STATE_INIT,
@@ -32,27 +34,24 @@ from .runners import (
     STATE_SPAWNING,
     STATE_STOPPED,
     STATE_STOPPING,
+    CustomMessage,
     WorkerRunner,
 )
 from .stats import MergedStats, RequestStats
+from .task_tags import apply_tags
 from .user_pool import UserPool
 
 log = logging.getLogger(__name__)
 
+__all__ = ["CustomMessage", "WorkerRuntime"]
+
+# -i/--iterations: how long a task still running when the runs are used up may take to end
+IN_TASK_MAX = 3600.0
+# Locust's interval for events.usage_monitor (and cpu_warning)
+USAGE_MONITOR_INTERVAL = 10.0
 # A worker that has never reached its master gives up after this long, with a clear message.
 FIRST_CONNECT_TIMEOUT = 60.0
 RECONNECT_BACKOFF_MAX = 10.0
-
-
-class CustomMessage:
-    """What a ``register_message`` handler receives as ``msg``."""
-
-    __slots__ = ("type", "data", "node_id")
-
-    def __init__(self, msg_type: str, data: Any, node_id: str) -> None:
-        self.type = msg_type
-        self.data = data
-        self.node_id = node_id
 
 
 def raise_open_file_limit() -> None:
@@ -103,6 +102,11 @@ class WorkerRuntime(WorkerRunner):
         environment.exception_recorder = self.stats_recorder.log_exception
         self.pool = UserPool(environment, environment.user_classes_by_name)
         self.pool.on_spawning_complete = self._spawning_complete
+        self.pool.on_user_ended = self._user_ended
+        self.pool.on_stop_test = self._stop_test_raised
+        self._ended_pending = False
+        self._iterations = False
+        self.lease: TaskRunLease | None = None
         self.cpu = CpuMonitor()
         self._cpu_warned = False
         self._seq = 0
@@ -140,6 +144,11 @@ class WorkerRuntime(WorkerRunner):
     def stop(self) -> None:
         self._stop_test()
 
+    def fail(self, code: int) -> None:
+        """Exit with ``code`` without starting anything (a fatal init error)."""
+        self._exit_code = code
+        self._quit.set()
+
     # --- running -----------------------------------------------------------------------
     def run(self, on_connected: Callable[[], None] | None = None) -> int:
         """Connect, call ``on_connected`` (the launcher fires ``events.init`` there), then serve
@@ -152,6 +161,7 @@ class WorkerRuntime(WorkerRunner):
             gevent.spawn(self._stats_loop),
             gevent.spawn(self._heartbeat_loop),
             gevent.spawn(self._trim_loop),
+            gevent.spawn(self._usage_loop),
         ]
         try:
             if not self._connect(self.first_connect_timeout):
@@ -164,6 +174,8 @@ class WorkerRuntime(WorkerRunner):
                 return 1
             if on_connected is not None:
                 on_connected()
+            if self._quit.is_set():
+                return self._exit_code
             self._ready.set()
             self._quit.wait()
         finally:
@@ -272,6 +284,13 @@ class WorkerRuntime(WorkerRunner):
 
     def _handle(self, message: p.Message) -> None:
         if isinstance(message, p.Heartbeat):
+            hook = self.environment.events.heartbeat_received
+            if hook._handlers:
+                hook.fire(client_id=self.client_id, timestamp=time.time())
+            return
+        if isinstance(message, p.IterationsGranted):
+            if message.run_id == self._run_id and self.lease is not None:
+                self.lease.granted(message.count, message.last)
             return
         if isinstance(message, p.Welcome):
             if not message.accepted:
@@ -286,6 +305,12 @@ class WorkerRuntime(WorkerRunner):
             if opts is not None:
                 for key, value in message.options.items():
                     setattr(opts, key, value)
+            # -i/--iterations, as the master says: task runs are leased from it (per run)
+            self._iterations = int(getattr(opts, "iterations", 0) or 0) > 0
+            if message.options.get("config_users"):
+                self._use_master_user_config(message.options["config_users"])
+            if "tags" in message.options or "exclude_tags" in message.options:
+                self._use_master_tags(message.options.get("tags"), message.options.get("exclude_tags"))
             self._connected.set()
         elif isinstance(message, p.Spawn):
             self._spawn(message)
@@ -303,7 +328,36 @@ class WorkerRuntime(WorkerRunner):
         else:
             log.debug("ignored %s from the master", message.TYPE)
 
+    def _use_master_user_config(self, values: Any) -> None:
+        """--config-users as the master has it (applied from the declared tasks, so twice is
+        the same as once)."""
+        from .user_config import UserConfigError, apply
+
+        try:
+            apply(self.environment.user_classes_by_name, [c for value in values for c in value])
+        except (UserConfigError, TypeError, AttributeError) as e:
+            log.error("The master's --config-users cannot be applied here: %s", e)
+
+    def _use_master_tags(self, tags: list[str] | None, exclude_tags: list[str] | None) -> None:
+        """Run the tasks the master's --tags/--exclude-tags select, not this worker's own
+        (Locust #1392); the Welcome comes before any Spawn, so no user runs the old filter."""
+        env = self.environment
+        wanted = (list(tags or []), list(exclude_tags or []))
+        current = (list(env.tags or []), list(env.exclude_tags or []))
+        if wanted == current:
+            return  # what the tasks were filtered with already
+        log.info(
+            "Using the master's tags (--tags %s, --exclude-tags %s) instead of this worker's",
+            " ".join(wanted[0]) or "-",
+            " ".join(wanted[1]) or "-",
+        )
+        apply_tags(env.user_classes, tags, exclude_tags)
+        env.tags, env.exclude_tags = tags, exclude_tags
+
     def _handle_custom(self, message: p.Custom) -> None:
+        # handlers are registered by init listeners: a message sent right after the welcome
+        # waits for them, as a spawn does
+        self._ready.wait()
         entry = self.custom_messages.get(message.msg_type)
         if entry is None:
             log.warning("Unknown message type received from the master: %s", message.msg_type)
@@ -327,12 +381,51 @@ class WorkerRuntime(WorkerRunner):
             if self.state not in (STATE_INIT, STATE_STOPPED):
                 self._stop_test()
             self._run_id = message.run_id
+            self.pool.new_run()
+            self._new_lease()
             self.state = STATE_SPAWNING
             self.environment.events.test_start.fire(environment=self.environment)
         self.state = STATE_SPAWNING
         self.target_user_count = sum(message.targets.values())
         self._targets = dict(message.targets)
-        self.pool.set_targets(message.targets, message.spread)
+        self.pool.set_targets(message.targets, message.spread, message.spent, message.ended_seen)
+
+    # --- users that end themselves, StopTest, -i/--iterations -------------------------------
+    def _user_ended(self, user: Any) -> None:
+        if isinstance(user._ended_by, StopTest):
+            self._stop_test_raised(str(user._ended_by) or "StopTest raised by a user")
+        if not self._ended_pending:
+            # one message for all the users that end in this turn of the hub
+            self._ended_pending = True
+            gevent.get_hub().loop.run_callback(self._send_ended)
+
+    def _send_ended(self) -> None:
+        self._ended_pending = False
+        self._send(p.UsersEnded(self._run_id, dict(self.pool.ended)))
+
+    def _stop_test_raised(self, reason: str) -> None:
+        log.error("%s", reason)
+        log.warning("Stopping the test (StopTest)")
+        self._send(p.StopTestRequest(self._run_id, reason[:2000]))
+
+    def _new_lease(self) -> None:
+        if not self._iterations:
+            return
+        run_id = self._run_id
+        lease = TaskRunLease(
+            lambda count: self._send(p.IterationsWanted(run_id, count)),
+            lambda: self.pool.user_count,
+        )
+        lease.on_exhausted = lambda: gevent.spawn(self._iterations_exhausted, lease, run_id)
+        self.lease = self.environment.task_lease = lease
+
+    def _iterations_exhausted(self, lease: TaskRunLease, run_id: int) -> None:
+        """This worker's share of -i is used up: users waiting stop now, those in a task once
+        it is over; then the master learns this worker is done."""
+        self.pool.stop_all(timeout=IN_TASK_MAX)
+        if run_id == self._run_id:
+            self._send_stats()
+            self._send(p.IterationsDone(run_id, lease.ran))
 
     def _spawning_complete(self, counts: dict[str, int]) -> None:
         if self.state != STATE_SPAWNING:
@@ -374,6 +467,23 @@ class WorkerRuntime(WorkerRunner):
             if self._connected.is_set():
                 self._send_stats()
 
+    def _usage_loop(self) -> None:
+        """events.usage_monitor every 10 s, and cpu_warning while above the threshold, as in
+        Locust (the log warning and the master's metric come from the heartbeat's samples)."""
+        import psutil
+
+        process = psutil.Process()
+        process.cpu_percent()
+        while True:
+            gevent.sleep(USAGE_MONITOR_INTERVAL)
+            cpu = process.cpu_percent()
+            events = self.environment.events
+            if cpu > self.cpu.threshold:
+                events.cpu_warning.fire(environment=self.environment, cpu_usage=cpu)
+            events.usage_monitor.fire(
+                environment=self.environment, cpu_usage=cpu, memory_usage=process.memory_info().rss
+            )
+
     def _trim_loop(self) -> None:
         while release_free_memory():
             gevent.sleep(TRIM_INTERVAL)
@@ -399,7 +509,6 @@ class WorkerRuntime(WorkerRunner):
                 self.client_id,
                 cpu,
             )
-            self.environment.events.cpu_warning.fire(environment=self.environment, cpu_usage=cpu)
             self._send(p.CpuWarning(cpu))
         elif not self.cpu.saturated and cpu < self.cpu.threshold - 10:
             self._cpu_warned = False

@@ -67,6 +67,9 @@ def render_html_report(runtime: Any) -> str:
         ("Workers", f"{len(runtime.workers)} connected, {len(runtime.lost_workers)} lost"),
         ("Requests", f"{stats.num_requests:,} ({stats.num_failures:,} failed)"),
     ]
+    profile = getattr(env, "profile", None)
+    if profile:
+        info.insert(0, ("Profile", str(profile)))
     parts = [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',

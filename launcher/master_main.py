@@ -14,6 +14,7 @@ from typing import Any
 from lcore.exporters import thresholds
 from lcore.master import MasterRuntime
 from lcore.runners import STATE_STOPPED
+from lcore.step_load import StepLoadShape
 
 from .supervisor import notify_ready
 
@@ -43,7 +44,24 @@ def exit_code(
     stats = runtime.stats_merged
     if stats.total.num_failures or stats.exceptions:
         return int(options.exit_code_on_error)
+    if runtime.listener_errors or runtime.calls.errors or runtime.handler_calls.errors:
+        return 2  # as Locust: locustfile code on the master raised (logged when it did)
     return 0
+
+
+def warn_shape_options(shape: Any, options: argparse.Namespace) -> None:
+    """A LoadTestShape decides users, rate and duration (Locust's rule and warning)."""
+    given = [
+        flag
+        for dest, flag in (("num_users", "--users"), ("spawn_rate", "--spawn-rate"), ("run_time", "--run-time"))
+        if getattr(options, dest, None)
+    ]
+    if given and not getattr(shape, "use_common_options", False):
+        log.warning(
+            "--run-time, --users or --spawn-rate have no impact on LoadShapes unless the shape "
+            "class explicitly reads them (use_common_options)"
+        )
+        log.warning("The following option(s) will be ignored: %s", ", ".join(given))
 
 
 async def master_async(runtime: MasterRuntime, options: argparse.Namespace) -> int:
@@ -77,6 +95,11 @@ async def master_async(runtime: MasterRuntime, options: argparse.Namespace) -> i
                 return 1
     notify_ready()
 
+    if getattr(options, "step_load", False):
+        if isinstance(runtime.shape, StepLoadShape):
+            log.info("%s", runtime.shape.describe())
+        else:
+            log.warning("The locustfile has a LoadTestShape: --step-load is ignored")
     headless = bool(options.headless or options.autostart)
     if options.autostart and not options.headless and options.autoquit >= 0:
 
@@ -134,11 +157,7 @@ async def master_async(runtime: MasterRuntime, options: argparse.Namespace) -> i
                 await runtime.close()
                 return 1
         if runtime.shape is not None:
-            if options.num_users is not None or options.spawn_rate is not None:
-                log.warning(
-                    "The locustfile has a LoadTestShape, which sets users and spawn rate: "
-                    "-u/--users and -r/--spawn-rate are ignored"
-                )
+            warn_shape_options(runtime.shape, options)
             runtime.start_shape()
         elif not runtime._quit_event.is_set():
             users = options.num_users if options.num_users is not None else 1

@@ -46,6 +46,7 @@ __all__ = [
     "parse_timespan",
     "resolve_processes",
     "validate",
+    "web_ui_options",
 ]
 
 # --- parsing ----------------------------------------------------------------------------
@@ -61,7 +62,11 @@ def parse_options(
     """Options from all sources. ``partial=True`` tolerates options nobody declared (a
     locustfile's, before it is imported): they are kept in ``_unknown``, abbreviations are not
     expanded, and a bare word right after an unknown option is taken for its value.
-    Raises OptionsError; ``--help`` prints the help and exits 0; ``--version`` sets ``version``."""
+    Raises OptionsError; ``--help`` prints the help and exits 0; ``--version`` sets ``version``.
+
+    ``options._custom_options`` describes the locustfile's own options (CustomOption, for the
+    status page); ``options._notices`` holds one-line notices (an old option name was used).
+    The partial parse is the launcher's, once per command line: it prints the notices."""
     argv = list(sys.argv[1:] if argv is None else argv)
     environ = os.environ if environ is None else environ
     # Partial: no abbreviations, or a locustfile's --user would be read as our --users.
@@ -86,8 +91,22 @@ def parse_options(
     options = argparse.Namespace(**values)
     options._unknown = unknown
     options._custom_options = [_describe(a) for a in custom if a.option_strings]
+    options._notices = list(parser.__dict__.get("lcore_notices", []))
     if options.headful:
         options.headless = False
+    elif (
+        options.no_web and not (options.headless or options.autostart) and _asks_for_a_test(options)
+    ):
+        # older Locust guides' --no-web (always with -c/-u, -r, -t) is today's --headless;
+        # alone it keeps lcore's meaning, no HTTP (a master a locustfile drives, say)
+        options.headless = True
+        options._notices.append(
+            "--no-web is an old Locust option: today's is --headless "
+            "(lcore's --no-web also turns off the status page and /metrics)"
+        )
+    if partial:
+        for text in options._notices:
+            sys.stderr.write(f"lcore: notice: {text}\n")
 
     options.locustfiles = []
     if options.version:
@@ -99,6 +118,10 @@ def parse_options(
     if not options.demo and options.locustfile != "-":  # '-': a worker fetches it from the master
         options.locustfiles = find_locustfiles(options.locustfile or "")
     return options
+
+
+def _asks_for_a_test(options: argparse.Namespace) -> bool:
+    return any(getattr(options, d) is not None for d in ("num_users", "spawn_rate", "run_time"))
 
 
 def _parse_command_line(
@@ -120,7 +143,7 @@ def _parse_command_line(
         cli.pop("user_classes", None)  # an empty positional must not hide LCORE_USER_CLASSES
     if not partial:
         if extras:
-            raise OptionsError(f"unrecognized arguments: {' '.join(extras)}")
+            raise OptionsError(f"unrecognized arguments: {' '.join(extras)}{_hint(parser, extras)}")
         return cli, []
     unknown, classes = [], []
     after_option = False
@@ -136,6 +159,18 @@ def _parse_command_line(
     if classes:
         cli["user_classes"] = classes
     return cli, unknown
+
+
+def _hint(parser: LcoreArgumentParser, extras: list[str]) -> str:
+    """Locust's "Did you mean" for the first unknown option, on the same line."""
+    import difflib
+
+    first = next((e.split("=", 1)[0] for e in extras if e.startswith("--")), None)
+    if first is None:
+        return ""
+    names = [s for a in parser._actions if a.help != argparse.SUPPRESS for s in a.option_strings]
+    close = difflib.get_close_matches(first, names, n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def _defaults(parser: LcoreArgumentParser) -> dict[str, Any]:
@@ -155,6 +190,11 @@ def _defaults(parser: LcoreArgumentParser) -> dict[str, Any]:
 
 
 def _describe(action: argparse.Action) -> CustomOption:
+    if action.nargs == 0:
+        kind = "bool"
+    else:
+        kind = getattr(action.type, "__name__", "str")
+        kind = kind if kind in ("int", "float") else "str"
     return CustomOption(
         dest=action.dest,
         flag=_flag(action),
@@ -164,7 +204,15 @@ def _describe(action: argparse.Action) -> CustomOption:
         include_in_web_ui=getattr(action, "include_in_web_ui", True),
         is_secret=getattr(action, "is_secret", False),
         is_required=getattr(action, "is_required", False),
+        is_multiple=getattr(action, "is_multiple", False),
+        kind=kind,
     )
+
+
+def web_ui_options(options: argparse.Namespace) -> list[CustomOption]:
+    """The locustfile's options the status page shows (``include_in_web_ui``, Locust's default
+    True), in the order the locustfile added them; their values are ``options.<dest>``."""
+    return [c for c in getattr(options, "_custom_options", []) if c.include_in_web_ui]
 
 
 # --- locustfiles, processes, cross-option rules -----------------------------------------
@@ -274,6 +322,8 @@ def validate(options: argparse.Namespace) -> None:
             raise OptionsError(f"{flag} needs at least one --threshold")
     if get("stats_history_enabled") and not get("csv_prefix"):
         raise OptionsError("--csv-full-history requires --csv")
+    if get("iterations", 0) < 0:
+        raise OptionsError(f"--iterations must be 0 (no limit) or more, not {get('iterations')}")
     if get("run_time"):
         if get("worker"):
             raise OptionsError("--run-time belongs on the master, not on workers")
@@ -281,9 +331,37 @@ def validate(options: argparse.Namespace) -> None:
             raise OptionsError(
                 "--run-time can only be used together with --headless or --autostart"
             )
+    _validate_step_load(options)
     if get("locustfile") == "-" and not get("worker"):
         raise OptionsError("-f - (fetch the locustfile from the master) needs --worker")
     if get("run_single_user") and (get("master") or get("worker")):
         raise OptionsError(
             "--run-single-user runs in this process; it cannot be combined with --master or --worker"
+        )
+
+
+def _validate_step_load(options: argparse.Namespace) -> None:
+    """Locust 1.x's Step Load mode: N more users every T up to -u, from the master."""
+    get = options.__dict__.get
+    step_users, step_time = get("step_users"), get("step_time")
+    if not get("step_load"):
+        if step_users is not None or step_time is not None:
+            raise OptionsError(
+                "--step-users and --step-time can only be used together with --step-load"
+            )
+        return
+    if get("worker"):
+        raise OptionsError("--step-load belongs on the master, not on workers")
+    if step_users is None or step_time is None:
+        raise OptionsError("--step-load needs --step-users N and --step-time T")
+    if step_users < 1:
+        raise OptionsError(f"--step-users must be at least 1, not {step_users}")
+    if step_time < 1:
+        raise OptionsError(f"--step-time must be at least 1 second, not {step_time}")
+    users = get("num_users")
+    if users is None:
+        raise OptionsError("--step-load needs -u/--users: the number of users of the last step")
+    if step_users > users:
+        raise OptionsError(
+            f"--step-users ({step_users}) must not be more than -u/--users ({users})"
         )

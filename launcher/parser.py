@@ -1,7 +1,9 @@
 """The argparse parser: every option with Locust's names and defaults, and lcore's own.
 
 The parser accepts Locust's extra ``add_argument`` keywords (``env_var``, ``include_in_web_ui``,
-``is_secret``, ``is_required``) so that a locustfile's ``init_command_line_parser`` hook works.
+``is_secret``, ``is_required``, ``is_multiple``) so that a locustfile's ``init_command_line_parser``
+hook works, and the option names of older Locust guides (``--slave``, ``--expect-slaves``,
+``--hatch-rate``, ``--step-clients``), each with a one-line notice naming today's option.
 """
 
 from __future__ import annotations
@@ -23,7 +25,12 @@ class OptionsError(Exception):
 
 
 class CustomOption(NamedTuple):
-    """An option a locustfile added, as the status page needs it."""
+    """An option a locustfile added, as the status page needs it (``options._custom_options``).
+
+    ``kind`` is how to render it: ``"bool"`` (a flag), ``"int"``, ``"float"`` or ``"str"``
+    (the name of its ``type``, ``"str"`` when it has none or another); ``is_multiple`` options
+    hold a list (a multiple select when ``choices`` is set). The current value is the namespace's
+    attribute ``dest``; mask it when ``is_secret``."""
 
     dest: str
     flag: str
@@ -33,25 +40,43 @@ class CustomOption(NamedTuple):
     include_in_web_ui: bool
     is_secret: bool
     is_required: bool
+    is_multiple: bool = False
+    kind: str = "str"
 
 
 # --- the parser -------------------------------------------------------------------------
 
 
+class _Multiple(argparse._AppendAction):
+    """``is_multiple=True``: the option may repeat and holds a list. Given at all, it replaces
+    the default rather than adding to it (lcore's parse starts each source from an empty
+    namespace, so the append starts from nothing)."""
+
+
 class _TakesLocustKeywords:
     """``add_argument`` that also takes the keywords Locust's parser takes (``env_var``,
-    ``include_in_web_ui``, ``is_secret``, ``is_required``), as locustfiles pass them."""
+    ``include_in_web_ui`` (default True, as Locust's), ``is_secret``, ``is_required``,
+    ``is_multiple``), as locustfiles pass them."""
 
     def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
         env_var = kwargs.pop("env_var", None)
         include_in_web_ui = kwargs.pop("include_in_web_ui", True)
         is_secret = kwargs.pop("is_secret", False)
         is_required = kwargs.pop("is_required", False)
+        is_multiple = kwargs.pop("is_multiple", False)
+        # Locust takes is_multiple for a hint to its web form only, so `--x a --x b` gives "b";
+        # here a plain valued option becomes a list, as the web form's value is
+        if is_multiple and kwargs.get("action", "store") == "store" and "nargs" not in kwargs:
+            kwargs["action"] = _Multiple
+            default = kwargs.get("default")
+            if default is not None and not isinstance(default, list | tuple):
+                kwargs["default"] = [default]
         action: argparse.Action = super().add_argument(*args, **kwargs)  # type: ignore[misc]
         action.env_var = env_var  # type: ignore[attr-defined]
         action.include_in_web_ui = include_in_web_ui  # type: ignore[attr-defined]
         action.is_secret = is_secret  # type: ignore[attr-defined]
         action.is_required = is_required  # type: ignore[attr-defined]
+        action.is_multiple = bool(is_multiple)  # type: ignore[attr-defined]
         return action
 
     def add_argument_group(self, *args: Any, **kwargs: Any) -> _Group:
@@ -92,6 +117,15 @@ def _timespan(text: str) -> int:
         raise argparse.ArgumentTypeError(str(e))
 
 
+def _user_config(text: str) -> Any:
+    from lcore.user_config import UserConfigError, parse
+
+    try:
+        return parse(text)
+    except UserConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _threshold(text: str) -> Any:
     from lcore.exporters.thresholds import ThresholdError, parse_threshold
 
@@ -101,19 +135,28 @@ def _threshold(text: str) -> Any:
         raise argparse.ArgumentTypeError(str(e))
 
 
-def _renamed(new_name: str) -> type[argparse.Action]:
-    """An action refusing an option Locust renamed, naming the new one."""
+def notice(parser: argparse.ArgumentParser, text: str) -> None:
+    """Keep a one-line notice for the user (an old option name, say); ``parse_options`` hands
+    them over in ``options._notices``, once each."""
+    notices: list[str] = parser.__dict__.setdefault("lcore_notices", [])
+    if text not in notices:
+        notices.append(text)
 
-    class Renamed(argparse.Action):
+
+def _old_name(today: str) -> type[argparse.Action]:
+    """An option of older Locust guides that does what ``today`` does (same dest, so the usual
+    precedence holds), with a notice naming ``today``."""
+
+    class OldName(argparse.Action):
         def __call__(
             self, parser: Any, namespace: Any, values: Any, option_string: Any = None
         ) -> None:
-            raise argparse.ArgumentError(self, f"this option was renamed {new_name}")
+            old = option_string or self.option_strings[0]
+            notice(parser, f"{old} is an old Locust option: today's is {today}")
+            setattr(namespace, self.dest, True if self.nargs == 0 else values)
 
-    return Renamed
+    return OldName
 
-
-_IGNORED = "Accepted for Locust compatibility; lcore ignores it."
 
 _EPILOG = """\
 Every option can also be set in a config file (~/.lcore.conf, ./lcore.conf, [tool.lcore] in
@@ -177,8 +220,9 @@ def _build(*, add_help: bool, positionals: bool, allow_abbrev: bool) -> LcoreArg
     )
     add(
         "--hatch-rate",
-        action=_renamed("--spawn-rate"),
-        nargs=0,
+        action=_old_name("--spawn-rate"),
+        type=float,
+        dest="spawn_rate",
         default=argparse.SUPPRESS,
         help=argparse.SUPPRESS,
     )
@@ -191,13 +235,29 @@ def _build(*, add_help: bool, positionals: bool, allow_abbrev: bool) -> LcoreArg
         "Default: run until stopped.",
     )
     add(
+        "-i",
+        "--iterations",
+        type=int,
+        default=0,
+        metavar="N",
+        help="Run exactly N task runs in all, across every worker, then end the test "
+        "(locust-plugins' option). Default: no limit.",
+    )
+    add(
         "-l",
         "--list",
         action="store_true",
         dest="list_commands",
         help="List the User classes and exit.",
     )
-    add("--config-users", nargs="*", metavar="JSON", help=_IGNORED)
+    add(
+        "--config-users",
+        type=_user_config,
+        nargs="*",
+        metavar="JSON",
+        help="Settings for user classes as JSON (inline or a .json file): "
+        '{"user_class_name": "MyUser", "fixed_count": 2, "tasks": ["browse"]}, or a list of them.',
+    )
 
     web = parser.add_argument_group("Web UI options")
     web.add_argument(
@@ -219,7 +279,9 @@ def _build(*, add_help: bool, positionals: bool, allow_abbrev: bool) -> LcoreArg
     web.add_argument(
         "--no-web",
         action="store_true",
-        help="Serve nothing over HTTP: no status page, no /metrics (a headless master serves them).",
+        help="Serve nothing over HTTP: no status page, no /metrics (a headless master serves "
+        "them). With -u, -r or -t and without --autostart it also means --headless, as in "
+        "older Locust guides.",
     )
     # Undoes a `headless = true` from a config file, as in Locust.
     web.add_argument("--headful", action="store_true", help=argparse.SUPPRESS)
@@ -313,8 +375,9 @@ def _build(*, add_help: bool, positionals: bool, allow_abbrev: bool) -> LcoreArg
     )
     master.add_argument(
         "--expect-slaves",
-        action=_renamed("--expect-workers"),
-        nargs=0,
+        action=_old_name("--expect-workers"),
+        type=int,
+        dest="expect_workers",
         default=argparse.SUPPRESS,
         help=argparse.SUPPRESS,
     )
@@ -336,8 +399,9 @@ def _build(*, add_help: bool, positionals: bool, allow_abbrev: bool) -> LcoreArg
     )
     worker.add_argument(
         "--slave",
-        action=_renamed("--worker"),
+        action=_old_name("--worker"),
         nargs=0,
+        dest="worker",
         default=argparse.SUPPRESS,
         help=argparse.SUPPRESS,
     )
@@ -365,12 +429,44 @@ def _build(*, add_help: bool, positionals: bool, allow_abbrev: bool) -> LcoreArg
         "the locustfile with -f -) before giving up with exit code 1. Default: 60.",
     )
 
-    tags = parser.add_argument_group("Tag options", "Select tasks by their @tag.")
+    tags = parser.add_argument_group(
+        "Tag options",
+        "Select tasks by their @tag. A master's tags decide for all its workers, remote ones too.",
+    )
     tags.add_argument(
         "-T", "--tags", nargs="*", metavar="TAG", help="Run only tasks with any of these tags."
     )
     tags.add_argument(
         "-E", "--exclude-tags", nargs="*", metavar="TAG", help="Skip tasks with any of these tags."
+    )
+
+    step = parser.add_argument_group(
+        "Step load options",
+        "Locust 1.x's Step Load mode (today's Locust writes a LoadTestShape): start with N users, "
+        "add N more every T, up to -u; -r is the spawn rate of each step.",
+    )
+    step.add_argument(
+        "--step-load",
+        action="store_true",
+        help="Ramp in steps (needs -u, --step-users and --step-time); a LoadTestShape in the "
+        "locustfile takes precedence.",
+    )
+    step.add_argument(
+        "--step-users", type=int, metavar="N", help="Users added at each step (with --step-load)."
+    )
+    step.add_argument(
+        "--step-clients",
+        action=_old_name("--step-users"),
+        type=int,
+        dest="step_users",
+        default=argparse.SUPPRESS,
+        help=argparse.SUPPRESS,
+    )
+    step.add_argument(
+        "--step-time",
+        type=_timespan,
+        metavar="TIME",
+        help="Time between steps, e.g. 30s, 5m (with --step-load).",
     )
 
     stats = parser.add_argument_group("Request statistics options")
@@ -459,7 +555,9 @@ def _build(*, add_help: bool, positionals: bool, allow_abbrev: bool) -> LcoreArg
     other.add_argument(
         "--equal-weights", action="store_true", help="Give every task the same weight."
     )
-    other.add_argument("--profile", metavar="NAME", help=_IGNORED)
+    other.add_argument(
+        "--profile", metavar="NAME", help="A name grouping test runs together, shown in the HTML report."
+    )
 
     own = parser.add_argument_group("lcore options")
     own.add_argument(

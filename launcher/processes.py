@@ -12,6 +12,8 @@ from typing import Any
 
 from lcore.log import setup_logging
 
+from .supervisor import EXIT_FATAL
+
 log = logging.getLogger("lcore.main")
 
 
@@ -25,9 +27,10 @@ def load_environment(
     """Import the locustfile, parse the command line again with the locustfile's own options
     (config files and a relative --config read from ``options_cwd`` when given)."""
     from lcore import locustfile as lf
+    from lcore import step_load
     from lcore.env import Environment
     from lcore.event import events
-    from lcore.users import filter_tasks_by_tags
+    from lcore.task_tags import apply_tags
 
     from .options import OptionsError, parse_options
 
@@ -44,6 +47,13 @@ def load_environment(
     except OptionsError as e:
         raise StartupError(str(e)) from e
 
+    if getattr(options, "config_users", None):
+        from lcore import user_config
+
+        try:
+            user_config.apply(loaded.user_classes, [c for value in options.config_users for c in value])
+        except user_config.UserConfigError as e:
+            raise StartupError(str(e)) from e
     user_classes = list(loaded.user_classes.values())
     if options.user_classes:
         missing = [n for n in options.user_classes if n not in loaded.user_classes]
@@ -61,13 +71,13 @@ def load_environment(
         # as Locust runs the others: a base class left without tasks is not an error
         log.warning("Not running %s: no tasks defined", ", ".join(without_tasks))
         user_classes = [cls for cls in user_classes if cls.tasks]
-    if options.tags or options.exclude_tags:
-        for cls in user_classes:
-            filter_tasks_by_tags(cls, options.tags, options.exclude_tags)
+    # a worker filters again with the master's tags when it is welcomed (core/task_tags.py)
+    apply_tags(user_classes, options.tags, options.exclude_tags)
     shape = next(iter(loaded.shape_classes.values()), None)
     env = Environment(
         user_classes=user_classes,
-        shape_class=shape() if shape is not None else None,
+        # --step-load is a built-in shape; a shape in the locustfile takes precedence
+        shape_class=shape() if shape is not None else step_load.from_options(options),
         tags=options.tags,
         exclude_tags=options.exclude_tags,
         events=events,
@@ -79,29 +89,38 @@ def load_environment(
         available_shape_classes=dict(loaded.shape_classes),
         locustfile=loaded.path,
     )
+    env.profile = getattr(options, "profile", None)
     env.assign_host()
     return env, loaded, options
 
 
 def custom_options(options: argparse.Namespace) -> dict[str, Any]:
-    """Options a locustfile added: the master sends them to every worker, remote ones too."""
+    """Options a locustfile added, and the master's --tags/--exclude-tags (the master decides
+    which tasks run, Locust #1392): the master sends them to every worker, remote ones too."""
     from .options import build_parser
 
     known = set(vars(build_parser(add_help=False).parse_args([])))
     simple = (str, int, float, bool, type(None), list)
-    return {
+    sent = {
         k: v
         for k, v in vars(options).items()
         if k not in known and not k.startswith("_") and isinstance(v, simple)
     }
+    sent["tags"] = getattr(options, "tags", None)
+    sent["exclude_tags"] = getattr(options, "exclude_tags", None)
+    if getattr(options, "config_users", None):
+        sent["config_users"] = options.config_users
+    sent["iterations"] = getattr(options, "iterations", 0)
+    return sent
 
 
 def run_master(argv: Sequence[str], options: argparse.Namespace, endpoints: list[str], curve: Any = None) -> int:
-    setup_logging(options.loglevel, options.logfile, "master")
-    # greenlets a locustfile starts here call time.sleep (Locust patched it): make it cooperative
+    # the locustfile's code on the master gets the patching Locust gives it (its greenlets and
+    # handlers block cooperatively); the master's own asyncio loop runs on the hub beside them
     from gevent import monkey
 
-    monkey.patch_time()
+    monkey.patch_all()
+    setup_logging(options.loglevel, options.logfile, "master")
     expected = getattr(options, "worker_count_expected", 1)
     try:
         env, loaded, options = load_environment(argv, options)
@@ -109,8 +128,7 @@ def run_master(argv: Sequence[str], options: argparse.Namespace, endpoints: list
     except StartupError as e:
         log.error("%s", e)
         return 1
-    import asyncio
-
+    from lcore import hub_loop
     from lcore.bundle import Source
     from lcore.locustfile import digest
     from lcore.master import MasterRuntime
@@ -129,6 +147,7 @@ def run_master(argv: Sequence[str], options: argparse.Namespace, endpoints: list
         run_time=options.run_time or None,
         quit_when_stopped=quits,
         curve=curve,
+        iterations=options.iterations,
         # for remote workers started with -f -, packed when the first one asks; a local run
         # has its own workers, and keeps its files to itself
         bundle_source=Source((loaded.path,), os.getcwd(), int(options.bundle_max_mb * 1024 * 1024))
@@ -136,8 +155,9 @@ def run_master(argv: Sequence[str], options: argparse.Namespace, endpoints: list
         else None,
     )
     try:
-        env.events.init.fire(environment=env, runner=runtime, web_ui=None)
-        code = asyncio.run(master_async(runtime, options))
+        if not fire_init(env, runtime):
+            return 1
+        code = hub_loop.run(master_async(runtime, options))
         env.events.quit.fire(exit_code=code)
         return code
     except StartupError as e:
@@ -237,6 +257,26 @@ def _serve_worker(
     )
     # init fires once the master has welcomed this worker, as in Locust: worker_index and the
     # options the master passes on are known by then
-    code = runtime.run(on_connected=lambda: env.events.init.fire(environment=env, runner=runtime, web_ui=None))
+    def on_connected() -> None:
+        if not fire_init(env, runtime):
+            runtime.fail(EXIT_FATAL)
+
+    code = runtime.run(on_connected=on_connected)
     env.events.quit.fire(exit_code=code)
     return code
+
+
+def fire_init(env: Any, runtime: Any) -> bool:
+    """events.init; a listener that raises is fatal, as in Locust: logged (once, by the hook),
+    then this process exits 1 before any user starts."""
+    hook = env.events.init
+    before = hook.errors
+    try:
+        hook.fire(environment=env, runner=runtime, web_ui=None)
+    except Exception as e:  # StopTest/StopUser from an init listener: the same
+        log.error("An init event listener raised %s: %s", type(e).__name__, e)
+        return False
+    if hook.errors != before:
+        log.error("An init event listener failed (see above): exiting before any user starts")
+        return False
+    return True

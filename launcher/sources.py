@@ -78,6 +78,8 @@ def _apply(
                 raise OptionsError(f"{source}: {_flag(action)}: expected {action.nargs} values")
             action(parser, namespace, [_convert(parser, action, i, source) for i in items], option)
         elif isinstance(action, argparse._AppendAction):
+            if isinstance(raw, str) and getattr(action, "is_multiple", False):
+                raw = _split(raw)  # a locustfile's is_multiple option: `a,b` or `[a, b]`
             for item in raw if isinstance(raw, list) else [raw]:
                 action(parser, namespace, _convert(parser, action, item, source), option)
         else:

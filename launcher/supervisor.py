@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 log = logging.getLogger("lcore.launcher")
 
 PR_SET_PDEATHSIG = 1
+# A worker that exits with this could not start as asked (an init listener raised): it is not
+# restarted, and the run ends with exit code 1.
+EXIT_FATAL = 78
 # A local worker that keeps dying this fast is not restarted forever.
 MAX_RESTARTS_PER_MINUTE = 10
 
@@ -99,6 +102,7 @@ class Supervisor:
         self.restart_workers = restart_workers
         self._signals: list[int] = []
         self._stopping = False
+        self._fatal = False  # a worker exited with EXIT_FATAL
         self._pid = os.getpid()
 
     def _record_signal(self, signum: int, _frame: object) -> None:
@@ -151,7 +155,7 @@ class Supervisor:
                     continue
                 if self.master is not None and pid == self.master.pid:
                     self.master.pid = 0
-                    exit_code = exit_code_of(status)
+                    exit_code = max(exit_code_of(status), 1 if self._fatal else 0)
                     if os.WIFSIGNALED(status):
                         log.error("The master process died (%s)", describe_exit(status))
                     self._stop_workers()
@@ -161,6 +165,13 @@ class Supervisor:
                     continue
                 worker.pid = 0
                 code = exit_code_of(status)
+                if code == EXIT_FATAL:
+                    # it said why (an init listener raised): the run cannot go on as asked
+                    code = 1
+                    exit_code = 1
+                    self._fatal = True
+                    if not self._stopping:
+                        self._stop_everything()
                 if self.master is None:
                     exit_code = max(exit_code, code)
                 if code != 0 and not self._stopping:
@@ -186,6 +197,13 @@ class Supervisor:
             return
         log.info("Restarting worker process %d", worker.index)
         fork_child(worker, parent_pid=self._pid)
+
+    def _stop_everything(self) -> None:
+        self._stopping = True
+        if self.master is not None and self.master.pid:
+            os.kill(self.master.pid, signal.SIGTERM)
+        else:
+            self._stop_workers()
 
     def _handle_signals(self) -> None:
         while self._signals:

@@ -161,10 +161,10 @@ def test_worker_options_and_list_flags(project: Path) -> None:
 
 def test_locustfile_without_py_and_no_web(project: Path) -> None:
     (project / "other.py").write_text("")
-    o = parse(["-f", "other", "--no-web"])
+    o = parse(["-f", "other", "--no-web", "--headless"])
     assert o.locustfiles == [str(project / "other.py")]
-    # lcore's --no-web turns the HTTP server off; it does not imply --headless
-    assert o.no_web is True and o.headless is False
+    # lcore's --no-web turns the HTTP server off; with --headless it is no old option
+    assert o.no_web is True and o.headless is True and o._notices == []
 
 
 def test_build_parser_without_help() -> None:
@@ -447,8 +447,22 @@ def test_required_custom_option_may_come_from_the_environment(project: Path) -> 
         (["--web-port", "70000"], "--web-port must be between 0 and 65535"),
         (["-f", "-"], "needs --worker"),
         (["--run-single-user", "--master"], "--run-single-user runs in this process"),
-        (["--slave"], "renamed --worker"),
-        (["--hatch-rate", "3"], "renamed --spawn-rate"),
+        (["--hatch-rate", "fast"], "argument --hatch-rate: invalid float value: 'fast'"),
+        (["--expect-slaves", "x"], "argument --expect-slaves: invalid int value: 'x'"),
+        (["--step-users", "2"], "--step-users and --step-time can only be used together"),
+        (["--step-load", "-u", "4"], "--step-load needs --step-users N and --step-time T"),
+        (["--step-load", "--step-users", "2", "--step-time", "1m"], "--step-load needs -u/--users"),
+        (
+            ["--step-load", "--step-users", "5", "--step-time", "1m", "-u", "4"],
+            "--step-users (5) must not be more than -u/--users (4)",
+        ),
+        (["--step-load", "--step-users", "0", "--step-time", "1m", "-u", "4"], "at least 1"),
+        (["--step-load", "--step-users", "1", "--step-time", "0", "-u", "4"], "at least 1 second"),
+        (["--step-load", "--step-users", "1", "--step-time", "9x", "-u", "4"], "invalid time span"),
+        (
+            ["--worker", "--step-load", "--step-users", "1", "--step-time", "1m", "-u", "4"],
+            "--step-load belongs on the master",
+        ),
         (["-u"], "expected one argument"),
     ],
 )
@@ -461,6 +475,17 @@ def test_user_errors_raise_one_line_options_error(
     assert message in text
     assert "\n" not in text
     assert "usage:" not in text
+
+
+def test_an_unknown_option_names_the_closest_one_on_the_same_line(project: Path) -> None:
+    # as Locust's "Did you mean '--spawn-rate'?", which it prints on a second line
+    with pytest.raises(
+        OptionsError,
+        match=r"^unrecognized arguments: --spwan-rate=3 \(did you mean --spawn-rate\?\)$",
+    ):
+        parse(["--spwan-rate=3"])
+    with pytest.raises(OptionsError, match=r"^unrecognized arguments: --zzzzzz$"):
+        parse(["--zzzzzz"])
 
 
 def test_worker_may_fetch_the_locustfile_from_the_master(project: Path) -> None:
@@ -597,3 +622,150 @@ def test_resolve_processes() -> None:
     for bad in (0, -2):
         with pytest.raises(OptionsError):
             resolve_processes(bad)
+
+
+# --- the keywords of Locust's add_argument -------------------------------------------------
+
+
+def add_locust_example(parser: argparse.ArgumentParser) -> None:
+    """The options of Locust's examples/add_command_line_argument.py (2.47), and two more."""
+    parser.add_argument("--my-argument", type=str, env_var="LOCUST_MY_ARGUMENT", default="")
+    parser.add_argument("--env", choices=["dev", "staging", "prod"], default="dev", help="Env")
+    parser.add_argument(
+        "--endpoints", choices=["a", "b", "c"], is_multiple=True, default=["a"], help="Endpoints"
+    )
+    parser.add_argument("--my-ui-invisible-argument", include_in_web_ui=False, default="I am")
+    parser.add_argument("--my-ui-password-argument", is_secret=True, default="I am a secret")
+    parser.add_argument("--ports", type=int, is_multiple=True, default=8000, is_required=True)
+    parser.add_argument("--later", default="still here")  # after every unusual keyword
+
+
+def test_locust_keywords_are_taken_and_later_options_exist(project: Path) -> None:
+    o = parse([], extra_parser_hook=add_locust_example)
+    assert (o.my_argument, o.env, o.endpoints, o.later) == ("", "dev", ["a"], "still here")
+    assert o.ports == [8000]  # a scalar default of a multiple option is a list of one
+    o = parse(["--env", "prod", "--later", "x"], extra_parser_hook=add_locust_example)
+    assert (o.env, o.later) == ("prod", "x")
+    assert (
+        parse([], {"LOCUST_MY_ARGUMENT": "e"}, extra_parser_hook=add_locust_example).my_argument
+        == "e"
+    )
+
+
+def test_a_multiple_option_repeats_and_replaces_its_default(project: Path) -> None:
+    argv = ["--endpoints", "b", "--endpoints", "c", "--ports", "1", "--ports", "2"]
+    o = parse(argv, extra_parser_hook=add_locust_example)
+    assert (o.endpoints, o.ports) == (["b", "c"], [1, 2])
+    assert parse(["--endpoints", "c"], extra_parser_hook=add_locust_example).endpoints == ["c"]
+    # from the environment and config files too: a comma-separated or bracketed list
+    env = {"LCORE_ENDPOINTS": "b,c", "LCORE_PORTS": "[3, 4]"}
+    o = parse([], env, extra_parser_hook=add_locust_example)
+    assert (o.endpoints, o.ports) == (["b", "c"], [3, 4])
+    (project / "lcore.conf").write_text("endpoints = [a, c]\n")
+    assert parse([], extra_parser_hook=add_locust_example).endpoints == ["a", "c"]
+    with pytest.raises(OptionsError, match="argument --endpoints: invalid choice: 'd'"):
+        parse(["--endpoints", "b", "--endpoints", "d"], extra_parser_hook=add_locust_example)
+    with pytest.raises(OptionsError, match="--ports: invalid int value: 'x'"):
+        parse([], {"LCORE_PORTS": "1,x"}, extra_parser_hook=add_locust_example)
+
+
+def test_web_ui_options_describe_what_the_status_page_renders(project: Path) -> None:
+    from lcore.launcher.options import web_ui_options
+
+    o = parse(["--my-ui-password-argument", "hunter2"], extra_parser_hook=add_locust_example)
+    shown = {c.dest: c for c in web_ui_options(o)}
+    assert list(shown) == [
+        "my_argument",
+        "env",
+        "endpoints",
+        "my_ui_password_argument",
+        "ports",
+        "later",
+    ]
+    assert "my_ui_invisible_argument" in {c.dest for c in o._custom_options}
+    assert shown["my_ui_password_argument"].is_secret and not shown["env"].is_secret
+    assert getattr(o, shown["my_ui_password_argument"].dest) == "hunter2"  # the value to mask
+    assert shown["env"].choices == ("dev", "staging", "prod") and shown["env"].help == "Env"
+    assert shown["endpoints"].is_multiple and shown["endpoints"].default == ["a"]
+    assert (shown["ports"].kind, shown["ports"].is_required) == ("int", True)
+    assert shown["my_argument"].kind == "str"
+    flags = {c.dest: c for c in parse([], extra_parser_hook=add_custom)._custom_options}
+    assert flags["my_flag"].kind == "bool" and flags["my_int"].kind == "int"
+
+
+# --- older Locust guides' command lines ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "dest", "value", "today"),
+    [
+        (["--slave"], "worker", True, "--worker"),
+        (["--master", "--expect-slaves", "3"], "expect_workers", 3, "--expect-workers"),
+        (["--hatch-rate", "7"], "spawn_rate", 7.0, "--spawn-rate"),
+        (
+            ["--step-load", "--step-clients", "2", "--step-time", "1m", "-u", "4"],
+            "step_users",
+            2,
+            "--step-users",
+        ),
+    ],
+)
+def test_old_option_names_work_with_a_notice(
+    project: Path,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    dest: str,
+    value: object,
+    today: str,
+) -> None:
+    old = next(
+        a for a in argv if a in ("--slave", "--expect-slaves", "--hatch-rate", "--step-clients")
+    )
+    o = parse(argv)
+    assert getattr(o, dest) == value
+    assert o._notices == [f"{old} is an old Locust option: today's is {today}"]
+    assert capsys.readouterr().err == ""  # the strict parse of each process stays quiet
+    parse(argv, partial=True)  # the launcher's parse says it, once, on one line
+    assert (
+        capsys.readouterr().err
+        == f"lcore: notice: {old} is an old Locust option: today's is {today}\n"
+    )
+
+
+def test_old_option_names_in_config_files_and_the_environment(project: Path) -> None:
+    (project / "lcore.conf").write_text("hatch-rate = 4\nslave = true\n")
+    o = parse([])
+    assert (o.spawn_rate, o.worker) == (4.0, True)
+    assert len(o._notices) == 2
+    assert parse(["-r", "9"]).spawn_rate == 9.0  # the command line still wins
+    (project / "lcore.conf").unlink()
+    assert parse([], {"LOCUST_EXPECT_SLAVES": "2"}).expect_workers == 2
+
+
+def test_no_web_alone_means_headless_as_in_old_guides(project: Path) -> None:
+    o = parse(["--no-web", "-u", "10", "-r", "2", "-t", "30s"])
+    assert (o.headless, o.no_web, o.num_users, o.run_time) == (True, True, 10, 30)
+    assert o._notices == [
+        "--no-web is an old Locust option: today's is --headless "
+        "(lcore's --no-web also turns off the status page and /metrics)"
+    ]
+    assert parse(["--no-web", "-r", "3"]).headless is True
+    (project / "lcore.conf").write_text("no-web = true\nusers = 4\n")
+    assert parse([]).headless is True  # from any source
+    (project / "lcore.conf").unlink()
+    # with --autostart, or with nothing to start, it only turns the HTTP server off
+    for argv in (["--no-web", "--autostart", "-u", "3"], ["--no-web", "--master"]):
+        o = parse(argv)
+        assert (o.headless, o.no_web, o._notices) == (False, True, [])
+
+
+def test_step_load_options(project: Path) -> None:
+    o = parse(["--step-load", "--step-users", "5", "--step-time", "1m30s", "-u", "20", "-r", "2"])
+    assert (o.step_load, o.step_users, o.step_time, o.num_users, o.spawn_rate) == (
+        True,
+        5,
+        90,
+        20,
+        2.0,
+    )
+    assert parse([]).step_load is False
