@@ -1,7 +1,9 @@
 """The master's side of ``-f -``: answers workers that fetch the locustfile's tree (asyncio).
 
 Kept apart from ``lcore.master``, which only routes ``BundleRequest`` here. What is shipped,
-and how it is bounded, is ``lcore.bundle``'s business.
+and how it is bounded, is ``lcore.bundle``'s business. Packing reads and compresses up to the
+cap (a second or more for 50 MB): it runs on a native thread of gevent's pool, because the
+master's threads are monkey-patched greenlets and the loop must keep its timing meanwhile.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+
+import gevent
 
 from . import bundle
 from . import protocol as p
@@ -21,8 +25,13 @@ class BundleServer:
     """Answers workers started with ``-f -``: the locustfile's tree, packed once (in a thread,
     on the first request) and sent chunk by chunk; a bundle over the cap is refused, logged once."""
 
-    def __init__(self, source: bundle.Source | None) -> None:
+    def __init__(
+        self,
+        source: bundle.Source | None,
+        pack: Callable[[bundle.Source], bundle.Bundle] = bundle.pack,
+    ) -> None:
         self.source = source
+        self.pack = pack
         self._bundle: bundle.Bundle | None = None
         self._error = "" if source is not None else (
             "This master does not ship its locustfile: it runs its own workers (start it with --master)"
@@ -50,7 +59,7 @@ class BundleServer:
     async def _pack(self) -> None:
         assert self.source is not None
         try:
-            self._bundle = await asyncio.to_thread(bundle.pack, self.source)
+            self._bundle = await _on_native_thread(self.pack, self.source)
         except bundle.BundleError as e:
             self._error = str(e)
             log.error("%s", e)
@@ -61,3 +70,31 @@ class BundleServer:
     def close(self) -> None:
         if self._packing is not None:
             self._packing.cancel()
+
+
+async def _on_native_thread(fn: Callable[..., bundle.Bundle], *args: object) -> bundle.Bundle:
+    """``fn(*args)`` on a real thread; a greenlet waits for it and hands the result to the loop."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[bundle.Bundle] = loop.create_future()
+
+    def settle(value: bundle.Bundle | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)  # type: ignore[arg-type]
+
+    def guarded() -> tuple[bundle.Bundle | None, BaseException | None]:
+        # caught on the thread: gevent's pool would print the traceback of what escapes it
+        try:
+            return fn(*args), None
+        except BaseException as e:
+            return None, e
+
+    def wait() -> None:
+        value, error = gevent.get_hub().threadpool.apply(guarded)
+        loop.call_soon(settle, value, error)
+
+    gevent.spawn(wait)
+    return await future

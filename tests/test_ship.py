@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -308,3 +309,42 @@ def test_the_new_limits_must_be_positive(tmp_path, option, value) -> None:
     result = subprocess.run(lcore_command(*worker_args(5557, option, value)), cwd=tmp_path, capture_output=True, text=True, timeout=30)
     assert result.returncode == 1
     assert result.stderr.strip() == f"lcore: error: {option} must be greater than 0, not {float(value)}"
+
+
+PACKING_WHILE_THE_LOOP_RUNS = """
+from gevent import monkey
+monkey.patch_all()  # as on the master: threads are greenlets there
+import asyncio
+from lcore import bundle, hub_loop
+from lcore import protocol as p
+from lcore.bundle_server import BundleServer
+
+native_lock = monkey.get_original("_thread", "allocate_lock")()
+native_lock.acquire()
+
+def pack(source):
+    native_lock.acquire()  # blocks its OS thread until the loop has ticked
+    return bundle.pack(source)
+
+async def main():
+    server = BundleServer(bundle.Source((__file__,), "."), pack=pack)
+    answers = []
+    server.answer("w", p.BundleRequest(1, "0.1.0", 0), lambda n, m: answers.append(m))
+    for _ in range(5):
+        await asyncio.sleep(0.01)  # the loop keeps running while the pack waits
+    native_lock.release()
+    while not answers:
+        await asyncio.sleep(0.01)
+        server.answer("w", p.BundleRequest(1, "0.1.0", 0), lambda n, m: answers.append(m))
+    print("answered", answers[0].offset, answers[0].error or "ok")
+
+hub_loop.run(main())
+"""
+
+
+def test_packing_runs_beside_the_masters_loop_not_on_it(tmp_path) -> None:
+    script = tmp_path / "packing.py"
+    script.write_text(PACKING_WHILE_THE_LOOP_RUNS)
+    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "answered 0 ok"
