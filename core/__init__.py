@@ -17,7 +17,12 @@ Where things live (dependencies point down this list, never up):
     lcore.http_wire       its keep-alive pools and request/response exchange on a socket
     lcore.http_fields     its header mapping and cookie jar
     lcore.worker          the worker runtime                        (gevent)
-    lcore.master          the master runtime                        (asyncio + a gevent hub pump)
+    lcore.master          the master runtime                        (asyncio on gevent's hub)
+    lcore.hub_loop        the master's asyncio loop, waiting through gevent's hub
+    lcore.greenlet_calls  where the master runs locustfile code: greenlets, never its loop
+    lcore.spent           users that ended themselves: slots never refilled (pure)
+    lcore.iterations      -i/--iterations: task runs leased from the master (gevent side)
+    lcore.user_config     --config-users: settings for user classes from JSON (pure)
     lcore.target          the embedded HTTP target for demos, tests and benchmarks
     lcore.compat          makes ``import locust`` resolve to lcore inside lcore's processes
     lcore.curve           CURVE key files for encrypted, authenticated workers

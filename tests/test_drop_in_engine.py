@@ -8,6 +8,7 @@ real processes against the embedded target and counts what it served.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 
@@ -20,13 +21,13 @@ from lcore.spent import SpentSlots
 pytestmark = pytest.mark.integration
 
 
-def headless(tmp_path, run_lcore, target, source: str, *args: str, timeout: float = 60):
+def headless(tmp_path, run_lcore, target, source: str, *args: str, timeout: float = 60, env=None):
     locustfile = write(tmp_path, source)
     prefix = tmp_path / "run"
     started = time.monotonic()
     proc = run_lcore(
         "-f", str(locustfile), "-H", target.url, "--headless", "--no-web",
-        "--master-bind-port", str(free_port()), "--csv", str(prefix), *args,
+        "--master-bind-port", str(free_port()), "--csv", str(prefix), *args, env=env,
     )  # fmt: skip
     code = proc.wait(timeout)
     return code, proc.output, prefix, time.monotonic() - started
@@ -443,3 +444,74 @@ def test_config_users_mistakes_are_one_line_errors(tmp_path, target, run_lcore) 
     assert code == 1 and "'Nope', which is not a User class" in out and "Traceback" not in out
     code, out, _, _ = headless(tmp_path, run_lcore, target, CONFIG_USERS, "--config-users", "{bad")
     assert code == 1 and "must be a valid JSON string or file" in out and "Traceback" not in out
+
+
+GRPC_SERVER_ON_THE_MASTER = """
+import os
+import time
+from concurrent import futures
+
+import gevent
+import grpc
+import grpc.experimental.gevent as grpc_gevent
+from locust import User, constant, events, task
+from locust.runners import MasterRunner
+
+grpc_gevent.init_gevent()
+ADDRESS = "127.0.0.1:" + os.environ["GRPC_PORT"]
+
+
+def greet(request, context):
+    time.sleep(0.05)
+    return b"hello " + request
+
+
+def serve():
+    # as Locust's grpc example: start a server, then block in wait_for_termination()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    handler = grpc.unary_unary_rpc_method_handler(greet)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("lcore.Echo", {"Greet": handler}),))
+    server.add_insecure_port(ADDRESS)
+    server.start()
+    server.wait_for_termination()
+
+
+@events.init.add_listener
+def start_server(environment, **kwargs):
+    if isinstance(environment.runner, MasterRunner):
+        gevent.spawn(serve)
+
+
+class Caller(User):
+    wait_time = constant(0.05)
+
+    def on_start(self):
+        self.greet = grpc.insecure_channel(ADDRESS).unary_unary("/lcore.Echo/Greet")
+
+    @task
+    def call(self):
+        started = time.perf_counter()
+        error = None
+        try:
+            answer = self.greet(b"lcore", timeout=5)
+        except grpc.RpcError as e:
+            error, answer = e, b""
+        self.environment.events.request.fire(
+            request_type="grpc", name="Greet", response_time=(time.perf_counter() - started) * 1000,
+            response_length=len(answer), exception=error, context={},
+        )
+"""
+
+
+def test_locusts_grpc_recipe_a_server_blocking_on_the_master(tmp_path, target, run_lcore) -> None:
+    if not os.environ.get("CI"):
+        pytest.importorskip("grpc")
+    code, out, prefix, elapsed = headless(
+        tmp_path, run_lcore, target, GRPC_SERVER_ON_THE_MASTER,
+        "-u", "3", "-r", "100", "-t", "4s", "--processes", "2",
+        env={"GRPC_PORT": str(free_port())},
+    )  # fmt: skip
+    assert code == 0, out[-3000:]
+    assert elapsed < 20
+    row = read_stats_csv(prefix)["Greet"]
+    assert int(row["Request Count"]) > 20 and int(row["Failure Count"]) == 0
