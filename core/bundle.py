@@ -96,6 +96,7 @@ class Manifest:
     directory: str
     workdir: str
     locustfiles: tuple[str, ...]
+    files: int = 0
 
 
 # --- packing (master) ---------------------------------------------------------------------
@@ -335,9 +336,10 @@ def extract(data: bytes, directory: str, max_bytes: int = DEFAULT_MAX_BYTES) -> 
         directory,
         workdir,
         tuple(os.path.normpath(os.path.join(directory, p)) for p in contents.locustfiles),
+        len(contents.files),
     )
 
 
 def describe(bundle: Bundle) -> str:
-    return f"{bundle.files} files, {size_text(bundle.size)}, digest {bundle.digest[:12]}"
+    return f"{bundle.root}: {bundle.files} files, {size_text(bundle.size)}, digest {bundle.digest[:12]}"
 

@@ -20,6 +20,8 @@ from ._version import PROTOCOL_VERSION
 
 log = logging.getLogger("lcore.master")
 
+MAX_WAITING = 1000
+
 
 class BundleServer:
     """Answers workers started with ``-f -``: the locustfile's tree, packed once (in a thread,
@@ -37,6 +39,8 @@ class BundleServer:
             "This master does not ship its locustfile: it runs its own workers (start it with --master)"
         )
         self._packing: asyncio.Task[None] | None = None
+        # asked while packing: answered as soon as it is done (bounded; others ask again)
+        self._waiting: dict[str, tuple[p.BundleRequest, Callable[[str, p.Message], None]]] = {}
         self.sent = 0
 
     def answer(self, node_id: str, request: p.BundleRequest, send: Callable[[str, p.Message], None]) -> None:
@@ -46,14 +50,16 @@ class BundleServer:
         elif self._error:
             send(node_id, p.BundleChunk("", 0, 0, b"", self._error))
         elif self._bundle is None:
-            if self._packing is None:  # the worker asks again every second
+            if len(self._waiting) < MAX_WAITING:
+                self._waiting[node_id] = (request, send)
+            if self._packing is None:
                 self._packing = asyncio.get_running_loop().create_task(self._pack())
         else:
             b, offset = self._bundle, min(request.offset, len(self._bundle.data))
             if offset == 0:
                 self.sent += 1
                 if self.sent <= 20 or self.sent % 100 == 0:  # a flood must not flood the log
-                    log.info("Sending the locustfile directory to %s (%s)", node_id, bundle.describe(b))
+                    log.info("Sending the locustfile directory %s to %s", bundle.describe(b), node_id)
             send(node_id, p.BundleChunk(b.digest, len(b.data), offset, b.chunk(offset)))
 
     async def _pack(self) -> None:
@@ -66,6 +72,9 @@ class BundleServer:
         except Exception as e:  # an unreadable tree must not take the master down
             self._error = f"The master could not pack its locustfile directory: {type(e).__name__}: {e}"
             log.exception("Packing the locustfile directory failed")
+        waiting, self._waiting = self._waiting, {}
+        for node_id, (request, send) in waiting.items():
+            self.answer(node_id, request, send)
 
     def close(self) -> None:
         if self._packing is not None:

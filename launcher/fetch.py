@@ -67,8 +67,9 @@ def fetch(
         shutil.rmtree(directory, ignore_errors=True)
         raise
     log.info(
-        "Got the locustfile from the master at %s: %s (digest %s)",
-        shown, ", ".join(os.path.relpath(f, directory) for f in manifest.locustfiles), digest[:12],
+        "Got the locustfile from the master at %s: %s, with its directory (%d files, digest %s)",
+        shown, ", ".join(os.path.relpath(f, directory) for f in manifest.locustfiles),
+        manifest.files, digest[:12],
     )  # fmt: skip
     return Fetched(manifest, digest)
 
