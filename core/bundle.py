@@ -148,9 +148,19 @@ def pack(source: Source) -> Bundle:
     # a locustfile always goes, even one named like junk; the walk stops at the cap (a
     # locustfile in the home directory must not mean reading all of it)
     extra = [p for p in locustfiles if os.path.isfile(p)]
+    sizes: dict[str, int] = {}
     for path in itertools.chain(extra, (p for p in _walk(root) if p not in extra)):
+        try:
+            sizes[path] = os.stat(path).st_size
+        except OSError:
+            continue  # gone since the walk saw it
         paths.append(path)
-        total += os.stat(path).st_size
+        total += sizes[path]
+        if total > source.max_bytes:
+            # which files to move: the user's next question
+            largest = sorted(sizes, key=lambda p: -sizes[p])[:3]
+            named = ", ".join(f"{os.path.relpath(p, root)} {size_text(sizes[p])}" for p in largest)
+            _check_size(total, len(paths), source.max_bytes, what, f"; largest: {named}")
         _check_size(total, len(paths), source.max_bytes, what)
 
     entries = []
@@ -176,12 +186,12 @@ def pack(source: Source) -> Bundle:
     return Bundle(data, hashlib.sha256(data).hexdigest(), len(entries), size, root)
 
 
-def _check_size(size: int, files: int, max_bytes: int, what: str) -> None:
+def _check_size(size: int, files: int, max_bytes: int, what: str, detail: str = "") -> None:
     if size > max_bytes:
         raise BundleTooBig(
             f"{what} holds more than {size_text(max_bytes)} of files (counted {size_text(size)} "
-            f"in {files} files), the cap for workers started with -f -: move large files "
-            "elsewhere or raise --bundle-max-mb"
+            f"in {files} files{detail}), the cap for workers started with -f -: move large "
+            "files elsewhere or raise --bundle-max-mb"
         )
     if files > MAX_FILES:
         raise BundleTooBig(

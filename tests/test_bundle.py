@@ -120,6 +120,7 @@ def test_too_big_is_refused_with_one_line_naming_the_directory_and_the_option(tm
     message = str(e.value)
     assert "\n" not in message
     assert str(root) in message and "4.0 KB" in message and "--bundle-max-mb" in message
+    assert "largest: data/blob.bin 4.9 KB, locustfile.py 0 bytes" in message
 
 
 def chunks(b: bundle.Bundle) -> list[p.BundleChunk]:
