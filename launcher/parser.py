@@ -389,7 +389,8 @@ def _build(*, add_help: bool, positionals: bool, allow_abbrev: bool) -> LcoreArg
         "--worker",
         action="store_true",
         env_var="LOCUST_MODE_WORKER",
-        help="Run workers only, connecting to --master-host.",
+        help="Run workers only, connecting to --master-host. With -f -, each worker takes the "
+        "locustfile and its directory from the master.",
     )
     worker.add_argument(
         "--processes",
