@@ -97,7 +97,7 @@ def _download(
     download = bundle.Download(max_bytes)
     started = time.monotonic()
     deadline = started + timeout
-    announced = False
+    announced = reached = False
     while True:
         asked, unsent = download.next_offset, True
         until = time.monotonic() + RETRY_INTERVAL
@@ -113,6 +113,7 @@ def _download(
                 try:
                     sock.send(p.encode(request, "fetch"), zmq.NOBLOCK)
                     unsent = False
+                    reached = True
                 except zmq.Again:
                     pass
             if not flags & zmq.POLLIN:
@@ -129,6 +130,11 @@ def _download(
         now = time.monotonic()
         if download.next_offset != asked:
             deadline = now + timeout  # progress: the master is there
+        elif now >= deadline and reached:
+            raise bundle.BundleError(
+                f"The master at {shown} did not send the locustfile (-f -) within {timeout:.0f} s: "
+                "is it lcore, of this version, started with --master?"
+            )
         elif now >= deadline:
             raise bundle.BundleError(
                 f"Could not reach the master at {shown} to get the locustfile (-f -): "

@@ -231,6 +231,26 @@ def test_a_local_run_keeps_its_files_to_itself(tmp_path, target, run_lcore) -> N
     assert "Sending the locustfile" not in local.output
 
 
+def test_a_peer_that_never_answers_is_told_apart_from_no_master(tmp_path) -> None:
+    """Something listens (an older lcore, another program speaking ZeroMQ) but never sends the
+    locustfile: the worker says so rather than 'could not reach'."""
+    ctx = zmq.Context()
+    try:
+        silent = ctx.socket(zmq.ROUTER)
+        silent.setsockopt(zmq.LINGER, 0)
+        port = silent.bind_to_random_port("tcp://127.0.0.1")
+        result = subprocess.run(
+            lcore_command(*worker_args(port, "--connect-timeout", "2")),
+            cwd=tmp_path, capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert silent.poll(0)  # it was asked
+    finally:
+        ctx.destroy(linger=0)
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, out
+    assert f"The master at 127.0.0.1:{port} did not send the locustfile (-f -) within 2 s: is it lcore, of this version, started with --master?" in out
+
+
 def test_minus_f_dash_only_runs_a_worker(tmp_path) -> None:
     result = subprocess.run(lcore_command("--worker", "-f", "-", "--list"), cwd=tmp_path, capture_output=True, text=True, timeout=30)
     assert result.returncode == 1
