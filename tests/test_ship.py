@@ -6,6 +6,7 @@ module it imports and a CSV file it reads; the worker runs from another, empty o
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
@@ -13,8 +14,10 @@ import subprocess
 import sys
 import textwrap
 import time
+import zlib
 from pathlib import Path
 
+import msgpack
 import pytest
 import zmq
 from conftest import lcore_command, wait_until
@@ -369,3 +372,37 @@ def test_packing_runs_beside_the_masters_loop_not_on_it(tmp_path) -> None:
     result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "answered ['w', 'w2'] {0} {'ok'}"
+
+
+def test_a_hostile_master_cannot_write_outside_the_workers_copy(tmp_path) -> None:
+    payload = {"format": 1, "workdir": ".", "locustfiles": ["locustfile.py"],
+               "files": [["locustfile.py", False, b""], ["../../escape.py", False, b"x = 1"]]}  # fmt: skip
+    data = zlib.compress(msgpack.packb(payload, use_bin_type=True))
+    wdir, wtmp = tmp_path / "worker", tmp_path / "worker-tmp"
+    wdir.mkdir()
+    wtmp.mkdir()
+    ctx = zmq.Context()
+    try:
+        fake = ctx.socket(zmq.ROUTER)
+        fake.setsockopt(zmq.LINGER, 0)
+        port = fake.bind_to_random_port("tcp://127.0.0.1")
+        worker = subprocess.Popen(
+            lcore_command(*worker_args(port, "--connect-timeout", "10")), cwd=wdir,
+            env=dict(os.environ, TMPDIR=str(wtmp)), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        try:
+            assert fake.poll(20000)
+            identity, _request = fake.recv_multipart()
+            chunk = p.BundleChunk(hashlib.sha256(data).hexdigest(), len(data), 0, data)
+            fake.send_multipart([identity, p.encode(chunk, "master")])
+            out, _ = worker.communicate(timeout=30)
+        finally:
+            worker.kill()
+            worker.wait()
+    finally:
+        ctx.destroy(linger=0)
+    assert worker.returncode == 1, out
+    assert "The locustfile bundle holds an unsafe path: '../../escape.py'" in out
+    assert "Traceback" not in out
+    assert list(wtmp.iterdir()) == []
+    assert not list(tmp_path.rglob("escape.py"))
