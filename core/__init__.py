@@ -27,6 +27,8 @@ Where things live (dependencies point down this list, never up):
     lcore.target          the embedded HTTP target for demos, tests and benchmarks
     lcore.compat          makes ``import locust`` resolve to lcore inside lcore's processes
     lcore.curve           CURVE key files for encrypted, authenticated workers
+    lcore.bundle          the locustfile's tree packed for ``-f -`` workers (pure)
+    lcore.bundle_server   the master's answers to ``-f -`` workers (asyncio; packs on a native thread)
     lcore.markov          MarkovTaskSet, @transition(s)             (gevent side)
     lcore.rest            the rest() helper of HttpUser for JSON APIs
     lcore.user_pool       starts and stops a process's users to match per-class targets

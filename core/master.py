@@ -19,8 +19,10 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
+from . import bundle
 from . import protocol as p
 from ._version import PROTOCOL_VERSION, __version__
+from .bundle_server import BundleServer
 from .curve import MasterKeys, apply_server
 from .dispatch import Dispatcher, Ramp, UserClassSpec
 from .exception import StopTest
@@ -117,6 +119,7 @@ class MasterRuntime(MasterRunner):
         quit_when_stopped: bool = False,
         curve: MasterKeys | None = None,
         iterations: int = 0,
+        bundle_source: bundle.Source | None = None,
     ) -> None:
         super().__init__(environment)
         self.endpoints = endpoints
@@ -127,6 +130,7 @@ class MasterRuntime(MasterRunner):
         self.run_time = run_time
         self.quit_when_stopped = quit_when_stopped
         self.curve = curve
+        self.bundles = BundleServer(bundle_source)
         self._auth: Any = None
         self.handshake_failures = 0
         self.client_id = "master"
@@ -281,6 +285,7 @@ class MasterRuntime(MasterRunner):
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self.calls.close()
         self.handler_calls.close(timeout=0)
+        self.bundles.close()
         if self._auth is not None:
             self._auth.stop()
         if self._context is not None:
@@ -567,6 +572,9 @@ class MasterRuntime(MasterRunner):
     def _handle(self, node_id: str, message: p.Message) -> None:
         if isinstance(message, p.Hello):
             self._hello(node_id, message)
+            return
+        if isinstance(message, p.BundleRequest):  # from a worker's fetch socket, before its hello
+            self.bundles.answer(node_id, message, self._send)
             return
         node = self.workers.get(node_id)
         if node is None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from lcore.log import setup_logging
@@ -20,9 +22,10 @@ class StartupError(Exception):
 
 
 def load_environment(
-    argv: Sequence[str], options: argparse.Namespace
+    argv: Sequence[str], options: argparse.Namespace, options_cwd: str | None = None
 ) -> tuple[Any, Any, argparse.Namespace]:
-    """Import the locustfile, parse the command line again with the locustfile's own options."""
+    """Import the locustfile, parse the command line again with the locustfile's own options
+    (config files and a relative --config read from ``options_cwd`` when given)."""
     from lcore import locustfile as lf
     from lcore import step_load
     from lcore.env import Environment
@@ -36,10 +39,11 @@ def load_environment(
     except lf.LocustfileError as e:
         raise StartupError(str(e)) from e
     try:
-        options = parse_options(
-            argv,
-            extra_parser_hook=lambda parser: events.init_command_line_parser.fire(parser=parser),
-        )
+        with _working_directory(options_cwd):
+            options = parse_options(
+                argv,
+                extra_parser_hook=lambda parser: events.init_command_line_parser.fire(parser=parser),
+            )
     except OptionsError as e:
         raise StartupError(str(e)) from e
 
@@ -125,6 +129,7 @@ def run_master(argv: Sequence[str], options: argparse.Namespace, endpoints: list
         log.error("%s", e)
         return 1
     from lcore import hub_loop
+    from lcore.bundle import Source
     from lcore.locustfile import digest
     from lcore.master import MasterRuntime
 
@@ -143,6 +148,11 @@ def run_master(argv: Sequence[str], options: argparse.Namespace, endpoints: list
         quit_when_stopped=quits,
         curve=curve,
         iterations=options.iterations,
+        # for remote workers started with -f -, packed when the first one asks; a local run
+        # has its own workers, and keeps its files to itself
+        bundle_source=Source((loaded.path,), os.getcwd(), int(options.bundle_max_mb * 1024 * 1024))
+        if options.master
+        else None,
     )
     try:
         if not fire_init(env, runtime):
@@ -165,8 +175,69 @@ def run_worker(
     setup_logging(options.loglevel, options.logfile, f"worker-{index}")
     if remote:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if options.locustfile != "-":
+        return _serve_worker(argv, options, endpoint, remote, curve)
+    from lcore.bundle import BundleError
+
+    from .fetch import fetch
+
+    # SIGTERM until the worker runtime takes it over (fetching, importing the locustfile):
+    # exit through the finally below, which removes the directory
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    fetched = None
     try:
-        env, loaded, options = load_environment(argv, options)
+        fetched = fetch(
+            endpoint,
+            timeout=options.connect_timeout,
+            max_bytes=int(options.bundle_max_mb * 1024 * 1024),
+            curve=curve,
+        )
+        options.locustfile = fetched.locustfile
+        # relative paths in the locustfile (a CSV feeder) resolve as on the master; the
+        # worker's own options (lcore.conf, --config) are still read where it was started
+        started_in = os.getcwd()
+        os.chdir(fetched.manifest.workdir)
+        return _serve_worker(
+            argv, options, endpoint, remote, curve, locustfile=fetched.locustfile, options_cwd=started_in
+        )
+    except BundleError as e:
+        log.error("%s", e)
+        return 1
+    finally:
+        if fetched is not None:
+            fetched.remove()
+
+
+@contextlib.contextmanager
+def _working_directory(path: str | None) -> Iterator[None]:
+    if path is None:
+        yield
+        return
+    previous = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _serve_worker(
+    argv: Sequence[str],
+    options: argparse.Namespace,
+    endpoint: str,
+    remote: bool,
+    curve: Any,
+    locustfile: str | None = None,
+    options_cwd: str | None = None,
+) -> int:
+    try:
+        env, loaded, options = load_environment(argv, options, options_cwd)
+        if locustfile is not None:
+            options.locustfile = locustfile  # parsed again from argv: '-'
     except StartupError as e:
         log.error("%s", e)
         return 1
@@ -181,6 +252,7 @@ def run_worker(
         stats_interval=options.stats_interval,
         heartbeat_interval=options.heartbeat_interval,
         heartbeat_timeout=options.heartbeat_timeout,
+        first_connect_timeout=options.connect_timeout,
         curve=curve,
     )
     # init fires once the master has welcomed this worker, as in Locust: worker_index and the
