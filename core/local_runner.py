@@ -8,18 +8,20 @@ import monkey; monkey.patch_all()``) before anything else, since lcore patches n
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 import gevent
 
 from .dispatch import Dispatcher, Ramp, UserClassSpec
-from .exception import LocustError
+from .exception import LocustError, StopTest
 from .runners import STATE_INIT, STATE_RUNNING, STATE_SPAWNING, STATE_STOPPED, LocalRunner
 from .stats import MergedStats, RecordingStats
 from .user_pool import UserPool
 
 LOCAL = "local"
+log = logging.getLogger(__name__)
 
 
 class LocalRuntime(LocalRunner):
@@ -59,6 +61,8 @@ class LocalRuntime(LocalRunner):
             environment.assign_host()
             self.pool = UserPool(environment, environment.user_classes_by_name)
             self.pool.on_spawning_complete = self._spawned
+            self.pool.on_user_ended = self._user_ended
+            self.pool.on_stop_test = self._stop_test
             self.dispatcher = Dispatcher([UserClassSpec.of(c) for c in environment.user_classes])
             self.dispatcher.set_workers([LOCAL])
         return self.pool, self.dispatcher
@@ -93,6 +97,17 @@ class LocalRuntime(LocalRunner):
                 return
             due = ramp.next_due()
             gevent.sleep(0.1 if due is None else min(max(due - time.monotonic(), 0.01), 0.1))
+
+    def _user_ended(self, user: Any) -> None:
+        if isinstance(user._ended_by, StopTest):
+            self._stop_test(str(user._ended_by) or "StopTest raised by a user")
+
+    def _stop_test(self, reason: str) -> None:
+        """StopTest ends the run, as Locust's runners do (from a greenlet of its own: the
+        user that raised it is still on its way out)."""
+        log.error("%s", reason)
+        log.warning("Stopping the test (StopTest)")
+        gevent.spawn(self.quit)
 
     def _spawned(self, counts: dict[str, int]) -> None:
         if self.state == STATE_SPAWNING and (self._ramper is None or self._ramper.dead or self._ramper is gevent.getcurrent()):

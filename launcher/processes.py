@@ -27,8 +27,6 @@ def load_environment(
     """Import the locustfile, parse the command line again with the locustfile's own options
     (config files and a relative --config read from ``options_cwd`` when given)."""
     from lcore import locustfile as lf
-    from lcore import step_load
-    from lcore.env import Environment
     from lcore.event import events
     from lcore.task_tags import apply_tags
 
@@ -64,8 +62,10 @@ def load_environment(
         user_classes = [loaded.user_classes[n] for n in options.user_classes]
     without_tasks = [cls.__name__ for cls in user_classes if not cls.tasks]
     if without_tasks and (options.user_classes or len(without_tasks) == len(user_classes)):
+        from lcore.users import no_tasks_message
+
         raise StartupError(
-            f"No tasks defined on {', '.join(without_tasks)}. Use the @task decorator or set the 'tasks' attribute"
+            " ".join(no_tasks_message(cls) for cls in user_classes if not cls.tasks)
         )
     if without_tasks:
         # as Locust runs the others: a base class left without tasks is not an error
@@ -74,7 +74,22 @@ def load_environment(
     # a worker filters again with the master's tags when it is welcomed (core/task_tags.py)
     apply_tags(user_classes, options.tags, options.exclude_tags)
     shape = next(iter(loaded.shape_classes.values()), None)
-    env = Environment(
+    try:
+        env = _environment(loaded, options, user_classes, shape, events)
+    except ValueError as e:  # Locust's checks (duplicate class names ...): one line
+        raise StartupError(str(e)) from e
+    env.profile = getattr(options, "profile", None)
+    if getattr(options, "equal_weights", False):
+        env.assign_equal_weights()
+    env.assign_host()
+    return env, loaded, options
+
+
+def _environment(loaded: Any, options: argparse.Namespace, user_classes: list[Any], shape: Any, events: Any) -> Any:
+    from lcore import step_load
+    from lcore.env import Environment
+
+    return Environment(
         user_classes=user_classes,
         # --step-load is a built-in shape; a shape in the locustfile takes precedence
         shape_class=shape() if shape is not None else step_load.from_options(options),
@@ -89,9 +104,6 @@ def load_environment(
         available_shape_classes=dict(loaded.shape_classes),
         locustfile=loaded.path,
     )
-    env.profile = getattr(options, "profile", None)
-    env.assign_host()
-    return env, loaded, options
 
 
 def custom_options(options: argparse.Namespace) -> dict[str, Any]:

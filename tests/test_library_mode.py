@@ -235,3 +235,57 @@ def test_run_single_user_takes_the_host_from_locust_host(target, monkeypatch) ->
     runner = run_single_user(NoHost, out=io.StringIO(), loglevel=None)
     assert target.counts()[("GET", "/from-env")] == 1
     assert runner.environment.single_user_instance is runner.user
+
+
+def test_library_runner_never_refills_spent_users_and_stops_on_stop_test(target, tmp_path) -> None:
+    script = textwrap.dedent(
+        f"""
+        from gevent import monkey
+        monkey.patch_all()
+        import time
+        import gevent
+        from locust import HttpUser, task, constant
+        from locust.env import Environment
+        from locust.exception import StopTest, StopUser
+
+        class Three(HttpUser):
+            host = {target.url!r}
+            wait_time = constant(0.01)
+            def on_start(self):
+                self.made = 0
+            @task
+            def t(self):
+                self.client.get("/lib-three")
+                self.made += 1
+                if self.made == 3:
+                    raise StopUser()
+
+        env = Environment(user_classes=[Three])
+        runner = env.create_local_runner()
+        runner.start(4, spawn_rate=4)  # four steps of one user: no step refills a spent slot
+        gevent.sleep(2)
+        assert env.stats.get("/lib-three", "GET").num_requests == 12, env.stats.total.num_requests
+        assert runner.user_count == 0
+        runner.quit()
+
+        class Stopper(HttpUser):
+            host = {target.url!r}
+            wait_time = constant(0.01)
+            @task
+            def t(self):
+                self.client.get("/lib-stop")
+                raise StopTest("done here")
+
+        env = Environment(user_classes=[Stopper])
+        runner = env.create_local_runner()
+        started = time.monotonic()
+        runner.start(2, spawn_rate=100)
+        runner.greenlet.join(timeout=10)
+        assert time.monotonic() - started < 5 and runner.state == "stopped", runner.state
+        print("ok")
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().endswith("ok")
+    assert target.counts()[("GET", "/lib-three")] == 12
