@@ -515,3 +515,64 @@ def test_locusts_grpc_recipe_a_server_blocking_on_the_master(tmp_path, target, r
     assert elapsed < 20
     row = read_stats_csv(prefix)["Greet"]
     assert int(row["Request Count"]) > 20 and int(row["Failure Count"]) == 0
+
+
+NO_SUPER = """
+from locust import User, constant, task
+
+
+class Forgetful(User):
+    wait_time = constant(1)
+
+    def __init__(self, environment):
+        self.connection = None  # no super().__init__(environment)
+
+    @task
+    def t(self):
+        pass
+"""
+
+
+def test_a_user_init_without_super_gets_locusts_message(tmp_path, target, run_lcore) -> None:
+    code, out, _, _ = headless(tmp_path, run_lcore, target, NO_SUPER, "-u", "2", "-r", "10", "-t", "2s")
+    assert code == 1, out[-3000:]
+    assert "Attribute 'environment' is missing on user Forgetful" in out
+    assert "Traceback" not in out
+
+
+CSV_EVERY_SECOND = """
+from locust import HttpUser, constant, task
+from locust import stats
+
+stats.CSV_STATS_INTERVAL_SEC = 0.5
+
+
+class Steady(HttpUser):
+    wait_time = constant(0.05)
+
+    @task
+    def page(self):
+        self.client.get("/csv-live")
+"""
+
+
+def test_csv_files_are_rewritten_while_the_test_runs(tmp_path, target, run_lcore) -> None:
+    locustfile = write(tmp_path, CSV_EVERY_SECOND)
+    prefix = tmp_path / "live"
+    proc = run_lcore(
+        "-f", str(locustfile), "-H", target.url, "--headless", "--no-web", "-u", "2", "-r", "10",
+        "-t", "30s", "--csv", str(prefix), "--master-bind-port", str(free_port()),
+    )  # fmt: skip
+    deadline = time.monotonic() + 20
+    rows: dict = {}
+    while time.monotonic() < deadline:
+        try:
+            rows = read_stats_csv(prefix)
+        except (OSError, KeyError, ValueError):
+            rows = {}
+        if int(rows.get("/csv-live", {}).get("Request Count", 0) or 0) > 0:
+            break
+        time.sleep(0.1)
+    assert int(rows["/csv-live"]["Request Count"]) > 0
+    assert proc.proc.poll() is None  # still running: the file was written during the test
+    assert (tmp_path / "live_failures.csv").exists() and (tmp_path / "live_exceptions.csv").exists()
