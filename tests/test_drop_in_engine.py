@@ -576,3 +576,26 @@ def test_csv_files_are_rewritten_while_the_test_runs(tmp_path, target, run_lcore
     assert int(rows["/csv-live"]["Request Count"]) > 0
     assert proc.proc.poll() is None  # still running: the file was written during the test
     assert (tmp_path / "live_failures.csv").exists() and (tmp_path / "live_exceptions.csv").exists()
+
+
+def test_several_locustfiles_a_directory_or_a_list(tmp_path, target, run_lcore) -> None:
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    for name in ("a", "b"):
+        (suite / f"{name}_users.py").write_text(
+            "from locust import HttpUser, constant, task\n\n\n"
+            f"class {name.upper()}(HttpUser):\n    wait_time = constant(0.1)\n\n"
+            f"    @task\n    def t(self):\n        self.client.get('/multi/{name}')\n"
+        )
+    (suite / "_helpers.py").write_text("raise RuntimeError('a _ file is not a locustfile')\n")
+    for spec in (str(suite), f"{suite}/a_users.py,{suite}/b_users.py"):
+        prefix = tmp_path / "multi"
+        proc = run_lcore(
+            "-f", spec, "-H", target.url, "--headless", "--no-web", "-u", "2", "-r", "10", "-t", "2s",
+            "--processes", "2", "--csv", str(prefix), "--master-bind-port", str(free_port()),
+        )  # fmt: skip
+        assert proc.wait(60) == 0, proc.output[-3000:]
+        rows = read_stats_csv(prefix)
+        assert int(rows["/multi/a"]["Request Count"]) > 0 and int(rows["/multi/b"]["Request Count"]) > 0
+    served = target.counts()
+    assert served[("GET", "/multi/a")] + served[("GET", "/multi/b")] > 0
