@@ -97,14 +97,19 @@ async def master_async(runtime: MasterRuntime, options: argparse.Namespace) -> i
             try:
                 web = await start_web(runtime, options)
             except OSError as e:
-                log.error(
-                    "Could not start the web server on %s:%s: %s",
-                    options.web_host or "*",
-                    options.web_port,
+                where = f"{options.web_host or '*'}:{options.web_port}"
+                if not options.headless:
+                    log.error("Could not start the web server on %s: %s", where, e.strerror or e)
+                    await runtime.close()
+                    return 1
+                # a headless test does not need its page: two runs can share a machine (Locust's
+                # headless runs open no web port at all)
+                log.warning(
+                    "The status page and /metrics are off for this headless run: %s is taken "
+                    "(%s); pass --web-port to choose another",
+                    where,
                     e.strerror or e,
                 )
-                await runtime.close()
-                return 1
     notify_ready()
 
     if getattr(options, "step_load", False):

@@ -599,3 +599,28 @@ def test_several_locustfiles_a_directory_or_a_list(tmp_path, target, run_lcore) 
         assert int(rows["/multi/a"]["Request Count"]) > 0 and int(rows["/multi/b"]["Request Count"]) > 0
     served = target.counts()
     assert served[("GET", "/multi/a")] + served[("GET", "/multi/b")] > 0
+
+
+def test_a_headless_run_goes_on_when_the_web_port_is_taken(tmp_path, target, run_lcore) -> None:
+    import socket
+
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    try:
+        locustfile = write(tmp_path, ITERATIONS)
+        proc = run_lcore(
+            "-f", str(locustfile), "-H", target.url, "--headless", "-u", "1", "-r", "10", "-i", "20",
+            "--web-host", "127.0.0.1", "--web-port", str(port), "--master-bind-port", str(free_port()),
+        )  # fmt: skip
+        assert proc.wait(60) == 0, proc.output[-3000:]
+        assert "The status page and /metrics are off for this headless run" in proc.output
+        # with the page asked for (not headless), a taken port is an error
+        proc = run_lcore(
+            "-f", str(locustfile), "-H", target.url, "--web-host", "127.0.0.1", "--web-port", str(port),
+            "--master-bind-port", str(free_port()),
+        )  # fmt: skip
+        assert proc.wait(60) == 1 and "Could not start the web server" in proc.output
+    finally:
+        busy.close()
