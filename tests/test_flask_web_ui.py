@@ -1,0 +1,446 @@
+"""Locustfiles that extend the web UI with Flask, as Locust's examples do (extend_web_ui.py,
+bottlenecked_server.py, web_ui_auth/), under a real lcore master: their routes answer on
+lcore's port, behind lcore's authentication and base path, run on greenlets (a sleeping
+handler stalls nothing, a hung one is answered 504), their ``after_request`` hooks apply, and a
+locustfile's own Flask-Login login works with ``--web-login`` alone. Without Flask,
+``environment.web_ui`` exists and names what to install."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from http.cookiejar import CookieJar
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import LcoreProcess, lcore_command, wait_until
+from test_engine import free_port, read_stats_csv, write
+
+from lcore.target import Target
+
+pytestmark = pytest.mark.integration
+
+BASE = "/lc"
+AUTH = "admin:s3cret"
+
+EXTENDED = """
+import json
+import time
+
+from flask import Blueprint, jsonify, request
+from locust import HttpUser, constant, events, task
+
+
+class Browser(HttpUser):
+    wait_time = constant(0.01)
+
+    @task(2)
+    def page(self):
+        self.client.get("/page")
+
+    @task
+    def about(self):
+        self.client.get("/about")
+
+
+@events.init.add_listener
+def on_init(environment, **_kwargs):
+    if not environment.web_ui:
+        return
+    # a blueprint under the base path, as Locust's examples mount theirs
+    extend = Blueprint("extend", "extend_web_ui", url_prefix=environment.parsed_options.web_base_path)
+
+    @extend.route("/request-counts")
+    def request_counts():
+        rows = [
+            {"method": e.method, "name": e.name, "num_requests": e.num_requests}
+            for e in environment.stats.entries.values()
+        ]
+        return jsonify({"stats": rows, "total": environment.stats.total.num_requests})
+
+    @environment.web_ui.app.route("/nap")
+    def nap():
+        time.sleep(float(request.args["seconds"]))
+        return "rested"
+
+    @environment.web_ui.app.after_request
+    def extend_stats_response(response):
+        if request.path.endswith("/stats/requests"):
+            extended = [{"key": "names", "data": len(environment.stats.entries)}]
+            response.set_data(json.dumps({**response.json, "extended_stats": extended}))
+        response.headers["X-Extended"] = "yes"
+        return response
+
+    environment.web_ui.app.register_blueprint(extend)
+    environment.web_ui.request_timeout = 1.5
+"""
+
+
+def _basic(credentials: str = AUTH) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(credentials.encode()).decode()}
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+class Client:
+    """HTTP against one master: a cookie jar, no redirects followed, errors as answers."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.cookies = CookieJar()
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(self.cookies), _NoRedirect()
+        )
+
+    def request(
+        self, path: str, *, data: dict[str, str] | None = None, method: str | None = None,
+        headers: dict[str, str] | None = None, timeout: float = 10.0,
+    ) -> tuple[int, dict[str, str], bytes]:  # fmt: skip
+        body = urllib.parse.urlencode(data).encode() if data is not None else None
+        req = urllib.request.Request(self.base + path, data=body, method=method, headers=headers or {})
+        try:
+            with self.opener.open(req, timeout=timeout) as resp:
+                return resp.status, dict(resp.headers), resp.read()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
+
+
+def _start(tmp: Path, source: str, *args: str, env: dict[str, str] | None = None) -> tuple[LcoreProcess, int]:
+    locustfile = write(tmp, source)
+    port = free_port()
+    proc = LcoreProcess(
+        ["-f", str(locustfile), "--web-port", str(port), "--web-host", "127.0.0.1",
+         "--master-bind-port", str(free_port()), "--processes", "1", *args],
+        tmp, env,
+    )  # fmt: skip
+    try:
+        proc.wait_for_output("Starting web interface", timeout=30)
+    except BaseException:
+        proc.kill()
+        raise
+    return proc, port
+
+
+@pytest.fixture(scope="module")
+def extended(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Client, Target, LcoreProcess]]:
+    """A master whose locustfile extends the page, a short --autostart run done, page still up."""
+    tmp = tmp_path_factory.mktemp("extended")
+    target = Target().start()
+    proc = None
+    try:
+        proc, port = _start(
+            tmp, EXTENDED, "-H", target.url, "--autostart", "-u", "3", "-r", "10", "-t", "2",
+            "--web-auth", AUTH, "--web-base-path", BASE,
+        )  # fmt: skip
+        client = Client(f"http://127.0.0.1:{port}")
+        proc.wait_for_output("--run-time limit reached", timeout=30)
+
+        def stopped() -> bool:
+            status, _, body = client.request(BASE + "/healthz")
+            return status == 200 and json.loads(body)["state"] == "stopped"
+
+        wait_until(stopped, timeout=15)
+        yield client, target, proc
+    finally:
+        if proc is not None:
+            proc.kill()
+        target.stop()
+
+
+def test_blueprint_route_answers_behind_web_auth_with_the_runs_stats(extended) -> None:
+    client, target, _ = extended
+    status, headers, _ = client.request(BASE + "/request-counts")
+    assert status == 401 and "Basic" in headers["WWW-Authenticate"]
+
+    status, _, body = client.request(BASE + "/request-counts", headers=_basic())
+    assert status == 200, body
+    counts = json.loads(body)
+    served = target.counts()
+    by_name = {row["name"]: row["num_requests"] for row in counts["stats"]}
+    assert set(by_name) == {"/page", "/about"}
+    assert by_name["/page"] == served[("GET", "/page")] > 0
+    assert by_name["/about"] == served[("GET", "/about")] > 0
+    assert counts["total"] == sum(by_name.values())
+    # the same figures as lcore's own JSON
+    _, _, body = client.request(BASE + "/api/stats", headers=_basic())
+    ours = {row["name"]: row["num_requests"] for row in json.loads(body)["stats"]}
+    assert ours["/page"] == by_name["/page"] and ours["Aggregated"] == counts["total"]
+
+
+def test_after_request_hook_applies_to_its_routes_and_lcores(extended) -> None:
+    client, _, _ = extended
+    status, headers, _ = client.request(BASE + "/request-counts", headers=_basic())
+    assert status == 200 and headers["X-Extended"] == "yes"
+    # Locust's examples add a key to /stats/requests this way
+    status, headers, body = client.request(BASE + "/stats/requests", headers=_basic())
+    assert status == 200 and headers["X-Extended"] == "yes"
+    document = json.loads(body)
+    assert document["extended_stats"] == [{"key": "names", "data": 2}]
+    assert document["stats"][-1]["name"] == "Aggregated"  # lcore's document, kept whole
+
+
+def test_a_sleeping_handler_stalls_nothing_and_a_hung_one_answers_504(extended) -> None:
+    client, _, proc = extended
+    answers: dict[str, Any] = {}
+
+    def nap(seconds: str, key: str) -> None:
+        started = time.monotonic()
+        answers[key] = (*client.request(f"{BASE}/nap?seconds={seconds}", headers=_basic()), time.monotonic() - started)
+
+    sleeper = threading.Thread(target=nap, args=("1", "short"))
+    hung = threading.Thread(target=nap, args=("60", "hung"))
+    sleeper.start()
+    hung.start()
+    try:
+        time.sleep(0.2)  # both handlers are asleep on the master by now
+        started = time.monotonic()
+        status, _, _ = client.request(BASE + "/healthz", timeout=5)
+        assert status == 200 and time.monotonic() - started < 0.5
+        assert sleeper.is_alive() and hung.is_alive()
+    finally:
+        sleeper.join(10)
+        hung.join(10)
+    status, _, body, took = answers["short"]
+    assert (status, body) == (200, b"rested") and 0.9 < took < 3
+    status, _, body, took = answers["hung"]
+    assert status == 504 and b"1.5 s" in body and took < 5
+    assert "took more than 1.5 s: answered 504" in proc.output
+
+
+def test_lcore_routes_win_and_unknown_paths_are_the_apps(extended) -> None:
+    client, _, _ = extended
+    status, _, _ = client.request(BASE + "/api/stats", method="DELETE", headers=_basic())
+    assert status == 405  # lcore's path, another method: not handed to the app
+    status, _, _ = client.request(BASE + "/nothing-here", headers=_basic())
+    assert status == 404
+    status, _, _ = client.request(BASE + "/healthz")  # open, as always
+    assert status == 200
+
+
+BOTTLENECKED = """
+import time
+from threading import Semaphore
+
+from locust import HttpUser, constant, events, task
+
+sema = Semaphore(2)
+
+
+class WebsiteUser(HttpUser):
+    wait_time = constant(0)
+
+    @task
+    def index(self):
+        self.client.get("/fast")
+        self.client.get("/slow")
+
+
+@events.init.add_listener
+def locust_init(environment, **kwargs):
+    # Locust's example asserts web_ui here, which holds in its single-process mode only: lcore's
+    # users run on workers, where (as on Locust's workers) there is no web UI
+    if not environment.web_ui:
+        return
+
+    @environment.web_ui.app.route("/slow")
+    def slow():
+        with sema:
+            time.sleep(0.3)
+        return "slow"
+
+    @environment.web_ui.app.route("/fast")
+    def fast():
+        time.sleep(0.02)
+        return "fast"
+"""
+
+
+def test_users_load_the_masters_own_flask_routes(tmp_path) -> None:
+    """bottlenecked_server.py: the users' target is the master's page, extended with routes
+    whose handlers block (cooperatively) — they queue on the semaphore, the run goes on."""
+    port = free_port()
+    locustfile = write(tmp_path, BOTTLENECKED)
+    proc = LcoreProcess(
+        ["-f", str(locustfile), "-H", f"http://127.0.0.1:{port}", "--web-port", str(port),
+         "--master-bind-port", str(free_port()), "--processes", "1",
+         "--headless", "-u", "6", "-r", "20", "-t", "3", "--csv", str(tmp_path / "run")],
+        tmp_path,
+    )  # fmt: skip
+    try:
+        assert proc.wait(60) == 0, proc.output[-3000:]
+    finally:
+        proc.kill()
+    rows = read_stats_csv(tmp_path / "run")
+    slow, fast = rows["/slow"], rows["/fast"]
+    assert int(slow["Request Count"]) > 5 and int(fast["Request Count"]) > 5
+    assert slow["Failure Count"] == fast["Failure Count"] == "0"
+    # six users share two slots of 0.3 s: the slow route's median shows the queue
+    assert float(slow["Median Response Time"]) > 500, slow
+
+
+AUTH_LOCUSTFILE = """
+import os
+
+from flask import Blueprint, redirect, request, session, url_for
+from flask_login import UserMixin, current_user, login_user
+from locust import HttpUser, events, task
+
+
+class LocustHttpUser(HttpUser):
+    @task
+    def example(self):
+        self.client.get("/")
+
+
+class AuthUser(UserMixin):
+    def __init__(self, username):
+        self.username = username
+
+    def get_id(self):
+        return self.username
+
+
+def load_user(username):
+    return AuthUser(username)
+
+
+@events.init.add_listener
+def locust_init(environment, **_kwargs):
+    if environment.web_ui:
+        base = environment.parsed_options.web_base_path
+        auth_blueprint = Blueprint("auth", "web_ui_auth", url_prefix=base)
+        environment.web_ui.login_manager.user_loader(load_user)
+        environment.web_ui.app.config["SECRET_KEY"] = os.getenv("FLASK_SECRET_KEY")
+        environment.web_ui.auth_args = {
+            "username_password_callback": f"{base}/login_submit",
+            "auth_providers": [{"label": "Github", "callback_url": f"{base}/login/github"}],
+        }
+
+        @auth_blueprint.route("/login/github")
+        def github_login():
+            login_user(AuthUser("from-github"))
+            return redirect(url_for("locust.index"))
+
+        @auth_blueprint.route("/login_submit", methods=["POST"])
+        def login_submit():
+            if request.form.get("password"):
+                login_user(AuthUser(request.form.get("username")))
+                return redirect(url_for("locust.index"))
+            session["auth_error"] = "Invalid username or password"
+            return redirect(url_for("locust.login"))
+
+        @auth_blueprint.route("/whoami")
+        @environment.web_ui.auth_required_if_enabled
+        def whoami():
+            return {"user": current_user.username}
+
+        environment.web_ui.app.register_blueprint(auth_blueprint)
+"""
+
+
+def test_a_locustfiles_flask_login_guards_the_page_with_web_login_alone(tmp_path, target) -> None:
+    proc, port = _start(
+        tmp_path, AUTH_LOCUSTFILE, "-H", target.url, "--web-login",
+        env={"FLASK_SECRET_KEY": "not-so-secret"},
+    )  # fmt: skip
+    try:
+        client = Client(f"http://127.0.0.1:{port}")
+        html = {"Accept": "text/html"}
+        status, headers, _ = client.request("/", headers=html)
+        assert status == 302 and headers["Location"] == "/login"
+        assert client.request("/api/stats")[0] == 401
+        status, headers, _ = client.request("/whoami")
+        assert status == 302 and headers["Location"].startswith("/login")
+
+        status, _, page = client.request("/login", headers=html)
+        assert status == 200
+        assert b'action="/login_submit"' in page and b'href="/login/github"' in page
+
+        status, headers, _ = client.request("/login_submit", data={"username": "ann", "password": ""})
+        assert status == 302 and headers["Location"] == "/login"
+        assert b"Invalid username or password" in client.request("/login", headers=html)[2]
+        assert client.request("/api/stats")[0] == 401
+
+        status, headers, _ = client.request("/login_submit", data={"username": "ann", "password": "pw"})
+        assert status == 302 and headers["Location"] == "/"
+        status, _, page = client.request("/", headers=html)
+        assert status == 200 and b"<html" in page  # lcore's page, let in by the Flask session
+        assert client.request("/api/stats")[0] == 200
+        assert json.loads(client.request("/whoami")[2]) == {"user": "ann"}
+
+        # another browser, the provider's link
+        other = Client(client.base)
+        assert other.request("/login/github")[0] == 302
+        assert json.loads(other.request("/whoami")[2]) == {"user": "from-github"}
+        assert "Traceback" not in proc.output, proc.output[-3000:]
+    finally:
+        proc.kill()
+
+
+def test_web_login_without_web_auth_or_a_locustfile_login_is_refused(tmp_path, target) -> None:
+    locustfile = write(tmp_path, "from locust import HttpUser, task\n\nclass U(HttpUser):\n    @task\n    def t(self):\n        pass\n")
+    proc = LcoreProcess(
+        ["-f", str(locustfile), "-H", target.url, "--web-login", "--web-port", str(free_port()),
+         "--master-bind-port", str(free_port()), "--processes", "1"],
+        tmp_path,
+    )  # fmt: skip
+    try:
+        assert proc.wait(30) != 0
+        assert "--web-login needs --web-auth USER:PASSWORD to check, or a login set up by the locustfile" in proc.output
+    finally:
+        proc.kill()
+
+
+NO_FLASK_LOCUSTFILE = """
+from locust import HttpUser, events, task
+
+
+class U(HttpUser):
+    @task
+    def t(self):
+        self.client.get("/")
+
+
+@events.init.add_listener
+def locust_init(environment, **kwargs):
+    assert environment.web_ui, "environment.web_ui is false"
+    environment.web_ui.update_template_args()
+    print("template_args state:", environment.web_ui.template_args["state"])
+
+    @environment.web_ui.app.route("/slow")
+    def slow():
+        return "slow"
+"""
+
+
+def test_without_flask_web_ui_exists_and_says_what_to_install(tmp_path, target) -> None:
+    locustfile = write(tmp_path, NO_FLASK_LOCUSTFILE)
+    # the launcher forks master and workers: a Flask that cannot be imported stays so in all
+    blocked = (
+        "import sys; sys.modules['flask'] = None; sys.modules['flask_login'] = None; "
+        "from lcore.launcher.main import main; sys.exit(main())"
+    )
+    command = lcore_command()
+    assert command[:2] == [sys.executable, "-m"]
+    args = ["-f", str(locustfile), "-H", target.url, "--headless", "-u", "1", "-t", "2",
+            "--web-port", str(free_port()), "--master-bind-port", str(free_port()), "--processes", "1"]  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", blocked, *args], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, out[-3000:]
+    assert "template_args state:" in out  # the object is there, true, and its plain parts work
+    assert "environment.web_ui.app needs Flask, which is not installed here" in out
+    assert "install Flask: pip install 'lcore[flask]'" in out
