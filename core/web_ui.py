@@ -25,7 +25,7 @@ from ._version import __version__
 __all__ = ["FLASK_MISSING", "FlaskMissingError", "WebUI"]
 
 FLASK_MISSING = (
-    "environment.web_ui.{what} needs Flask, which is not installed here: "
+    "environment.web_ui.{what} needs {package}, which is not installed here: "
     "install Flask: pip install 'lcore[flask]'"
 )
 
@@ -88,7 +88,12 @@ class WebUI:
         """Flask-Login's ``LoginManager`` on the app (with ``--web-login``, as in Locust)."""
         if not self.web_login:
             raise AttributeError("The login_manager is only available with --web-login.")
-        self.app  # noqa: B018 - makes the app, and the login manager with it
+        try:
+            self.app  # noqa: B018 - makes the app, and the login manager with it
+        except FlaskMissingError:
+            raise FlaskMissingError(FLASK_MISSING.format(what="login_manager", package="Flask")) from None
+        if self._login_manager is None:
+            raise FlaskMissingError(FLASK_MISSING.format(what="login_manager", package="Flask-Login"))
         return self._login_manager
 
     @login_manager.setter
@@ -162,7 +167,7 @@ class WebUI:
         try:
             from flask import Blueprint, Flask, redirect
         except ImportError:
-            raise FlaskMissingError(FLASK_MISSING.format(what="app")) from None
+            raise FlaskMissingError(FLASK_MISSING.format(what="app", package="Flask")) from None
         # no static folder: /static/ is lcore's; templates are the locustfile's blueprints'
         app = Flask("lcore.web_ui", static_folder=None)
         # Locust's own endpoints that locustfiles name in url_for(): the page and its login
@@ -174,10 +179,8 @@ class WebUI:
         if self.web_login:
             try:
                 from flask_login import LoginManager
-            except ImportError:
-                raise FlaskMissingError(
-                    FLASK_MISSING.format(what="login_manager").replace("Flask,", "Flask-Login,")
-                ) from None
+            except ImportError:  # routes still work; login_manager says what is missing
+                return app
             manager = LoginManager()
             manager.init_app(app)
             manager.login_view = "locust.login"

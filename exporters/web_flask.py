@@ -188,7 +188,7 @@ def bridge_for(runtime: Any, base_path: str) -> FlaskBridge | None:
 
 def wsgi_environ(request: web.Request, body: bytes) -> dict[str, Any]:
     """PEP 3333's environ for ``request`` (the full URL path; the caller may split it)."""
-    raw_path = request.raw_path.partition("?")[0]
+    raw_path, _, raw_query = request.raw_path.partition("?")
     host, _, port = (request.host or "").rpartition(":")
     if not host or not port.isdigit():
         host, port = request.host or "localhost", "443" if request.secure else "80"
@@ -196,7 +196,7 @@ def wsgi_environ(request: web.Request, body: bytes) -> dict[str, Any]:
         "REQUEST_METHOD": request.method,
         "SCRIPT_NAME": "",
         "PATH_INFO": unquote_to_bytes(raw_path).decode("latin-1"),
-        "QUERY_STRING": request.query_string,
+        "QUERY_STRING": raw_query,  # as sent: aiohttp's query_string is decoded
         "SERVER_NAME": host.strip("[]"),
         "SERVER_PORT": port,
         "SERVER_PROTOCOL": f"HTTP/{request.version.major}.{request.version.minor}",

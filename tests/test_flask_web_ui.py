@@ -444,3 +444,107 @@ def test_without_flask_web_ui_exists_and_says_what_to_install(tmp_path, target) 
     assert "template_args state:" in out  # the object is there, true, and its plain parts work
     assert "environment.web_ui.app needs Flask, which is not installed here" in out
     assert "install Flask: pip install 'lcore[flask]'" in out
+
+
+# -- the pieces, in memory ---------------------------------------------------------------------
+
+
+def test_web_ui_without_flask_is_true_and_names_the_extra(monkeypatch) -> None:
+    from lcore.env import Environment
+    from lcore.web_ui import FlaskMissingError, WebUI
+
+    monkeypatch.setitem(sys.modules, "flask", None)
+    env = Environment()
+    web_ui = WebUI(env, web_login=True)
+    assert env.web_ui is web_ui and bool(web_ui)
+    web_ui.update_template_args()
+    assert web_ui.template_args["is_distributed"] is True and web_ui.auth_args == {}
+    with pytest.raises(FlaskMissingError, match=r"install Flask: pip install 'lcore\[flask\]'"):
+        web_ui.app  # noqa: B018
+    with pytest.raises(ImportError, match="login_manager needs Flask"):
+        web_ui.login_manager  # noqa: B018
+    assert web_ui.app_if_made is None and not web_ui.login_in_charge
+
+
+def test_login_manager_only_with_web_login_and_auth_required_follows_it() -> None:
+    from flask_login import UserMixin
+
+    from lcore.env import Environment
+    from lcore.web_ui import WebUI
+
+    plain = WebUI(Environment())
+    with pytest.raises(AttributeError, match="only available with --web-login"):
+        plain.login_manager  # noqa: B018
+    guarded = plain.auth_required_if_enabled(lambda: "open")
+    with plain.app.test_request_context("/x"):
+        assert guarded() == "open"  # lcore's own authentication guards it
+
+    web_ui = WebUI(Environment(), web_login=True)
+    web_ui.app.config["SECRET_KEY"] = "k"
+    assert not web_ui.login_in_charge  # no user loader yet: lcore's --web-auth form decides
+    web_ui.login_manager.user_loader(lambda user_id: type("U", (UserMixin,), {"id": user_id})())
+    assert web_ui.login_in_charge
+    view = web_ui.auth_required_if_enabled(lambda: "secret")
+    with web_ui.app.test_request_context("/x"):
+        answer = view()
+        assert answer.status_code == 302 and answer.location.startswith("/login")
+
+
+def test_login_page_renders_auth_args_escaped() -> None:
+    from lcore.exporters.web_flask import login_page
+
+    page = login_page(
+        {
+            "custom_form": {
+                "inputs": [
+                    {"label": "Username", "name": "username"},
+                    {"label": "Admin", "name": "is_admin", "default_value": False},
+                    {"label": "Group", "name": "group", "choices": ["dev", "ops"]},
+                    {"label": "Password", "name": "password", "is_secret": True},
+                ],
+                "callback_url": "/base/login_submit",
+                "submit_button_text": "Submit <now>",
+            },
+            "auth_providers": [{"label": "Github", "callback_url": "/login/github"}],
+            "error": "Passwords do not match!",
+        },
+        "/base",
+    )
+    assert '<form method="post" action="/base/login_submit">' in page
+    assert '<input type="checkbox" name="is_admin">' in page
+    assert '<select name="group"><option value="dev">dev</option>' in page
+    assert '<input name="password" type="password">' in page
+    assert "Submit &lt;now&gt;" in page and "<now>" not in page
+    assert 'href="/login/github"' in page and "Passwords do not match!" in page
+    assert 'href="/base/static/style.css"' in page
+
+
+def test_wsgi_environ_from_an_aiohttp_request() -> None:
+    from aiohttp.test_utils import make_mocked_request
+
+    from lcore.exporters.web_flask import wsgi_environ
+
+    request = make_mocked_request(
+        "POST", "/lc/caf%C3%A9/x?a=1&b=%20",
+        headers={"Host": "example.test:8089", "Content-Type": "application/x-www-form-urlencoded",
+                 "Cookie": "session=abc", "X-Thing": "1"},
+    )  # fmt: skip
+    environ = wsgi_environ(request, b"a=1")
+    assert environ["PATH_INFO"] == "/lc/café/x".encode().decode("latin-1")
+    assert environ["QUERY_STRING"] == "a=1&b=%20" and environ["SCRIPT_NAME"] == ""
+    assert (environ["SERVER_NAME"], environ["SERVER_PORT"]) == ("example.test", "8089")
+    assert environ["CONTENT_LENGTH"] == "3" and environ["wsgi.input"].read() == b"a=1"
+    assert environ["CONTENT_TYPE"] == "application/x-www-form-urlencoded"
+    assert environ["HTTP_COOKIE"] == "session=abc" and environ["HTTP_X_THING"] == "1"
+    assert "HTTP_CONTENT_TYPE" not in environ
+
+
+def test_flask_without_flask_login_keeps_the_app_and_names_the_missing_package(monkeypatch) -> None:
+    from lcore.env import Environment
+    from lcore.web_ui import FlaskMissingError, WebUI
+
+    monkeypatch.setitem(sys.modules, "flask_login", None)
+    web_ui = WebUI(Environment(), web_login=True)
+    assert web_ui.app.url_map is not None  # routes can still be added
+    with pytest.raises(FlaskMissingError, match="login_manager needs Flask-Login"):
+        web_ui.login_manager  # noqa: B018
