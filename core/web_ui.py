@@ -49,6 +49,7 @@ class WebUI:
         web_login: bool = False,
         base_path: str = "",
         login_page: Callable[[dict[str, Any], str], str] | None = None,
+        templates: dict[str, str] | None = None,
     ) -> None:
         environment.web_ui = self
         self.environment = environment
@@ -59,6 +60,8 @@ class WebUI:
         self.request_timeout = 30.0
         """Seconds a Flask handler may take before its request is answered 504 (lcore's)."""
         self._login_page = login_page  # (auth_args, base path) -> HTML: the exporters'
+        # Jinja templates the app has of its own (Locust's app has its page as index.html)
+        self._templates = dict(templates or {})
         self._app: Any = None
         self._login_manager: Any = None
 
@@ -168,8 +171,13 @@ class WebUI:
             from flask import Blueprint, Flask, redirect
         except ImportError:
             raise FlaskMissingError(FLASK_MISSING.format(what="app", package="Flask")) from None
-        # no static folder: /static/ is lcore's; templates are the locustfile's blueprints'
-        app = Flask("lcore.web_ui", static_folder=None)
+        # no static folder: /static/ is lcore's. The app's own templates (lcore's page as
+        # "index.html") come first, as Locust's do; then the locustfile's blueprints'
+        app = Flask("lcore.web_ui", static_folder=None, template_folder=None)
+        if self._templates:
+            from jinja2 import DictLoader
+
+            app.jinja_loader = DictLoader(self._templates)  # type: ignore[method-assign]
         # Locust's own endpoints that locustfiles name in url_for(): the page and its login
         # (lcore's server answers both paths; these views only exist to build the URLs)
         locust = Blueprint("locust", "lcore.web_ui", url_prefix=self.base_path or None)

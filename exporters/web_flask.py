@@ -37,7 +37,7 @@ import gevent
 from aiohttp import web
 from multidict import CIMultiDict
 
-__all__ = ["FLASK_ROUTE", "FlaskBridge", "bridge_for", "login_page"]
+__all__ = ["FLASK_ROUTE", "FlaskBridge", "app_templates", "bridge_for", "login_page"]
 
 log = logging.getLogger(__name__)
 
@@ -302,7 +302,22 @@ def _response(status: str, headers: list[tuple[str, str]], body: bytes) -> web.R
     return web.Response(status=int(code), reason=reason or None, body=body, headers=out)
 
 
-# -- the login page a locustfile's login (auth_args) is shown on -----------------------------
+# -- the app's own templates, and the login page a locustfile's login (auth_args) is shown on --
+
+
+def app_templates(base_path: str) -> dict[str, str]:
+    """``index.html``: lcore's page, for views that render Locust's (``render_template(
+    "index.html", template_args=...)``); its links resolve from the base path wherever the
+    view is. Locust's extra tabs in ``template_args`` are not shown."""
+    from pathlib import Path
+
+    base_path = "/" + base_path.strip("/") if base_path.strip("/") else ""
+    page = (Path(__file__).resolve().parent / "static" / "index.html").read_text()
+    base = f'<base href="{html.escape(base_path)}/">'
+    # a Jinja template that is the page as it is
+    page = page.replace("<head>", "<head>\n  " + base, 1)
+    return {"index.html": "{% raw %}" + page + "{% endraw %}"}
+
 
 
 def login_page(auth_args: dict[str, Any], base_path: str) -> str:

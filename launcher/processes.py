@@ -174,7 +174,7 @@ def run_master(argv: Sequence[str], options: argparse.Namespace, endpoints: list
         else None,
     )
     if not options.no_web:  # before init: its listeners add routes to environment.web_ui.app
-        from lcore.exporters.web_flask import login_page
+        from lcore.exporters.web_flask import app_templates, login_page
         from lcore.web_ui import WebUI
 
         WebUI(
@@ -182,6 +182,7 @@ def run_master(argv: Sequence[str], options: argparse.Namespace, endpoints: list
             web_login=bool(options.web_login),
             base_path=options.web_base_path or "",
             login_page=login_page,
+            templates=app_templates(options.web_base_path or ""),
         )
     try:
         if not fire_init(env, runtime):

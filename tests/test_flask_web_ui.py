@@ -36,7 +36,7 @@ EXTENDED = """
 import json
 import time
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify, render_template, request
 from locust import HttpUser, constant, events, task
 
 
@@ -66,6 +66,12 @@ def on_init(environment, **_kwargs):
             for e in environment.stats.entries.values()
         ]
         return jsonify({"stats": rows, "total": environment.stats.total.num_requests})
+
+    @extend.route("/extend")
+    def extend_web_ui():
+        environment.web_ui.update_template_args()
+        extra = {"extended_tabs": [{"title": "Content Length", "key": "content-length"}]}
+        return render_template("index.html", template_args={**environment.web_ui.template_args, **extra})
 
     @environment.web_ui.app.route("/nap")
     def nap():
@@ -217,6 +223,13 @@ def test_a_sleeping_handler_stalls_nothing_and_a_hung_one_answers_504(extended) 
     status, _, body, took = answers["hung"]
     assert status == 504 and b"1.5 s" in body and took < 5
     assert "took more than 1.5 s: answered 504" in proc.output
+
+
+def test_a_view_rendering_locusts_index_template_gets_lcores_page(extended) -> None:
+    client, _, _ = extended
+    status, headers, page = client.request(BASE + "/extend", headers=_basic())
+    assert status == 200 and headers["Content-Type"].startswith("text/html")
+    assert b"<title>lcore</title>" in page and f'<base href="{BASE}/">'.encode() in page
 
 
 def test_lcore_routes_win_and_unknown_paths_are_the_apps(extended) -> None:
