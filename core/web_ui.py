@@ -166,6 +166,9 @@ class WebUI:
     def stop(self) -> None:
         """Locust's ``WebUI.stop``; lcore's server stops with the master."""
 
+    def set_static_modern_ui(self) -> None:
+        """Older Locust's switch to its React page (examples still call it): nothing to do."""
+
     def _make_app(self) -> Any:
         try:
             from flask import Blueprint, Flask, redirect

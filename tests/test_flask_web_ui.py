@@ -303,6 +303,103 @@ def test_users_load_the_masters_own_flask_routes(tmp_path) -> None:
     assert float(slow["Median Response Time"]) > 500, slow
 
 
+CACHE_STATS = """
+import json
+
+from flask import make_response, request
+from locust import HttpUser, constant, events, task
+
+cache_stats = {}
+
+
+class Visitor(HttpUser):
+    wait_time = constant(0.02)
+
+    @task(2)
+    def hit(self):
+        self.client.get("/response-headers?X-Cache=HIT")
+
+    @task
+    def miss(self):
+        self.client.get("/response-headers?X-Cache=MISS")
+
+
+@events.init.add_listener
+def locust_init(environment, **kwargs):
+    if not environment.web_ui:
+        return
+
+    @environment.web_ui.app.route("/response-headers")  # httpbin's, for the users
+    def response_headers():
+        response = make_response("ok")
+        for name, value in request.args.items():
+            response.headers[name] = value
+        return response
+
+    @environment.web_ui.app.after_request
+    def extend_stats_response(response):
+        if request.path == "/stats/requests":
+            extended = [{"key": "name", "data": cache_stats}]
+            response.set_data(json.dumps({**response.json, "extended_stats": extended}))
+        return response
+
+
+@events.request.add_listener
+def on_request(name, response, exception, **kwargs):
+    counts = cache_stats.setdefault(name, {"hit": 0, "miss": 0})
+    counts[response.headers["X-Cache"].lower()] += 1
+
+
+@events.report_to_master.add_listener
+def on_report_to_master(client_id, data):
+    global cache_stats
+    data["cache_stats"], cache_stats = cache_stats, {}
+
+
+@events.worker_report.add_listener
+def on_worker_report(client_id, data):
+    for name, counts in data["cache_stats"].items():
+        mine = cache_stats.setdefault(name, {"hit": 0, "miss": 0})
+        for key, value in counts.items():
+            mine[key] += value
+"""
+
+
+def test_figures_the_workers_report_reach_the_masters_after_request_hook(tmp_path) -> None:
+    """extend_modern_web_ui_cache_stats.py: workers count a response header, send the counts
+    with their stats reports, the master adds them to /stats/requests."""
+    port = free_port()
+    locustfile = write(tmp_path, CACHE_STATS)
+    proc = LcoreProcess(
+        ["-f", str(locustfile), "-H", f"http://127.0.0.1:{port}", "--web-port", str(port),
+         "--master-bind-port", str(free_port()), "--processes", "2",
+         "--autostart", "-u", "4", "-r", "20", "-t", "2"],
+        tmp_path,
+    )  # fmt: skip
+    client = Client(f"http://127.0.0.1:{port}")
+    try:
+        proc.wait_for_output("--run-time limit reached", timeout=30)
+
+        def settled() -> Any:
+            status, _, body = client.request("/stats/requests")
+            document = json.loads(body)
+            counts = {row["name"]: row["num_requests"] for row in document["stats"]}
+            cached = document["extended_stats"][0]["data"]
+            hits = cached.get("/response-headers?X-Cache=HIT", {})
+            misses = cached.get("/response-headers?X-Cache=MISS", {})
+            done = document["state"] == "stopped" and hits.get("hit") == counts.get(
+                "/response-headers?X-Cache=HIT"
+            ) and misses.get("miss") == counts.get("/response-headers?X-Cache=MISS")
+            return (counts, cached) if done else None
+
+        counts, cached = wait_until(settled, timeout=15)
+        assert counts["/response-headers?X-Cache=HIT"] > 10 and counts["/response-headers?X-Cache=MISS"] > 5
+        assert cached["/response-headers?X-Cache=HIT"]["miss"] == 0
+        assert "Traceback" not in proc.output, proc.output[-3000:]
+    finally:
+        proc.kill()
+
+
 AUTH_LOCUSTFILE = """
 import os
 
