@@ -78,6 +78,7 @@ MAX_ROWS = 500
 CHART_PERCENTILES = (0.5, 0.95, 0.99)
 SESSION_COOKIE = "lcore_session"
 _OPEN_PATHS = frozenset({"/healthz", "/login", "/static/style.css"})
+_UNHOOKED_PATHS = frozenset({"/healthz", "/metrics"})
 _ACTIVE = (STATE_SPAWNING, STATE_RUNNING, STATE_STOPPING)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -469,7 +470,9 @@ class StatusServer:
         if request.method == "POST" and not _same_origin(request):
             return _refuse(403, "Cross-origin request refused")
         response = await handler(request)
-        if flask is not None and not to_flask:  # the app's after_request hooks see lcore's too
+        if flask is not None and not to_flask and path not in _UNHOOKED_PATHS:
+            # the app's after_request hooks see lcore's responses too, as Locust's routes are
+            # the app's (probes and scrapes never wait on locustfile code)
             response = await flask.after_request(request, response)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Cache-Control", "no-store")

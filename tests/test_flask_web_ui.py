@@ -195,6 +195,11 @@ def test_after_request_hook_applies_to_its_routes_and_lcores(extended) -> None:
     document = json.loads(body)
     assert document["extended_stats"] == [{"key": "names", "data": 2}]
     assert document["stats"][-1]["name"] == "Aggregated"  # lcore's document, kept whole
+    # probes and scrapes never wait on locustfile code
+    status, headers, _ = client.request(BASE + "/healthz")
+    assert status == 200 and "X-Extended" not in headers
+    status, headers, _ = client.request(BASE + "/metrics", headers=_basic())
+    assert status == 200 and "X-Extended" not in headers
 
 
 def test_a_sleeping_handler_stalls_nothing_and_a_hung_one_answers_504(extended) -> None:
