@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import LcoreProcess, lcore_command, wait_until
+from conftest import LcoreProcess, wait_until
 from test_engine import free_port, read_stats_csv, write
 
 from lcore.target import Target
@@ -547,8 +547,6 @@ def test_without_flask_web_ui_exists_and_says_what_to_install(tmp_path, target) 
         "import sys; sys.modules['flask'] = None; sys.modules['flask_login'] = None; "
         "from lcore.launcher.main import main; sys.exit(main())"
     )
-    command = lcore_command()
-    assert command[:2] == [sys.executable, "-m"]
     args = ["-f", str(locustfile), "-H", target.url, "--headless", "-u", "1", "-t", "2",
             "--web-port", str(free_port()), "--master-bind-port", str(free_port()), "--processes", "1"]  # fmt: skip
     done = subprocess.run(
@@ -663,3 +661,18 @@ def test_flask_without_flask_login_keeps_the_app_and_names_the_missing_package(m
     assert web_ui.app.url_map is not None  # routes can still be added
     with pytest.raises(FlaskMissingError, match="login_manager needs Flask-Login"):
         web_ui.login_manager  # noqa: B018
+
+
+def test_an_app_without_a_secret_key_gets_one_for_the_run() -> None:
+    from lcore.env import Environment
+    from lcore.exporters.web_flask import FlaskBridge
+    from lcore.web_ui import WebUI
+
+    web_ui = WebUI(Environment(), web_login=True)
+    web_ui.app.config["SECRET_KEY"] = None  # os.getenv of an unset variable, as Locust's example
+    FlaskBridge(web_ui, calls=None)._ensure_secret_key()
+    assert isinstance(web_ui.app.secret_key, str) and len(web_ui.app.secret_key) == 64
+    kept = WebUI(Environment())
+    kept.app.config["SECRET_KEY"] = "mine"
+    FlaskBridge(kept, calls=None)._ensure_secret_key()
+    assert kept.app.secret_key == "mine"
