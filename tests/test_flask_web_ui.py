@@ -87,7 +87,7 @@ def on_init(environment, **_kwargs):
         return response
 
     environment.web_ui.app.register_blueprint(extend)
-    environment.web_ui.request_timeout = 1.5
+    environment.web_ui.request_timeout = 3
 """
 
 
@@ -210,7 +210,7 @@ def test_a_sleeping_handler_stalls_nothing_and_a_hung_one_answers_504(extended) 
         started = time.monotonic()
         answers[key] = (*client.request(f"{BASE}/nap?seconds={seconds}", headers=_basic()), time.monotonic() - started)
 
-    sleeper = threading.Thread(target=nap, args=("1", "short"))
+    sleeper = threading.Thread(target=nap, args=("2", "short"))
     hung = threading.Thread(target=nap, args=("60", "hung"))
     sleeper.start()
     hung.start()
@@ -218,16 +218,16 @@ def test_a_sleeping_handler_stalls_nothing_and_a_hung_one_answers_504(extended) 
         time.sleep(0.2)  # both handlers are asleep on the master by now
         started = time.monotonic()
         status, _, _ = client.request(BASE + "/healthz", timeout=5)
-        assert status == 200 and time.monotonic() - started < 0.5
+        assert status == 200 and time.monotonic() - started < 1.0
         assert sleeper.is_alive() and hung.is_alive()
     finally:
         sleeper.join(10)
         hung.join(10)
     status, _, body, took = answers["short"]
-    assert (status, body) == (200, b"rested") and 0.9 < took < 3
+    assert (status, body) == (200, b"rested") and 1.9 < took < 4
     status, _, body, took = answers["hung"]
-    assert status == 504 and b"1.5 s" in body and took < 5
-    assert "took more than 1.5 s: answered 504" in proc.output
+    assert status == 504 and b"3 s" in body and 2.9 < took < 6
+    assert "took more than 3 s: answered 504" in proc.output
 
 
 def test_a_view_rendering_locusts_index_template_gets_lcores_page(extended) -> None:
