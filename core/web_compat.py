@@ -1,6 +1,6 @@
-"""What ``locust.web`` resolves to. lcore's status page is aiohttp on the master, not Flask, so
-there is no ``WebUI`` to extend: ``environment.web_ui`` is None (or false) in lcore's
-processes, and locustfile code guarded by ``if environment.web_ui:`` is skipped."""
+"""What ``locust.web`` resolves to. lcore's status page is aiohttp on the master, not Flask: a
+locustfile extends the master's ``environment.web_ui`` (``lcore.web_ui``: its ``app`` is a
+Flask app whose routes the master serves), but cannot start a Flask web UI of its own."""
 
 from __future__ import annotations
 

@@ -21,8 +21,12 @@
 
 Authentication (optional): ``--web-auth USER:PASSWORD`` (HTTP basic; with ``--web-login`` a
 login form and a session cookie instead of the browser's prompt) and/or ``--web-token TOKEN``
-(``Authorization: Bearer TOKEN``). ``--headless`` makes the page read-only: control calls
-answer 403.
+(``Authorization: Bearer TOKEN``); with ``--web-login`` and a Flask-Login login set up by the
+locustfile, that login instead (web_flask.py). ``--headless`` makes the page read-only:
+control calls answer 403.
+
+Every other path goes to the locustfile's Flask app (``environment.web_ui.app``), when it made
+one: ``web_flask.py`` runs its views on greenlets, behind the same authentication.
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ from lcore.runners import (
     STATE_STOPPING,
 )
 
-from . import web_form
+from . import web_flask, web_form
 from .prometheus import DEFAULT_BUCKETS, make_registry, parse_buckets, render
 
 __all__ = ["HISTORY_INTERVAL", "HISTORY_LIMIT", "StatusServer", "history_sample", "start_web"]
@@ -74,6 +78,7 @@ MAX_ROWS = 500
 CHART_PERCENTILES = (0.5, 0.95, 0.99)
 SESSION_COOKIE = "lcore_session"
 _OPEN_PATHS = frozenset({"/healthz", "/login", "/static/style.css"})
+_UNHOOKED_PATHS = frozenset({"/healthz", "/metrics"})
 _ACTIVE = (STATE_SPAWNING, STATE_RUNNING, STATE_STOPPING)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -224,7 +229,9 @@ def history_sample(runtime: Any, now: float | None = None) -> dict[str, Any]:
 class Auth:
     """Basic credentials, a bearer token, and sessions made by the login form."""
 
-    def __init__(self, basic: str | None, token: str | None, login_form: bool) -> None:
+    def __init__(
+        self, basic: str | None, token: str | None, login_form: bool, external_login: bool = False
+    ) -> None:
         self.user = self.password = None
         if basic:
             user, sep, password = basic.partition(":")
@@ -232,14 +239,20 @@ class Auth:
                 raise OSError(errno.EINVAL, "--web-auth must be USER:PASSWORD")
             self.user, self.password = user, password
         self.token = token or None
-        if login_form and self.user is None:
-            raise OSError(errno.EINVAL, "--web-login needs --web-auth USER:PASSWORD to check")
+        # a login the locustfile set up (Flask-Login, web_flask.py) checks users itself
+        self.external_login = external_login
+        if login_form and self.user is None and not external_login:
+            raise OSError(
+                errno.EINVAL,
+                "--web-login needs --web-auth USER:PASSWORD to check, or a login set up by the "
+                "locustfile (environment.web_ui.login_manager)",
+            )
         self.login_form = login_form
         self._sessions: set[str] = set()
 
     @property
     def enabled(self) -> bool:
-        return self.user is not None or self.token is not None
+        return self.user is not None or self.token is not None or self.external_login
 
     def credentials_match(self, user: str, password: str) -> bool:
         if self.user is None or self.password is None:
@@ -324,6 +337,8 @@ class StatusServer:
         self.class_picker = bool(getattr(options, "class_picker", False))
         self._pickable = list(runtime.environment.user_classes)
         self._custom: dict[str, Any] = getattr(runtime, "options_for_workers", {})
+        # the locustfile's Flask app (environment.web_ui.app), served beside lcore's routes
+        self.flask = web_flask.bridge_for(runtime, self.base_path)
         self._run_timer: asyncio.TimerHandle | None = None
         self._stop_at: float | None = None
         if hasattr(runtime, "on_state_change"):
@@ -437,16 +452,28 @@ class StatusServer:
         get("/exceptions/csv", self._csv_download("exceptions", "exceptions"))
         get("/stats/requests_full_history/csv", self._full_history)
         get("/stats/report", self._report)
+        if self.flask is not None:  # every other path: the locustfile's Flask app, if any
+            self.flask.note_own_routes(app)
+            app.router.add_route("*", "/{tail:.*}", self.flask.handle, name=web_flask.FLASK_ROUTE)
         return app
 
     @web.middleware
     async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         path = request.path[len(self.base_path) :] or "/"
-        if self.auth.enabled and path not in _OPEN_PATHS and not self.auth.allows(request):
-            return self.auth.challenge(request, self.base_path)
+        flask = self.flask
+        to_flask = flask is not None and request.match_info.route.name == web_flask.FLASK_ROUTE
+        # a locustfile's own login decides for its own routes (its login_submit is open)
+        open_path = path in _OPEN_PATHS or (to_flask and self.auth.external_login)
+        if self.auth.enabled and not open_path and not self.auth.allows(request):
+            if not (flask is not None and await flask.logged_in(request)):
+                return self.auth.challenge(request, self.base_path)
         if request.method == "POST" and not _same_origin(request):
             return _refuse(403, "Cross-origin request refused")
         response = await handler(request)
+        if flask is not None and not to_flask and path not in _UNHOOKED_PATHS:
+            # the app's after_request hooks see lcore's responses too, as Locust's routes are
+            # the app's (probes and scrapes never wait on locustfile code)
+            response = await flask.after_request(request, response)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Cache-Control", "no-store")
         return response
@@ -475,6 +502,8 @@ class StatusServer:
         return response
 
     async def _login_page(self, request: web.Request, error: str = "") -> web.StreamResponse:
+        if self.flask is not None and self.flask.login_in_charge:
+            return await self.flask.handle(request)  # the locustfile's login page
         if not self.auth.login_form:
             raise web.HTTPFound(self.base_path + "/")
         message = f'<p class="error">{error}</p>' if error else ""
@@ -490,6 +519,8 @@ class StatusServer:
         return web.Response(text=html, content_type="text/html", status=401 if error else 200)
 
     async def _login(self, request: web.Request) -> web.StreamResponse:
+        if self.flask is not None and self.flask.login_in_charge:
+            return await self.flask.handle(request)
         if not self.auth.login_form:
             raise web.HTTPNotFound()
         form = await request.post()
@@ -814,10 +845,12 @@ async def start_web(runtime: Any, options: Any) -> StatusServer:
             buckets = parse_buckets(options.metrics_buckets)
         except ValueError as e:
             raise OSError(errno.EINVAL, f"--metrics-buckets: {e}") from None
+    web_ui = getattr(getattr(runtime, "environment", None), "web_ui", None)
     auth = Auth(
         getattr(options, "web_auth", None),
         getattr(options, "web_token", None),
         bool(getattr(options, "web_login", False)),
+        external_login=bool(getattr(web_ui, "login_in_charge", False)),
     )
     server = StatusServer(
         runtime,

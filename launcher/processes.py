@@ -173,6 +173,17 @@ def run_master(argv: Sequence[str], options: argparse.Namespace, endpoints: list
         if options.master
         else None,
     )
+    if not options.no_web:  # before init: its listeners add routes to environment.web_ui.app
+        from lcore.exporters.web_flask import app_templates, login_page
+        from lcore.web_ui import WebUI
+
+        WebUI(
+            env,
+            web_login=bool(options.web_login),
+            base_path=options.web_base_path or "",
+            login_page=login_page,
+            templates=app_templates(options.web_base_path or ""),
+        )
     try:
         if not fire_init(env, runtime):
             return 1
@@ -291,7 +302,7 @@ def fire_init(env: Any, runtime: Any) -> bool:
     hook = env.events.init
     before = hook.errors
     try:
-        hook.fire(environment=env, runner=runtime, web_ui=None)
+        hook.fire(environment=env, runner=runtime, web_ui=getattr(env, "web_ui", None))
     except Exception as e:  # StopTest/StopUser from an init listener: the same
         log.error("An init event listener raised %s: %s", type(e).__name__, e)
         return False
