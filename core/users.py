@@ -307,6 +307,22 @@ class SequentialTaskSet(TaskSet):
         return t
 
 
+class DefaultTaskSet(TaskSet):
+    """Locust's root TaskSet, which runs a User's own tasks with the user as argument. lcore's
+    User loop runs them itself, so this exists for code that imports or subclasses it
+    (locust-plugins wraps its ``execute_task``; lcore's built-in -i counts those runs)."""
+
+    abstract = True
+
+    def get_next_task(self) -> Any:
+        if not self.user.tasks:
+            raise LocustError(no_tasks_message(self.user))
+        return random.choice(self.user.tasks)
+
+    def execute_task(self, task_callable: Any) -> None:
+        _run_task(task_callable, self.user)
+
+
 class User(metaclass=_TaskHolderMeta):
     """A simulated user. Subclass it, give it tasks and a wait time."""
 
