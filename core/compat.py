@@ -65,6 +65,7 @@ EXTRA_NAMES: dict[str, dict[str, tuple[str, str]]] = {
         "stats": ("lcore.stats", None),  # type: ignore[dict-item]
     },
     "locust.clients": {"HttpSession": ("lcore.http", "HttpSession")},
+    "locust.user.users": {"PytestUser": ("lcore.pytest_users", "PytestUser")},
     "locust.argument_parser": {
         "LocustArgumentParser": ("lcore.launcher.parser", "LcoreArgumentParser"),
     },

@@ -100,12 +100,10 @@ def _is_pytest_outcome(error: BaseException) -> bool:
 
 def load_pytest_users(path: str) -> dict[str, type[User]]:
     """User classes for the tests pytest collects from ``path`` (none: an empty dict).
-    Raises LocustError when a test asks for a fixture that does not exist."""
-    try:
-        import pytest
-        from _pytest.config import Config
-    except ImportError:
-        return {}
+    Raises ImportError without pytest, LocustError when a test asks for a missing fixture."""
+    import pytest
+    from _pytest.config import Config
+
     args = ["-q", "-s", "-p", "no:cacheprovider", path]
     if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
         args[:0] = ["-p", "lcore.pytest_plugin"]  # not loaded through its entry point then
