@@ -557,6 +557,7 @@ class HttpUser(User):
     network_timeout: float = 60.0
     connection_timeout: float = 60.0
     max_redirects: int = 30
+    max_retries: int = 0  # FastHttpUser's; lcore's client does not retry
     insecure: bool = True
     default_headers: dict[str, str] | None = None
     concurrency: int = 10

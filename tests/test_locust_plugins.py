@@ -135,3 +135,47 @@ def test_console_stats_interval(tmp_path, target, run_lcore, interval, tables) -
     assert code == 0, out[-3000:]
     periodic = out.count("Aggregated") - 2  # the final summary has two tables
     assert periodic in tables, out[-3000:]
+
+
+POOLS = """
+import locust_plugins  # noqa: F401
+from locust import FastHttpUser, HttpUser, constant, task
+from locust_plugins.connection_pools import FastHttpPool, RequestPool
+
+
+class Pooled(FastHttpUser):
+    wait_time = constant(0)
+
+    def on_start(self):
+        self.pool = FastHttpPool(user=self, size=3)  # reads user.max_retries and friends
+
+    @task
+    def get(self):
+        with self.pool.rename_request("pooled"):
+            self.pool.get("/pool/fast")
+
+
+class Requests(HttpUser):
+    wait_time = constant(0)
+
+    def on_start(self):
+        self.pool = RequestPool(user=self)  # --pool_size sessions
+
+    @task
+    def get(self):
+        self.pool.get("/pool/requests")
+"""
+
+
+def test_connection_pools_open_one_connection_per_session(tmp_path, target, run_lcore) -> None:
+    locustfile = write(tmp_path, POOLS)
+    prefix = tmp_path / "run"
+    proc = run_lcore(
+        "-f", str(locustfile), "-H", target.url, "--headless", "--no-web", "-u", "2", "-r", "100",
+        "-i", "2000", "--master-bind-port", str(free_port()), "--csv", str(prefix), "--pool_size", "4",
+    )  # fmt: skip
+    assert proc.wait(60) == 0, proc.output[-3000:]
+    served = target.counts()
+    assert served[("GET", "/pool/fast")] + served[("GET", "/pool/requests")] == 2000
+    assert target.connections == 3 + 4  # each session of a pool keeps its own connection
+    assert int(read_stats_csv(prefix)["pooled"]["Request Count"]) == served[("GET", "/pool/fast")]
