@@ -179,3 +179,38 @@ def test_connection_pools_open_one_connection_per_session(tmp_path, target, run_
     assert served[("GET", "/pool/fast")] + served[("GET", "/pool/requests")] == 2000
     assert target.connections == 3 + 4  # each session of a pool keeps its own connection
     assert int(read_stats_csv(prefix)["pooled"]["Request Count"]) == served[("GET", "/pool/fast")]
+
+
+DISTRIBUTOR = """
+from locust import HttpUser, constant, events, task
+from locust.runners import WorkerRunner
+from locust_plugins.distributor import Distributor
+
+numbers = None
+
+
+@events.init.add_listener
+def on_init(environment, **kwargs):
+    global numbers
+    # the master hands out the items; workers ask for each over custom messages
+    source = None if isinstance(environment.runner, WorkerRunner) else iter(range(1_000_000))
+    numbers = Distributor(environment, source, "numbers")
+
+
+class Numbered(HttpUser):
+    wait_time = constant(0)
+
+    @task
+    def get(self):
+        self.client.get(f"/dist/{next(numbers)}", name="/dist/[n]")
+"""
+
+
+def test_distributor_hands_each_item_to_one_user_across_workers(tmp_path, target, run_lcore) -> None:
+    locustfile = write(tmp_path, DISTRIBUTOR)
+    proc = run_lcore(
+        "-f", str(locustfile), "-H", target.url, "--headless", "--no-web", "-u", "4", "-r", "100",
+        "-i", "120", "--processes", "2", "--master-bind-port", str(free_port()),
+    )  # fmt: skip
+    assert proc.wait(60) == 0, proc.output[-3000:]
+    assert target.counts() == {("GET", f"/dist/{n}"): 1 for n in range(120)}
