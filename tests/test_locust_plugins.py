@@ -5,6 +5,7 @@ embedded target, counted at the target."""
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import os
 import subprocess
@@ -214,3 +215,44 @@ def test_distributor_hands_each_item_to_one_user_across_workers(tmp_path, target
     )  # fmt: skip
     assert proc.wait(60) == 0, proc.output[-3000:]
     assert target.counts() == {("GET", f"/dist/{n}"): 1 for n in range(120)}
+
+
+TRANSACTIONS = """
+from locust import HttpUser, constant, task
+from locust_plugins.transaction_manager import TransactionManager
+
+
+class Shopper(HttpUser):
+    wait_time = constant(0)
+
+    def on_start(self):
+        self.tm = TransactionManager()
+
+    @task
+    def checkout(self):
+        self.tm.start_transaction("checkout")
+        self.client.get("/tx/cart")
+        response = self.client.get("/tx/pay")
+        self.tm.end_transaction("checkout", success=response.ok)
+"""
+
+
+def test_transaction_manager_gathers_every_workers_transactions(tmp_path, target, run_lcore) -> None:
+    """Workers ship their transactions through report_to_master/worker_report; the master writes
+    the log and Locust's summary columns (locust.stats.get_readable_percentiles)."""
+    locustfile = write(tmp_path, TRANSACTIONS)
+    prefix = tmp_path / "run"
+    proc = run_lcore(
+        "-f", str(locustfile), "-H", target.url, "--headless", "--no-web", "-u", "4", "-r", "100",
+        "-i", "80", "--processes", "2", "--master-bind-port", str(free_port()), "--csv", str(prefix),
+        "--log-transactions-in-file",
+    )  # fmt: skip
+    assert proc.wait(60) == 0, proc.output[-3000:]
+    assert "Uncaught error" not in proc.output, proc.output[-3000:]
+    assert target.counts() == {("GET", "/tx/cart"): 80, ("GET", "/tx/pay"): 80}
+    log_lines = (tmp_path / "run_transactions.csv").read_text().splitlines()
+    assert len(log_lines) == 1 + 80 and all(",checkout," in line for line in log_lines[1:])
+    with open(tmp_path / "run_transactions_summary.csv", newline="") as f:
+        header, row = list(csv.reader(f))
+    assert header[-3:] == ["99.9%", "99.99%", "100%"]
+    assert row[:4] == ["Transaction", "checkout", "80", "0"]
