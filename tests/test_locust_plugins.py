@@ -256,3 +256,39 @@ def test_transaction_manager_gathers_every_workers_transactions(tmp_path, target
         header, row = list(csv.reader(f))
     assert header[-3:] == ["99.9%", "99.99%", "100%"]
     assert row[:4] == ["Transaction", "checkout", "80", "0"]
+
+
+JMETER = """
+from locust import HttpUser, constant, events, task
+from locust_plugins.listeners.jmeter import JmeterListener
+
+
+@events.init.add_listener
+def on_init(environment, **kwargs):
+    JmeterListener(env=environment, testplan="plan", results_filename="jmeter.csv", flush_size=10)
+
+
+class Visitor(HttpUser):
+    wait_time = constant(0)
+
+    @task
+    def visit(self):
+        self.client.get("/jmeter/page")
+        self.client.get("/status/503")
+"""
+
+
+def test_jmeter_listener_writes_every_workers_requests(tmp_path, target, run_lcore) -> None:
+    locustfile = write(tmp_path, JMETER)
+    proc = run_lcore(
+        "-f", str(locustfile), "-H", target.url, "--headless", "--no-web", "-u", "4", "-r", "100",
+        "-i", "60", "--processes", "2", "--master-bind-port", str(free_port()),
+    )  # fmt: skip
+    assert proc.wait(60) == 1, proc.output[-3000:]  # 1: the 503s are failures
+    assert "Uncaught error" not in proc.output, proc.output[-3000:]
+    with open(tmp_path / "jmeter.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r]
+    assert len(rows) == 120 == sum(target.counts().values())
+    assert sorted({(r["label"], r["success"], r["threadName"]) for r in rows}) == [
+        ("/jmeter/page", "true", "plan"), ("/status/503", "false", "plan"),
+    ]  # fmt: skip
