@@ -16,9 +16,12 @@ rotation (it cannot run under load); ``pytest.fail`` is a task error.
 
 from __future__ import annotations
 
+import http.client
 import inspect
 import logging
 import os
+import socket
+import ssl
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -28,8 +31,18 @@ from .users import User
 
 log = logging.getLogger(__name__)
 
-# what a test's request may raise that Locust's PytestUser swallows (the request is recorded)
-_REQUEST_ERRORS = (ResponseError, CatchResponseError, OSError)
+# What a test's failed request raises (``raise_for_status()``: a status error, a failed
+# catch_response, a transport error), which Locust's PytestUser swallows: the request is
+# recorded already. A ValueError stays a task error, as in Locust (a URL that cannot work).
+_REQUEST_ERRORS = (
+    ResponseError,
+    CatchResponseError,
+    ConnectionError,
+    TimeoutError,
+    socket.gaierror,
+    ssl.SSLError,
+    http.client.HTTPException,
+)
 
 
 class PytestUser(User):
@@ -38,14 +51,17 @@ class PytestUser(User):
     abstract = True
     functions: list[Any] = []
 
+    _calls: list[Callable[[], Any]] = []  # the tests, bound to their fixtures, once on_start has run
+
     def on_start(self) -> None:
-        self._calls: list[Callable[[], Any]] = []
         self._finalizers: list[Any] = []
+        calls = []
         for function in self.functions:
             kwargs = dict(function.lcore_params)
             for name, fixturedef in function.lcore_fixtures:
                 kwargs[name] = self._fixture(fixturedef)
-            self._calls.append(_bound(function.obj, kwargs))
+            calls.append(_bound(function.obj, kwargs))
+        self._calls = calls
 
     def _fixture(self, fixturedef: Any) -> Any:
         func = fixturedef.func
@@ -72,7 +88,7 @@ class PytestUser(User):
                     raise AssertionError(str(e) or type(e).__name__) from e
                 log.info("Not running a skipped test under load: %s", e)
                 self._calls.remove(call)
-        if not self._calls:
+        if not self._calls:  # all skipped, or a fixture failed in on_start (recorded there)
             raise StopUser()
 
     tasks = [_run_tests]
