@@ -39,6 +39,9 @@ def test_fast(fastsession: FastHttpSession):
     with fastsession.get("/pytest/fast", catch_response=True) as resp:
         resp.failure("always")
     pytest.raises(CatchResponseError, resp.raise_for_status)
+    with fastsession.get("/status/404", catch_response=True) as resp:
+        resp.success()
+    resp.raise_for_status()  # success() wins over the status, as in Locust
     time.sleep(0.005)
 
 
@@ -86,6 +89,7 @@ def test_pytest_style_file_runs_as_users_with_exact_counts(tmp_path, target, run
     assert sum(passes.values()) == 200, served  # -i counts one pass of a test as one task run
     assert all(n > 0 for n in passes.values()), passes  # every class got a user (weight 1 each)
     assert served[("GET", "/pytest/checked")] == passes["test_pages"]
+    assert served[("GET", "/status/404")] == passes["test_fast"]
     assert ("GET", "/pytest/never") not in served
     stats = read_stats_csv(prefix)
     assert int(stats["Aggregated"]["Request Count"]) == sum(served.values())
@@ -119,7 +123,8 @@ def test_the_same_file_passes_under_pytest(tmp_path, target) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "4 passed" in result.stdout
     assert target.counts() == {
-        ("GET", p): 1 for p in ["/pytest/page", "/pytest/checked", "/pytest/fast", "/pytest/items/1", "/pytest/items/2"]
+        ("GET", p): 1
+        for p in ["/pytest/page", "/pytest/checked", "/pytest/fast", "/status/404", "/pytest/items/1", "/pytest/items/2"]
     }
 
 
