@@ -4,6 +4,10 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
+# locust-plugins declares a dependency on locust, which must not be installed here (a real
+# Locust would shadow lcore's `import locust` alias): install it without its dependencies,
+# plus the one small dependency it really has.
+python3 -m pip install --quiet --disable-pip-version-check --no-deps locust-plugins==5.0.3 typing-extensions
 
 # Real programs some integration tests drive (Prometheus, Chromium). Installed when we can.
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -36,6 +36,8 @@ Where things live (dependencies point down this list, never up):
     lcore.task_tags       --tags / --exclude-tags re-applied from the declared tasks
     lcore.step_load       --step-load (Locust 1.x's Step Load mode) as a built-in shape
     lcore.web_ui          environment.web_ui on the master: the Flask app a locustfile extends
+    lcore.pytest_users    pytest-style locustfiles: test_* functions as User classes
+    lcore.pytest_plugin   the session/fastsession fixtures for pytest (a pytest11 entry point)
     lcore.launcher        command line and process supervision (imports core, never imported by it)
     lcore.exporters       Prometheus, status page, reports (imports core, never imported by it)
 """

@@ -38,6 +38,9 @@ ALIASES: dict[str, str] = {
     "locust.web": "lcore.web_compat",
     "locust.util": "lcore.users",
     "locust.util.load_locustfile": "lcore.users",
+    # the parser a locustfile's init_command_line_parser listener is given (a string, so core
+    # imports nothing of the launcher: it is imported only when a locustfile asks for it)
+    "locust.argument_parser": "lcore.launcher.parser",
 }
 
 # aliases that are the lcore module itself rather than a copy of its names: a locustfile sets
@@ -58,8 +61,14 @@ EXTRA_NAMES: dict[str, dict[str, tuple[str, str]]] = {
         "Events": ("lcore.event", "Events"),
         "HttpLocust": ("lcore.compat", "HttpLocust"),
         "Locust": ("lcore.compat", "Locust"),
+        # Locust's package imports its stats module, so `import locust; locust.stats.X` works
+        "stats": ("lcore.stats", None),  # type: ignore[dict-item]
     },
     "locust.clients": {"HttpSession": ("lcore.http", "HttpSession")},
+    "locust.user.users": {"PytestUser": ("lcore.pytest_users", "PytestUser")},
+    "locust.argument_parser": {
+        "LocustArgumentParser": ("lcore.launcher.parser", "LcoreArgumentParser"),
+    },
     "locust.user": {
         "wait_time": ("lcore.wait_time", None),  # type: ignore[dict-item]
         "task": ("lcore.users", "task"),

@@ -361,6 +361,15 @@ class ResponseContextManager(Response):
         if session is not None:
             session._record(self, exception)
 
+    def raise_for_status(self) -> None:
+        """As Locust's: the with-block's verdict wins — ``failure()``'s error is raised,
+        ``success()`` raises nothing — else the response's own status decides."""
+        manual = self._manual_result
+        if manual is None:
+            super().raise_for_status()
+        elif manual is not True:
+            raise manual
+
     def success(self) -> None:
         """Record this request as a success, whatever its status."""
         if not self._entered:

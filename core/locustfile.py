@@ -118,9 +118,29 @@ def load(path: str, require_users: bool = True) -> Locustfile:
         and issubclass(v, LoadTestShape)
         and not v.__dict__.get("abstract", False)
     }
+    if not users:
+        # a pytest-style locustfile: its test_* functions are the users (Locust 2.47)
+        users = _pytest_users(path, module)
     if not users and require_users:
         raise LocustfileError(
             f"No User class found in {filename}: define a subclass of User or HttpUser"
         )
     # several shapes are fine, as in Locust: the first one runs, --class-picker offers them all
     return Locustfile(path=path, module=module, user_classes=users, shape_classes=shapes)
+
+
+def _pytest_users(path: str, module: ModuleType) -> dict[str, type]:
+    from .pytest_users import load_pytest_users
+
+    try:
+        return load_pytest_users(path)
+    except ImportError as e:
+        tests = [n for n, v in vars(module).items() if n.startswith("test") and callable(v)]
+        if not tests:
+            return {}
+        raise LocustfileError(
+            f"{os.path.basename(path)} is a pytest-style locustfile ({tests[0]} ...): "
+            "running it needs pytest (pip install pytest)"
+        ) from e
+    except LocustError as e:
+        raise LocustfileError(f"{os.path.basename(path)}: {e}") from e

@@ -79,6 +79,12 @@ def report_percentiles() -> tuple[float, ...]:
     return percentiles
 
 
+def get_readable_percentiles(percentile_list: Iterable[float]) -> list[str]:
+    """Column names for percentiles as Locust spells them: ``[0.5, 0.999]`` → ``["50%", "99.9%"]``
+    (Locust's helper of this name; locust-plugins' transaction summary uses it)."""
+    return [f"{int(v) if (v := p * 100).is_integer() else round(v, 6)}%" for p in percentile_list]
+
+
 def __getattr__(name: str) -> Any:
     # Locust keeps its console printers in locust.stats; lcore's need gevent, which this
     # module never imports, so they are looked up on first use.

@@ -307,6 +307,22 @@ class SequentialTaskSet(TaskSet):
         return t
 
 
+class DefaultTaskSet(TaskSet):
+    """Locust's root TaskSet, which runs a User's own tasks with the user as argument. lcore's
+    User loop runs them itself, so this exists for code that imports or subclasses it
+    (locust-plugins wraps its ``execute_task``; lcore's built-in -i counts those runs)."""
+
+    abstract = True
+
+    def get_next_task(self) -> Any:
+        if not self.user.tasks:
+            raise LocustError(no_tasks_message(self.user))
+        return random.choice(self.user.tasks)
+
+    def execute_task(self, task_callable: Any) -> None:
+        _run_task(task_callable, self.user)
+
+
 class User(metaclass=_TaskHolderMeta):
     """A simulated user. Subclass it, give it tasks and a wait time."""
 
@@ -541,6 +557,7 @@ class HttpUser(User):
     network_timeout: float = 60.0
     connection_timeout: float = 60.0
     max_redirects: int = 30
+    max_retries: int = 0  # FastHttpUser's; lcore's client does not retry
     insecure: bool = True
     default_headers: dict[str, str] | None = None
     concurrency: int = 10

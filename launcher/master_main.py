@@ -8,7 +8,7 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from lcore.exporters import thresholds
@@ -36,9 +36,9 @@ def _intervals() -> tuple[float, float]:
     return positive("CONSOLE_STATS_INTERVAL_SEC", 2.0), positive("CSV_STATS_INTERVAL_SEC", 1.0)
 
 
-async def _every(interval: float, fn: Any) -> None:
+async def _every(interval: float | Callable[[], float], fn: Any) -> None:
     while True:
-        await asyncio.sleep(interval)
+        await asyncio.sleep(interval() if callable(interval) else interval)
         try:
             fn()
         except Exception:
@@ -128,12 +128,14 @@ async def master_async(runtime: MasterRuntime, options: argparse.Namespace) -> i
         runtime.on_state_change.append(quit_later)
     stats = runtime.stats_merged
     periodic: list[asyncio.Task[Any]] = []
-    console_interval, csv_interval = _intervals()
+    csv_interval = _intervals()[1]
     if (headless or options.print_stats) and not options.only_summary:
         periodic.append(
             loop.create_task(
                 _every(
-                    console_interval,
+                    # read at every table: locust-plugins' --console-stats-interval sets the
+                    # knob in a test_start listener, after this loop has started
+                    lambda: _intervals()[0],
                     lambda: print(
                         report_console.stats_table(stats, runtime.user_count), flush=True
                     ),

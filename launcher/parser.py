@@ -59,6 +59,11 @@ class _TakesLocustKeywords:
     ``is_multiple``), as locustfiles pass them."""
 
     def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        taken = _taken_by(self, args)
+        if taken is not None:
+            # A locustfile or plugin declaring an option the parser already has (locust-plugins'
+            # -i/--iterations): the parser keeps its own, so the option means one thing.
+            return taken
         env_var = kwargs.pop("env_var", None)
         include_in_web_ui = kwargs.pop("include_in_web_ui", True)
         is_secret = kwargs.pop("is_secret", False)
@@ -88,6 +93,17 @@ class _TakesLocustKeywords:
         group = _ExclusiveGroup(self, **kwargs)  # type: ignore[arg-type]
         self._mutually_exclusive_groups.append(group)  # type: ignore[attr-defined]
         return group
+
+
+def _taken_by(container: Any, args: tuple[Any, ...]) -> argparse.Action | None:
+    """The one action that already owns every flag in ``args``, if there is one."""
+    flags = [a for a in args if isinstance(a, str) and a[:1] in container.prefix_chars]
+    if not flags:
+        return None
+    owners = {id(o): o for o in (container._option_string_actions.get(f) for f in flags)}
+    if len(owners) != 1 or None in owners.values():
+        return None
+    return next(iter(owners.values()))
 
 
 class _Group(_TakesLocustKeywords, argparse._ArgumentGroup):
