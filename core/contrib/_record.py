@@ -7,7 +7,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ..exception import StopUser
+from ..exception import (
+    InterruptTaskSet,
+    RescheduleTask,
+    RescheduleTaskImmediately,
+    StopTest,
+    StopUser,
+)
+
+# exceptions a task raises to steer its user: they pass through a measured call
+CONTROL_FLOW = (StopUser, StopTest, RescheduleTask, RescheduleTaskImmediately, InterruptTaskSet)
 
 
 class ContribError(Exception):
@@ -50,8 +59,9 @@ def fire(
 def measure(
     request_event: Any, request_type: str, name: str, response_length: int = 0, user: Any = None
 ) -> Iterator[dict[str, Any]]:
-    """Time the block and record it: a failure if it raised (the exception is re-raised
-    only if it is not an ``Exception``, so a task's control flow still works).
+    """Time the block and record it: a failure if it raised an ``Exception``, which is then
+    swallowed, as Locust's ``EventHook.measure`` does (a task's StopUser and the like pass
+    through unrecorded).
 
     The yielded dict is Locust's ``request_meta``: the block may set ``response_length``,
     ``response`` or ``exception`` in it.
@@ -65,13 +75,15 @@ def measure(
         "exception": None,
         "start_time": time.time(),
     }
-    started = time.perf_counter()
-    try:
-        with in_request(user):
+    with in_request(user):  # a user told to stop raises StopUser here, nothing recorded
+        started = time.perf_counter()
+        try:
             yield meta
-    except Exception as e:
-        meta["exception"] = e
-    meta["response_time"] = elapsed_ms(started)
+        except CONTROL_FLOW:
+            raise  # the task's StopUser, RescheduleTask...: not a failed request
+        except Exception as e:
+            meta["exception"] = e
+        meta["response_time"] = elapsed_ms(started)
     request_event.fire(**meta)
 
 
@@ -80,8 +92,8 @@ def in_request(user: Any) -> Iterator[None]:
     """Mark ``user`` as inside a request for the block, as lcore's HTTP client does: a user
     being stopped is then let finish the call (and record it) rather than killed in the
     middle, and one already told to stop making requests makes none (``StopUser``)."""
-    if user is None:
-        yield
+    if user is None or user._in_request:
+        yield  # no user, or a call inside a recorded call (socketio's call() emits)
         return
     if getattr(user, "_stop_requests", False):
         raise StopUser()
