@@ -9,6 +9,7 @@ Where things live (dependencies point down this list, never up):
     lcore.stats_delta     the worker's recorder and the stats delta it ships (wire form)
     lcore.stats           the master's merged view of the deltas, Locust's stats interface
     lcore.protocol        typed messages between master and workers (no gevent, no asyncio)
+    lcore.log             logging set-up; worker logs rate-limited to the master, its buffer
     lcore.dispatch        how many users of each class each worker runs (pure)
     lcore.users           User, HttpUser, TaskSet, @task, @tag   (gevent side)
     lcore.http            the HTTP client on geventhttpclient      (gevent side)
@@ -26,6 +27,8 @@ Where things live (dependencies point down this list, never up):
     lcore.target          the embedded HTTP target for demos, tests and benchmarks
     lcore.compat          makes ``import locust`` resolve to lcore inside lcore's processes
     lcore.curve           CURVE key files for encrypted, authenticated workers
+    lcore.bundle          the locustfile's tree packed for ``-f -`` workers (pure)
+    lcore.bundle_server   the master's answers to ``-f -`` workers (asyncio; packs on a native thread)
     lcore.markov          MarkovTaskSet, @transition(s)             (gevent side)
     lcore.rest            the rest() helper of HttpUser for JSON APIs
     lcore.user_pool       starts and stops a process's users to match per-class targets
@@ -59,6 +62,7 @@ _EXPORTS = {
     "constant": "wait_time",
     "constant_pacing": "wait_time",
     "constant_throughput": "wait_time",
+    "poisson": "wait_time",
     "events": "event",
     "LoadTestShape": "shape",
     "run_single_user": "single",

@@ -26,6 +26,7 @@ ALIASES: dict[str, str] = {
     "locust.user": "lcore.users",
     "locust.user.users": "lcore.users",
     "locust.user.task": "lcore.users",
+    "locust.user.sequential_taskset": "lcore.users",
     "locust.user.wait_time": "lcore.wait_time",
     "locust.user.markov_taskset": "lcore.markov",
     "locust.wait_time": "lcore.wait_time",
@@ -44,7 +45,13 @@ ALIASES: dict[str, str] = {
     "locust.debug": "lcore.single",
     "locust.log": "lcore.log",
     "locust.web": "lcore.web_compat",
+    "locust.util": "lcore.users",
+    "locust.util.load_locustfile": "lcore.users",
 }
+
+# aliases that are the lcore module itself rather than a copy of its names: a locustfile sets
+# module attributes there (``locust.stats.PERCENTILES_TO_REPORT = [...]``) that lcore reads
+SAME_MODULE = {"locust.stats"}
 
 # names an alias must carry besides its target module's own (Locust keeps them elsewhere)
 EXTRA_NAMES: dict[str, dict[str, tuple[str, str]]] = {
@@ -53,16 +60,15 @@ EXTRA_NAMES: dict[str, dict[str, tuple[str, str]]] = {
         "FastHttpSession": ("lcore.http", "HttpSession"),
         "FastResponse": ("lcore.http", "Response"),
         "RestResponseContextManager": ("lcore.rest", "RestResponseContextManager"),
+        "FastHttpLocust": ("lcore.compat", "FastHttpLocust"),
     },
     "locust": {
         "wait_time": ("lcore.wait_time", None),  # type: ignore[dict-item]
         "Events": ("lcore.event", "Events"),
+        "HttpLocust": ("lcore.compat", "HttpLocust"),
+        "Locust": ("lcore.compat", "Locust"),
     },
     "locust.clients": {"HttpSession": ("lcore.http", "HttpSession")},
-    "locust.stats": {
-        "stats_printer": ("lcore.local_runner", "stats_printer"),
-        "stats_history": ("lcore.local_runner", "stats_history"),
-    },
     "locust.user": {
         "wait_time": ("lcore.wait_time", None),  # type: ignore[dict-item]
         "task": ("lcore.users", "task"),
@@ -71,12 +77,36 @@ EXTRA_NAMES: dict[str, dict[str, tuple[str, str]]] = {
 }
 
 
+def _renamed(old: str, new: str) -> type:
+    """A class that can be imported but not subclassed: subclassing it raises ImportError
+    with Locust's message (the class was renamed in Locust 1.0)."""
+    message = (
+        f"The {old} class has been renamed to {new} in version 1.0. "
+        "For more info see: https://docs.locust.io/en/latest/changelog.html#changelog-1-0"
+    )
+
+    class Renamed(type):
+        def __new__(mcs, name: str, bases: tuple[type, ...], attrs: dict[str, object]) -> type:
+            if name == old:
+                return super().__new__(mcs, name, bases, attrs)
+            raise ImportError(message)
+
+    return Renamed(old, (), {"__doc__": message})
+
+
+Locust = _renamed("Locust", "User")
+HttpLocust = _renamed("HttpLocust", "HttpUser")
+FastHttpLocust = _renamed("FastHttpLocust", "FastHttpUser")
+
+
 class _AliasLoader(importlib.abc.Loader):
     def __init__(self, alias: str) -> None:
         self.alias = alias
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
         target = importlib.import_module(ALIASES[self.alias])
+        if self.alias in SAME_MODULE:
+            return target
         module = types.ModuleType(self.alias, target.__doc__)
         public = getattr(target, "__all__", None) or [
             n for n in dir(target) if not n.startswith("_")
@@ -94,7 +124,20 @@ class _AliasLoader(importlib.abc.Loader):
         return module
 
     def exec_module(self, module: types.ModuleType) -> None:
-        pass
+        if self.alias in SAME_MODULE:
+            return
+        # Importing a submodule makes it an attribute of its parent package, so a later
+        # `from locust.user.task import TaskSet` would turn `locust.user.task` from the @task
+        # decorator into that module. Locust's own packages import such submodules while
+        # they initialise, before binding the name; do the same here.
+        prefix = self.alias + "."
+        for child in ALIASES:
+            if child.startswith(prefix) and "." not in child[len(prefix) :]:
+                attr = child[len(prefix) :]
+                if attr in module.__dict__:
+                    value = module.__dict__[attr]
+                    importlib.import_module(child)
+                    module.__dict__[attr] = value
 
 
 class _AliasFinder(importlib.abc.MetaPathFinder):
@@ -103,7 +146,10 @@ class _AliasFinder(importlib.abc.MetaPathFinder):
     ) -> importlib.machinery.ModuleSpec | None:
         if fullname in ALIASES:
             return importlib.machinery.ModuleSpec(
-                fullname, _AliasLoader(fullname), is_package=fullname == "locust"
+                fullname,
+                _AliasLoader(fullname),
+                origin=f"lcore alias of {ALIASES[fullname]}",
+                is_package=fullname == "locust",
             )
         return None
 
@@ -113,6 +159,9 @@ _finder = _AliasFinder()
 
 def install() -> None:
     """Resolve ``locust`` to lcore from now on, in this process."""
-    if _finder not in sys.meta_path:
-        # first, so that an installed real Locust does not win inside lcore's processes
+    if sys.meta_path[:1] != [_finder]:
+        # first, so that an installed real Locust does not win inside lcore's processes (the
+        # fallback of lcore.locust_fallback may have put it last, behind a real Locust)
+        if _finder in sys.meta_path:
+            sys.meta_path.remove(_finder)
         sys.meta_path.insert(0, _finder)

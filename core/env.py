@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .event import Events
-from .event import events as global_events
+from .stats import RecordingStats
 
 
 class Environment:
@@ -31,9 +31,13 @@ class Environment:
         self.shape_class = shape_class
         self.tags = tags
         self.exclude_tags = exclude_tags
-        self.events = events if events is not None else global_events
+        # as Locust: an Environment of its own has hooks of its own (the command line passes
+        # the global `events` the locustfile registered its listeners on)
+        self.events = events if events is not None else Events()
         self.host = host
         self.reset_stats = reset_stats
+        if stop_timeout is None:
+            stop_timeout = float(getattr(parsed_options, "stop_timeout", None) or 0.0)
         self.stop_timeout = stop_timeout
         self.catch_exceptions = catch_exceptions
         self.parsed_options = parsed_options
@@ -41,11 +45,66 @@ class Environment:
         self.available_shape_classes = available_shape_classes or {}
         self.locustfile = locustfile
         self.runner: Any = None
-        self.stats: Any = None
         self.web_ui: Any = None
         self.process_exit_code: int | None = None
-        # set by the worker runtime: (message, traceback) -> None, counts task exceptions
+        # (message, traceback) -> None: counts task exceptions; runtimes put their own here
         self.exception_recorder: Callable[[str, str], None] | None = None
+        # Requests are counted from the start, runner or not (a test that calls a user's
+        # client directly reads them here). Runtimes that record elsewhere (a worker) or
+        # merge others' figures (the master) replace both.
+        self.stats: Any = RecordingStats()
+        self.record_into(self.stats)
+        self._validate_user_class_name_uniqueness()
+
+    def record_into(self, stats: RecordingStats) -> None:
+        """Make ``stats`` what this environment's requests and task exceptions are counted in."""
+        self.stats = stats
+        self.events.request.recorder = stats.recorder.record
+        self.exception_recorder = stats.recorder.log_exception
+
+    def _validate_user_class_name_uniqueness(self) -> None:
+        names = [cls.__name__ for cls in self.user_classes]
+        if len(set(names)) != len(names):
+            raise ValueError(
+                "The following user classes have the same class name: "
+                + ", ".join(_fullname(cls) for cls in self.user_classes)
+            )
+
+    def assign_equal_weights(self) -> None:
+        """Every user class weight 1, and its tasks the distinct task functions found in it
+        and its (nested) TaskSets, each once: Locust's ``--equal-weights``."""
+        for cls in self.user_classes:
+            cls.weight = 1
+            found: list[Any] = []
+            frontier = list(cls.tasks)
+            while frontier:
+                t = frontier.pop()
+                if isinstance(t, type) and hasattr(t, "tasks"):
+                    frontier.extend(t.tasks)
+                elif callable(t):
+                    if t not in found:
+                        found.append(t)
+                else:
+                    raise ValueError(f"Unrecognized task type in user {cls.__name__}: {t!r}")
+            cls.tasks = found
+
+    def _filter_tasks_by_tags(self) -> None:
+        """Keep only the tasks ``tags``/``exclude_tags`` select, on every user class (once)."""
+        if getattr(self, "_tasks_filtered", False):
+            return
+        self._tasks_filtered = True
+        tags = self.tags if self.tags is not None else getattr(self.parsed_options, "tags", None)
+        exclude = (
+            self.exclude_tags
+            if self.exclude_tags is not None
+            else getattr(self.parsed_options, "exclude_tags", None)
+        )
+        if tags is None and exclude is None:
+            return
+        from .users import filter_tasks_by_tags
+
+        for cls in self.user_classes:
+            filter_tasks_by_tags(cls, tags, exclude)
 
     @property
     def user_classes_by_name(self) -> dict[str, type]:
@@ -53,9 +112,15 @@ class Environment:
 
     def create_local_runner(self) -> Any:
         """Users in this process, no master or workers (Locust's library mode)."""
+        from .exception import RunnerAlreadyExistsError
         from .local_runner import LocalRuntime
 
-        return LocalRuntime(self)
+        if self.runner is not None:
+            raise RunnerAlreadyExistsError(f"Environment.runner already exists ({self.runner})")
+        runner = LocalRuntime(self)
+        if self.shape_class is not None:
+            self.shape_class.runner = runner
+        return runner
 
     def create_web_ui(self, *args: Any, **kwargs: Any) -> Any:
         """lcore's status page belongs to its master (``lcore`` without ``--headless``); in
@@ -73,6 +138,13 @@ class Environment:
         if self.host:
             for cls in self.user_classes:
                 cls.host = self.host
+
+
+def _fullname(cls: type) -> str:
+    fullname = getattr(cls, "fullname", None)
+    if callable(fullname):
+        return str(fullname())
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 class _NoWebUI:

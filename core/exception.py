@@ -8,6 +8,7 @@ LocustError
 ├── RescheduleTaskImmediately  same, kept for Locust compatibility
 ├── MissingWaitTimeError
 └── RunnerError                the engine refuses something (e.g. a message type)
+    └── RunnerAlreadyExistsError  a second runner for one Environment
 CatchResponseError             raised inside ``catch_response`` blocks, a failure
 ResponseError                  raised by ``Response.raise_for_status``
 """
@@ -57,6 +58,10 @@ class RescheduleTaskImmediately(Exception):
 
 class RunnerError(LocustError):
     pass
+
+
+class RunnerAlreadyExistsError(RunnerError):
+    """``create_local_runner()`` on an Environment that has a runner already."""
 
 
 # Locust's names for a few rarely used ones, so `from locust.exception import X` works.

@@ -18,6 +18,8 @@ Where lcore differs from Locust on purpose:
 from __future__ import annotations
 
 import errno
+import itertools
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import lru_cache
@@ -93,6 +95,39 @@ def _parse_base_url(value: str) -> tuple[str, str, int | None, str, tuple[str, s
     return parts.scheme, parts.hostname, parts.port, parts.path.rstrip("/"), auth
 
 
+# Header versions are unique across sessions: an origin shared by several sessions (a shared
+# pool) caches one session's header block, and another session's version never matches it.
+_HEADER_VERSIONS = itertools.count(1)
+
+# Origins of the sessions whose users share a pool object (HttpUser.pool_manager /
+# FastHttpUser.client_pool), keyed by that object.
+_SHARED_ORIGINS: weakref.WeakKeyDictionary[Any, dict[tuple[str, str, int], _Origin]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _shared_origins(pool: Any) -> dict[tuple[str, str, int], _Origin]:
+    try:
+        return _SHARED_ORIGINS.setdefault(pool, {})
+    except TypeError:  # not weak-referenceable: keep it on the pool object itself
+        origins = getattr(pool, "_lcore_origins", None)
+        if origins is None:
+            origins = {}
+            pool._lcore_origins = origins
+        return origins  # type: ignore[no-any-return]
+
+
+def _pool_size(pool: Any, default: int) -> int:
+    """The connections per host a shared pool object allows: urllib3's PoolManager keeps it in
+    ``connection_pool_kw["maxsize"]``, geventhttpclient's HTTPClientPool in
+    ``client_args["concurrency"]``."""
+    for attr, key in (("connection_pool_kw", "maxsize"), ("client_args", "concurrency")):
+        value = (getattr(pool, attr, None) or {}).get(key)
+        if isinstance(value, int) and value > 0:
+            return value
+    return default
+
+
 _DEFAULT_HEADERS = CaseInsensitiveDict(
     {"User-Agent": f"lcore/{__version__}", "Accept-Encoding": "gzip, deflate", "Accept": "*/*"}
 )
@@ -117,8 +152,15 @@ class HttpSession:
         ssl_context_factory: Callable[[], Any] | None = None,
         proxy_host: str | None = None,
         proxy_port: int | None = None,
+        shared_pool: Any = None,
         **options: Any,
     ) -> None:
+        # Locust's keyword names for a pool several sessions share
+        for name in ("pool_manager", "client_pool"):
+            if shared_pool is None:
+                shared_pool = options.pop(name, None)
+        if default_headers is None and isinstance(options.get("headers"), Mapping):
+            default_headers = options.pop("headers")  # FastHttpSession's name
         if (proxy_host is None) != (proxy_port is None):
             raise LocustError("A proxy needs both proxy_host and proxy_port")
         self._proxy = None if proxy_host is None else (str(proxy_host), int(proxy_port or 0))
@@ -131,16 +173,21 @@ class HttpSession:
         self.insecure = insecure
         self._ssl_context_factory = ssl_context_factory
         self._ssl_context: Any = None
-        # Locust options lcore has no use for (max_retries, client_pool, pool_manager ...).
+        # Locust options lcore has no use for (max_retries ...).
         self.unused_options = options
         self.cookies = CookieJar()
         self.auth: tuple[str, str] | None = None
         self.request_name: str | None = None
-        self._headers_version = 0
+        self._headers_version = next(_HEADER_VERSIONS)
         self._headers = _DEFAULT_HEADERS.copy(on_change=self._headers_changed)
         if default_headers:
             self._headers.update(default_headers)
-        self._origins: dict[tuple[str, str, int], _Origin] = {}
+        self.shared_pool = shared_pool
+        self._origins: dict[tuple[str, str, int], _Origin] = (
+            {} if shared_pool is None else _shared_origins(shared_pool)
+        )
+        if shared_pool is not None:
+            self.concurrency = _pool_size(shared_pool, concurrency)
         self._base: _Origin | None = None
         self._prefix = ""
         self.base_url = base_url
@@ -173,7 +220,7 @@ class HttpSession:
         self._headers_changed()
 
     def _headers_changed(self) -> None:
-        self._headers_version += 1
+        self._headers_version = next(_HEADER_VERSIONS)
 
     def _origin(self, scheme: str, host: str, port: int | None) -> _Origin:
         scheme = scheme.lower()
@@ -189,7 +236,7 @@ class HttpSession:
                 self.concurrency,
                 self.connection_timeout,
                 self.network_timeout,
-                self._tls_context() if scheme == "https" else None,
+                self._tls_context if scheme == "https" else None,
                 self._proxy,
             )
             self._origins[key] = origin
@@ -261,9 +308,12 @@ class HttpSession:
     ) -> Response:
         """Sends a request and records it. Never raises for HTTP or network errors: the
         Response has ``error`` set (and ``status_code`` 0 if nothing was answered).
-        ``stream``, ``verify``, ``cert`` and ``proxies`` are accepted for requests-style
-        locustfiles and ignored: bodies are always read in full, and a proxy is the session's
-        (``proxy_host``/``proxy_port``, as on Locust's FastHttpUser)."""
+        ``stream=True`` records, as Locust's fast client does, the time until the answer's
+        head and the size its Content-Length announces, and gives ``response.stream`` (a
+        file object over the body). Unlike Locust, the body has been read when the call
+        returns (so ``iter_lines`` yields once the answer is complete).
+        ``verify``, ``cert`` and ``proxies`` are accepted for requests-style locustfiles and
+        ignored: a proxy is the session's (``proxy_host``/``proxy_port``)."""
         user = self.user
         if user is not None and getattr(user, "_stop_requests", False):
             raise StopUser()
@@ -319,13 +369,23 @@ class HttpSession:
         if user is not None:
             # the engine does not kill a user inside a request: it finishes and is recorded
             user._in_request = True
+        head_times: list[float] | None = [] if stream else None
         t0 = _perf_counter()
-        response = self._send(origin, method, path, payload, connect_timeout, read_timeout, t0)
+        response = self._send(
+            origin, method, path, payload, connect_timeout, read_timeout, t0, head_times
+        )
         if allow_redirects and response.status_code in _REDIRECT_STATUSES:
             response = self._follow(
-                response, method, body_for_redirect, headers, cookies, auth, timeout, t0
+                response, method, body_for_redirect, headers, cookies, auth, timeout, head_times
             )
         response.response_time = (_perf_counter() - t0) * 1000.0
+        if head_times:
+            # as Locust's stream=True: the time until the final answer's head, not its body
+            response.response_time = (head_times[-1] - t0) * 1000.0
+        if stream:
+            # Locust's fast client does not read the body then: the size is what was announced
+            length = response.headers.get("content-length") if response.status_code else None
+            response.response_length = int(length) if length and length.isdigit() else 0
         response.request_type = method
         response.name = name
         response._t0 = t0
@@ -424,8 +484,13 @@ class HttpSession:
         connect_timeout: float | None,
         read_timeout: float | None,
         t0: float,
+        head_times: list[float] | None = None,
     ) -> Response:
         head_only = method == "HEAD"
+        if origin.secure and not hasattr(origin.ssl_context, "wrap_socket"):
+            # the session's TLS context, built at its first HTTPS request: a bad
+            # ssl_context_factory raises here, out of the request, as in Locust
+            origin.ssl_context = origin.ssl_context()
         try:
             sock, reused = origin.acquire(t0, connect_timeout, method not in _IDEMPOTENT)
         except _TRANSPORT_ERRORS as e:
@@ -434,7 +499,7 @@ class HttpSession:
             try:
                 if read_timeout is not None:
                     sock.settimeout(read_timeout)
-                code, head, body, keep = _exchange(sock, payload, head_only)
+                code, head, body, keep = _exchange(sock, payload, head_only, head_times)
             except _TRANSPORT_ERRORS as e:
                 if reused and method in _IDEMPOTENT and _is_stale(e):
                     # The server closed the kept connection as we sent: once more, on a
@@ -484,7 +549,7 @@ class HttpSession:
         cookies: Mapping[str, str] | None,
         auth: tuple[str, str] | None,
         timeout: Any,
-        t0: float,
+        head_times: list[float] | None = None,
     ) -> Response:
         history: list[Response] = []
         connect_timeout, read_timeout = _split_timeout(timeout)
@@ -516,7 +581,14 @@ class HttpSession:
                 hop_auth = None
             payload = self._build(method, origin, path, hop_headers, body, None, cookies, hop_auth)
             response = self._send(
-                origin, method, path, payload, connect_timeout, read_timeout, _perf_counter()
+                origin,
+                method,
+                path,
+                payload,
+                connect_timeout,
+                read_timeout,
+                _perf_counter(),
+                head_times,
             )
         response.history = history
         return response
@@ -542,6 +614,16 @@ class HttpSession:
 
     def options(self, url: str, **kwargs: Any) -> Response:
         return self.request("OPTIONS", url, **kwargs)
+
+    def iter_lines(self, url: str, method: str = "GET", **kwargs: Any) -> Iterator[str]:
+        """The body of a (streamed) request, line by line without the newlines, as Locust's
+        ``FastHttpSession.iter_lines``; raises the request's error, if any, first."""
+        response = self.request(method, url, stream=True, **kwargs)
+        response.raise_for_status()
+        lines = (response.content or b"").decode("utf-8", errors="replace").split("\n")
+        if lines[-1] == "":
+            lines.pop()  # the newline that ends the last line
+        yield from lines
 
 
 def _is_stale(error: BaseException) -> bool:

@@ -63,6 +63,7 @@ class Response:
         "_session",
         "_t0",
         "_payload",
+        "_stream",
     )
 
     def __init__(
@@ -92,6 +93,7 @@ class Response:
         self._session: HttpSession | None = None
         self._payload = payload  # what was sent, parsed only if .request is read
         self._t0 = 0.0
+        self._stream: Any = None
 
     @property
     def url(self) -> str:
@@ -123,9 +125,13 @@ class Response:
         return parts[2] if len(parts) > 2 else _reason_phrase(self.status_code)
 
     @property
-    def content(self) -> bytes:
+    def content(self) -> bytes | None:
+        """The body, decoded from gzip/deflate; None if no answer came (a connection error),
+        as in Locust."""
         content = self._content
         if content is None:
+            if not self._head:
+                return None
             # A large body is kept in the bytearray it was read into until someone asks.
             content = bytes(self._raw) if type(self._raw) is bytearray else self._raw
             if content and b"content-encoding" in self._head.lower():
@@ -159,7 +165,22 @@ class Response:
             return content.decode("utf-8", errors="replace")
 
     def json(self, **kwargs: Any) -> Any:
-        return jsonlib.loads(self.content, **kwargs)
+        return jsonlib.loads(self.content or b"", **kwargs)
+
+    @property
+    def stream(self) -> Any:
+        """A file object over the body, for code written for ``stream=True``."""
+        if self._stream is None:
+            import io
+
+            self._stream = io.BytesIO(self.content or b"")
+        return self._stream
+
+    def success(self) -> None:
+        raise LocustError(_NOT_CATCHING)
+
+    def failure(self, exc: Any = None) -> None:
+        raise LocustError(_NOT_CATCHING)
 
     @property
     def ok(self) -> bool:
@@ -177,7 +198,7 @@ class Response:
 
     # requests' streaming interface, over the body already read (``stream=True`` reads it too)
     def iter_content(self, chunk_size: int | None = 1, decode_unicode: bool = False) -> Iterator[Any]:
-        data: Any = self.text if decode_unicode else self.content
+        data: Any = self.text if decode_unicode else (self.content or b"")
         if not chunk_size:
             if data:
                 yield data
@@ -188,7 +209,7 @@ class Response:
     def iter_lines(
         self, chunk_size: int = 512, decode_unicode: bool = False, delimiter: Any = None
     ) -> Iterator[Any]:
-        data: Any = self.text if decode_unicode else self.content
+        data: Any = self.text if decode_unicode else (self.content or b"")
         yield from (data.split(delimiter) if delimiter is not None else data.splitlines())
 
     @property
@@ -287,9 +308,15 @@ def _decode_content(raw: bytes, encoding: str) -> bytes:
     return raw
 
 
+_NOT_CATCHING = (
+    "If you want to change the state of the request, you must pass catch_response=True. See "
+    "http://docs.locust.io/en/stable/writing-a-locustfile.html#validating-responses"
+)
+
 _OUTSIDE_WITH_BLOCK = (
     "Tried to set status on a request that has not yet been made. Make sure you use a "
-    "with-block, like: with client.get(..., catch_response=True) as response:"
+    "with-block, like this: with self.client.request(..., catch_response=True) as response: "
+    "response.success()"
 )
 
 

@@ -154,8 +154,13 @@ class _Origin:
             sock.setsockopt(gevent.socket.IPPROTO_TCP, gevent.socket.TCP_NODELAY, 1)
             if self.proxy is not None and self.secure:
                 _open_tunnel(sock, self.host_header if self.port != 443 else f"{self.host}:443")
-            if self.ssl_context is not None:
-                sock = self.ssl_context.wrap_socket(sock, server_hostname=self.host)
+            context = self.ssl_context
+            if context is not None:
+                if not hasattr(context, "wrap_socket"):
+                    # built on first connection, so a bad ssl_context_factory fails the
+                    # request that needs it (as in Locust), not the user's creation
+                    context = self.ssl_context = context()
+                sock = context.wrap_socket(sock, server_hostname=self.host)
             sock.settimeout(self.network_timeout)
         except BaseException:
             sock.close()
@@ -262,9 +267,11 @@ def _read_with_parser(sock: Any, data: bytes, head_only: bool) -> tuple[bytes, b
 
 
 def _exchange(
-    sock: Any, payload: bytes, head_only: bool
+    sock: Any, payload: bytes, head_only: bool, head_times: list[float] | None = None
 ) -> tuple[int, bytes, bytes | bytearray, bool]:
-    """Sends one request and reads its answer: (status, head, body, connection reusable)."""
+    """Sends one request and reads its answer: (status, head, body, connection reusable).
+    With ``head_times``, the moment the final head had arrived is appended to it (what
+    ``stream=True`` reports as the response time)."""
     # one send() nearly always takes a whole request; gevent's sendall() costs several
     # wrapper layers and a getsockopt on every call
     sent = sock.send(payload)
@@ -290,6 +297,8 @@ def _exchange(
             if code < 200:
                 data = data[end + 4 :] or sock.recv(_RECV_SIZE)
                 continue
+            if head_times is not None:
+                head_times.append(_perf_counter())
             body, keep = _read_with_parser(sock, data, head_only)
             return code, head, body, keep
         code = int(data[9:12])
@@ -298,6 +307,8 @@ def _exchange(
             data = data[end + 4 :] or sock.recv(_RECV_SIZE)
             continue
         break
+    if head_times is not None:
+        head_times.append(_perf_counter())
     head = data[:end]
     low = head.lower()
     keep = True

@@ -8,46 +8,64 @@ import monkey; monkey.patch_all()``) before anything else, since lcore patches n
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 import gevent
 
 from .dispatch import Dispatcher, Ramp, UserClassSpec
+from .exception import LocustError, StopTest
 from .runners import STATE_INIT, STATE_RUNNING, STATE_SPAWNING, STATE_STOPPED, LocalRunner
-from .stats import MergedStats, RequestStats
+from .stats import MergedStats, RecordingStats
 from .user_pool import UserPool
 
 LOCAL = "local"
+log = logging.getLogger(__name__)
 
 
 class LocalRuntime(LocalRunner):
     def __init__(self, environment: Any, stats_interval: float = 1.0) -> None:
         super().__init__(environment)
         self.stats_interval = stats_interval
-        self.recorder = RequestStats()
-        environment.stats = self.merged = MergedStats()
-        environment.events.request.recorder = self.recorder.record
-        environment.exception_recorder = self.recorder.log_exception
-        environment.assign_host()
-        self.pool = UserPool(environment, environment.user_classes_by_name)
-        self.pool.on_spawning_complete = self._spawned
-        self.dispatcher = Dispatcher([UserClassSpec.of(c) for c in environment.user_classes])
-        self.dispatcher.set_workers([LOCAL])
+        stats = environment.stats
+        if not isinstance(stats, RecordingStats):
+            stats = RecordingStats(LOCAL)
+        # env.stats counts every request as soon as it completes (see RecordingStats)
+        environment.record_into(stats)
+        self.merged = stats
+        self.recorder = stats.recorder
+        # built at the first start: an Environment may get its user classes after this
+        self.pool: UserPool | None = None
+        self.dispatcher: Dispatcher | None = None
         self._ramper: gevent.Greenlet | None = None
         # runs until quit(): what `runner.greenlet.join()` waits for
         self.greenlet = gevent.spawn(self._flush_loop)
 
     @property
     def user_classes_count(self) -> dict[str, int]:
-        return self.pool.counts()
+        return self.pool.counts() if self.pool is not None else {}
 
     @property
     def user_count(self) -> int:
-        return self.pool.user_count
+        return self.pool.user_count if self.pool is not None else 0
 
     def flush(self) -> None:
-        self.merged.merge(LOCAL, self.recorder.take_delta())
+        self.merged.flush()
+
+    def _prepare(self) -> tuple[UserPool, Dispatcher]:
+        if self.pool is None or self.dispatcher is None:
+            environment = self.environment
+            if not environment.user_classes:
+                raise LocustError("No User classes to run: Environment(user_classes=[...]) has none")
+            environment.assign_host()
+            self.pool = UserPool(environment, environment.user_classes_by_name)
+            self.pool.on_spawning_complete = self._spawned
+            self.pool.on_user_ended = self._user_ended
+            self.pool.on_stop_test = self._stop_test
+            self.dispatcher = Dispatcher([UserClassSpec.of(c) for c in environment.user_classes])
+            self.dispatcher.set_workers([LOCAL])
+        return self.pool, self.dispatcher
 
     def _flush_loop(self) -> None:
         while True:
@@ -55,6 +73,7 @@ class LocalRuntime(LocalRunner):
             self.flush()
 
     def start(self, user_count: int, spawn_rate: float, wait: bool = False) -> None:
+        _, dispatcher = self._prepare()
         if self.state in (STATE_INIT, STATE_STOPPED):
             self.merged.reset()
             self.environment.events.test_start.fire(environment=self.environment)
@@ -62,21 +81,33 @@ class LocalRuntime(LocalRunner):
         self.target_user_count, self.spawn_rate = user_count, spawn_rate
         if self._ramper is not None:
             self._ramper.kill(block=True)
-        self._ramper = gevent.spawn(self._ramp, Ramp(self.dispatcher, user_count, spawn_rate, time.monotonic()))
+        self._ramper = gevent.spawn(self._ramp, Ramp(dispatcher, user_count, spawn_rate, time.monotonic()))
         if wait:
             self._ramper.join()
 
     def _ramp(self, ramp: Ramp) -> None:
+        pool, dispatcher = self._prepare()
         while True:
             now = time.monotonic()
             due = ramp.next_due()
             if ramp.advance(now):
                 spread = 0.0 if due is None else max(0.0, min(0.1, due - now))
-                self.pool.set_targets(self.dispatcher.worker_target(LOCAL), spread)
+                pool.set_targets(dispatcher.worker_target(LOCAL), spread)
             if ramp.done:
                 return
             due = ramp.next_due()
             gevent.sleep(0.1 if due is None else min(max(due - time.monotonic(), 0.01), 0.1))
+
+    def _user_ended(self, user: Any) -> None:
+        if isinstance(user._ended_by, StopTest):
+            self._stop_test(str(user._ended_by) or "StopTest raised by a user")
+
+    def _stop_test(self, reason: str) -> None:
+        """StopTest ends the run, as Locust's runners do (from a greenlet of its own: the
+        user that raised it is still on its way out)."""
+        log.error("%s", reason)
+        log.warning("Stopping the test (StopTest)")
+        gevent.spawn(self.quit)
 
     def _spawned(self, counts: dict[str, int]) -> None:
         if self.state == STATE_SPAWNING and (self._ramper is None or self._ramper.dead or self._ramper is gevent.getcurrent()):
@@ -88,8 +119,9 @@ class LocalRuntime(LocalRunner):
             return
         if self._ramper is not None:
             self._ramper.kill(block=True)
-        self.pool.stop_all()
-        self.dispatcher.step_to(0)
+        if self.pool is not None and self.dispatcher is not None:
+            self.pool.stop_all()
+            self.dispatcher.step_to(0)
         self.flush()
         self.state = STATE_STOPPED
         self.environment.events.test_stop.fire(environment=self.environment)

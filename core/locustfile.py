@@ -85,6 +85,5 @@ def load(path: str) -> Locustfile:
         raise LocustfileError(
             f"No User class found in {filename}: define a subclass of User or HttpUser"
         )
-    if len(shapes) > 1:
-        raise LocustfileError(f"More than one LoadTestShape in {filename}: {', '.join(shapes)}")
+    # several shapes are fine, as in Locust: the first one runs, --class-picker offers them all
     return Locustfile(path=path, module=module, user_classes=users, shape_classes=shapes)

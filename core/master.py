@@ -19,12 +19,15 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
+from . import bundle
 from . import protocol as p
 from ._version import PROTOCOL_VERSION, __version__
+from .bundle_server import BundleServer
 from .curve import MasterKeys, apply_server
 from .dispatch import Dispatcher, Ramp, UserClassSpec
 from .exception import StopTest
 from .greenlet_calls import LocustfileCalls
+from .log import SOURCE_ATTRIBUTE, LogBuffer, level_number
 from .runners import (
     STATE_CLEANUP,
     STATE_INIT,
@@ -40,6 +43,8 @@ from .spent import SpentSlots, snapshot
 from .stats import DeltaError, MergedStats, StatsDelta
 
 log = logging.getLogger(__name__)
+# the lines workers forward, tagged with the worker's id
+worker_log = logging.getLogger("lcore.workers")
 
 # messages handled before the receive loop lets the other tasks run
 RECEIVE_BATCH = 64
@@ -114,6 +119,7 @@ class MasterRuntime(MasterRunner):
         quit_when_stopped: bool = False,
         curve: MasterKeys | None = None,
         iterations: int = 0,
+        bundle_source: bundle.Source | None = None,
     ) -> None:
         super().__init__(environment)
         self.endpoints = endpoints
@@ -124,6 +130,7 @@ class MasterRuntime(MasterRunner):
         self.run_time = run_time
         self.quit_when_stopped = quit_when_stopped
         self.curve = curve
+        self.bundles = BundleServer(bundle_source)
         self._auth: Any = None
         self.handshake_failures = 0
         self.client_id = "master"
@@ -134,6 +141,7 @@ class MasterRuntime(MasterRunner):
         self.malformed_frames = 0
         self.dispatcher = self._make_dispatcher(None)
         self.active_classes: tuple[str, ...] | None = None  # a shape's subset, or all
+        self.picked_classes: tuple[str, ...] | None = None  # the status page's pick, or all
         self.shape = environment.shape_class
         if self.shape is not None:
             self.shape.runner = self
@@ -163,6 +171,7 @@ class MasterRuntime(MasterRunner):
         self.listener_errors = 0  # listeners on the master that raised (exit code 2, as Locust)
         self._run_started: float | None = None  # set until test_start listeners have returned
         self.on_state_change: list[Callable[[str], None]] = []
+        self.logs = LogBuffer()  # the status page's Logs view
 
     # --- what locustfiles and exporters read -------------------------------------------
     @property
@@ -276,6 +285,7 @@ class MasterRuntime(MasterRunner):
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self.calls.close()
         self.handler_calls.close(timeout=0)
+        self.bundles.close()
         if self._auth is not None:
             self._auth.stop()
         if self._context is not None:
@@ -318,11 +328,7 @@ class MasterRuntime(MasterRunner):
         classes run — the others are stopped."""
         if host:
             self.host = host
-        names = (
-            None
-            if user_classes is None
-            else tuple(sorted(getattr(c, "__name__", str(c)) for c in user_classes))
-        )
+        names = self._class_names(user_classes)
         if names != self.active_classes:
             # a new class mix: ramp a fresh dispatcher; classes left out get zero users
             previous = self.dispatcher.user_count
@@ -344,6 +350,23 @@ class MasterRuntime(MasterRunner):
         if switched:
             self._send_targets(set(self.workers), spread=0.0)
         self._ramp_wakeup.set()
+
+    def _class_names(self, user_classes: list[Any] | None) -> tuple[str, ...] | None:
+        """The classes a start runs: those given (a shape's third value), else the page's pick."""
+        if user_classes is None:
+            return self.picked_classes
+        return tuple(sorted(getattr(c, "__name__", str(c)) for c in user_classes))
+
+    def pick_user_classes(self, names: list[str] | None) -> None:
+        """--class-picker: the classes the next start runs (None: all); names must be among
+        ``environment.user_classes``, which stays whole (every worker runs its pool of them)."""
+        self.picked_classes = None if names is None else tuple(sorted(names))
+
+    def pick_shape(self, shape: Any) -> None:
+        """--class-picker: the LoadTestShape ``start_shape`` runs, or None for users and rate."""
+        self.shape = self.environment.shape_class = shape
+        if shape is not None:
+            shape.runner = self
 
     def start_shape(self) -> None:
         if self.shape is None:
@@ -550,6 +573,9 @@ class MasterRuntime(MasterRunner):
         if isinstance(message, p.Hello):
             self._hello(node_id, message)
             return
+        if isinstance(message, p.BundleRequest):  # from a worker's fetch socket, before its hello
+            self.bundles.answer(node_id, message, self._send)
+            return
         node = self.workers.get(node_id)
         if node is None:
             node = self._maybe_rejoin(node_id, message)
@@ -602,9 +628,23 @@ class MasterRuntime(MasterRunner):
                 log.info("The last worker quit, stopping test")
                 self.stop()
         elif isinstance(message, p.Log):
-            log.info("[%s] %s", node.id, message.message)
+            self._worker_log(node, message)
         else:
             log.debug("ignored %s from %s", message.TYPE, node_id)
+
+    def _worker_log(self, node: WorkerNode, message: p.Log) -> None:
+        tag = {SOURCE_ATTRIBUTE: node.id}
+        if message.dropped > 0:
+            self.logs.count_dropped(node.id, message.dropped)
+            note = f"{message.dropped} log line(s) dropped by the worker's rate limit"
+            self.logs.add(node.id, "WARNING", "lcore", note)
+            worker_log.warning("[%s] %s", node.id, note, extra=tag)
+        if message.message:
+            level = level_number(message.level)
+            name = message.name[:200]
+            entry = self.logs.add(node.id, logging.getLevelName(level), name, message.message)
+            where = f"{node.id}] {name}:" if name else f"{node.id}]"
+            worker_log.log(level, "[%s %s", where, entry.message, extra=tag)
 
     def _maybe_rejoin(self, node_id: str, message: p.Message) -> WorkerNode | None:
         """A worker declared lost that speaks again (e.g. after SIGSTOP/SIGCONT) is taken back."""
@@ -811,7 +851,7 @@ class MasterRuntime(MasterRunner):
                 target = self._worker_target(node_id)
                 spawn = p.Spawn(
                     target, spread, self.host, self.run_id,
-                    self.spent.charge(node_id), self.spent.seen(node_id),
+                    self.spent.charge(node_id), self.spent.seen(node_id), self.options_for_workers,
                 )  # fmt: skip
                 self._send(node_id, spawn)
                 self.workers[node_id].state = STATE_SPAWNING
@@ -863,11 +903,7 @@ class MasterRuntime(MasterRunner):
                 return
             users, rate = int(result[0]), float(result[1])
             classes = list(result[2]) if len(result) > 2 and result[2] is not None else None
-            wanted = (
-                None
-                if classes is None
-                else tuple(sorted(getattr(c, "__name__", str(c)) for c in classes))
-            )
+            wanted = self._class_names(classes)
             if (
                 users != self.target_user_count
                 or rate != self.spawn_rate

@@ -2,8 +2,8 @@
 
 A frame is ``msgpack([type, node_id, [field, ...]])``. ``decode`` is the one boundary where
 bytes become messages: anything that does not fit (not msgpack, wrong shape, unknown type,
-a field of the wrong type) raises ``ProtocolError`` and nothing else happens. No gevent,
-no asyncio here: master and worker share this module.
+a field of the wrong type, a value out of its range) raises ``ProtocolError`` and nothing
+else happens. No gevent, no asyncio here: master and worker share this module.
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ class Spawn(Message):
     # charge already counts (the rest the worker deducts itself)
     spent: dict = field(default_factory=dict)
     ended_seen: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)  # the locustfile's options, as the page set them
 
 
 @dataclass(frozen=True)
@@ -127,9 +128,14 @@ class CpuWarning(Message):
 
 @dataclass(frozen=True)
 class Log(Message):
+    """worker -> master: a log line (WARNING and above), and how many lines the worker's rate
+    limit dropped before it (a Log with an empty message carries only that count)."""
+
     TYPE: ClassVar[str] = "log"
     level: str
     message: str
+    name: str = ""  # the logger's name on the worker
+    dropped: int = 0
 
 
 @dataclass(frozen=True)
@@ -195,12 +201,55 @@ class Custom(Message):
     data: Any
 
 
+# A locustfile bundle travels in chunks no bigger than this (see lcore.bundle).
+MAX_CHUNK_BYTES = 1024 * 1024
+_MAX_OFFSET = 2**40
+
+
+@dataclass(frozen=True)
+class BundleRequest(Message):
+    """worker started with ``-f -`` -> master, before its hello: the locustfile bundle's bytes
+    from ``offset`` on. Sent from a socket of its own; repeated until answered."""
+
+    TYPE: ClassVar[str] = "bundle_request"
+    protocol: int
+    version: str
+    offset: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.offset < _MAX_OFFSET or len(self.version) > 100:
+            raise ProtocolError("bundle_request: offset or version out of range")
+
+
+@dataclass(frozen=True)
+class BundleChunk(Message):
+    """master -> that socket: ``data`` = bundle bytes [offset, offset + len) of ``total``, or
+    ``error`` (one line: too big, nothing to ship) and no data."""
+
+    TYPE: ClassVar[str] = "bundle_chunk"
+    digest: str
+    total: int
+    offset: int
+    data: bytes
+    error: str = ""
+
+    def __post_init__(self) -> None:
+        if not (
+            0 <= self.offset <= self.total < _MAX_OFFSET
+            and self.offset + len(self.data) <= self.total
+            and len(self.data) <= MAX_CHUNK_BYTES
+            and len(self.digest) <= 128
+            and len(self.error) <= 1000
+        ):
+            raise ProtocolError("bundle_chunk: offset, size or text out of range")
+
+
 MESSAGE_TYPES: dict[str, type[Message]] = {
     cls.TYPE: cls
     for cls in (
         Hello, Welcome, Spawn, Stop, Quit, Heartbeat, StatsReport, Stopped,
         SpawningComplete, CpuWarning, Log, Goodbye, Custom, UsersEnded, StopTestRequest,
-        IterationsWanted, IterationsGranted, IterationsDone,
+        IterationsWanted, IterationsGranted, IterationsDone, BundleRequest, BundleChunk,
     )
 }  # fmt: skip
 
@@ -209,6 +258,7 @@ _PY_TYPES = {
     "str": str,
     "float": (int, float),
     "bool": bool,
+    "bytes": bytes,
     "dict": dict,
     "list": list,
 }

@@ -4,6 +4,7 @@ debugger (``run_single_user(MyUser)`` or ``lcore -f FILE --run-single-user``).""
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import time
@@ -17,24 +18,23 @@ from gevent.event import Event
 from .env import Environment
 from .event import events as global_events
 from .runners import STATE_RUNNING, STATE_STOPPED, LocalRunner
-from .stats import MergedStats, RequestStats
+from .stats import RecordingStats
 
 
 class SingleUserRunner(LocalRunner):
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
-        self.recorder = RequestStats()
-        self.merged = MergedStats()
-        environment.stats = self.merged
-        environment.events.request.recorder = self._record
-        environment.exception_recorder = self.recorder.log_exception
+        stats = environment.stats
+        if not isinstance(stats, RecordingStats):
+            stats = RecordingStats()
+        # env.stats counts every request as soon as it completes (see RecordingStats)
+        environment.record_into(stats)
+        self.merged = stats
+        self.recorder = stats.recorder
         self.user: Any = None
 
-    def _record(self, request_type: str, name: str, response_time: float, length: int, exception: Any) -> None:
-        self.recorder.record(request_type, name, response_time, length, exception)
-
     def flush(self) -> None:
-        self.merged.merge("local", self.recorder.take_delta())
+        self.merged.flush()
 
     @property
     def user_classes_count(self) -> dict[str, int]:
@@ -118,7 +118,12 @@ def run_single_user(
     """Run one ``user_class`` user here until it stops, ``run_time`` passes or Ctrl-C."""
     if loglevel and not logging.getLogger().handlers:
         logging.basicConfig(level=loglevel)
-    env = environment or Environment(user_classes=[user_class], events=global_events)
+    env = environment or Environment(
+        user_classes=[user_class],
+        events=global_events,
+        # as Locust's run_single_user, which reads its options (--host, LOCUST_HOST) itself
+        host=os.environ.get("LCORE_HOST") or os.environ.get("LOCUST_HOST") or None,
+    )
     if env.host:
         user_class.host = env.host
     runner = SingleUserRunner(env)
@@ -130,6 +135,7 @@ def run_single_user(
         env.events.test_start.fire(environment=env)
         user = user_class(env)
         runner.user = user
+        env.single_user_instance = user  # where Locust's run_single_user leaves it
         greenlet = gevent.spawn(user.run)
         user._greenlet = greenlet
         with _ctrl_c_sets() as interrupted:

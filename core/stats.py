@@ -1,9 +1,14 @@
-"""The master's merged view of request statistics (and what ``environment.stats`` is there).
+"""Merged views of request statistics: what ``environment.stats`` is.
 
     MergedStats    Locust's ``RequestStats`` interface (``entries``, ``total``, ``errors``...)
                    over exact totals, per-worker counts and a short time series for "current"
                    figures; ``merge`` adds one worker's ``StatsDelta`` (see ``stats_delta``,
                    where the worker's recorder and the wire form live; re-exported here).
+                   The master's view.
+    RecordingStats a MergedStats with its own recorder, merged on every read: the view of
+                   the process that records (library mode, ``run_single_user``), current as
+                   soon as a request has completed.
+    PERCENTILES_TO_REPORT  what the console and CSV reports show (a locustfile may set it).
 
 Response times are integer microseconds inside (histograms) and milliseconds on the
 Locust-compatible surface. No gevent, no asyncio: master, worker and debug runner share this.
@@ -34,6 +39,7 @@ __all__ = [
     "DeltaError",
     "ExceptionRecord",
     "MergedStats",
+    "RecordingStats",
     "RequestStats",
     "StatsDelta",
     "StatsEntry",
@@ -41,11 +47,34 @@ __all__ = [
     "Tally",
     "WorkerStats",
     "error_text",
+    "report_percentiles",
 ]
 
 PERCENTILES = (0.50, 0.66, 0.75, 0.80, 0.90, 0.95, 0.98, 0.99, 0.999, 0.9999, 1.0)
-"""The percentiles every report shows, as Locust's ``PERCENTILES_TO_REPORT``."""
+"""The default percentiles of every report."""
 PERCENTILES_TO_REPORT = list(PERCENTILES)
+"""What the console and CSV reports show: a locustfile may replace it, as with Locust
+(``locust.stats.PERCENTILES_TO_REPORT = [0.5, 0.9, 0.99]``; ``locust.stats`` is this module)."""
+
+
+def report_percentiles() -> tuple[float, ...]:
+    """``PERCENTILES_TO_REPORT`` as it is now (read at report time, after the locustfile ran)."""
+    percentiles = tuple(float(p) for p in PERCENTILES_TO_REPORT)
+    if not percentiles or not all(0.0 <= p <= 1.0 for p in percentiles):
+        raise ValueError(
+            f"PERCENTILES_TO_REPORT must be fractions between 0 and 1, got {PERCENTILES_TO_REPORT!r}"
+        )
+    return percentiles
+
+
+def __getattr__(name: str) -> Any:
+    # Locust keeps its console printers in locust.stats; lcore's need gevent, which this
+    # module never imports, so they are looked up on first use.
+    if name in ("stats_printer", "stats_history"):
+        from . import local_runner
+
+        return getattr(local_runner, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 CURRENT_RESPONSE_TIME_PERCENTILE_WINDOW = 10
 """Seconds covered by "current" figures (RPS, percentiles) unless told otherwise."""
 
@@ -136,8 +165,8 @@ class StatsEntry:
         "stats",
         "name",
         "method",
-        "num_failures",
-        "total_content_length",
+        "_num_failures",
+        "_total_content_length",
         "start_time",
         "num_reqs_per_sec",
         "num_fail_per_sec",
@@ -152,8 +181,8 @@ class StatsEntry:
         self.stats = stats
         self.name = name
         self.method = method
-        self.num_failures = 0
-        self.total_content_length = 0
+        self._num_failures = 0
+        self._total_content_length = 0
         self.start_time = start_time
         self.num_reqs_per_sec: dict[int, int] = {}
         self.num_fail_per_sec: dict[int, int] = {}
@@ -164,11 +193,31 @@ class StatsEntry:
     @property
     def histogram(self) -> Histogram:
         """All response times of this entry, in µs."""
+        self.stats._sync()
         return self._histogram
 
     @property
     def num_requests(self) -> int:
-        return self.histogram.count
+        self.stats._sync()
+        return self._histogram.count
+
+    @property
+    def num_failures(self) -> int:
+        self.stats._sync()
+        return self._num_failures
+
+    @num_failures.setter
+    def num_failures(self, value: int) -> None:
+        self._num_failures = value
+
+    @property
+    def total_content_length(self) -> int:
+        self.stats._sync()
+        return self._total_content_length
+
+    @total_content_length.setter
+    def total_content_length(self, value: int) -> None:
+        self._total_content_length = value
 
     @property
     def last_request_timestamp(self) -> float | None:
@@ -260,10 +309,12 @@ class _AggregatedEntry(StatsEntry):
 
     @property
     def histogram(self) -> Histogram:
+        self.stats._sync()
         return self.stats._aggregate()
 
     @property
     def num_requests(self) -> int:
+        self.stats._sync()
         return self.stats._num_requests
 
 
@@ -278,26 +329,38 @@ class MergedStats:
     ``clock``) a tick does the time series: it closes the per-second request and failure
     counts of the second that ended and keeps a snapshot of every histogram, so that "current"
     figures cover the last ``window`` seconds. Tests pass a fake ``clock``.
+
+    In the process that records (library mode, ``run_single_user``), ``pull`` is set: a
+    callable that merges what the recorder holds and has not merged yet. Every read calls it
+    first, so a request counts as soon as it has completed, while recording itself stays the
+    recorder's few steps (nothing is merged per request). The master has no ``pull``.
     """
 
     def __init__(
         self,
         window: float = CURRENT_RESPONSE_TIME_PERCENTILE_WINDOW,
         clock: Callable[[], float] = time.time,
+        pull: Callable[[], None] | None = None,
     ) -> None:
         if window <= 0:
             raise ValueError("window must be positive")
         self.window = window
         self._clock = clock
+        self.pull = pull
         self.reset()
+
+    def _sync(self) -> None:
+        pull = self.pull
+        if pull is not None:
+            pull()
 
     def reset(self) -> None:
         """Forget everything: entries, errors, exceptions, per-worker counts, time series."""
         now = self._clock()
-        self.entries: dict[tuple[str, str], StatsEntry] = {}
-        self.errors: dict[tuple[str, str, str], StatsError] = {}
-        self.exceptions: dict[tuple[str, str], ExceptionRecord] = {}
-        self.per_worker: dict[str, WorkerStats] = {}
+        self._entries: dict[tuple[str, str], StatsEntry] = {}
+        self._errors: dict[tuple[str, str, str], StatsError] = {}
+        self._exceptions: dict[tuple[str, str], ExceptionRecord] = {}
+        self._per_worker: dict[str, WorkerStats] = {}
         self.history: list[dict[str, Any]] = []  # for charts, as Locust's; others append
         self._reset_time = now
         self._first_start: float | None = None  # start of the first delta with requests
@@ -315,6 +378,29 @@ class MergedStats:
     reset_all = reset
     clear_all = reset
 
+    @property
+    def entries(self) -> dict[tuple[str, str], StatsEntry]:
+        """Entries keyed by (name, method)."""
+        self._sync()
+        return self._entries
+
+    @property
+    def errors(self) -> dict[tuple[str, str, str], StatsError]:
+        """Failures keyed by (method, name, error text)."""
+        self._sync()
+        return self._errors
+
+    @property
+    def exceptions(self) -> dict[tuple[str, str], ExceptionRecord]:
+        """Task exceptions keyed by (message, traceback)."""
+        self._sync()
+        return self._exceptions
+
+    @property
+    def per_worker(self) -> dict[str, WorkerStats]:
+        self._sync()
+        return self._per_worker
+
     # -- merging -------------------------------------------------------------------------
 
     def merge(self, worker_id: str, delta: StatsDelta, now: float | None = None) -> None:
@@ -322,7 +408,7 @@ class MergedStats:
         second = int(self._clock() if now is None else now)
         if self._second is None or second > self._second:
             self._tick(second)
-        entries = self.entries
+        entries = self._entries
         columns = delta.columns()
         fields, buckets = columns.fields, columns.buckets
         field_iter = iter(fields)
@@ -339,9 +425,9 @@ class MergedStats:
             entry = entries.get(key)
             if entry is None:
                 entry = entries[key] = StatsEntry(self, key[0], key[1], delta.start)
-            entry.total_content_length += length
+            entry._total_content_length += length
             if failed:
-                entry.num_failures += failed
+                entry._num_failures += failed
             # Histogram.merge_wire, inlined: a call per entry would cost a tenth of the merge
             histogram = entry._histogram
             histogram.count += n
@@ -366,9 +452,9 @@ class MergedStats:
             self._merge_exceptions(worker_id, delta)
         requests = sum(fields[2::6])
         failures = sum(fields[0::6]) if delta.errors else 0
-        worker = self.per_worker.get(worker_id)
+        worker = self._per_worker.get(worker_id)
         if worker is None:
-            worker = self.per_worker[worker_id] = WorkerStats()
+            worker = self._per_worker[worker_id] = WorkerStats()
         worker.num_deltas += 1
         worker.last_report = delta.end
         if not requests:
@@ -377,8 +463,8 @@ class MergedStats:
         worker.num_failures += failures
         total = self._total
         self._num_requests += requests
-        total.num_failures += failures
-        total.total_content_length += sum(fields[1::6])
+        total._num_failures += failures
+        total._total_content_length += sum(fields[1::6])
         if self._last_end is None or delta.end > self._last_end:
             self._last_end = delta.end
         if self._first_start is None:
@@ -387,7 +473,7 @@ class MergedStats:
         self._total_dirty = True
 
     def _merge_errors(self, delta: StatsDelta) -> None:
-        errors = self.errors
+        errors = self._errors
         for key, occurrences in delta.errors.items():
             error = errors.get(key)
             if error is None:
@@ -396,7 +482,7 @@ class MergedStats:
             error.last_seen = delta.end
 
     def _merge_exceptions(self, worker_id: str, delta: StatsDelta) -> None:
-        exceptions = self.exceptions
+        exceptions = self._exceptions
         for key, count in delta.exceptions.items():
             record = exceptions.get(key)
             if record is None:
@@ -413,13 +499,15 @@ class MergedStats:
 
     def get(self, name: str, method: str) -> StatsEntry:
         """The entry for (name, method), created empty if there is none yet (as Locust does)."""
-        entry = self.entries.get((name, method))
+        self._sync()
+        entry = self._entries.get((name, method))
         if entry is None:
-            entry = self.entries[(name, method)] = StatsEntry(self, name, method, self._clock())
+            entry = self._entries[(name, method)] = StatsEntry(self, name, method, self._clock())
         return entry
 
     @property
     def num_requests(self) -> int:
+        self._sync()
         return self._num_requests
 
     @property
@@ -437,16 +525,18 @@ class MergedStats:
 
     @property
     def last_request_timestamp(self) -> float | None:
+        self._sync()
         return self._last_end
 
     def sorted_entries(self) -> list[StatsEntry]:
         """Entries sorted by (name, method), as Locust's reports list them."""
-        return [self.entries[key] for key in sorted(self.entries)]
+        entries = self.entries
+        return [entries[key] for key in sorted(entries)]
 
     def __repr__(self) -> str:
         return (
-            f"<MergedStats entries={len(self.entries)} requests={self.num_requests} "
-            f"failures={self.num_failures} workers={len(self.per_worker)}>"
+            f"<MergedStats entries={len(self._entries)} requests={self._num_requests} "
+            f"failures={self._total._num_failures} workers={len(self._per_worker)}>"
         )
 
     # -- derived figures (used by StatsEntry) ----------------------------------------------
@@ -454,7 +544,7 @@ class MergedStats:
     def _aggregate(self) -> Histogram:
         if self._total_dirty:
             merged = Histogram()
-            for entry in self.entries.values():
+            for entry in self._entries.values():
                 merged.merge(entry._histogram)
             self._total_histogram = merged
             self._total_dirty = False
@@ -490,9 +580,9 @@ class MergedStats:
         closed, self._second = self._second, second
         horizon = second - math.ceil(self.window) - 2
         total = self._total
-        for entry in (*self.entries.values(), total):
-            requests = entry.num_requests
-            failures = entry.num_failures
+        for entry in (*self._entries.values(), total):
+            requests = entry._histogram.count if entry is not total else self._num_requests
+            failures = entry._num_failures
             binned_requests, binned_failures = entry._binned
             if closed is not None and (requests != binned_requests or failures != binned_failures):
                 entry._binned = (requests, failures)
@@ -515,7 +605,7 @@ class MergedStats:
         snapshots = self._snapshots
         previous = snapshots[-1][1] if snapshots else {}
         current: dict[Any, Histogram] = {}
-        for key, entry in self.entries.items():
+        for key, entry in self._entries.items():
             histogram = entry._histogram
             old = previous.get(key)
             same = old is not None and old.count == histogram.count
@@ -549,6 +639,38 @@ class MergedStats:
             window.subtract(baseline)
         self._window_cache[key] = (stamp, window)
         return window
+
+
+class RecordingStats(MergedStats):
+    """``environment.stats`` in the process that records (library mode, ``run_single_user``):
+    its own ``recorder`` (what ``events.request`` feeds), merged into this view whenever the
+    view is read. The recording hot path is the recorder's alone; merging happens on reads
+    and on ``flush`` (a runner's once-a-second loop keeps the per-second series on time)."""
+
+    def __init__(
+        self,
+        node: str = "local",
+        window: float = CURRENT_RESPONSE_TIME_PERCENTILE_WINDOW,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.node = node
+        self.recorder = RequestStats()
+        super().__init__(window, clock, pull=self.flush)
+
+    def flush(self) -> None:
+        """Merge what the recorder holds (nothing to do, and no delta, when it holds nothing)."""
+        recorder = self.recorder
+        if recorder.entries or recorder.errors or recorder.exceptions:
+            self.merge(self.node, recorder.take_delta())
+
+    def reset(self) -> None:
+        recorder = getattr(self, "recorder", None)
+        if recorder is not None:
+            recorder.reset()
+        super().reset()
+
+    reset_all = reset
+    clear_all = reset
 
 
 def sort_stats(stats: dict[Any, Any]) -> list[Any]:

@@ -41,29 +41,45 @@ LOCUST_STATE_RUNNING, LOCUST_STATE_WAITING, LOCUST_STATE_STOPPING = [
 
 def task(weight: int | Callable[..., Any] = 1) -> Any:
     """``@task`` or ``@task(weight)``: mark a method of a User or TaskSet as a task."""
-    if callable(weight):
-        weight.locust_task_weight = 1  # type: ignore[attr-defined]
-        return weight
 
-    def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
+    def decorator(func: Callable[..., Any], weight: Any = weight) -> Callable[..., Any]:
+        name = getattr(func, "__name__", "")
+        if name in ("on_start", "on_stop"):
+            # as Locust: almost always a mistake, the method then runs both ways
+            log.warning(
+                "You have tagged your on_stop/start function with @task. This will make the "
+                "method get called both as a task AND on stop/start."
+            )
+        if name == "run":
+            raise LocustError(
+                "User.run() is a method used internally by lcore: do not override it or "
+                "register it as a task"
+            )
         func.locust_task_weight = weight  # type: ignore[attr-defined]
         return func
 
+    if callable(weight):
+        return decorator(weight, 1)
     return decorator
 
 
 def tag(*tags: str) -> Callable[[Any], Any]:
     """``@tag("a", "b")`` on a task or a TaskSet class, for ``--tags`` / ``--exclude-tags``."""
+    if not tags or callable(tags[0]):
+        # `@tag` without parentheses, or `@tag()`
+        raise ValueError("No tag name was supplied")
     for t in tags:
         if not isinstance(t, str):
             raise ValueError("tags must be strings")
 
     def decorator(obj: Any) -> Any:
-        obj.locust_tag_set = getattr(obj, "locust_tag_set", set()) | set(tags)
-        if isinstance(obj, type) and hasattr(obj, "tasks"):
-            for t in obj.tasks:
-                if not isinstance(t, type):
-                    t.locust_tag_set = getattr(t, "locust_tag_set", set()) | set(tags)
+        if hasattr(obj, "tasks"):
+            # a TaskSet (or User) class: its tasks carry the tags, nested sets' tasks too
+            obj.tasks = [decorator(t) for t in obj.tasks]
+        else:
+            if "locust_tag_set" not in obj.__dict__:
+                obj.locust_tag_set = set()
+            obj.locust_tag_set |= set(tags)
         return obj
 
     return decorator
@@ -71,27 +87,50 @@ def tag(*tags: str) -> Callable[[Any], Any]:
 
 def _collect_tasks(bases: tuple[type, ...], attrs: dict[str, Any]) -> list[Any]:
     """The class's task list, each task repeated by its weight (Locust's representation):
-    the bases' tasks, then the ``tasks`` attribute (list, dict or (task, weight) tuples), then
-    the ``@task`` methods."""
+    the bases' tasks, then the class body's in declaration order — the ``tasks`` attribute
+    (list, dict or (task, weight) tuples) where it stands among the ``@task`` methods, so
+    that a SequentialTaskSet runs them as written."""
     tasks: list[Any] = []
     for base in bases:
         tasks.extend(getattr(base, "tasks", None) or [])
-    declared = attrs.get("tasks")
-    if declared is not None:
-        if isinstance(declared, dict):
-            for t, weight in declared.items():
+    for key, item in attrs.items():
+        if key == "tasks":
+            if item is None:
+                continue
+            for t, weight in item.items() if isinstance(item, dict) else map(_weighted, item):
                 tasks.extend([t] * int(weight))
-        else:
-            for t in declared:
-                if isinstance(t, tuple):
-                    tasks.extend([t[0]] * int(t[1]))
-                else:
-                    tasks.append(t)
-    for item in attrs.values():
+            continue
         weight = getattr(item, "locust_task_weight", None)
         if weight is not None:
             tasks.extend([item] * int(weight))
     return tasks
+
+
+def _weighted(t: Any) -> tuple[Any, int]:
+    return (t[0], t[1]) if isinstance(t, tuple) else (t, 1)
+
+
+def no_tasks_message(holder: Any) -> str:
+    """Locust's message for a User or TaskSet (class or instance) without tasks, with its
+    hint when a ``task`` attribute was set instead of ``tasks``."""
+    cls = holder if isinstance(holder, type) else type(holder)
+    typo = bool(getattr(holder, "task", None))
+    if issubclass(cls, User):
+        hint = (
+            ", but you have set a 'task' attribute on your class - maybe you meant to set 'tasks'?"
+            if typo
+            else "."
+        )
+        return (
+            f"No tasks defined on {cls.__name__}{hint} Use the @task decorator or set the "
+            "'tasks' attribute of the User (or mark it as abstract = True if you only intend "
+            "to subclass it)"
+        )
+    hint = ", but you have set a 'task' attribute - maybe you meant to set 'tasks'?" if typo else "."
+    return (
+        f"No tasks defined on {cls.__name__}{hint} use the @task decorator or set the 'tasks' "
+        "attribute of the TaskSet"
+    )
 
 
 class _TaskHolderMeta(type):
@@ -121,14 +160,28 @@ class TaskSet(metaclass=_TaskHolderMeta):
     """A group of tasks a user runs until ``interrupt()``; may nest."""
 
     tasks: ClassVar[list[Any]] = []
-    wait_time: Callable[..., float] | None = None
     abstract: ClassVar[bool] = True
 
     def __init__(self, parent: Any) -> None:
-        self.parent = parent
-        self.user: User = parent if isinstance(parent, User) else parent.user
+        self._parent = parent
+        self._user: User = parent if isinstance(parent, User) else parent.user
         self._task_queue: list[Any] = []
         self._cp_last_run = time.monotonic()
+
+    @property
+    def user(self) -> User:
+        """The User running this TaskSet (read-only, as in Locust)."""
+        return self._user
+
+    @property
+    def parent(self) -> Any:
+        """The TaskSet (or User) that started this one."""
+        return self._parent
+
+    def wait_time(self) -> float:
+        """Seconds to wait after a task: the user's wait time, unless the TaskSet sets its own
+        (``wait_time = between(1, 2)`` on the class)."""
+        return self.user.wait_time()
 
     @property
     def client(self) -> Any:
@@ -155,11 +208,12 @@ class TaskSet(metaclass=_TaskHolderMeta):
 
     def get_next_task(self) -> Any:
         if not self.tasks:
-            raise LocustError(
-                f"No tasks defined on {type(self).__name__}. Use the @task decorator or set the "
-                "'tasks' attribute of the TaskSet"
-            )
+            raise LocustError(no_tasks_message(self))
         return random.choice(self.tasks)
+
+    def execute_next_task(self) -> None:
+        """Run the first scheduled task (``schedule_task``), or a newly picked one."""
+        self.execute_task(self._task_queue.pop(0) if self._task_queue else self.get_next_task())
 
     def execute_task(self, task_callable: Any) -> None:
         if getattr(task_callable, "__self__", None) is self:
@@ -168,10 +222,7 @@ class TaskSet(metaclass=_TaskHolderMeta):
             _run_task(task_callable, self)
 
     def wait_time_value(self) -> float:
-        wait = type(self).wait_time
-        if wait is not None:
-            return wait(self)
-        return self.user.wait_time()
+        return self.wait_time()
 
     def wait(self) -> None:
         self.user._sleep(self.wait_time_value())
@@ -250,7 +301,7 @@ class SequentialTaskSet(TaskSet):
 
     def get_next_task(self) -> Any:
         if not self.tasks:
-            raise LocustError(f"No tasks defined on {type(self).__name__}")
+            raise LocustError(no_tasks_message(self))
         t = self.tasks[self._index % len(self.tasks)]
         self._index += 1
         return t
@@ -296,6 +347,35 @@ class User(metaclass=_TaskHolderMeta):
     @property
     def greenlet(self) -> gevent.Greenlet | None:
         return self._greenlet
+
+    @property
+    def group(self) -> Any:
+        """The gevent Group ``start`` spawned this user in."""
+        return getattr(self, "_group", None)
+
+    @classmethod
+    def fullname(cls) -> str:
+        """The class's dotted path, e.g. ``my_package.my_module.MyUser`` (``<locals>`` left out)."""
+        parts = f"{cls.__module__}.{cls.__qualname__}".split(".")
+        return ".".join(p for p in parts if p != "<locals>")
+
+    def start(self, group: Any) -> gevent.Greenlet:
+        """Run this user in a new greenlet of ``group`` (Locust's User.start); returns it."""
+        self._group = group
+        self._greenlet = group.spawn(_run_user, self)
+        return self._greenlet
+
+    def stop(self, force: bool = False) -> bool:
+        """Stop a user started with ``start``: at once if ``force`` or while it waits (True),
+        else once its current task is done (False), as Locust's User.stop."""
+        greenlet = self._greenlet
+        if greenlet is None or greenlet.dead:
+            return True
+        if force or self._state == LOCUST_STATE_WAITING:
+            self._group.killone(greenlet)
+            return True
+        self._stop_requested = True
+        return False
 
     def wait(self) -> None:
         self._sleep(self.wait_time())
@@ -356,10 +436,7 @@ class User(metaclass=_TaskHolderMeta):
         try:
             if not resumed:
                 if not self.tasks:
-                    raise LocustError(
-                        f"No tasks defined on {type(self).__name__}. Use the @task decorator or "
-                        "set the 'tasks' attribute of the User"
-                    )
+                    raise LocustError(no_tasks_message(self))
                 try:
                     self.on_start()
                 except (StopUser, GreenletExit):
@@ -452,6 +529,10 @@ class User(metaclass=_TaskHolderMeta):
             self._task_failed(e)
 
 
+def _run_user(user: User) -> None:
+    user.run()
+
+
 class HttpUser(User):
     """A user with ``self.client``, an HTTP client on geventhttpclient (one keep-alive pool per user)."""
 
@@ -466,6 +547,11 @@ class HttpUser(User):
     # an HTTP proxy for every request of the user (HTTPS through CONNECT tunnels)
     proxy_host: str | None = None
     proxy_port: int | None = None
+    # Set either (Locust's names on HttpUser and FastHttpUser) to one object on several classes
+    # and their users share keep-alive connections: lcore keys a shared pool by that object and
+    # takes its size from it (urllib3's maxsize, geventhttpclient's concurrency).
+    pool_manager: Any = None
+    client_pool: Any = None
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
@@ -486,8 +572,8 @@ class HttpUser(User):
             concurrency=self.concurrency,
             proxy_host=self.proxy_host,
             proxy_port=self.proxy_port,
+            shared_pool=self.client_pool if self.client_pool is not None else self.pool_manager,
         )
-
 
     def rest(
         self, method: str, url: str, headers: dict[str, str] | None = None, **kwargs: Any
@@ -512,34 +598,35 @@ def is_user_class(obj: Any) -> bool:
 
 
 def filter_tasks_by_tags(
-    holder: type, tags: Iterable[str] | None, exclude_tags: Iterable[str] | None
+    holder: type,
+    tags: Iterable[str] | None = None,
+    exclude_tags: Iterable[str] | None = None,
+    checked: dict[Any, bool] | None = None,
 ) -> None:
-    """Keep only the tasks tagged with one of ``tags`` and none of ``exclude_tags`` (recursively)."""
-    include = set(tags) if tags else None
-    exclude = set(exclude_tags) if exclude_tags else set()
-    _filter(holder, include, exclude, checked={})
-
-
-def _filter(
-    holder: type, include: set[str] | None, exclude: set[str], checked: dict[Any, bool]
-) -> bool:
+    """Keep only the tasks tagged with one of ``tags`` and none of ``exclude_tags``; a nested
+    TaskSet is filtered the same way and kept if any of its tasks is (Locust's rules)."""
+    include = set(tags) if tags is not None else None
+    exclude = set(exclude_tags) if exclude_tags is not None else None
+    if checked is None:
+        checked = {}
     kept = []
     for t in holder.tasks:
         if t in checked:
             if checked[t]:
                 kept.append(t)
             continue
-        t_tags = getattr(t, "locust_tag_set", set())
-        keep = True
-        if include is not None and not (t_tags & include):
-            keep = _is_taskset_class(t) and _filter(t, include, exclude, checked)
-        elif _is_taskset_class(t):
-            keep = _filter(t, None, exclude, checked) if not (t_tags & exclude) else False
-        if t_tags & exclude:
-            keep = False
+        if hasattr(t, "tasks"):
+            filter_tasks_by_tags(t, include, exclude, checked)
+            # a TaskSet that picks its tasks itself (a MarkovTaskSet) has no list to filter
+            keep = bool(t.tasks) or bool(getattr(t, "_markov_next", None))
+        else:
+            t_tags = getattr(t, "locust_tag_set", set())
+            keep = (include is None or bool(t_tags & include)) and not (
+                exclude is not None and t_tags & exclude
+            )
         checked[t] = keep
         if keep:
             kept.append(t)
     holder.tasks = kept
-    # a TaskSet that picks its tasks itself (a MarkovTaskSet) has no list to filter
-    return bool(kept) or bool(getattr(holder, "_markov_next", None))
+    if not kept and not getattr(holder, "_markov_next", None):
+        log.warning("%s had no tasks left after filtering, instantiating it will fail!", holder.__name__)

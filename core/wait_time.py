@@ -39,4 +39,17 @@ def constant_pacing(wait_time: float) -> WaitTime:
 
 def constant_throughput(task_runs_per_second: float) -> WaitTime:
     """The inverse of ``constant_pacing``: at most this many task runs per second per user."""
+    if task_runs_per_second <= 0:
+        raise ValueError(
+            f"constant_throughput() requires a positive rate, got: {task_runs_per_second}"
+        )
     return constant_pacing(1.0 / task_runs_per_second)
+
+
+def poisson(rate: float) -> WaitTime:
+    """Exponentially distributed waits of mean ``1/rate`` s: task runs arrive as a Poisson
+    process of ``rate`` per second per user (bursts and lulls, unlike constant_throughput)."""
+    if rate <= 0:
+        raise ValueError(f"poisson() requires a positive rate, got: {rate}")
+    expovariate = random.expovariate
+    return lambda _self: expovariate(rate)

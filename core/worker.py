@@ -27,6 +27,7 @@ from .cpu import CpuMonitor
 from .curve import WorkerKeys, apply_client
 from .exception import StopTest
 from .iterations import TaskRunLease
+from .log import FORWARD_BURST, FORWARD_RATE, LogForwarder, not_forwarded
 from .memory import TRIM_INTERVAL, release_free_memory
 from .runners import (
     STATE_INIT,
@@ -81,6 +82,8 @@ class WorkerRuntime(WorkerRunner):
         heartbeat_timeout: float = 3.0,
         first_connect_timeout: float = FIRST_CONNECT_TIMEOUT,
         curve: WorkerKeys | None = None,
+        log_rate: float = FORWARD_RATE,
+        log_burst: int = FORWARD_BURST,
     ) -> None:
         super().__init__(environment)
         self.endpoint = endpoint
@@ -120,6 +123,8 @@ class WorkerRuntime(WorkerRunner):
         self._connected = Event()
         # set once the locustfile's init hooks have run: no user starts before that
         self._ready = Event()
+        # warnings and errors of every logger (lcore's, the locustfile's) go to the master too
+        self.log_forwarder = LogForwarder(self._send_log, rate=log_rate, burst=log_burst)
 
     # --- the Runner API a locustfile uses ------------------------------------------------
     @property
@@ -156,6 +161,7 @@ class WorkerRuntime(WorkerRunner):
         raise_open_file_limit()
         gevent.signal_handler(signal.SIGTERM, self.quit)
         self._open_socket()
+        self._forward_logs(True)
         greenlets = [
             gevent.spawn(self._receive_loop),
             gevent.spawn(self._stats_loop),
@@ -180,6 +186,7 @@ class WorkerRuntime(WorkerRunner):
             self._quit.wait()
         finally:
             self._shutdown()
+            self._forward_logs(False)
             for g in greenlets:
                 g.kill(block=True, timeout=2)
             if self._monitor is not None:
@@ -223,15 +230,38 @@ class WorkerRuntime(WorkerRunner):
             self._exit_code = 1
             self._quit.set()
 
-    def _send(self, message: p.Message) -> None:
+    def _send(self, message: p.Message) -> bool:
         if self._socket is None:
-            return
+            return False
         try:
             self._socket.send(p.encode(message, self.client_id), zmq.NOBLOCK)
         except zmq.Again:
             log.debug("master not reachable, dropped %s", message.TYPE)
+            return False
         except zmq.ZMQError as e:
             log.debug("send failed: %s", e)
+            return False
+        return True
+
+    def _forward_logs(self, on: bool) -> None:
+        root = logging.getLogger()
+        others = [h for h in root.handlers if h is not self.log_forwarder]
+        if on:
+            # first, so the handlers after it see which records reached the master
+            root.handlers.insert(0, self.log_forwarder)
+        else:
+            root.removeHandler(self.log_forwarder)
+        if not self.remote:
+            # a local worker shares the master's terminal and log file: a line the master
+            # prints, tagged with this worker, is not printed a second time here
+            for handler in others:
+                (handler.addFilter if on else handler.removeFilter)(not_forwarded)
+
+    def _send_log(self, level: str, name: str, message: str, dropped: int) -> bool:
+        # before the welcome the master would drop it (an unknown node): the line stays local
+        if not self._connected.is_set():
+            return False
+        return self._send(p.Log(level, message, name, dropped))
 
     def _hello(self) -> p.Hello:
         return p.Hello(
@@ -301,10 +331,8 @@ class WorkerRuntime(WorkerRunner):
             self.worker_index = message.index
             if not self._connected.is_set():
                 log.info("Connected to the master at %s as %s", self.endpoint, self.client_id)
+            self._apply_options(message.options)
             opts = self.environment.parsed_options
-            if opts is not None:
-                for key, value in message.options.items():
-                    setattr(opts, key, value)
             # -i/--iterations, as the master says: task runs are leased from it (per run)
             self._iterations = int(getattr(opts, "iterations", 0) or 0) > 0
             if message.options.get("config_users"):
@@ -327,6 +355,14 @@ class WorkerRuntime(WorkerRunner):
             self._handle_custom(message)
         else:
             log.debug("ignored %s from the master", message.TYPE)
+
+    def _apply_options(self, options: dict[str, Any]) -> None:
+        """The locustfile's options as the master has them (set on its status page): in
+        ``environment.parsed_options`` before test_start fires and before any user starts."""
+        opts = self.environment.parsed_options
+        if opts is not None:
+            for key, value in options.items():
+                setattr(opts, str(key), value)
 
     def _use_master_user_config(self, values: Any) -> None:
         """--config-users as the master has it (applied from the declared tasks, so twice is
@@ -377,6 +413,7 @@ class WorkerRuntime(WorkerRunner):
             self.environment.host = message.host
             for cls in self.environment.user_classes:
                 cls.host = message.host
+        self._apply_options(message.options)
         if self.state in (STATE_INIT, STATE_STOPPED) or message.run_id != self._run_id:
             if self.state not in (STATE_INIT, STATE_STOPPED):
                 self._stop_test()
@@ -495,6 +532,7 @@ class WorkerRuntime(WorkerRunner):
             self._check_cpu(cpu)
             if not self._connected.is_set():
                 continue
+            self.log_forwarder.flush_dropped()
             self._send(p.Heartbeat(self.state, cpu, self.pool.user_count))
             if time.monotonic() - self._last_master_seen > self.heartbeat_timeout:
                 self._master_lost()

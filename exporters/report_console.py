@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from lcore.stats import PERCENTILES, MergedStats, StatsEntry
+from lcore.stats import MergedStats, StatsEntry, report_percentiles
 
 from .report_csv import percentile_headers
 
@@ -68,8 +68,10 @@ def _stats_line(e: StatsEntry, width: int, current: bool) -> str:
     )
 
 
-def percentiles_table(stats: MergedStats, percentiles: Sequence[float] = PERCENTILES) -> str:
+def percentiles_table(stats: MergedStats, percentiles: Sequence[float] | None = None) -> str:
     """Response time percentiles (ms) of every entry with requests, then "Aggregated"."""
+    if percentiles is None:
+        percentiles = report_percentiles()
     width = _name_width(stats, names_only=True)
     headers = percentile_headers(percentiles)
     lines = [

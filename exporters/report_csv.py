@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
-from lcore.stats import PERCENTILES, MergedStats, StatsEntry
+from lcore.stats import MergedStats, StatsEntry, report_percentiles
 
 __all__ = [
     "EXCEPTIONS_COLUMNS",
@@ -35,8 +35,10 @@ FAILURES_COLUMNS = ["Method", "Name", "Error", "Occurrences", "First Seen", "Las
 EXCEPTIONS_COLUMNS = ["Count", "Message", "Traceback", "Nodes"]
 
 
-def percentile_headers(percentiles: Sequence[float] = PERCENTILES) -> list[str]:
+def percentile_headers(percentiles: Sequence[float] | None = None) -> list[str]:
     """``["50%", "66%", ..., "99.9%", "99.99%", "100%"]``, spelled as Locust spells them."""
+    if percentiles is None:
+        percentiles = report_percentiles()
     headers = []
     for p in percentiles:
         value = p * 100
@@ -44,7 +46,9 @@ def percentile_headers(percentiles: Sequence[float] = PERCENTILES) -> list[str]:
     return headers
 
 
-def stats_columns(percentiles: Sequence[float] = PERCENTILES) -> list[str]:
+def stats_columns(percentiles: Sequence[float] | None = None) -> list[str]:
+    if percentiles is None:
+        percentiles = report_percentiles()
     return [
         "Type",
         "Name",
@@ -61,7 +65,9 @@ def stats_columns(percentiles: Sequence[float] = PERCENTILES) -> list[str]:
     ]
 
 
-def history_columns(percentiles: Sequence[float] = PERCENTILES) -> list[str]:
+def history_columns(percentiles: Sequence[float] | None = None) -> list[str]:
+    if percentiles is None:
+        percentiles = report_percentiles()
     return [
         "Timestamp",
         "User Count",
@@ -105,8 +111,10 @@ def _percentiles(entry: StatsEntry, percentiles: Sequence[float], current: bool)
     return [number(v / 1000) for v in histogram.quantiles(percentiles)]
 
 
-def stats_rows(stats: MergedStats, percentiles: Sequence[float] = PERCENTILES) -> list[list[Any]]:
+def stats_rows(stats: MergedStats, percentiles: Sequence[float] | None = None) -> list[list[Any]]:
     """The rows of PREFIX_stats.csv after its header: every entry, then "Aggregated"."""
+    if percentiles is None:
+        percentiles = report_percentiles()
     rows = []
     for e in _rows_with_total(stats):
         rows.append(
@@ -148,9 +156,11 @@ def _write(path: str, header: list[str], rows: Iterable[list[Any]]) -> None:
 
 
 def write_csv_files(
-    stats: MergedStats, prefix: str, percentiles: Sequence[float] = PERCENTILES
+    stats: MergedStats, prefix: str, percentiles: Sequence[float] | None = None
 ) -> None:
     """Write PREFIX_stats.csv, PREFIX_failures.csv and PREFIX_exceptions.csv afresh."""
+    if percentiles is None:
+        percentiles = report_percentiles()
     _write(f"{prefix}_stats.csv", stats_columns(percentiles), stats_rows(stats, percentiles))
     _write(f"{prefix}_failures.csv", FAILURES_COLUMNS, failures_rows(stats))
     _write(f"{prefix}_exceptions.csv", EXCEPTIONS_COLUMNS, exceptions_rows(stats))
@@ -167,8 +177,10 @@ class StatsHistoryWriter:
         self,
         prefix: str,
         full_history: bool = False,
-        percentiles: Sequence[float] = PERCENTILES,
+        percentiles: Sequence[float] | None = None,
     ) -> None:
+        if percentiles is None:
+            percentiles = report_percentiles()
         self.path = f"{prefix}_stats_history.csv"
         self.full_history = full_history
         self.percentiles = tuple(percentiles)

@@ -5,8 +5,13 @@
     GET  /api/stats         everything the page shows (a superset of Locust's /stats/requests)
     GET  /api/history       the per-second samples behind the charts (``?since=EPOCH``)
     GET  /api/workers       the workers, lost ones included
-    POST /api/swarm         start, or change the user count (form or JSON: user_count,
-                            spawn_rate, host); POST /api/stop, POST /api/reset
+    GET  /logs              the master's and the workers' recent log lines (``?since=SEQ``);
+                            also /api/logs
+    POST /api/swarm         start, or change the user count (form or JSON, Locust's /swarm
+                            fields: user_count, spawn_rate, host, run_time, the locustfile's
+                            options by dest, and with --class-picker user_classes (repeated)
+                            and shape_class); POST /api/stop, POST /api/reset
+    GET  /api/start-form    what the start form shows (web_form.describe)
     GET  /metrics           Prometheus exposition (exporters/prometheus.py)
     GET  /healthz           200 and the state, never behind authentication
     Locust's paths:         POST /swarm, GET /stop, GET /stats/reset, GET /stats/requests,
@@ -40,10 +45,19 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from multidict import MultiDict
 
 from lcore._version import __version__
-from lcore.runners import STATE_MISSING, STATE_RUNNING, STATE_SPAWNING, STATE_STOPPING
+from lcore.log import MASTER, LogCapture
+from lcore.runners import (
+    STATE_MISSING,
+    STATE_RUNNING,
+    STATE_SPAWNING,
+    STATE_STOPPED,
+    STATE_STOPPING,
+)
 
+from . import web_form
 from .prometheus import DEFAULT_BUCKETS, make_registry, parse_buckets, render
 
 __all__ = ["HISTORY_INTERVAL", "HISTORY_LIMIT", "StatusServer", "history_sample", "start_web"]
@@ -58,7 +72,6 @@ HISTORY_LIMIT = 3600
 MAX_ROWS = 500
 """Rows of the stats and errors tables sent to the page (the Aggregated row always is)."""
 CHART_PERCENTILES = (0.5, 0.95, 0.99)
-MAX_USERS = 10_000_000
 SESSION_COOKIE = "lcore_session"
 _OPEN_PATHS = frozenset({"/healthz", "/login", "/static/style.css"})
 _ACTIVE = (STATE_SPAWNING, STATE_RUNNING, STATE_STOPPING)
@@ -167,6 +180,25 @@ def stats_document(runtime: Any, readonly: bool) -> dict[str, Any]:
         "worker_count": len(runtime.workers),
         "workers": worker_rows(runtime),
         "lost_workers": len(runtime.lost_workers),
+    }
+
+
+def logs_document(logs: Any, since: int = 0) -> dict[str, Any]:
+    """``/logs``: Locust's ``{"master": [line, ...], "workers": {id: [line, ...]}}``, and the
+    entries themselves for the Logs view."""
+    entries = logs.since(since)
+    master: list[str] = []
+    workers: dict[str, list[str]] = {}
+    for entry in entries:
+        (master if entry.source == MASTER else workers.setdefault(entry.source, [])).append(
+            entry.line()
+        )
+    return {
+        "master": master,
+        "workers": workers,
+        "entries": [e.to_json() for e in entries],
+        "last_seq": logs.last_seq,
+        "dropped": dict(logs.dropped),
     }
 
 
@@ -287,6 +319,15 @@ class StatusServer:
         self._sampler: asyncio.Task[None] | None = None
         self._history_epoch = 0
         self._history_seen: object = None
+        self._log_capture: LogCapture | None = None
+        # the start form: --class-picker, the locustfile's options, a run time set on the page
+        self.class_picker = bool(getattr(options, "class_picker", False))
+        self._pickable = list(runtime.environment.user_classes)
+        self._custom: dict[str, Any] = getattr(runtime, "options_for_workers", {})
+        self._run_timer: asyncio.TimerHandle | None = None
+        self._stop_at: float | None = None
+        if hasattr(runtime, "on_state_change"):
+            runtime.on_state_change.append(self._state_changed)
 
     # -- lifecycle --
 
@@ -310,6 +351,10 @@ class StatusServer:
         if runner.addresses:  # the port actually bound, for --web-port 0
             self.port = runner.addresses[0][1]
         self._sampler = asyncio.get_running_loop().create_task(self._sample_history())
+        logs = getattr(self.runtime, "logs", None)
+        if logs is not None:  # the master's own lines, beside the workers', in the Logs view
+            self._log_capture = LogCapture(logs)
+            logging.getLogger().addHandler(self._log_capture)
         scheme = "https" if self.ssl_context else "http"
         shown = self.host or "0.0.0.0"
         if ":" in shown:
@@ -320,6 +365,10 @@ class StatusServer:
         return self
 
     async def close(self) -> None:
+        self._cancel_run_timer()
+        if self._log_capture is not None:
+            logging.getLogger().removeHandler(self._log_capture)
+            self._log_capture = None
         if self._sampler is not None:
             self._sampler.cancel()
             await asyncio.gather(self._sampler, return_exceptions=True)
@@ -371,6 +420,9 @@ class StatusServer:
         get("/api/stats", self._stats)
         get("/api/history", self._history)
         get("/api/workers", self._workers)
+        get("/api/logs", self._logs)
+        get("/api/start-form", self._start_form)
+        get("/logs", self._logs)
         post("/api/swarm", self._swarm)
         post("/api/stop", self._stop)
         post("/api/reset", self._reset)
@@ -476,7 +528,9 @@ class StatusServer:
         return response
 
     async def _stats(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response(stats_document(self.runtime, self.readonly))
+        document = stats_document(self.runtime, self.readonly)
+        document["stop_at"] = self._stop_at  # a run time set on the page: when the test ends
+        return web.json_response(document)
 
     async def _exceptions(self, request: web.Request) -> web.StreamResponse:
         records = sorted(self.runtime.stats_merged.exceptions.values(), key=lambda r: -r.count)
@@ -491,6 +545,13 @@ class StatusServer:
         return web.json_response(
             {"worker_count": len(runtime.workers), "workers": worker_rows(runtime)}
         )
+
+    async def _logs(self, request: web.Request) -> web.StreamResponse:
+        try:
+            since = int(request.query.get("since", "0"))
+        except ValueError:
+            return _refuse(400, "since must be a whole number (the seq of the last line seen)")
+        return web.json_response(logs_document(self.runtime.logs, since))
 
     async def _history(self, request: web.Request) -> web.StreamResponse:
         history = self.runtime.stats_merged.history
@@ -512,37 +573,118 @@ class StatusServer:
         runtime = self.runtime
         try:
             fields = await _fields(request)
-            host = fields.get("host", "").replace("<", "").replace(">", "").strip()
-            if host and urlsplit(host).scheme not in ("http", "https"):
-                raise ValueError("host must be an http:// or https:// URL")
-            if runtime.state == STATE_STOPPING:
-                return _refuse(409, "The test is stopping; start it again in a moment")
-            if runtime.shape is not None:
-                if host:
-                    runtime.host = host
-                runtime.start_shape()
-                return web.json_response(
-                    {"success": True, "message": "Swarming started using the shape class"}
-                )
-            user_count = _int_field(fields, "user_count", 0, MAX_USERS)
-            spawn_rate = _float_field(fields, "spawn_rate")
+            start = web_form.read(
+                fields, runtime, self.options, self._custom, self.class_picker, self._pickable
+            )
         except ValueError as e:
             return _refuse(400, str(e))
-        runtime.start(user_count, spawn_rate, host=host or None)
-        log.info("Status page: ramping to %d users at %g per second", user_count, spawn_rate)
+        if runtime.state == STATE_STOPPING:
+            return _refuse(409, "The test is stopping; start it again in a moment")
+        shape = start.shape if start.pick else runtime.shape
+        if runtime.state in _ACTIVE and shape is not None:
+            return _refuse(409, "A shape drives this test: stop it before starting again")
+        if start.pick and shape is not runtime.shape and runtime.state in _ACTIVE:
+            return _refuse(409, "Stop the test before choosing another shape")
+        self._apply_options(start.options)
+        self._note_common_options(start)
+        if start.pick:
+            runtime.pick_user_classes(start.picked_classes)
+            runtime.pick_shape(start.shape)
+        self._cancel_run_timer()
+        answer: dict[str, Any] = {"success": True}
+        if shape is not None:
+            if start.host:
+                runtime.host = start.host
+            runtime.start_shape()
+            # as Locust: a shape decides when the test ends, the run time is not timed here
+            answer["message"] = f"Swarming started using shape class '{type(shape).__name__}'"
+        else:
+            assert start.user_count is not None and start.spawn_rate is not None
+            runtime.start(start.user_count, start.spawn_rate, host=start.host or None)
+            log.info(
+                "Status page: ramping to %d users at %g per second",
+                start.user_count,
+                start.spawn_rate,
+            )
+            answer.update(
+                message="Swarming started",
+                user_count=start.user_count,
+                spawn_rate=start.spawn_rate,
+            )
+            if start.run_time:
+                self._start_run_timer(start.run_time)
+                answer["run_time"] = start.run_time
+        answer["host"] = runtime.host
+        if start.pick:
+            answer["user_classes"] = sorted(
+                runtime.picked_classes or [c.__name__ for c in self._pickable]
+            )
+        return web.json_response(answer)
+
+    def _apply_options(self, values: dict[str, Any]) -> None:
+        """The locustfile's options from the form: the master's parsed options now, the
+        workers' with the next spawn message (and the welcome of a worker joining later)."""
+        if not values:
+            return
+        targets = {
+            id(o): o
+            for o in (self.options, self.runtime.environment.parsed_options)
+            if o is not None
+        }
+        for dest, value in values.items():
+            for target in targets.values():
+                setattr(target, dest, value)
+            self._custom[dest] = value
+        log.info("Status page: options set: %s", ", ".join(sorted(values)))
+
+    def _note_common_options(self, start: web_form.StartRequest) -> None:
+        """As Locust's /swarm: the master's parsed options say what the page started (a shape
+        with ``use_common_options`` reads users and spawn rate there)."""
+        options = self.options
+        if options is None:
+            return
+        for dest, value in (
+            ("num_users", start.user_count),
+            ("spawn_rate", start.spawn_rate),
+            ("run_time", start.run_time),
+        ):
+            if value is not None:
+                setattr(options, dest, value)
+        if start.host:
+            options.host = start.host
+        if start.pick:
+            options.user_classes = list(start.picked_classes or [])
+
+    def _start_run_timer(self, seconds: float) -> None:
+        self._stop_at = time.time() + seconds
+        self._run_timer = asyncio.get_running_loop().call_later(seconds, self._run_time_up)
+        log.info("Status page: the test stops by itself in %g s", seconds)
+
+    def _run_time_up(self) -> None:
+        self._run_timer = None
+        self._stop_at = None
+        log.info("Run time limit (set on the status page) reached, stopping test")
+        self.runtime.stop()
+
+    def _cancel_run_timer(self) -> None:
+        if self._run_timer is not None:
+            self._run_timer.cancel()
+        self._run_timer = None
+        self._stop_at = None
+
+    def _state_changed(self, state: str) -> None:
+        if state == STATE_STOPPED:  # stopped otherwise (a shape, --run-time, the last worker)
+            self._cancel_run_timer()
+
+    async def _start_form(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(
-            {
-                "success": True,
-                "message": "Swarming started",
-                "host": runtime.host,
-                "user_count": user_count,
-                "spawn_rate": spawn_rate,
-            }
+            web_form.describe(self.runtime, self.options, self.class_picker, self._pickable)
         )
 
     async def _stop(self, request: web.Request) -> web.StreamResponse:
         if self.readonly:
             return _read_only()
+        self._cancel_run_timer()
         self.runtime.stop()
         return web.json_response({"success": True, "message": "Test stopped"})
 
@@ -629,7 +771,9 @@ def _attachment(text: str, filename: str, content_type: str) -> web.Response:
     )
 
 
-async def _fields(request: web.Request) -> dict[str, str]:
+async def _fields(request: web.Request) -> web_form.Fields:
+    """A form's fields, or a JSON object's (a list value gives the field several times)."""
+    fields: web_form.Fields = MultiDict()
     if request.content_type == "application/json":
         try:
             data = await request.json()
@@ -637,31 +781,14 @@ async def _fields(request: web.Request) -> dict[str, str]:
             raise ValueError("the body is not valid JSON") from None
         if not isinstance(data, dict):
             raise ValueError("the JSON body must be an object")
-        return {str(k): "" if v is None else str(v) for k, v in data.items()}
+        for key, value in data.items():
+            for item in value if isinstance(value, list) else [value]:
+                fields.add(str(key), "" if item is None else str(item))
+        return fields
     form = await request.post()
-    return {k: str(v) for k, v in form.items()}
-
-
-def _int_field(fields: dict[str, str], name: str, lowest: int, highest: int) -> int:
-    raw = fields.get(name, "").strip()
-    try:
-        value = int(raw)
-    except ValueError:
-        value = None
-    if value is None or not lowest <= value <= highest:
-        raise ValueError(f"{name} must be a whole number from {lowest} to {highest}")
-    return value
-
-
-def _float_field(fields: dict[str, str], name: str) -> float:
-    raw = fields.get(name, "").strip()
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a number greater than 0") from None
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a number greater than 0")
-    return value
+    for key, value in form.items():
+        fields.add(key, str(value))
+    return fields
 
 
 def _ssl_context(options: Any) -> ssl.SSLContext | None:

@@ -42,7 +42,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(options, "version", False):
             print(f"lcore {__version__}")
             return 0
-        options.locustfile = find_locustfile(options.locustfile)
+        inspects = options.run_single_user or options.list_commands or options.show_task_ratio or options.show_task_ratio_json
+        # '-': each worker process fetches the locustfile (and its directory) from the master
+        fetched = options.locustfile == "-"
+        if fetched and inspects:
+            raise OptionsError("-f - (fetch the locustfile from the master) only runs a worker")
+        if not fetched:
+            options.locustfile = find_locustfile(options.locustfile)
         validate(options)
     except OptionsError as e:
         return _error(str(e))
@@ -51,11 +57,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from lcore.locustfile import LocustfileError, check_syntax
 
     try:
-        check_syntax(options.locustfile)
+        if not fetched:
+            check_syntax(options.locustfile)
     except LocustfileError as e:
         return _error(str(e))
 
-    if options.run_single_user or options.list_commands or options.show_task_ratio or options.show_task_ratio_json:
+    if inspects:
         from .inspect import run_inspection
 
         return run_inspection(argv, options)

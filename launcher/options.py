@@ -305,6 +305,8 @@ def validate(options: argparse.Namespace) -> None:
     for dest, flag in (
         ("stats_interval", "--stats-interval"),
         ("heartbeat_interval", "--heartbeat-interval"),
+        ("connect_timeout", "--connect-timeout"),
+        ("bundle_max_mb", "--bundle-max-mb"),
     ):
         if dest in options.__dict__ and not get(dest) > 0:
             raise OptionsError(f"{flag} must be greater than 0, not {get(dest)}")

@@ -389,7 +389,8 @@ def _build(*, add_help: bool, positionals: bool, allow_abbrev: bool) -> LcoreArg
         "--worker",
         action="store_true",
         env_var="LOCUST_MODE_WORKER",
-        help="Run workers only, connecting to --master-host.",
+        help="Run workers only, connecting to --master-host. With -f -, each worker takes the "
+        "locustfile and its directory from the master.",
     )
     worker.add_argument(
         "--processes",
@@ -419,6 +420,14 @@ def _build(*, add_help: bool, positionals: bool, allow_abbrev: bool) -> LcoreArg
         env_var="LOCUST_MASTER_NODE_PORT",
         metavar="PORT",
         help="Master port to connect to. Default: 5557.",
+    )
+    worker.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="How long a worker waits for the master when it starts (for its welcome, and for "
+        "the locustfile with -f -) before giving up with exit code 1. Default: 60.",
     )
 
     tags = parser.add_argument_group(
@@ -572,6 +581,15 @@ def _build(*, add_help: bool, positionals: bool, allow_abbrev: bool) -> LcoreArg
         default=3.0,
         metavar="SECONDS",
         help="A worker silent this long is considered lost. Default: 3.0.",
+    )
+    own.add_argument(
+        "--bundle-max-mb",
+        type=float,
+        default=50.0,
+        metavar="MB",
+        help="Workers started with -f - get the locustfile's whole directory from the master "
+        "(helper modules, packages, data files; hidden files, __pycache__ and virtualenvs "
+        "left out): the most the master sends and a worker accepts. Default: 50.",
     )
     own.add_argument(
         "--curve-keys",

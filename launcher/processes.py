@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from lcore.log import setup_logging
@@ -20,12 +22,11 @@ class StartupError(Exception):
 
 
 def load_environment(
-    argv: Sequence[str], options: argparse.Namespace
+    argv: Sequence[str], options: argparse.Namespace, options_cwd: str | None = None
 ) -> tuple[Any, Any, argparse.Namespace]:
-    """Import the locustfile, parse the command line again with the locustfile's own options."""
+    """Import the locustfile, parse the command line again with the locustfile's own options
+    (config files and a relative --config read from ``options_cwd`` when given)."""
     from lcore import locustfile as lf
-    from lcore import step_load
-    from lcore.env import Environment
     from lcore.event import events
     from lcore.task_tags import apply_tags
 
@@ -36,10 +37,11 @@ def load_environment(
     except lf.LocustfileError as e:
         raise StartupError(str(e)) from e
     try:
-        options = parse_options(
-            argv,
-            extra_parser_hook=lambda parser: events.init_command_line_parser.fire(parser=parser),
-        )
+        with _working_directory(options_cwd):
+            options = parse_options(
+                argv,
+                extra_parser_hook=lambda parser: events.init_command_line_parser.fire(parser=parser),
+            )
     except OptionsError as e:
         raise StartupError(str(e)) from e
 
@@ -60,8 +62,10 @@ def load_environment(
         user_classes = [loaded.user_classes[n] for n in options.user_classes]
     without_tasks = [cls.__name__ for cls in user_classes if not cls.tasks]
     if without_tasks and (options.user_classes or len(without_tasks) == len(user_classes)):
+        from lcore.users import no_tasks_message
+
         raise StartupError(
-            f"No tasks defined on {', '.join(without_tasks)}. Use the @task decorator or set the 'tasks' attribute"
+            " ".join(no_tasks_message(cls) for cls in user_classes if not cls.tasks)
         )
     if without_tasks:
         # as Locust runs the others: a base class left without tasks is not an error
@@ -70,7 +74,22 @@ def load_environment(
     # a worker filters again with the master's tags when it is welcomed (core/task_tags.py)
     apply_tags(user_classes, options.tags, options.exclude_tags)
     shape = next(iter(loaded.shape_classes.values()), None)
-    env = Environment(
+    try:
+        env = _environment(loaded, options, user_classes, shape, events)
+    except ValueError as e:  # Locust's checks (duplicate class names ...): one line
+        raise StartupError(str(e)) from e
+    env.profile = getattr(options, "profile", None)
+    if getattr(options, "equal_weights", False):
+        env.assign_equal_weights()
+    env.assign_host()
+    return env, loaded, options
+
+
+def _environment(loaded: Any, options: argparse.Namespace, user_classes: list[Any], shape: Any, events: Any) -> Any:
+    from lcore import step_load
+    from lcore.env import Environment
+
+    return Environment(
         user_classes=user_classes,
         # --step-load is a built-in shape; a shape in the locustfile takes precedence
         shape_class=shape() if shape is not None else step_load.from_options(options),
@@ -85,9 +104,6 @@ def load_environment(
         available_shape_classes=dict(loaded.shape_classes),
         locustfile=loaded.path,
     )
-    env.profile = getattr(options, "profile", None)
-    env.assign_host()
-    return env, loaded, options
 
 
 def custom_options(options: argparse.Namespace) -> dict[str, Any]:
@@ -125,6 +141,7 @@ def run_master(argv: Sequence[str], options: argparse.Namespace, endpoints: list
         log.error("%s", e)
         return 1
     from lcore import hub_loop
+    from lcore.bundle import Source
     from lcore.locustfile import digest
     from lcore.master import MasterRuntime
 
@@ -143,6 +160,11 @@ def run_master(argv: Sequence[str], options: argparse.Namespace, endpoints: list
         quit_when_stopped=quits,
         curve=curve,
         iterations=options.iterations,
+        # for remote workers started with -f -, packed when the first one asks; a local run
+        # has its own workers, and keeps its files to itself
+        bundle_source=Source((loaded.path,), os.getcwd(), int(options.bundle_max_mb * 1024 * 1024))
+        if options.master
+        else None,
     )
     try:
         if not fire_init(env, runtime):
@@ -165,8 +187,69 @@ def run_worker(
     setup_logging(options.loglevel, options.logfile, f"worker-{index}")
     if remote:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if options.locustfile != "-":
+        return _serve_worker(argv, options, endpoint, remote, curve)
+    from lcore.bundle import BundleError
+
+    from .fetch import fetch
+
+    # SIGTERM until the worker runtime takes it over (fetching, importing the locustfile):
+    # exit through the finally below, which removes the directory
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    fetched = None
     try:
-        env, loaded, options = load_environment(argv, options)
+        fetched = fetch(
+            endpoint,
+            timeout=options.connect_timeout,
+            max_bytes=int(options.bundle_max_mb * 1024 * 1024),
+            curve=curve,
+        )
+        options.locustfile = fetched.locustfile
+        # relative paths in the locustfile (a CSV feeder) resolve as on the master; the
+        # worker's own options (lcore.conf, --config) are still read where it was started
+        started_in = os.getcwd()
+        os.chdir(fetched.manifest.workdir)
+        return _serve_worker(
+            argv, options, endpoint, remote, curve, locustfile=fetched.locustfile, options_cwd=started_in
+        )
+    except BundleError as e:
+        log.error("%s", e)
+        return 1
+    finally:
+        if fetched is not None:
+            fetched.remove()
+
+
+@contextlib.contextmanager
+def _working_directory(path: str | None) -> Iterator[None]:
+    if path is None:
+        yield
+        return
+    previous = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _serve_worker(
+    argv: Sequence[str],
+    options: argparse.Namespace,
+    endpoint: str,
+    remote: bool,
+    curve: Any,
+    locustfile: str | None = None,
+    options_cwd: str | None = None,
+) -> int:
+    try:
+        env, loaded, options = load_environment(argv, options, options_cwd)
+        if locustfile is not None:
+            options.locustfile = locustfile  # parsed again from argv: '-'
     except StartupError as e:
         log.error("%s", e)
         return 1
@@ -181,6 +264,7 @@ def run_worker(
         stats_interval=options.stats_interval,
         heartbeat_interval=options.heartbeat_interval,
         heartbeat_timeout=options.heartbeat_timeout,
+        first_connect_timeout=options.connect_timeout,
         curve=curve,
     )
     # init fires once the master has welcomed this worker, as in Locust: worker_index and the

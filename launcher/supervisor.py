@@ -155,11 +155,12 @@ class Supervisor:
                     continue
                 if self.master is not None and pid == self.master.pid:
                     self.master.pid = 0
-                    exit_code = max(exit_code_of(status), 1 if self._fatal else 0)
+                    exit_code = exit_code_of(status)
                     if os.WIFSIGNALED(status):
                         log.error("The master process died (%s)", describe_exit(status))
                     self._stop_workers()
-                    return exit_code
+                    # a worker that could not start (it may have exited just before the master)
+                    return max(exit_code, 1) if self._fatal else exit_code
                 worker = next((w for w in self.workers if w.pid == pid), None)
                 if worker is None:
                     continue
@@ -231,11 +232,13 @@ class Supervisor:
         while alive and time.monotonic() < deadline:
             for w in alive:
                 try:
-                    pid, _ = os.waitpid(w.pid, os.WNOHANG)
+                    pid, status = os.waitpid(w.pid, os.WNOHANG)
                 except ChildProcessError:
-                    pid = w.pid
+                    pid, status = w.pid, 0
                 if pid:
                     w.pid = 0
+                    if exit_code_of(status) == EXIT_FATAL:
+                        self._fatal = True
             alive = [w for w in alive if w.pid]
             time.sleep(0.02)
 

@@ -265,3 +265,96 @@ def test_status_page_starts_a_test_and_shows_it(tmp_path, target, run_lcore, chr
     assert stats["stats"][-1]["num_requests"] == served > 0
     master.proc.send_signal(signal.SIGTERM)
     assert master.wait(60) in (0, 1), master.output
+
+
+FORM_LOCUSTFILE = """
+import logging
+from locust import HttpUser, task, constant, events
+
+
+@events.init_command_line_parser.add_listener
+def _(parser):
+    parser.add_argument("--greeting", default="hi", help="What the users say")
+    parser.add_argument("--api-key", default="default-key", is_secret=True)
+
+
+class Alpha(HttpUser):
+    wait_time = constant(0.05)
+
+    def on_start(self):
+        logging.getLogger("alpha").warning("alpha says %s", self.environment.parsed_options.greeting)
+
+    @task
+    def alpha(self):
+        o = self.environment.parsed_options
+        self.client.get(f"/alpha/{o.greeting}/{o.api_key}", name="alpha")
+
+
+class Beta(HttpUser):
+    wait_time = constant(0.05)
+
+    @task
+    def beta(self):
+        self.client.get("/beta")
+"""
+
+
+def test_start_form_options_picker_run_time_and_logs(tmp_path, target, run_lcore, chromium) -> None:
+    lf = tmp_path / "locustfile.py"
+    lf.write_text(textwrap.dedent(FORM_LOCUSTFILE))
+    web_port = free_port()
+    master = run_lcore(
+        "-f", str(lf), "-H", target.url, "--processes", "1", "--class-picker", "--web-host",
+        "127.0.0.1", "--web-port", str(web_port), "--master-bind-port", str(free_port()),
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{web_port}/"
+    wait_for(lambda: (http_json(base + "healthz") or {}).get("workers") == 1, 60, "a worker")
+    shots: list[bytes] = []
+
+    async def drive() -> None:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(chromium, max_msg_size=0) as ws,
+        ):
+            page = Page(ws)
+            await page.send("Page.enable")
+            await page.send("Page.navigate", url=base)
+            await page.until("!!document.getElementById('opt-greeting')", 20, "the options")
+            assert await page.js("document.getElementById('opt-api_key').type") == "password"
+            assert await page.js("document.getElementById('opt-api_key').value") == ""
+            assert await page.js("document.getElementById('opt-greeting').value") == "hi"
+            assert await page.js("document.getElementById('picker').hidden") is False
+            assert await page.js("document.getElementById('class-Beta').checked") is True
+            await page.click("class-Beta")  # untick: only Alpha runs
+            await page.type_into("opt-greeting", "bonjour")
+            await page.type_into("opt-api_key", "s3cret")
+            await page.type_into("in-users", "2")
+            await page.type_into("in-rate", "10")
+            await page.type_into("in-runtime", "3s")
+            await page.click("btn-start")
+            await page.until(
+                "['spawning', 'running'].includes(document.getElementById('fig-state').textContent)",
+                20,
+                "the test to start",
+            )
+            # the worker's warning in the Logs view, tagged with the worker
+            await page.until(
+                "[...document.querySelectorAll('#logs-table tbody tr')].some(r => "
+                "r.textContent.includes('alpha says bonjour') && !r.cells[1].textContent.includes('master'))",
+                30,
+                "the worker's log line",
+            )
+            shots.append(await page.screenshot())
+            # the run time ends the test by itself
+            await page.until(
+                "document.getElementById('fig-state').textContent === 'stopped'", 30, "stopped"
+            )
+
+    asyncio.run(drive())
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "status_page_form.png").write_bytes(shots[0])
+    counts = target.counts()
+    assert counts.get(("GET", "/alpha/bonjour/s3cret"), 0) > 0, counts
+    assert ("GET", "/beta") not in counts
+    master.proc.send_signal(signal.SIGTERM)
+    assert master.wait(60) in (0, 1), master.output

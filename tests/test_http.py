@@ -957,3 +957,117 @@ def test_a_refused_tunnel_is_a_failure_that_says_so(rec: Recorded) -> None:
             HttpSession(None, rec.hook, proxy_host="127.0.0.1")
     finally:
         proxy.close()
+
+
+# -- Locust's API details (checked against Locust 2.47's own tests) -----------------------------
+
+
+def test_content_is_none_after_a_connection_error(rec: Recorded) -> None:
+    s = HttpSession(f"http://127.0.0.1:{closed_port()}", rec.hook)
+    response = s.get("/")
+    assert response.status_code == 0 and response.error is not None
+    assert response.content is None
+    assert response.text == "" and list(response.iter_lines()) == []
+    with s.get("/", catch_response=True) as caught:
+        assert caught.content is None
+        caught.success()
+    assert rec.last[4] is None
+
+
+def test_success_without_catch_response_says_how_to_use_it(session: HttpSession) -> None:
+    with session.get("/") as response:
+        with pytest.raises(LocustError, match="you must pass catch_response=True"):
+            response.success()
+        with pytest.raises(LocustError, match="you must pass catch_response=True"):
+            response.failure("no")
+    not_entered = session.get("/", catch_response=True)
+    with pytest.raises(LocustError, match="Make sure you use a with-block"):
+        not_entered.success()
+
+
+def _user_class(base: type, url: str, **attrs: Any) -> type:
+    return type("PoolUser", (base,), {"host": url, **attrs})
+
+
+@pytest.mark.parametrize("attribute", ["pool_manager", "client_pool"])
+def test_users_given_one_pool_object_share_its_connections(target: Target, attribute: str) -> None:
+    from lcore.env import Environment
+    from lcore.users import HttpUser
+
+    class OnePerHost:  # what Locust takes its size from: urllib3's maxsize, ghc's concurrency
+        connection_pool_kw = {"maxsize": 1}
+        client_args = {"concurrency": 1}
+
+    env = Environment()
+    shared = OnePerHost()
+    a = _user_class(HttpUser, target.url, **{attribute: shared})(env)
+    b = _user_class(HttpUser, target.url, **{attribute: shared})(env)
+    before = target.connections
+    for user in (a, b, b, a):
+        assert user.client.get("/").status_code == 200
+    assert target.connections - before == 1
+    # and without one, a pool per user
+    c, d = (_user_class(HttpUser, target.url)(env) for _ in range(2))
+    before = target.connections
+    for user in (c, d, d, c):
+        user.client.get("/")
+    assert target.connections - before == 2
+
+
+def test_a_shared_pool_sends_each_sessions_own_headers(target: Target, rec: Recorded) -> None:
+    shared = object.__new__(type("Pool", (), {}))
+    one = HttpSession(target.url, rec.hook, shared_pool=shared, default_headers={"X-Who": "one"})
+    two = HttpSession(target.url, rec.hook, shared_pool=shared, default_headers={"X-Who": "two"})
+    for session, who in ((one, "one"), (two, "two"), (one, "one")):
+        assert session.get("/").request.headers["X-Who"] == who
+
+
+def test_iter_lines_and_stream_as_on_locusts_fast_client(session: HttpSession, rec: Recorded) -> None:
+    lines = list(session.iter_lines("/bytes/3"))
+    assert lines == ["xxx"] and rec.last[:2] == ("GET", "/bytes/3")
+    response = session.get("/bytes/5", stream=True)
+    assert response.stream.read(2) == b"xx" and response.stream.read() == b"xxx"
+    assert rec.last[3] == 5  # the announced Content-Length
+    with pytest.raises(HTTPError):
+        list(session.iter_lines("/status/500"))
+
+
+def test_a_bad_ssl_context_factory_fails_the_request_not_the_session(target: Target, rec: Recorded) -> None:
+    def bad() -> ssl.SSLContext:
+        raise ValueError("bad context")
+
+    s = HttpSession(target.url.replace("http:", "https:"), rec.hook, ssl_context_factory=bad)
+    with pytest.raises(ValueError, match="bad context"):
+        s.get("/")
+
+
+class SlowBodyServer(LoopbackServer):
+    """Sends the head at once and the body 300 ms later."""
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                buf += chunk
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nConnection: close\r\n\r\n")
+            time.sleep(0.3)
+            conn.sendall(b"0123456789")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_stream_true_records_the_time_until_the_head(rec: Recorded, stream: bool) -> None:
+    server = SlowBodyServer()
+    try:
+        s = HttpSession(f"http://127.0.0.1:{server.port}", rec.hook)
+        response = s.get("/", stream=stream)
+        assert response.content == b"0123456789" and rec.last[3] == 10
+        response_time = rec.last[2]
+        if stream:
+            assert response_time < 200  # as Locust: the download is not in it
+        else:
+            assert response_time >= 290
+    finally:
+        server.close()

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 
 def test_local_runner_runs_users_in_process(target) -> None:
     script = textwrap.dedent(
@@ -48,3 +50,242 @@ def test_local_runner_runs_users_in_process(target) -> None:
     assert int(requests) == target.counts()[("GET", "/lib")] > 10
     assert int(failures) == 0
     assert int(samples) >= 1
+
+
+# -- environment.stats is current in the process that records ---------------------------------
+
+
+def _client_user(url: str):
+    from lcore import HttpUser
+
+    class ClientUser(HttpUser):
+        host = url
+
+    return ClientUser
+
+
+def test_env_stats_count_a_request_as_soon_as_it_completed_without_a_runner(target) -> None:
+    from lcore.env import Environment
+
+    user_class = _client_user(target.url)
+    env = Environment(user_classes=[user_class])
+    user = user_class(env)
+    user.client.get("/now")
+    entry = env.stats.get("/now", "GET")
+    assert entry.num_requests == 1 and env.stats.total.num_requests == 1
+    user.client.get("/now")
+    user.client.get("/status/404")
+    # an entry read before keeps counting, and failures and errors are current too
+    assert entry.num_requests == 2
+    assert env.stats.get("/status/404", "GET").num_failures == 1
+    assert env.stats.num_failures == 1 and len(env.stats.errors) == 1
+
+
+def test_local_runner_stats_are_current_between_flushes(target) -> None:
+    from lcore.env import Environment
+
+    user_class = _client_user(target.url)
+    env = Environment(user_classes=[user_class])
+    runner = env.create_local_runner()
+    runner.stats_interval = 3600.0  # no periodic flush can help
+    try:
+        user_class(env).client.get("/lib-now")
+        assert env.stats.get("/lib-now", "GET").num_requests == 1
+        assert runner.stats is env.stats and env.stats.total.num_requests == 1
+    finally:
+        runner.quit()
+
+
+def test_run_single_user_stats_are_current_inside_the_task(target) -> None:
+    import io
+
+    from lcore import StopUser, task
+    from lcore.env import Environment
+    from lcore.event import Events
+    from lcore.single import run_single_user
+
+    seen: list[int] = []
+    base = _client_user(target.url)
+
+    class Once(base):  # type: ignore[misc, valid-type]
+        @task
+        def t(self) -> None:
+            self.client.get("/single-now")
+            seen.append(self.environment.stats.get("/single-now", "GET").num_requests)
+            raise StopUser()
+
+    env = Environment(user_classes=[Once], events=Events())
+    run_single_user(Once, environment=env, out=io.StringIO(), loglevel=None)
+    assert seen == [1]
+    assert env.stats.total.num_requests == 1
+
+
+def test_master_view_still_merges_only_what_workers_send() -> None:
+    from lcore.stats import MergedStats, RequestStats
+
+    merged = MergedStats()
+    recorder = RequestStats()
+    recorder.record("GET", "/w", 5.0, 10, None)
+    assert merged.num_requests == 0  # nothing pulls a worker's recorder into the master's view
+    merged.merge("w1", recorder.take_delta())
+    assert merged.get("/w", "GET").num_requests == 1
+
+
+def test_environment_with_no_user_classes_gives_a_local_runner() -> None:
+    from lcore.env import Environment
+    from lcore.exception import LocustError, RunnerAlreadyExistsError
+    from lcore.runners import STATE_INIT
+
+    env = Environment()
+    runner = env.create_local_runner()
+    try:
+        assert env.runner is runner and runner.state == STATE_INIT and runner.user_count == 0
+        with pytest.raises(RunnerAlreadyExistsError):
+            env.create_local_runner()
+        with pytest.raises(LocustError, match="No User classes"):
+            runner.start(1, 1)
+    finally:
+        runner.quit()
+
+
+def test_environment_defaults_match_locust() -> None:
+    from lcore.env import Environment
+    from lcore.event import events as global_events
+
+    a, b = Environment(), Environment()
+    assert a.events is not b.events and a.events is not global_events
+    assert a.stop_timeout == 0.0 and a.catch_exceptions is True and a.user_classes == []
+    assert Environment(events=global_events).events is global_events
+
+
+def test_environment_refuses_two_user_classes_of_one_name() -> None:
+    from lcore import User
+    from lcore.env import Environment
+
+    def make() -> type:
+        class Same(User):
+            pass
+
+        return Same
+
+    with pytest.raises(ValueError, match="The following user classes have the same class name: .*Same, .*Same"):
+        Environment(user_classes=[make(), make()])
+
+
+def test_request_measure_records_like_a_client_request() -> None:
+    from lcore.env import Environment
+
+    env = Environment()
+    seen: list[dict] = []
+    env.events.request.add_listener(lambda **kw: seen.append(kw))
+    with env.events.request.measure("grpc", "Say", response_length=7, context={"k": 1}) as meta:
+        meta["response_length"] = 9
+    with env.events.request.measure("grpc", "Say"):
+        raise ValueError("boom")  # recorded as a failure, not raised (as Locust's)
+    entry = env.stats.get("Say", "grpc")
+    assert entry.num_requests == 2 and entry.num_failures == 1
+    assert entry.total_content_length == 9
+    assert seen[0]["context"] == {"k": 1} and seen[0]["exception"] is None
+    assert isinstance(seen[1]["exception"], ValueError) and seen[1]["response_time"] >= 0
+    assert "start_time" in seen[0]
+
+
+def test_assign_equal_weights_flattens_every_task_once() -> None:
+    from lcore import TaskSet, User, task
+    from lcore.env import Environment
+
+    def outside(ts: object) -> None:
+        pass
+
+    class Inner(TaskSet):
+        tasks = {outside: 3}
+
+        @task(10)
+        def index(self) -> None:
+            pass
+
+    class Heavy(User):
+        weight = 5
+        tasks = [Inner, Inner, outside]
+
+        @task(4)
+        def own(self) -> None:
+            pass
+
+    env = Environment(user_classes=[Heavy])
+    env.assign_equal_weights()
+    assert Heavy.weight == 1
+    assert sorted(t.__name__ for t in Heavy.tasks) == ["index", "outside", "own"]
+
+
+def test_run_single_user_takes_the_host_from_locust_host(target, monkeypatch) -> None:
+    import io
+
+    from lcore import HttpUser, StopUser, task
+    from lcore.single import run_single_user
+
+    class NoHost(HttpUser):
+        @task
+        def t(self) -> None:
+            self.client.get("/from-env")
+            raise StopUser()
+
+    monkeypatch.setenv("LOCUST_HOST", target.url)
+    monkeypatch.setattr(NoHost, "host", None)
+    runner = run_single_user(NoHost, out=io.StringIO(), loglevel=None)
+    assert target.counts()[("GET", "/from-env")] == 1
+    assert runner.environment.single_user_instance is runner.user
+
+
+def test_library_runner_never_refills_spent_users_and_stops_on_stop_test(target, tmp_path) -> None:
+    script = textwrap.dedent(
+        f"""
+        from gevent import monkey
+        monkey.patch_all()
+        import time
+        import gevent
+        from locust import HttpUser, task, constant
+        from locust.env import Environment
+        from locust.exception import StopTest, StopUser
+
+        class Three(HttpUser):
+            host = {target.url!r}
+            wait_time = constant(0.01)
+            def on_start(self):
+                self.made = 0
+            @task
+            def t(self):
+                self.client.get("/lib-three")
+                self.made += 1
+                if self.made == 3:
+                    raise StopUser()
+
+        env = Environment(user_classes=[Three])
+        runner = env.create_local_runner()
+        runner.start(4, spawn_rate=4)  # four steps of one user: no step refills a spent slot
+        gevent.sleep(2)
+        assert env.stats.get("/lib-three", "GET").num_requests == 12, env.stats.total.num_requests
+        assert runner.user_count == 0
+        runner.quit()
+
+        class Stopper(HttpUser):
+            host = {target.url!r}
+            wait_time = constant(0.01)
+            @task
+            def t(self):
+                self.client.get("/lib-stop")
+                raise StopTest("done here")
+
+        env = Environment(user_classes=[Stopper])
+        runner = env.create_local_runner()
+        started = time.monotonic()
+        runner.start(2, spawn_rate=100)
+        runner.greenlet.join(timeout=10)
+        assert time.monotonic() - started < 5 and runner.state == "stopped", runner.state
+        print("ok")
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().endswith("ok")
+    assert target.counts()[("GET", "/lib-three")] == 12

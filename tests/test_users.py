@@ -307,3 +307,152 @@ def test_catch_exceptions_false_counts_once_and_raises() -> None:
     g.join(timeout=5)
     assert isinstance(g.exception, ValueError)
     assert [msg for msg, _ in env.exc] == ["boom"]
+
+
+# -- Locust's API details (checked against Locust 2.47's own tests) -----------------------------
+
+
+def test_sequential_taskset_runs_methods_and_a_tasks_list_in_declaration_order() -> None:
+    log: list[int] = []
+
+    class Base(SequentialTaskSet):
+        @task
+        def t1(self) -> None:
+            log.append(1)
+
+        tasks = [lambda ts: log.append(30)]
+
+    class Steps(Base):
+        tasks = [lambda ts: log.append(20)]
+
+        @task
+        def t2(self) -> None:
+            log.append(2)
+
+        @task
+        def t3(self) -> None:
+            log.append(3)
+            self.interrupt(reschedule=False)
+
+    class U(User):
+        tasks = [Steps]
+
+    with pytest.raises(RescheduleTask):
+        Steps(U(make_env())).run()
+    assert log == [1, 30, 20, 2, 3]
+
+
+def test_taskset_wait_time_called_directly_falls_back_to_the_users() -> None:
+    class U(User):
+        wait_time = constant(13)
+
+    class Plain(TaskSet):
+        pass
+
+    class Own(TaskSet):
+        wait_time = between(20, 21)
+
+    user = U(make_env())
+    assert Plain(user).wait_time() == 13
+    assert 20 <= Own(user).wait_time() <= 21
+
+
+def test_user_fullname_leaves_out_locals() -> None:
+    class Inner(User):
+        pass
+
+    assert Inner.fullname() == (
+        f"{__name__}.test_user_fullname_leaves_out_locals.Inner"
+    )
+
+
+def test_a_task_attribute_instead_of_tasks_gets_locusts_hint() -> None:
+    class U(User):
+        task = [lambda user: None]  # type: ignore[assignment]
+
+    class TS(TaskSet):
+        task = [lambda ts: None]  # type: ignore[assignment]
+
+    from lcore.users import no_tasks_message
+
+    env = make_env()
+    with pytest.raises(Exception, match="you have set a 'task' attribute on your class - maybe you meant to set 'tasks'"):
+        U(env)._run_tasks(None)
+    with pytest.raises(Exception, match="you have set a 'task' attribute - maybe you meant to set 'tasks'"):
+        TS(User(env)).get_next_task()
+    # the class alone says the same (for a launcher that checks before starting users)
+    assert no_tasks_message(U) == (
+        "No tasks defined on U, but you have set a 'task' attribute on your class - maybe you "
+        "meant to set 'tasks'? Use the @task decorator or set the 'tasks' attribute of the User "
+        "(or mark it as abstract = True if you only intend to subclass it)"
+    )
+
+
+def test_tag_without_a_name_is_refused() -> None:
+    def f(self: object) -> None:
+        pass
+
+    with pytest.raises(ValueError, match="No tag name was supplied"):
+        tag(f)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="No tag name was supplied"):
+        tag()(f)
+
+
+def test_tagging_a_taskset_tags_its_tasks_and_filtering_keeps_it_for_them() -> None:
+    @tag("shared")
+    class Shared(TaskSet):
+        @task
+        def inner(self) -> None:
+            pass
+
+    def untagged(ts: object) -> None:
+        pass
+
+    class Holder(TaskSet):
+        tasks = [untagged, Shared]
+
+    assert Shared.inner.locust_tag_set == {"shared"}
+    filter_tasks_by_tags(Holder, tags={"shared"})
+    assert Holder.tasks == [Shared]
+
+
+def test_user_start_and_stop_in_a_group_as_locust() -> None:
+    from gevent.pool import Group
+
+    class U(User):
+        wait_time = constant(0)
+        state = 0
+
+        @task
+        def t(self) -> None:
+            self.state = 1
+            gevent.sleep(0.05)
+            self.state = 2
+
+    group = Group()
+    user = U(make_env())
+    greenlet = user.start(group)
+    gevent.sleep(0)
+    assert greenlet in group and user.group is group and user.state == 1
+    assert user.stop(force=False) is False  # mid-task: stops once the task is done
+    group.join(timeout=2)
+    assert len(group) == 0 and user.state == 2
+    other = U(make_env())
+    other.start(group)
+    gevent.sleep(0)
+    assert other.stop(force=True) is True and len(group) == 0 and other.state == 1
+
+
+def test_poisson_wait_times_average_one_over_the_rate() -> None:
+    from lcore import poisson
+
+    class U(User):
+        wait_time = poisson(10)
+
+    user = U(make_env())
+    waits = [user.wait_time() for _ in range(5000)]
+    assert abs(sum(waits) / len(waits) - 0.1) < 0.01 and min(waits) >= 0
+    with pytest.raises(ValueError, match="positive rate"):
+        poisson(0)
+    with pytest.raises(ValueError, match="positive rate"):
+        constant_throughput(0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import json
 import logging
 import re
 from base64 import b64encode
@@ -299,7 +300,8 @@ def test_basic_auth_and_token_protect_all_but_healthz(caplog: pytest.LogCaptureF
             wrong = {"Authorization": "Basic " + b64encode(b"admin:nope").decode()}
             bearer = {"Authorization": f"Bearer {token}"}
             async with aiohttp.ClientSession() as http:
-                for path in ("", "api/stats", "metrics", "static/app.js", "stats/requests"):
+                for path in ("", "api/stats", "metrics", "static/app.js", "stats/requests",
+                             "logs", "api/logs", "api/start-form"):  # fmt: skip
                     async with http.get(base + path) as r:
                         assert r.status == 401, path
                         assert r.headers["WWW-Authenticate"].startswith("Basic")
@@ -427,3 +429,179 @@ def test_html_report_is_self_contained(tmp_path: Path) -> None:
     # without history (--no-web) the tables are there, the charts are not
     runtime.stats_merged.history.clear()
     assert "<svg" not in render_html_report(runtime)
+
+
+# -- the start form ----------------------------------------------------------------------------
+
+
+class Other(HttpUser):
+    host = "http://127.0.0.1:1"
+
+
+def form_runtime(*classes: type) -> MasterRuntime:
+    runtime = MasterRuntime(
+        Environment(user_classes=list(classes or [Visitor])),
+        endpoints=[],
+        digest="test",
+        options_for_workers={"region": "eu", "token": "t0p", "count": 2, "ids": [1, 2], "dry": False},
+    )
+    runtime.host = "http://127.0.0.1:1"
+    return runtime
+
+
+def launcher_options() -> list[Any]:
+    from lcore.launcher.parser import CustomOption
+
+    def opt(dest: str, **kw: Any) -> CustomOption:
+        meta = dict(default=None, help=f"help {dest}", choices=None, include_in_web_ui=True,
+                    is_secret=False, is_required=False)  # fmt: skip
+        meta.update(kw)
+        return CustomOption(dest=dest, flag="--" + dest, **meta)
+
+    return [
+        opt("region", choices=("eu", "us")),
+        opt("token", is_secret=True),
+        opt("count"),
+        opt("ids"),
+        opt("dry"),
+        opt("internal", include_in_web_ui=False),
+    ]
+
+
+def test_start_form_describes_the_locustfile_options_from_either_source() -> None:
+    from lcore.exporters import web_form
+
+    described = web_form.ui_options(SimpleNamespace(_custom_options=launcher_options(), ids=[1]))
+    assert [o.dest for o in described] == ["region", "token", "count", "ids", "dry"]
+    assert described[1].is_secret and described[0].choices == ("eu", "us")
+    assert described[3].is_multiple  # a list value
+    # the opts branch's namespace attribute, as a dict by dest (Locust's ui_extra_args_dict)
+    later = SimpleNamespace(
+        _web_ui_options={"region": {"help_text": "Where", "is_secret": False, "choices": None}},
+        _custom_options=launcher_options(),
+    )
+    (only,) = web_form.ui_options(later)
+    assert (only.dest, only.help, only.flag) == ("region", "Where", "--region")
+    assert web_form.ui_options(SimpleNamespace()) == []
+
+    async def scenario() -> None:
+        runtime = form_runtime()
+        opts = {"_custom_options": launcher_options(), "region": "eu", "token": "t0p", "count": 2,
+                "ids": [1, 2], "dry": False, "run_time": None}  # fmt: skip
+        async with serving(runtime, **opts) as (_, base), aiohttp.ClientSession() as http:
+            async with http.get(base + "api/start-form") as r:
+                text = await r.text()
+                form = json.loads(text)
+        assert "t0p" not in text  # the secret's value never leaves the master
+        extra = form["extra_options"]
+        assert set(extra) == {"region", "token", "count", "ids", "dry"}
+        assert extra["token"]["is_secret"] and extra["token"]["has_value"]
+        assert extra["ids"]["default_value"] == "1,2" and extra["dry"]["is_bool"]
+        assert form["class_picker"] is False and form["available_user_classes"] == []
+
+    run(scenario)
+
+
+def test_swarm_takes_locusts_fields_options_and_run_time() -> None:
+    async def scenario() -> None:
+        runtime = form_runtime()
+        parsed = SimpleNamespace(region="eu", token="t0p", count=2, ids=[1, 2], dry=False)
+        runtime.environment.parsed_options = parsed
+        opts = {"_custom_options": launcher_options(), **vars(parsed)}
+        async with serving(runtime, **opts) as (server, base), aiohttp.ClientSession() as http:
+            bad = [
+                ({"region": "mars"}, "--region must be one of eu, us"),
+                ({"count": "lots"}, "--count must be a whole number"),
+                ({"ids": "1,x"}, "--ids must be whole numbers"),
+                ({"run_time": "1x"}, "run_time: valid forms"),
+                ({"run_time": "0"}, "run_time must be longer"),
+            ]
+            for extra, message in bad:
+                fields = {"user_count": "1", "spawn_rate": "1", **extra}
+                async with http.post(base + "swarm", data=fields) as r:
+                    assert r.status == 400 and message in (await r.json())["message"], extra
+            assert runtime.state == "ready" and runtime.options_for_workers["region"] == "eu"
+            fields = {"user_count": "3", "spawn_rate": "3", "region": "us", "token": "",
+                      "count": "7", "ids": "4,5", "dry": "true", "run_time": "1",
+                      "user_classes": "Nope"}  # fmt: skip
+            async with http.post(base + "swarm", data=fields) as r:
+                answer = await r.json()
+            assert r.status == 200 and answer["run_time"] == 1, answer
+            assert "user_classes" not in answer  # no --class-picker: ignored, as Locust does
+            expected = {"region": "us", "token": "t0p", "count": 7, "ids": [4, 5], "dry": True}
+            assert runtime.options_for_workers == expected  # an empty secret: unchanged
+            assert vars(parsed) == expected and server.options.count == 7
+            # as Locust's /swarm, the master's options say what the page started
+            assert (server.options.num_users, server.options.spawn_rate) == (3, 3.0)
+            assert server.options.run_time == 1
+            # the next spawn message carries them to every worker
+            async with http.get(base + "api/stats") as r:
+                assert (await r.json())["stop_at"] > 0
+            await asyncio.wait_for(runtime.wait_stopped(), timeout=10)  # the run time is up
+            async with http.get(base + "api/stats") as r:
+                assert (await r.json())["stop_at"] is None
+            # a run time is cancelled by a stop, and by a new start without one
+            async with http.post(base + "swarm", json={"user_count": 1, "spawn_rate": 1, "run_time": "1h"}) as r:
+                assert r.status == 200
+            async with http.post(base + "api/stop") as r:
+                assert r.status == 200
+            assert server._run_timer is None
+
+    run(scenario)
+
+
+def test_class_picker_over_http() -> None:
+    async def scenario() -> None:
+        runtime = form_runtime(Visitor, Other)
+        async with serving(runtime, class_picker=True) as (_, base), aiohttp.ClientSession() as http:
+            async with http.get(base + "api/start-form") as r:
+                form = await r.json()
+            assert form["available_user_classes"] == ["Visitor", "Other"]
+            assert form["available_shape_classes"] == ["Default"]
+            async with http.post(base + "swarm", data={"user_count": "2", "spawn_rate": "1", "user_classes": "Ghost"}) as r:
+                assert r.status == 400 and "Ghost" in (await r.json())["message"]
+            async with http.post(base + "swarm", data={"user_count": "2", "spawn_rate": "1", "shape_class": "Nope"}) as r:
+                assert r.status == 400
+            body = {"user_count": 4, "spawn_rate": 100, "user_classes": ["Other"]}
+            async with http.post(base + "swarm", json=body) as r:
+                assert (await r.json())["user_classes"] == ["Other"]
+            assert runtime.picked_classes == ("Other",)
+            await eventually(lambda: runtime.target_user_classes_count == {"Visitor": 0, "Other": 4})
+            # while running, no classes in the form keep the pick (as Locust)
+            async with http.post(base + "swarm", json={"user_count": 6, "spawn_rate": 100}) as r:
+                assert (await r.json())["user_classes"] == ["Other"]
+            async with http.get(base + "api/start-form") as r:
+                assert (await r.json())["selected_user_classes"] == ["Other"]
+
+    run(scenario)
+
+
+def test_a_shape_with_common_options_gets_them_from_the_form() -> None:
+    from lcore.shape import LoadTestShape
+
+    class FromOptions(LoadTestShape):
+        use_common_options = True
+
+        def tick(self) -> tuple[int, float] | None:
+            o = self.runner.environment.parsed_options
+            return (o.num_users, o.spawn_rate) if o.num_users else None
+
+    async def scenario() -> None:
+        runtime = form_runtime()
+        async with serving(runtime, num_users=None, spawn_rate=None, run_time=None) as (server, base):
+            runtime.environment.parsed_options = server.options
+            runtime.pick_shape(FromOptions())
+            async with aiohttp.ClientSession() as http:
+                async with http.get(base + "api/start-form") as r:
+                    assert (await r.json())["hide_common_options"] is False
+                fields = {"user_count": "5", "spawn_rate": "5", "run_time": "30s"}
+                async with http.post(base + "swarm", data=fields) as r:
+                    answer = await r.json()
+                assert "FromOptions" in answer["message"], answer
+                assert (server.options.num_users, server.options.spawn_rate) == (5, 5.0)
+                assert server.options.run_time == 30 and server._run_timer is None  # the shape's
+                assert runtime.state == "spawning"  # its ticks run on the master's greenlets
+                async with http.post(base + "swarm", data=fields) as r:
+                    assert r.status == 409  # a shape runs: stop it first
+
+    run(scenario)

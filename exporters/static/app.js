@@ -8,7 +8,18 @@ const CHART_POINTS = 600; // the last ten minutes at one sample a second
 const SVG = "http://www.w3.org/2000/svg";
 const ACTIVE = new Set(["spawning", "running", "stopping"]);
 
-const state = { readonly: false, running: false, epoch: null, history: [], formTouched: false };
+const LOG_ROWS = 500;
+
+const state = {
+  readonly: false,
+  running: false,
+  epoch: null,
+  history: [],
+  formTouched: false,
+  form: null, // /api/start-form: run time, the locustfile's options, the class picker
+  logs: [],
+  logSeq: 0,
+};
 
 function $(id) {
   return document.getElementById(id);
@@ -144,8 +155,11 @@ function renderControls(doc) {
   state.readonly = doc.readonly;
   state.running = ACTIVE.has(doc.state);
   $("readonly-note").hidden = !doc.readonly;
-  for (const id of ["btn-start", "btn-stop", "btn-reset", "in-users", "in-rate", "in-host"]) {
+  for (const id of ["btn-start", "btn-stop", "btn-reset", "in-users", "in-rate", "in-host", "in-runtime", "in-shape"]) {
     $(id).disabled = doc.readonly;
+  }
+  for (const input of document.querySelectorAll("#picker-classes input, #extra-fields input, #extra-fields select")) {
+    input.disabled = doc.readonly;
   }
   if (!doc.readonly) $("btn-stop").disabled = !state.running;
   $("btn-start").textContent = state.running ? "Update users" : "Start";
@@ -155,6 +169,138 @@ function renderControls(doc) {
     if (doc.target_user_count) $("in-users").value = doc.target_user_count;
     if (doc.spawn_rate) $("in-rate").value = doc.spawn_rate;
   }
+}
+
+// -- the start form: run time, the locustfile's options, the class picker ---------------------
+
+function labelled(text, input, cls) {
+  const label = document.createElement("label");
+  if (cls) label.className = cls;
+  const span = document.createElement("span");
+  span.textContent = text;
+  if (cls === "check") {
+    label.append(input, span);
+  } else {
+    label.append(span, input);
+  }
+  return label;
+}
+
+function optionInput(dest, opt) {
+  let input;
+  if (opt.is_bool) {
+    input = document.createElement("input");
+    input.type = "checkbox";
+    input.checked = Boolean(opt.default_value);
+  } else if (opt.choices && !opt.is_multiple) {
+    input = document.createElement("select");
+    for (const choice of opt.choices) input.add(new Option(choice, choice, false, choice === String(opt.default_value)));
+  } else {
+    input = document.createElement("input");
+    input.type = opt.is_secret ? "password" : "text";
+    if (opt.is_secret) {
+      input.autocomplete = "new-password";
+      input.placeholder = opt.has_value ? "(unchanged)" : "";
+    } else if (opt.default_value !== null && opt.default_value !== undefined) {
+      input.value = String(opt.default_value);
+    }
+    if (opt.is_multiple) input.placeholder = "a,b,c";
+    input.required = opt.is_required && !(opt.is_secret && opt.has_value);
+  }
+  input.id = `opt-${dest}`;
+  input.name = dest;
+  input.dataset.option = dest;
+  input.dataset.kind = opt.is_bool ? "bool" : opt.is_secret ? "secret" : "text";
+  if (opt.help_text) input.title = opt.help_text;
+  return input;
+}
+
+function renderForm(form) {
+  state.form = form;
+  if (form.run_time && !$("in-runtime").value) $("in-runtime").value = `${form.run_time}s`;
+  const extras = Object.entries(form.extra_options || {});
+  $("extra-options").hidden = extras.length === 0;
+  $("extra-fields").replaceChildren(
+    ...extras.map(([dest, opt]) => labelled(opt.flag || dest, optionInput(dest, opt), opt.is_bool ? "check" : "")),
+  );
+  $("picker").hidden = !form.class_picker;
+  if (form.class_picker) {
+    const selected = new Set(form.selected_user_classes);
+    $("picker-classes").replaceChildren(
+      ...form.available_user_classes.map((name) => {
+        const box = document.createElement("input");
+        box.type = "checkbox";
+        box.name = "user_classes";
+        box.value = name;
+        box.id = `class-${name}`;
+        box.checked = selected.has(name);
+        return labelled(name, box, "check");
+      }),
+    );
+    const shapes = $("in-shape");
+    shapes.replaceChildren(...form.available_shape_classes.map((n) => new Option(n, n, false, n === form.shape_class)));
+  }
+  showCommonOptions();
+}
+
+function showCommonOptions() {
+  // a shape sets users and spawn rate (unless it asks for them, or the picker may turn it off)
+  const form = state.form;
+  let hide = Boolean(form && form.hide_common_options);
+  if (form && form.class_picker) hide = $("in-shape").value !== "Default";
+  for (const id of ["in-users", "in-rate", "in-runtime"]) $(id).closest("label").hidden = hide;
+}
+
+function formData() {
+  const data = new URLSearchParams();
+  data.set("user_count", $("in-users").value);
+  data.set("spawn_rate", $("in-rate").value);
+  if ($("in-host").value && !state.running) data.set("host", $("in-host").value);
+  if ($("in-runtime").value.trim()) data.set("run_time", $("in-runtime").value.trim());
+  if (state.form && state.form.class_picker) {
+    for (const box of document.querySelectorAll("#picker-classes input:checked")) data.append("user_classes", box.value);
+    data.set("shape_class", $("in-shape").value);
+  }
+  for (const input of document.querySelectorAll("#extra-fields [data-option]")) {
+    const kind = input.dataset.kind;
+    if (kind === "bool") data.set(input.name, input.checked ? "true" : "false");
+    else if (kind !== "secret" || input.value) data.set(input.name, input.value); // an empty secret: unchanged
+  }
+  return data;
+}
+
+async function refreshForm() {
+  try {
+    renderForm(await api("api/start-form"));
+  } catch (_) {
+    // the next poll says the master is unreachable
+  }
+}
+
+// -- logs ------------------------------------------------------------------------------------
+
+async function refreshLogs() {
+  const doc = await api(`api/logs?since=${state.logSeq}`);
+  if (doc.last_seq < state.logSeq) state.logs = []; // a new master
+  state.logSeq = doc.last_seq;
+  if (!doc.entries.length && state.logs.length) return;
+  state.logs = state.logs.concat(doc.entries).slice(-LOG_ROWS);
+  fillTable(
+    "logs-table",
+    state.logs.slice().reverse(),
+    (e) => [
+      [clock(e.time)],
+      [e.source, "name mono"],
+      [e.level, `level-${e.level}`],
+      [e.name, "name mono"],
+      [e.message, "name mono pre"],
+    ],
+    "No log lines yet.",
+  );
+  const dropped = Object.entries(doc.dropped || {}).filter(([, n]) => n > 0);
+  $("logs-dropped").textContent = dropped.length
+    ? `(dropped by the rate limit: ${dropped.map(([w, n]) => `${w} ${fmt(n)}`).join(", ")})`
+    : "";
 }
 
 // -- charts ----------------------------------------------------------------------------------
@@ -264,6 +410,7 @@ async function refresh() {
     renderStats(doc);
     await refreshHistory();
     renderCharts();
+    await refreshLogs();
     document.body.classList.remove("offline");
   } catch (err) {
     document.body.classList.add("offline");
@@ -275,6 +422,7 @@ async function control(path, body) {
   try {
     const doc = await api(path, { method: "POST", body });
     say(doc.message || "Done");
+    await refreshForm();
     await refresh();
   } catch (err) {
     say(err.message, true);
@@ -288,16 +436,14 @@ function setup() {
   });
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    const data = new URLSearchParams();
-    data.set("user_count", $("in-users").value);
-    data.set("spawn_rate", $("in-rate").value);
-    if ($("in-host").value && !state.running) data.set("host", $("in-host").value);
+    const data = formData();
     state.formTouched = false;
     control("api/swarm", data);
   });
+  $("in-shape").addEventListener("change", showCommonOptions);
   $("btn-stop").addEventListener("click", () => control("api/stop"));
   $("btn-reset").addEventListener("click", () => control("api/reset"));
-  poll();
+  refreshForm().then(poll);
 }
 
 async function poll() {

@@ -1,0 +1,109 @@
+"""Details of Locust's public locustfile API that Locust's own unit tests check (Locust 2.47),
+seen through ``import locust`` as a locustfile sees it."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import lcore.stats
+from lcore.stats import MergedStats, RequestStats
+
+
+def run_with_locust_names(code: str) -> str:
+    script = "from lcore import compat\ncompat.install()\n" + textwrap.dedent(code)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_the_task_decorator_survives_importing_the_task_module_first() -> None:
+    out = run_with_locust_names(
+        """
+        from locust.user.task import TaskSet
+        from locust.user import task
+        from locust.user.sequential_taskset import SequentialTaskSet
+        from locust.util.load_locustfile import is_user_class
+        import lcore.users
+        assert task is lcore.users.task and TaskSet is lcore.users.TaskSet
+        assert SequentialTaskSet is lcore.users.SequentialTaskSet and is_user_class is lcore.users.is_user_class
+        print("ok")
+        """
+    )
+    assert out.strip() == "ok"
+
+
+@pytest.mark.parametrize(
+    ("module", "old", "new"),
+    [
+        ("locust", "Locust", "User"),
+        ("locust", "HttpLocust", "HttpUser"),
+        ("locust.contrib.fasthttp", "FastHttpLocust", "FastHttpUser"),
+    ],
+)
+def test_the_classes_renamed_in_locust_1_say_so(module: str, old: str, new: str) -> None:
+    out = run_with_locust_names(
+        f"""
+        from {module} import {old}
+        try:
+            class Mine({old}):
+                pass
+        except ImportError as e:
+            print(e)
+        """
+    )
+    assert out.strip() == (
+        f"The {old} class has been renamed to {new} in version 1.0. "
+        "For more info see: https://docs.locust.io/en/latest/changelog.html#changelog-1-0"
+    )
+
+
+def test_locust_stats_is_lcore_stats_so_a_locustfile_can_set_what_is_reported() -> None:
+    out = run_with_locust_names(
+        """
+        import locust.stats, lcore.stats
+        from locust.stats import stats_printer, stats_history, RequestStats
+        locust.stats.PERCENTILES_TO_REPORT = [0.25, 0.5]
+        print(locust.stats is lcore.stats, lcore.stats.report_percentiles())
+        """
+    )
+    assert out.strip() == "True (0.25, 0.5)"
+
+
+def _stats() -> MergedStats:
+    recorder = RequestStats()
+    for ms in (10.0, 20.0, 30.0, 40.0):
+        recorder.record("GET", "/p", ms, 1, None)
+    merged = MergedStats()
+    merged.merge("w", recorder.take_delta())
+    return merged
+
+
+def test_percentiles_to_report_change_the_console_and_csv_reports(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from lcore.exporters.report_console import percentiles_table
+    from lcore.exporters.report_csv import StatsHistoryWriter, write_csv_files
+
+    monkeypatch.setattr(lcore.stats, "PERCENTILES_TO_REPORT", [0.25, 0.5, 0.999])
+    table = percentiles_table(_stats())
+    header = table.splitlines()[1].split()
+    assert header[-3:] == ["25%", "50%", "99.9%"] and "66%" not in header
+    write_csv_files(_stats(), str(tmp_path / "r"))
+    with open(tmp_path / "r_stats.csv", newline="") as f:
+        columns = next(csv.reader(f))
+    assert [c for c in columns if c.endswith("%")] == ["25%", "50%", "99.9%"]
+    writer = StatsHistoryWriter(str(tmp_path / "h"))
+    assert writer.percentiles == (0.25, 0.5, 0.999)
+    writer.close()
+
+
+def test_percentiles_to_report_must_be_fractions(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lcore.stats, "PERCENTILES_TO_REPORT", [50, 95])
+    with pytest.raises(ValueError, match="fractions between 0 and 1"):
+        lcore.stats.report_percentiles()
