@@ -35,6 +35,8 @@ Where things live (dependencies point down this list, never up):
     lcore.user_runners    the greenlets users run on; idle users parked on timers
     lcore.task_tags       --tags / --exclude-tags re-applied from the declared tasks
     lcore.step_load       --step-load (Locust 1.x's Step Load mode) as a built-in shape
+    lcore.contrib         users for other protocols (PostgreSQL, MQTT, Socket.IO, DNS, OpenAI,
+                          MongoDB, Qdrant, Milvus), each on its extra's client library (gevent side)
     lcore.launcher        command line and process supervision (imports core, never imported by it)
     lcore.exporters       Prometheus, status page, reports (imports core, never imported by it)
 """
