@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import gevent
 import gevent.monkey
 
 if gevent.monkey.is_module_patched("socket"):
@@ -32,6 +33,21 @@ from ..users import User  # noqa: E402
 from ._record import CONTROL_FLOW, elapsed_ms, fire, in_request  # noqa: E402
 
 _CONNECTING = threading.Lock()  # a gevent lock in a monkey-patched worker
+
+
+def _connect(**kwargs: Any) -> MilvusClient:
+    """A ``MilvusClient``, made on a greenlet of its own, one at a time.
+
+    Milvus Lite starts its server for a ``.db`` file with the first client and locks the
+    file: two users racing to start it, or a user whose spawn is cancelled half-way (a new
+    spawn target kills the spawner), would leave the file locked by a server nobody uses.
+    """
+
+    def connect() -> MilvusClient:
+        with _CONNECTING:
+            return MilvusClient(**kwargs)
+
+    return gevent.spawn(connect).get()
 
 
 def _timed(call: Callable[[], Any], user: Any = None) -> dict[str, Any]:
@@ -73,10 +89,7 @@ class MilvusV2Client:
         self.db_name = db_name
         self.timeout = timeout
         self.user = user
-        # one client at a time: Milvus Lite starts its server for a .db file on the first
-        # client, and two users racing to start it lose the file's lock
-        with _CONNECTING:
-            self.client = MilvusClient(uri=uri, token=token, db_name=db_name, timeout=timeout)
+        self.client = _connect(uri=uri, token=token, db_name=db_name, timeout=timeout)
 
     def close(self) -> None:
         self.client.close()
