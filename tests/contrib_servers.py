@@ -97,7 +97,7 @@ def running_postgres() -> Iterator[Postgres]:
 class Mosquitto:
     """A mosquitto broker on 127.0.0.1:<free port>, anonymous, logging connections."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, extra: str = "") -> None:
         self.exe = need_program("mosquitto", shutil.which("mosquitto") or _sbin("mosquitto"))
         self.port = free_port()
         self.log = tmp_path / "mosquitto.log"
@@ -107,7 +107,7 @@ class Mosquitto:
             f"log_dest file {self.log}\nlog_type all\nconnection_messages true\n"
             # as root, stay root: the log lives in the test's private temp dir
             f"user {pwd.getpwuid(os.geteuid()).pw_name}\n"
-            "persistence false\n"
+            "persistence false\n" + extra
         )
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -137,8 +137,8 @@ def _sbin(name: str) -> str | None:
 
 
 @contextmanager
-def running_mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
-    server = Mosquitto(tmp_path)
+def running_mosquitto(tmp_path: Path, extra: str = "") -> Iterator[Mosquitto]:
+    server = Mosquitto(tmp_path, extra)
     try:
         yield server.start()
     finally:

@@ -215,3 +215,72 @@ def test_mqtt_examples_record_what_the_broker_saw(
         assert lost == int(rows[("MQTT", "publish:0:hello/nobody")]["Request Count"]) > 0
     else:
         assert code == 0, proc.output[-4000:]
+
+
+SUBSCRIBE_AND_QOS = """
+import time
+
+import paho.mqtt.client
+from locust import task
+from locust.contrib.mqtt import MqttUser
+from locust.user.wait_time import between
+
+
+class V311User(MqttUser):
+    host = "127.0.0.1"
+    port = {port}
+    username = "lcore"
+    password = "secret"
+    wait_time = between(0.01, 0.05)
+
+    def on_start(self):
+        time.sleep(0.5)
+        self.client.subscribe("hello/locust", qos=1)
+
+    @task
+    def say_hello(self):
+        self.client.publish("hello/locust", "héllo", qos=1)
+
+
+class V5User(V311User):
+    protocol = paho.mqtt.client.MQTTv5
+"""
+
+
+def test_mqtt_subscribe_qos1_and_v5_record_what_the_broker_acknowledged(
+    tmp_path, run_lcore
+) -> None:
+    need_module("paho.mqtt")
+    with running_mosquitto(tmp_path) as broker:
+        subscriber = Subscriber(broker.port, "hello/locust")
+        try:
+            prefix = tmp_path / "run"
+            proc = run_lcore(
+                "-f", str(write(tmp_path, SUBSCRIBE_AND_QOS.format(port=broker.port))),
+                "--headless", "-u", "4", "-r", "10", "-t", "3s", "--master-bind-port",
+                str(free_port()), "--no-web", "--csv", str(prefix),
+            )  # fmt: skip
+            assert proc.wait(60) == 0, proc.output[-4000:]
+            assert "Traceback" not in proc.output, proc.output[-4000:]
+            rows = read_rows(prefix)
+            published = int(rows[("MQTT", "publish:1:hello/locust")]["Request Count"])
+            assert int(rows[("MQTT", "publish:1:hello/locust")]["Failure Count"]) == 0
+            # QoS 1: recorded on the broker's PUBACK, delivered to the subscriber
+            wait_until(lambda: subscriber.count >= published, timeout=10)
+            assert subscriber.count == published > 20
+        finally:
+            subscriber.close()
+    allowed = rows[("MQTT", "subscribe:1:hello/locust")]
+    assert (int(allowed["Request Count"]), int(allowed["Failure Count"])) == (4, 0)
+    # connections authenticated with the users' username, MQTT 3.1.1 and 5 alike
+    assert int(rows[("MQTT", "connect")]["Request Count"]) == 4
+    log = broker.log_text()
+    assert (
+        log.count("(p2, c1, k60, u'lcore')") == 2 and log.count("(p5, c1, k60, u'lcore')") == 2
+    ), log
+    # messages the users receive on their subscription are not requests
+    assert set(rows) - {("", "Aggregated")} == {
+        ("MQTT", "connect"),
+        ("MQTT", "subscribe:1:hello/locust"),
+        ("MQTT", "publish:1:hello/locust"),
+    }

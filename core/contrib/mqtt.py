@@ -22,6 +22,8 @@ from ..users import User
 from ._record import ContribError, fire
 
 REQUEST_TYPE = "MQTT"
+# how long a stopping user waits for the broker to acknowledge its last publishes
+IN_FLIGHT_GRACE = 2.0
 # a SUBACK return code of 0x80 or more refuses the subscription
 SUBACK_FAILURE = 0x80
 # MQTT 3.1.1 allows client ids of up to 23 characters: "locust-" and 16 random ones
@@ -165,9 +167,14 @@ class MqttClient(mqtt.Client):
 
     def disconnect_quietly(self) -> None:
         """Disconnect and stop the network loop, not recording the ``disconnect`` (Locust's
-        users end with their process, so Locust never records one either). Publishes still
-        queued are sent and recorded first."""
+        users end with their process, so Locust never records one either). Publishes not
+        yet acknowledged are waited for, up to ``IN_FLIGHT_GRACE`` seconds, and recorded."""
         self._record_disconnect = False
+        # publishes the broker has not acknowledged yet are requests in flight: let them
+        # finish (for a bounded time), as a stopping user finishes its HTTP request
+        deadline = time.monotonic() + IN_FLIGHT_GRACE
+        while self._pending_publish and self.is_connected() and time.monotonic() < deadline:
+            time.sleep(0.01)
         try:
             self.disconnect()
         finally:
