@@ -10,7 +10,6 @@ import pwd
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -97,7 +96,7 @@ def running_postgres() -> Iterator[Postgres]:
 class Mosquitto:
     """A mosquitto broker on 127.0.0.1:<free port>, anonymous, logging connections."""
 
-    def __init__(self, tmp_path: Path, extra: str = "") -> None:
+    def __init__(self, tmp_path: Path) -> None:
         self.exe = need_program("mosquitto", shutil.which("mosquitto") or _sbin("mosquitto"))
         self.port = free_port()
         self.log = tmp_path / "mosquitto.log"
@@ -107,7 +106,7 @@ class Mosquitto:
             f"log_dest file {self.log}\nlog_type all\nconnection_messages true\n"
             # as root, stay root: the log lives in the test's private temp dir
             f"user {pwd.getpwuid(os.geteuid()).pw_name}\n"
-            "persistence false\n" + extra
+            "persistence false\n"
         )
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -137,19 +136,9 @@ def _sbin(name: str) -> str | None:
 
 
 @contextmanager
-def running_mosquitto(tmp_path: Path, extra: str = "") -> Iterator[Mosquitto]:
-    server = Mosquitto(tmp_path, extra)
+def running_mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    server = Mosquitto(tmp_path)
     try:
         yield server.start()
     finally:
         server.stop()
-
-
-def wait_for(condition, timeout: float = 10.0):  # type: ignore[no-untyped-def]
-    """wait_until that returns the value; for counts that settle after a run ends."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(0.05)
