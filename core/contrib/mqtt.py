@@ -76,7 +76,11 @@ class MqttClient(mqtt.Client):
         **kwargs: Any,
     ) -> None:
         client_id = client_id or _random_client_id()
-        kwargs.setdefault("callback_api_version", CallbackAPIVersion.VERSION2)
+        # the recording callbacks have VERSION2 signatures (one set for MQTT 3.1.1 and 5); a
+        # version asked for is overridden (on_message, the one a user sets, is alike in both)
+        if args and isinstance(args[0], CallbackAPIVersion):
+            args = args[1:]
+        kwargs["callback_api_version"] = CallbackAPIVersion.VERSION2
         super().__init__(*args, client_id=client_id, protocol=protocol, **kwargs)
         self.environment = environment
         self.client_id = client_id
