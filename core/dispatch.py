@@ -1,9 +1,10 @@
 """How many users of each class every worker runs, and how fast they start. Pure: no I/O.
 
-- ``class_totals(classes, users)``: users per class. Classes with ``fixed_count`` are served
-  first, in declaration order; the rest share what is left by weight, largest remainder
-  (Hamilton) first, ties to the class declared first. Weight-0 classes get none. If no class
-  takes a share (all fixed, or the rest weight 0), the total is capped at the fixed counts.
+- ``class_totals(classes, users)``: users per class, as Locust deals them when it ramps from
+  zero to ``users``: classes with ``fixed_count`` first (among themselves in Locust's KL
+  order), then the weighted classes in Locust's KL order over the classes sorted by name (so
+  3 users of weights 3:1:1 are one of each). Weight-0 classes get none. If no class takes a
+  share (all fixed, or the rest weight 0), the total is capped at the fixed counts.
 - ``Dispatcher(classes)`` holds ``worker id -> {class name: count}``. ``set_workers(ids)``
   rebalances for a new worker set, ``step_to(users)`` moves the total; both return the ids whose
   counts changed, so the master sends ``worker_target(id)`` to those only. After every call the
@@ -59,10 +60,66 @@ class UserClassSpec:
         )
 
 
-class _Split:
-    """A checked class list and the per-class totals (as a list, by class index) for any count."""
+class _KlSequence:
+    """Locust's order of users over classes, extended on demand: each next user goes to the
+    class whose share it brings closest to its weight (Kullback-Leibler greedy, classes by
+    name, ties to the class with fewer users, then the lighter, then the name — the same keys
+    and float expressions as Locust's ``_kl_generator``, so the sequences are identical).
 
-    __slots__ = ("names", "_fixed", "_weighted", "_weight_sum")
+    ``counts(n)`` is how many of the first ``n`` went to each class: checkpoints every
+    ``_STRIDE`` users plus a short tail, so a query costs O(classes + stride).
+    """
+
+    _STRIDE = 32
+
+    __slots__ = ("_heap", "_order", "_marks", "_width")
+
+    def __init__(self, weights: Sequence[tuple[int, str, int]], width: int) -> None:
+        # (class index, name, weight) for the classes that take part, of ``width`` in all
+        self._width = width
+        self._heap = [
+            (w * math.log2(w / (w + 1.0)), w + 1.0, w, name, i) for i, name, w in weights if w > 0
+        ]
+        heapq.heapify(self._heap)
+        self._order = bytearray() if self._width <= 256 else []  # type: ignore[var-annotated]
+        self._marks: list[list[int]] = [[0] * self._width]
+
+    def _extend(self, n: int) -> None:
+        heap, order, stride = self._heap, self._order, self._STRIDE
+        running = list(self._marks[-1])
+        for j in range(len(self._marks) * stride - stride, len(order)):
+            running[order[j]] += 1
+        while len(order) < n:
+            _, x, weight, name, i = heap[0]
+            heapq.heapreplace(heap, (weight * math.log2(x / (x + 1.0)), x + 1.0, weight, name, i))
+            order.append(i)
+            running[i] += 1
+            if len(order) % stride == 0:
+                self._marks.append(list(running))
+
+    def counts(self, n: int) -> list[int]:
+        out = [0] * self._width
+        if n <= 0 or not self._heap:
+            return out
+        if len(self._order) < n:
+            self._extend(n)
+        mark = n // self._STRIDE
+        out = list(self._marks[mark])
+        for j in range(mark * self._STRIDE, n):
+            out[self._order[j]] += 1
+        return out
+
+
+class _Split:
+    """A checked class list and the per-class totals (as a list, by class index) for any count.
+
+    As Locust: ``fixed_count`` classes first, dealt among themselves by the same KL order with
+    their fixed counts as weights; then the weighted classes in KL order. Totals grow with the
+    count (a class never loses a user when the total grows), and match what Locust runs when
+    it ramps from zero to that many users.
+    """
+
+    __slots__ = ("names", "_fixed", "_fixed_total", "_fixed_seq", "_weighted_seq")
 
     def __init__(self, classes: Sequence[UserClassSpec]) -> None:
         self.names = tuple(spec.name for spec in classes)
@@ -70,33 +127,34 @@ class _Split:
             raise ValueError("no user classes")
         if len(set(self.names)) != len(self.names):
             raise ValueError(f"user class names must be unique: {self.names}")
-        self._fixed = [(i, s.fixed_count) for i, s in enumerate(classes) if s.fixed_count > 0]
-        self._weighted = [
-            (i, s.weight) for i, s in enumerate(classes) if s.fixed_count == 0 and s.weight > 0
+        by_name = sorted(range(len(classes)), key=lambda i: classes[i].name)
+        fixed = [(i, classes[i].name, classes[i].fixed_count) for i in by_name if classes[i].fixed_count > 0]
+        weighted = [
+            (i, classes[i].name, classes[i].weight)
+            for i in by_name
+            if classes[i].fixed_count == 0 and classes[i].weight > 0
         ]
-        self._weight_sum = sum(weight for _, weight in self._weighted)
-        if not self._fixed and not self._weighted:
+        if not fixed and not weighted:
             raise ValueError("every user class has weight 0 and no fixed_count")
+        width = len(classes)
+        self._fixed = [(i, n) for i, _, n in fixed]
+        self._fixed_total = sum(n for _, n in self._fixed)
+        self._fixed_seq = _KlSequence(fixed, width)
+        self._weighted_seq = _KlSequence(weighted, width) if weighted else None
 
     def totals(self, users: int) -> list[int]:
         if users < 0:
             raise ValueError(f"user count must be >= 0, not {users}")
-        out = [0] * len(self.names)
-        left = users
-        for i, fixed in self._fixed:
-            out[i] = min(fixed, left)
-            left -= out[i]
-        if left and self._weight_sum:
-            remainders = []
-            given = 0
-            for i, weight in self._weighted:
-                # Integer arithmetic: the quota left * weight / weight_sum is exact.
-                out[i], remainder = divmod(left * weight, self._weight_sum)
-                given += out[i]
-                remainders.append((-remainder, i))
-            remainders.sort()
-            for _, i in remainders[: left - given]:
-                out[i] += 1
+        if users >= self._fixed_total:
+            out = [0] * len(self.names)
+            for i, n in self._fixed:
+                out[i] = n
+        else:
+            out = self._fixed_seq.counts(users)
+        left = users - self._fixed_total
+        if left > 0 and self._weighted_seq is not None:
+            for i, n in enumerate(self._weighted_seq.counts(left)):
+                out[i] += n
         return out
 
 

@@ -47,7 +47,44 @@ def check_syntax(path: str) -> None:
         ) from e
 
 
-def load(path: str) -> Locustfile:
+def load_all(paths: list[str]) -> Locustfile:
+    """Several locustfiles (``-f a.py,b.py`` or ``-f DIR``), as Locust loads them: their
+    classes together; a user class name defined in two of them is an error."""
+    if len(paths) == 1:
+        return load(paths[0])
+    merged: Locustfile | None = None
+    for path in paths:
+        one = load(path, require_users=False)
+        if merged is None:
+            merged = one
+            continue
+        for name, cls in one.user_classes.items():
+            if name in merged.user_classes and merged.user_classes[name] is not cls:
+                raise LocustfileError(
+                    f"Duplicate user class names: {name} is defined in both "
+                    f"{os.path.basename(merged.path)} and {os.path.basename(one.path)}"
+                )
+            merged.user_classes[name] = cls
+        for name, shape in one.shape_classes.items():
+            merged.shape_classes.setdefault(name, shape)
+    assert merged is not None
+    if not merged.user_classes:
+        names = ", ".join(os.path.basename(p) for p in paths)
+        raise LocustfileError(f"No User class found in {names}: define a subclass of User or HttpUser")
+    return merged
+
+
+def digest_all(paths: list[str]) -> str:
+    """The digest master and workers compare, over every locustfile of the test."""
+    if len(paths) == 1:
+        return digest(paths[0])
+    combined = hashlib.sha256()
+    for path in sorted(paths):
+        combined.update(digest(path).encode())
+    return combined.hexdigest()[:16]
+
+
+def load(path: str, require_users: bool = True) -> Locustfile:
     from .shape import LoadTestShape
     from .users import is_user_class
 
@@ -81,7 +118,7 @@ def load(path: str) -> Locustfile:
         and issubclass(v, LoadTestShape)
         and not v.__dict__.get("abstract", False)
     }
-    if not users:
+    if not users and require_users:
         raise LocustfileError(
             f"No User class found in {filename}: define a subclass of User or HttpUser"
         )

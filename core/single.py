@@ -104,6 +104,20 @@ class _Printer:
         self.out.flush()
 
 
+def _host_from_command_line() -> str | None:
+    """``python locustfile.py -H http://...``: the host option of the script's command line
+    (the rest of it is the script's business)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("-H", "--host")
+    try:
+        known, _ = parser.parse_known_args(sys.argv[1:])
+    except SystemExit:  # "-H" without a value: leave it to the script
+        return None
+    return known.host
+
+
 def run_single_user(
     user_class: type,
     include_length: bool = False,
@@ -121,8 +135,11 @@ def run_single_user(
     env = environment or Environment(
         user_classes=[user_class],
         events=global_events,
-        # as Locust's run_single_user, which reads its options (--host, LOCUST_HOST) itself
-        host=os.environ.get("LCORE_HOST") or os.environ.get("LOCUST_HOST") or None,
+        # as Locust's run_single_user, which reads its options (-H/--host, LOCUST_HOST) itself
+        host=_host_from_command_line()
+        or os.environ.get("LCORE_HOST")
+        or os.environ.get("LOCUST_HOST")
+        or None,
     )
     if env.host:
         user_class.host = env.host

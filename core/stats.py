@@ -57,6 +57,18 @@ PERCENTILES_TO_REPORT = list(PERCENTILES)
 (``locust.stats.PERCENTILES_TO_REPORT = [0.5, 0.9, 0.99]``; ``locust.stats`` is this module)."""
 
 
+# Locust's knobs in locust.stats, which locustfiles and plugins set (locust-plugins sets the
+# console interval): the master reads them when the test starts, after the locustfile ran.
+CONSOLE_STATS_INTERVAL_SEC = 2
+"""Seconds between the console tables of a headless run."""
+CSV_STATS_INTERVAL_SEC = 1
+"""Seconds between rewrites of the --csv files (and rows of the history)."""
+CSV_STATS_FLUSH_INTERVAL_SEC = 10
+HISTORY_STATS_INTERVAL_SEC = 5
+PERCENTILES_TO_CHART = [0.5, 0.95]
+PERCENTILES_TO_STATISTICS = [0.95, 0.99]
+
+
 def report_percentiles() -> tuple[float, ...]:
     """``PERCENTILES_TO_REPORT`` as it is now (read at report time, after the locustfile ran)."""
     percentiles = tuple(float(p) for p in PERCENTILES_TO_REPORT)

@@ -135,6 +135,19 @@ class UserPool:
                 self._failed_classes.add(name)
                 log.exception("Could not start a %s user", name)
             return
+        if "_done" not in user.__dict__ or not hasattr(user, "environment"):
+            # Locust's message: an __init__ that does not call the base constructor
+            message = (
+                f"Attribute 'environment' is missing on user {name}. Perhaps you defined your own "
+                "__init__ and forgot to call the base constructor? (super().__init__(*args, **kwargs))"
+            )
+            recorder = self.environment.exception_recorder
+            if recorder is not None:
+                recorder(message, message)
+            if name not in self._failed_classes:
+                self._failed_classes.add(name)
+                log.error("%s", message)
+            return
         users = self.users[name]
         users.append(user)
         self.runners.start(user)

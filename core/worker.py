@@ -207,7 +207,9 @@ class WorkerRuntime(WorkerRunner):
 
     def _open_socket(self) -> None:
         if self._socket is not None:
-            self._socket.close(linger=0)
+            # what it has queued (a final delta after the master was lost) still gets out if
+            # the master is there to take it; a dead master costs a second of background linger
+            self._socket.close(linger=1000)
         sock = self._context.socket(zmq.DEALER)
         sock.setsockopt(zmq.IDENTITY, self.client_id.encode())
         sock.setsockopt(zmq.LINGER, 1000)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from lcore._version import __version__
 from lcore.log import setup_logging
 
-from .options import OptionsError, find_locustfile, parse_options, resolve_processes, validate
+from .options import OptionsError, find_locustfiles, parse_options, resolve_processes, validate
 from .supervisor import Child, Supervisor
 
 log = logging.getLogger("lcore.main")
@@ -48,7 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if fetched and inspects:
             raise OptionsError("-f - (fetch the locustfile from the master) only runs a worker")
         if not fetched:
-            options.locustfile = find_locustfile(options.locustfile)
+            # -f FILE, a name without .py, a directory or a comma-separated list (as Locust)
+            options.locustfile = ",".join(find_locustfiles(options.locustfile))
         validate(options)
     except OptionsError as e:
         return _error(str(e))
@@ -58,7 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         if not fetched:
-            check_syntax(options.locustfile)
+            for path in options.locustfile.split(","):
+                check_syntax(path)
     except LocustfileError as e:
         return _error(str(e))
 

@@ -20,8 +20,20 @@ from .supervisor import notify_ready
 
 log = logging.getLogger("lcore.main")
 
-CONSOLE_STATS_INTERVAL = 2.0
-CSV_HISTORY_INTERVAL = 1.0
+
+
+def _intervals() -> tuple[float, float]:
+    """Locust's ``locust.stats`` knobs, as the locustfile left them (positive, or defaults)."""
+    from lcore import stats
+
+    def positive(name: str, default: float) -> float:
+        try:
+            value = float(getattr(stats, name, default))
+        except (TypeError, ValueError):
+            return default
+        return value if value > 0 else default
+
+    return positive("CONSOLE_STATS_INTERVAL_SEC", 2.0), positive("CSV_STATS_INTERVAL_SEC", 1.0)
 
 
 async def _every(interval: float, fn: Any) -> None:
@@ -85,14 +97,19 @@ async def master_async(runtime: MasterRuntime, options: argparse.Namespace) -> i
             try:
                 web = await start_web(runtime, options)
             except OSError as e:
-                log.error(
-                    "Could not start the web server on %s:%s: %s",
-                    options.web_host or "*",
-                    options.web_port,
+                where = f"{options.web_host or '*'}:{options.web_port}"
+                if not options.headless:
+                    log.error("Could not start the web server on %s: %s", where, e.strerror or e)
+                    await runtime.close()
+                    return 1
+                # a headless test does not need its page: two runs can share a machine (Locust's
+                # headless runs open no web port at all)
+                log.warning(
+                    "The status page and /metrics are off for this headless run: %s is taken "
+                    "(%s); pass --web-port to choose another",
+                    where,
                     e.strerror or e,
                 )
-                await runtime.close()
-                return 1
     notify_ready()
 
     if getattr(options, "step_load", False):
@@ -111,11 +128,12 @@ async def master_async(runtime: MasterRuntime, options: argparse.Namespace) -> i
         runtime.on_state_change.append(quit_later)
     stats = runtime.stats_merged
     periodic: list[asyncio.Task[Any]] = []
+    console_interval, csv_interval = _intervals()
     if (headless or options.print_stats) and not options.only_summary:
         periodic.append(
             loop.create_task(
                 _every(
-                    CONSOLE_STATS_INTERVAL,
+                    console_interval,
                     lambda: print(
                         report_console.stats_table(stats, runtime.user_count), flush=True
                     ),
@@ -125,11 +143,15 @@ async def master_async(runtime: MasterRuntime, options: argparse.Namespace) -> i
     history = None
     if options.csv_prefix:
         history = report_csv.StatsHistoryWriter(options.csv_prefix, full_history=options.stats_history_enabled)
-        periodic.append(
-            loop.create_task(
-                _every(CSV_HISTORY_INTERVAL, lambda: history.write(stats, runtime.user_count))
-            )
-        )
+
+
+        def write_csv() -> None:
+            # as Locust: every file rewritten each interval, so a run that is killed still
+            # leaves its figures so far
+            history.write(stats, runtime.user_count)
+            report_csv.write_csv_files(stats, options.csv_prefix)
+
+        periodic.append(loop.create_task(_every(csv_interval, write_csv)))
 
     breaches: list[thresholds.Result] = []
     if options.thresholds and options.threshold_abort:

@@ -32,8 +32,9 @@ def load_environment(
 
     from .options import OptionsError, parse_options
 
+    resolved = options.locustfile  # as the launcher found it: files, comma-separated
     try:
-        loaded = lf.load(options.locustfile)
+        loaded = lf.load_all(locustfile_paths(options))
     except lf.LocustfileError as e:
         raise StartupError(str(e)) from e
     try:
@@ -44,6 +45,7 @@ def load_environment(
             )
     except OptionsError as e:
         raise StartupError(str(e)) from e
+    options.locustfile = resolved
 
     if getattr(options, "config_users", None):
         from lcore import user_config
@@ -106,6 +108,11 @@ def _environment(loaded: Any, options: argparse.Namespace, user_classes: list[An
     )
 
 
+def locustfile_paths(options: argparse.Namespace) -> list[str]:
+    """The locustfiles of the test: ``-f`` as the launcher resolved it (comma-separated)."""
+    return [p for p in str(options.locustfile).split(",") if p]
+
+
 def custom_options(options: argparse.Namespace) -> dict[str, Any]:
     """Options a locustfile added, and the master's --tags/--exclude-tags (the master decides
     which tasks run, Locust #1392): the master sends them to every worker, remote ones too."""
@@ -142,7 +149,7 @@ def run_master(argv: Sequence[str], options: argparse.Namespace, endpoints: list
         return 1
     from lcore import hub_loop
     from lcore.bundle import Source
-    from lcore.locustfile import digest
+    from lcore.locustfile import digest_all
     from lcore.master import MasterRuntime
 
     from .master_main import master_async
@@ -152,7 +159,7 @@ def run_master(argv: Sequence[str], options: argparse.Namespace, endpoints: list
     runtime = MasterRuntime(
         env,
         endpoints=endpoints,
-        digest=digest(loaded.path),
+        digest=digest_all(locustfile_paths(options)),
         options_for_workers=custom_options(options),
         heartbeat_interval=options.heartbeat_interval,
         heartbeat_timeout=options.heartbeat_timeout,
@@ -162,7 +169,7 @@ def run_master(argv: Sequence[str], options: argparse.Namespace, endpoints: list
         iterations=options.iterations,
         # for remote workers started with -f -, packed when the first one asks; a local run
         # has its own workers, and keeps its files to itself
-        bundle_source=Source((loaded.path,), os.getcwd(), int(options.bundle_max_mb * 1024 * 1024))
+        bundle_source=Source(tuple(locustfile_paths(options)), os.getcwd(), int(options.bundle_max_mb * 1024 * 1024))
         if options.master
         else None,
     )
@@ -253,13 +260,13 @@ def _serve_worker(
     except StartupError as e:
         log.error("%s", e)
         return 1
-    from lcore.locustfile import digest
+    from lcore.locustfile import digest_all
     from lcore.worker import WorkerRuntime
 
     runtime = WorkerRuntime(
         env,
         endpoint=endpoint,
-        digest=digest(loaded.path),
+        digest=digest_all(locustfile_paths(options)),
         remote=remote,
         stats_interval=options.stats_interval,
         heartbeat_interval=options.heartbeat_interval,

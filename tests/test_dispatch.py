@@ -20,39 +20,44 @@ def specs(*args: tuple[str, int] | tuple[str, int, int]) -> list[UserClassSpec]:
 # -- class_totals ---------------------------------------------------------------------------------
 
 
-def hamilton(classes: list[UserClassSpec], users: int) -> dict[str, int]:
-    """Largest remainder, written independently: Fractions and a plain sort."""
+def locust_deal(classes: list[UserClassSpec], users: int) -> dict[str, int]:
+    """Locust's dealing written independently: repeatedly give the next user to the class
+    (by name) whose count grows its weight's KL term least, fixed classes first."""
+
+    def deal(pool: list[tuple[str, int]], n: int) -> dict[str, int]:
+        counts = {name: 0 for name, _ in pool}
+        for _ in range(n):
+            live = [(w * math.log2((w + counts[name]) / (w + counts[name] + 1.0)), w + counts[name] + 1.0, w, name)
+                    for name, w in pool if w > 0]
+            if not live:
+                break
+            counts[min(live)[3]] += 1
+        return counts
+
     out = {c.name: 0 for c in classes}
-    left = users
-    for c in classes:
-        if c.fixed_count:
-            out[c.name] = min(c.fixed_count, left)
-            left -= out[c.name]
-    weighted = [(i, c) for i, c in enumerate(classes) if not c.fixed_count]
-    weight_sum = sum(c.weight for _, c in weighted)
-    if not weight_sum:
-        return out
-    quotas = {c.name: Fraction(left * c.weight, weight_sum) for _, c in weighted}
-    for name, q in quotas.items():
-        out[name] = math.floor(q)
-    by_remainder = sorted(weighted, key=lambda ic: (-(quotas[ic[1].name] % 1), ic[0]))
-    for _, c in by_remainder[: left - sum(math.floor(q) for q in quotas.values())]:
-        out[c.name] += 1
+    fixed = sorted((c.name, c.fixed_count) for c in classes if c.fixed_count)
+    total_fixed = sum(n for _, n in fixed)
+    out.update(deal(fixed, min(users, total_fixed)))
+    weighted = sorted((c.name, c.weight) for c in classes if not c.fixed_count and c.weight)
+    for name, n in deal(weighted, max(0, users - total_fixed)).items():
+        out[name] += n
     return out
 
 
 @pytest.mark.parametrize(
     ("classes", "users", "expected"),
     [
-        # 7.5 and 2.5: the remainders tie, the class declared first wins.
-        (specs(("A", 3), ("B", 1)), 10, {"A": 8, "B": 2}),
+        # Locust's dealing: 3 users of weights 3:1:1 are one of each
+        (specs(("A", 3), ("B", 1), ("C", 1)), 3, {"A": 1, "B": 1, "C": 1}),
+        (specs(("A", 3), ("B", 1)), 10, {"A": 7, "B": 3}),
         (specs(("B", 1), ("A", 3)), 10, {"B": 3, "A": 7}),
-        (specs(("A", 3), ("B", 1)), 9, {"A": 7, "B": 2}),  # 6.75, 2.25
         (specs(("A", 1), ("B", 1), ("C", 1)), 2, {"A": 1, "B": 1, "C": 0}),
+        # classes are dealt by name, whatever order they are declared in
+        (specs(("C", 1), ("B", 1), ("A", 1)), 2, {"C": 0, "B": 1, "A": 1}),
         (specs(("Admin", 1, 1), ("A", 1), ("B", 1)), 5, {"Admin": 1, "A": 2, "B": 2}),
         (specs(("A", 1), ("Admin", 1, 1), ("B", 1)), 1, {"A": 0, "Admin": 1, "B": 0}),
-        # Fixed classes served in declaration order, each capped by what is left.
-        (specs(("F1", 1, 3), ("F2", 1, 2), ("W", 1)), 4, {"F1": 3, "F2": 1, "W": 0}),
+        # Fixed classes first, dealt among themselves by their fixed counts
+        (specs(("F1", 1, 3), ("F2", 1, 2), ("W", 1)), 4, {"F1": 2, "F2": 2, "W": 0}),
         (specs(("F1", 1, 3), ("F2", 1, 2), ("W", 1)), 9, {"F1": 3, "F2": 2, "W": 4}),
         # Every class fixed: the total is capped.
         (specs(("F1", 1, 2), ("F2", 1, 1)), 10, {"F1": 2, "F2": 1}),
@@ -65,11 +70,13 @@ def test_class_totals_examples(classes, users, expected):
     assert class_totals(classes, users) == expected
 
 
-def test_class_totals_alabama_paradox():
-    # The reason step_to must handle a class losing a user while the total grows.
+def test_class_totals_never_shrink_as_the_count_grows():
     classes = specs(("A", 1), ("B", 3), ("C", 3))
-    assert class_totals(classes, 3) == {"A": 1, "B": 1, "C": 1}
-    assert class_totals(classes, 4) == {"A": 0, "B": 2, "C": 2}
+    previous = class_totals(classes, 0)
+    for users in range(1, 300):
+        totals = class_totals(classes, users)
+        assert all(totals[n] >= previous[n] for n in totals)
+        previous = totals
 
 
 @pytest.mark.parametrize(
@@ -123,11 +130,11 @@ def usable(classes: list[UserClassSpec]) -> bool:
     return any(c.fixed_count or c.weight for c in classes)
 
 
-@given(classes=class_lists, users=st.integers(0, 10_000))
-def test_class_totals_is_largest_remainder(classes, users):
+@given(classes=class_lists, users=st.integers(0, 600))
+def test_class_totals_deal_as_locust_does(classes, users):
     assume(usable(classes))
     totals = class_totals(classes, users)
-    assert totals == hamilton(classes, users)
+    assert totals == locust_deal(classes, users)
     assert list(totals) == [c.name for c in classes]
     fixed = [c for c in classes if c.fixed_count]
     weighted = [c for c in classes if not c.fixed_count and c.weight]
@@ -332,10 +339,10 @@ def test_new_users_go_to_each_worker_in_turn():
 def test_classes_spread_evenly():
     d = Dispatcher(specs(("A", 3), ("B", 1)))
     d.set_workers(["w1", "w2", "w3"])
-    d.step_to(10)  # A 8, B 2
+    d.step_to(10)  # A 7, B 3 (Locust's dealing)
     a = d.assignment
-    assert sorted(a[w]["A"] for w in a) == [2, 3, 3]
-    assert sorted(a[w]["B"] for w in a) == [0, 1, 1]
+    assert sorted(a[w]["A"] for w in a) == [2, 2, 3]
+    assert sorted(a[w]["B"] for w in a) == [1, 1, 1]
     assert sorted(sum(a[w].values()) for w in a) == [3, 3, 4]
 
 
@@ -358,14 +365,14 @@ def test_all_fixed_caps_the_user_count():
     check(d, classes)
 
 
-def test_alabama_paradox_step():
+def test_one_more_user_never_takes_one_from_a_class():
     classes = specs(("A", 1), ("B", 3), ("C", 3))
     d = Dispatcher(classes)
     d.set_workers(["w1", "w2"])
     d.step_to(3)
     assert d.class_counts == {"A": 1, "B": 1, "C": 1}
     d.step_to(4)
-    assert d.class_counts == {"A": 0, "B": 2, "C": 2}
+    assert d.class_counts == {"A": 1, "B": 2, "C": 1}
     check(d, classes)
 
 

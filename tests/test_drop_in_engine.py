@@ -515,3 +515,112 @@ def test_locusts_grpc_recipe_a_server_blocking_on_the_master(tmp_path, target, r
     assert elapsed < 20
     row = read_stats_csv(prefix)["Greet"]
     assert int(row["Request Count"]) > 20 and int(row["Failure Count"]) == 0
+
+
+NO_SUPER = """
+from locust import User, constant, task
+
+
+class Forgetful(User):
+    wait_time = constant(1)
+
+    def __init__(self, environment):
+        self.connection = None  # no super().__init__(environment)
+
+    @task
+    def t(self):
+        pass
+"""
+
+
+def test_a_user_init_without_super_gets_locusts_message(tmp_path, target, run_lcore) -> None:
+    code, out, _, _ = headless(tmp_path, run_lcore, target, NO_SUPER, "-u", "2", "-r", "10", "-t", "2s")
+    assert code == 1, out[-3000:]
+    assert "Attribute 'environment' is missing on user Forgetful" in out
+    assert "Traceback" not in out
+
+
+CSV_EVERY_SECOND = """
+from locust import HttpUser, constant, task
+from locust import stats
+
+stats.CSV_STATS_INTERVAL_SEC = 0.5
+
+
+class Steady(HttpUser):
+    wait_time = constant(0.05)
+
+    @task
+    def page(self):
+        self.client.get("/csv-live")
+"""
+
+
+def test_csv_files_are_rewritten_while_the_test_runs(tmp_path, target, run_lcore) -> None:
+    locustfile = write(tmp_path, CSV_EVERY_SECOND)
+    prefix = tmp_path / "live"
+    proc = run_lcore(
+        "-f", str(locustfile), "-H", target.url, "--headless", "--no-web", "-u", "2", "-r", "10",
+        "-t", "30s", "--csv", str(prefix), "--master-bind-port", str(free_port()),
+    )  # fmt: skip
+    deadline = time.monotonic() + 20
+    rows: dict = {}
+    while time.monotonic() < deadline:
+        try:
+            rows = read_stats_csv(prefix)
+        except (OSError, KeyError, ValueError):
+            rows = {}
+        if int(rows.get("/csv-live", {}).get("Request Count", 0) or 0) > 0:
+            break
+        time.sleep(0.1)
+    assert int(rows["/csv-live"]["Request Count"]) > 0
+    assert proc.proc.poll() is None  # still running: the file was written during the test
+    assert (tmp_path / "live_failures.csv").exists() and (tmp_path / "live_exceptions.csv").exists()
+
+
+def test_several_locustfiles_a_directory_or_a_list(tmp_path, target, run_lcore) -> None:
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    for name in ("a", "b"):
+        (suite / f"{name}_users.py").write_text(
+            "from locust import HttpUser, constant, task\n\n\n"
+            f"class {name.upper()}(HttpUser):\n    wait_time = constant(0.1)\n\n"
+            f"    @task\n    def t(self):\n        self.client.get('/multi/{name}')\n"
+        )
+    (suite / "_helpers.py").write_text("raise RuntimeError('a _ file is not a locustfile')\n")
+    for spec in (str(suite), f"{suite}/a_users.py,{suite}/b_users.py"):
+        prefix = tmp_path / "multi"
+        proc = run_lcore(
+            "-f", spec, "-H", target.url, "--headless", "--no-web", "-u", "2", "-r", "10", "-t", "2s",
+            "--processes", "2", "--csv", str(prefix), "--master-bind-port", str(free_port()),
+        )  # fmt: skip
+        assert proc.wait(60) == 0, proc.output[-3000:]
+        rows = read_stats_csv(prefix)
+        assert int(rows["/multi/a"]["Request Count"]) > 0 and int(rows["/multi/b"]["Request Count"]) > 0
+    served = target.counts()
+    assert served[("GET", "/multi/a")] + served[("GET", "/multi/b")] > 0
+
+
+def test_a_headless_run_goes_on_when_the_web_port_is_taken(tmp_path, target, run_lcore) -> None:
+    import socket
+
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    try:
+        locustfile = write(tmp_path, ITERATIONS)
+        proc = run_lcore(
+            "-f", str(locustfile), "-H", target.url, "--headless", "-u", "1", "-r", "10", "-i", "20",
+            "--web-host", "127.0.0.1", "--web-port", str(port), "--master-bind-port", str(free_port()),
+        )  # fmt: skip
+        assert proc.wait(60) == 0, proc.output[-3000:]
+        assert "The status page and /metrics are off for this headless run" in proc.output
+        # with the page asked for (not headless), a taken port is an error
+        proc = run_lcore(
+            "-f", str(locustfile), "-H", target.url, "--web-host", "127.0.0.1", "--web-port", str(port),
+            "--master-bind-port", str(free_port()),
+        )  # fmt: skip
+        assert proc.wait(60) == 1 and "Could not start the web server" in proc.output
+    finally:
+        busy.close()

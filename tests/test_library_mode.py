@@ -289,3 +289,34 @@ def test_library_runner_never_refills_spent_users_and_stops_on_stop_test(target,
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().endswith("ok")
     assert target.counts()[("GET", "/lib-three")] == 12
+
+
+def test_python_locustfile_with_dash_h_runs_a_single_user(target, tmp_path) -> None:
+    """Locust's debugging recipe: ``python locustfile.py -H URL`` with run_single_user in it;
+    no lcore process, ``import locust`` through the site-packages alias."""
+    script = tmp_path / "debug_me.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            from locust import HttpUser, run_single_user, task
+            from locust.exception import StopUser
+
+
+            class Debugged(HttpUser):
+                @task
+                def page(self):
+                    self.client.get("/debug-me")
+                    raise StopUser()
+
+
+            if __name__ == "__main__":
+                run_single_user(Debugged)
+            """
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, str(script), "-H", target.url], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "/debug-me" in result.stdout
+    assert target.counts()[("GET", "/debug-me")] == 1
