@@ -9,12 +9,15 @@ python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
 # plus the one small dependency it really has.
 python3 -m pip install --quiet --disable-pip-version-check --no-deps locust-plugins==5.0.3 typing-extensions
 
-# Real programs some integration tests drive (Prometheus, Chromium). Installed when we can.
+# Real programs some integration tests drive (Prometheus, Chromium, the PostgreSQL and
+# mosquitto servers of the contrib users' tests). Installed when we can.
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     need=()
     command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
     command -v chromium >/dev/null 2>&1 || need+=(chromium)
     command -v ip >/dev/null 2>&1 || need+=(iproute2)
+    compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
+    command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
     if [ ${#need[@]} -gt 0 ]; then
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq >/dev/null

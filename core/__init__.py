@@ -38,6 +38,8 @@ Where things live (dependencies point down this list, never up):
     lcore.web_ui          environment.web_ui on the master: the Flask app a locustfile extends
     lcore.pytest_users    pytest-style locustfiles: test_* functions as User classes
     lcore.pytest_plugin   the session/fastsession fixtures for pytest (a pytest11 entry point)
+    lcore.contrib         users for other protocols (PostgreSQL, MQTT, Socket.IO, DNS, OpenAI,
+                          MongoDB, Qdrant, Milvus), each on its extra's client library (gevent side)
     lcore.launcher        command line and process supervision (imports core, never imported by it)
     lcore.exporters       Prometheus, status page, reports (imports core, never imported by it)
 """
