@@ -285,6 +285,13 @@ def _serve_worker(
         first_connect_timeout=options.connect_timeout,
         curve=curve,
     )
+    if not remote and not options.no_web:
+        # a local worker stands where Locust's single process stands: a locustfile that
+        # asserts environment.web_ui in init (Locust's bottlenecked_server.py) runs; the
+        # routes it adds here are served by the master, which imported the same file
+        from lcore.web_ui import WebUI
+
+        WebUI(env, web_login=bool(options.web_login), base_path=options.web_base_path or "")
     # init fires once the master has welcomed this worker, as in Locust: worker_index and the
     # options the master passes on are known by then
     def on_connected() -> None:

@@ -676,3 +676,58 @@ def test_an_app_without_a_secret_key_gets_one_for_the_run() -> None:
     kept.app.config["SECRET_KEY"] = "mine"
     FlaskBridge(kept, calls=None)._ensure_secret_key()
     assert kept.app.secret_key == "mine"
+
+
+BOTTLENECKED = """
+import os
+import time
+from threading import Semaphore
+
+from locust import HttpUser, constant, events, task
+
+sema = Semaphore(4)
+
+
+class WebsiteUser(HttpUser):
+    host = "http://127.0.0.1:" + os.environ["WEB_PORT"]
+    wait_time = constant(0.05)
+
+    @task
+    def index(self):
+        self.client.get("/fast")
+        self.client.get("/slow")
+
+
+@events.init.add_listener
+def locust_init(environment, **kwargs):
+    assert environment.web_ui, "you can't run this headless"
+
+    @environment.web_ui.app.route("/slow")
+    def slow():
+        with sema:
+            time.sleep(0.2)
+        return "slow"
+
+    @environment.web_ui.app.route("/fast")
+    def fast():
+        time.sleep(0.01)
+        return "fast"
+"""
+
+
+def test_locusts_bottlenecked_server_runs_unchanged(tmp_path, run_lcore) -> None:
+    """It asserts environment.web_ui in init, which Locust's single process has: lcore's
+    local workers have it too, and the master serves the routes."""
+    web_port = free_port()
+    lf = tmp_path / "bottlenecked.py"
+    lf.write_text(BOTTLENECKED)
+    prefix = tmp_path / "bn"
+    proc = run_lcore(
+        "-f", str(lf), "--headless", "-u", "4", "-r", "100", "-t", "3s", "--processes", "2",
+        "--web-host", "127.0.0.1", "--web-port", str(web_port), "--csv", str(prefix),
+        env={"WEB_PORT": str(web_port)},
+    )  # fmt: skip
+    assert proc.wait(60) == 0, proc.output[-3000:]
+    rows = read_stats_csv(prefix)
+    assert int(rows["/slow"]["Request Count"]) > 0 and int(rows["/slow"]["Failure Count"]) == 0
+    assert int(rows["/fast"]["Failure Count"]) == 0
