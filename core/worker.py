@@ -207,9 +207,9 @@ class WorkerRuntime(WorkerRunner):
 
     def _open_socket(self) -> None:
         if self._socket is not None:
-            # what it has queued (a final delta after the master was lost) still gets out if
-            # the master is there to take it; a dead master costs a second of background linger
-            self._socket.close(linger=1000)
+            # at once: a lingering socket with this identity would reconnect too, and the
+            # master's ROUTER could hand this worker's identity over to it
+            self._socket.close(linger=0)
         sock = self._context.socket(zmq.DEALER)
         sock.setsockopt(zmq.IDENTITY, self.client_id.encode())
         sock.setsockopt(zmq.LINGER, 1000)
@@ -571,7 +571,9 @@ class WorkerRuntime(WorkerRunner):
         if self._stopper is not None:
             self._stopper.join()
         log.warning("Reconnecting to the master at %s with backoff ...", self.endpoint)
-        self._open_socket()
+        # the first hello goes on the same socket, behind the final delta still queued there
+        # (a master that declared this worker lost merges it once); _connect opens a fresh
+        # socket if no welcome comes
         if self._connect(None):
             self._last_master_seen = time.monotonic()
             self.state = STATE_INIT

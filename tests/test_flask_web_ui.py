@@ -678,7 +678,7 @@ def test_an_app_without_a_secret_key_gets_one_for_the_run() -> None:
     assert kept.app.secret_key == "mine"
 
 
-BOTTLENECKED = """
+ASSERTS_WEB_UI = """
 import os
 import time
 from threading import Semaphore
@@ -720,7 +720,7 @@ def test_locusts_bottlenecked_server_runs_unchanged(tmp_path, run_lcore) -> None
     local workers have it too, and the master serves the routes."""
     web_port = free_port()
     lf = tmp_path / "bottlenecked.py"
-    lf.write_text(BOTTLENECKED)
+    lf.write_text(ASSERTS_WEB_UI)
     prefix = tmp_path / "bn"
     proc = run_lcore(
         "-f", str(lf), "--headless", "-u", "4", "-r", "100", "-t", "3s", "--processes", "2",
