@@ -47,9 +47,26 @@ Where things live (dependencies point down this list, never up):
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load lazily
+    from .env import Environment
+    from .event import events
+    from .exception import (
+        CatchResponseError,
+        InterruptTaskSet,
+        LocustError,
+        RescheduleTask,
+        RescheduleTaskImmediately,
+        StopUser,
+    )
+    from .markov import MarkovTaskSet, transition, transitions
+    from .shape import LoadTestShape
+    from .single import run_single_user
+    from .users import FastHttpUser, HttpUser, SequentialTaskSet, TaskSet, User, tag, task
+    from .wait_time import between, constant, constant_pacing, constant_throughput, poisson
 
 # public name -> module that defines it
 _EXPORTS = {
@@ -80,7 +97,35 @@ _EXPORTS = {
     "LocustError": "exception",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [
+    "__version__",
+    "User",
+    "HttpUser",
+    "FastHttpUser",
+    "TaskSet",
+    "SequentialTaskSet",
+    "MarkovTaskSet",
+    "transition",
+    "transitions",
+    "task",
+    "tag",
+    "between",
+    "constant",
+    "constant_pacing",
+    "constant_throughput",
+    "poisson",
+    "events",
+    "LoadTestShape",
+    "run_single_user",
+    "Environment",
+    "StopUser",
+    "RescheduleTask",
+    "RescheduleTaskImmediately",
+    "InterruptTaskSet",
+    "CatchResponseError",
+    "LocustError",
+]
+assert set(__all__) == {"__version__", *_EXPORTS}  # one list, said twice for the type checkers
 
 
 def __getattr__(name: str) -> Any:

@@ -1,14 +1,14 @@
 """Exceptions a locustfile raises or catches, with Locust's names.
 
 LocustError
-├── StopUser                   stop this user (on_stop runs)
-│   └── StopTest               stop the whole test (headless: quit), as in Locust
 ├── InterruptTaskSet           leave the current TaskSet (reschedule or not)
-├── RescheduleTask             skip the wait, pick the next task now
-├── RescheduleTaskImmediately  same, kept for Locust compatibility
 ├── MissingWaitTimeError
 └── RunnerError                the engine refuses something (e.g. a message type)
     └── RunnerAlreadyExistsError  a second runner for one Environment
+StopUser                       stop this user (on_stop runs); Exception, as Locust's
+└── StopTest                   stop the whole test (headless: quit)
+RescheduleTask                 skip the wait, pick the next task now
+RescheduleTaskImmediately      same, kept for Locust compatibility
 CatchResponseError             raised inside ``catch_response`` blocks, a failure
 ResponseError                  raised by ``Response.raise_for_status``
 """

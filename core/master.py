@@ -406,11 +406,11 @@ class MasterRuntime(MasterRunner):
         if self.state == STATE_INIT:
             self._after_stopped()
             return
-        self._stop_task = asyncio.get_event_loop().create_task(self._stop())
+        self._stop_task = self._running_loop().create_task(self._stop())
 
     def quit(self) -> None:
         if self._quit_task is None:
-            self._quit_task = asyncio.get_event_loop().create_task(self._quit())
+            self._quit_task = self._running_loop().create_task(self._quit())
 
     def reset_stats(self) -> None:
         self.stats_merged.reset()
@@ -438,6 +438,10 @@ class MasterRuntime(MasterRunner):
         log.error("%s", reason)
         log.warning("Stopping the test (StopTest)")
         self._call_on_loop(self.quit if self.quit_when_stopped else self.stop)
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        """The master's loop, also from a locustfile greenlet (same thread, not inside it)."""
+        return self._loop if self._loop is not None else asyncio.get_running_loop()
 
     def _call_on_loop(self, fn: Callable[[], None]) -> None:
         loop = self._loop

@@ -64,7 +64,7 @@ def raise_open_file_limit() -> None:
             log.debug("could not raise the open-file limit from %s", soft)
 
 
-def make_node_id(index: int | None = None) -> str:
+def make_node_id() -> str:
     suffix = uuid.uuid4().hex[:8]
     return f"{socket.gethostname()}_{os.getpid()}_{suffix}"
 

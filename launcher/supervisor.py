@@ -164,7 +164,7 @@ class Supervisor:
                 worker = next((w for w in self.workers if w.pid == pid), None)
                 if worker is None:
                     continue
-                worker.pid = 0
+                dead_pid, worker.pid = worker.pid, 0
                 code = exit_code_of(status)
                 if code == EXIT_FATAL:
                     # it said why (an init listener raised): the run cannot go on as asked
@@ -176,19 +176,14 @@ class Supervisor:
                 if self.master is None:
                     exit_code = max(exit_code, code)
                 if code != 0 and not self._stopping:
-                    self._worker_died(worker, status)
+                    self._worker_died(worker, status, dead_pid)
                 if self.master is None and not any(w.pid for w in self.workers):
                     return exit_code
         finally:
             self._kill_all()
 
-    def _worker_died(self, worker: Child, status: int) -> None:
-        log.warning(
-            "Worker process %d (pid %d) ended: %s",
-            worker.index,
-            worker.pid or 0,
-            describe_exit(status),
-        )
+    def _worker_died(self, worker: Child, status: int, pid: int) -> None:
+        log.warning("Worker process %d (pid %d) ended: %s", worker.index, pid, describe_exit(status))
         if not self.restart_workers or self.master is None:
             return
         now = time.monotonic()
