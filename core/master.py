@@ -41,6 +41,7 @@ from .runners import (
 )
 from .spent import SpentSlots, snapshot
 from .stats import DeltaError, MergedStats, StatsDelta
+from .task_owner import TaskOwner
 
 log = logging.getLogger(__name__)
 # the lines workers forward, tagged with the worker's id
@@ -150,7 +151,8 @@ class MasterRuntime(MasterRunner):
         self.run_id = 0
         self._ramp: Ramp | None = None
         self._ramp_wakeup = asyncio.Event()
-        self._tasks: list[asyncio.Task[Any]] = []
+        # every background task of the master: one that dies stops the test, and close() says so
+        self.owner = TaskOwner(self._task_died)
         self._quit_event = asyncio.Event()
         self._stopped_event = asyncio.Event()
         self._workers_changed = asyncio.Event()
@@ -218,7 +220,6 @@ class MasterRuntime(MasterRunner):
         sock.setsockopt(zmq.LINGER, 500)
         loop = asyncio.get_running_loop()
         self._loop = loop
-        self._tasks = []
         if self.curve is not None:
             self._start_curve(sock)
         else:
@@ -226,12 +227,10 @@ class MasterRuntime(MasterRunner):
         for endpoint in self.endpoints:
             sock.bind(endpoint)
         self._socket = sock
-        self._tasks += [
-            loop.create_task(self._receive_loop()),
-            loop.create_task(self._heartbeat_loop()),
-            loop.create_task(self._ramp_loop()),
-            loop.create_task(self._usage_loop()),
-        ]
+        self.owner.spawn(self._receive_loop(), "receive loop")
+        self.owner.spawn(self._heartbeat_loop(), "heartbeat loop")
+        self.owner.spawn(self._ramp_loop(), "ramp loop")
+        self.owner.spawn(self._usage_loop(), "usage monitor")
 
     def _start_curve(self, sock: zmq.asyncio.Socket) -> None:
         from zmq.auth.asyncio import AsyncioAuthenticator
@@ -249,7 +248,7 @@ class MasterRuntime(MasterRunner):
             | zmq.EVENT_HANDSHAKE_FAILED_AUTH
         )
         monitor = sock.get_monitor_socket(events)
-        self._tasks.append(asyncio.get_running_loop().create_task(self._watch_handshakes(monitor)))
+        self.owner.spawn(self._watch_handshakes(monitor), "CURVE handshake monitor")
 
     async def _watch_handshakes(self, monitor: zmq.asyncio.Socket) -> None:
         from zmq.utils.monitor import parse_monitor_message
@@ -280,9 +279,13 @@ class MasterRuntime(MasterRunner):
         await self._quit_event.wait()
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Stop everything the master started; raises TaskFailed if one of its tasks died."""
+        try:
+            await self.owner.close()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
         self.calls.close()
         self.handler_calls.close(timeout=0)
         self.bundles.close()
@@ -375,7 +378,7 @@ class MasterRuntime(MasterRunner):
             self._begin_run()
         self.shape.reset_time()
         self._set_state(STATE_SPAWNING)
-        self._tasks.append(asyncio.get_running_loop().create_task(self._shape_loop()))
+        self.owner.spawn(self._shape_loop(), "shape loop")
 
     def _begin_run(self) -> None:
         self.run_id += 1
@@ -406,11 +409,11 @@ class MasterRuntime(MasterRunner):
         if self.state == STATE_INIT:
             self._after_stopped()
             return
-        self._stop_task = self._running_loop().create_task(self._stop())
+        self._stop_task = self.owner.spawn(self._stop(), "stop", self._running_loop())
 
     def quit(self) -> None:
         if self._quit_task is None:
-            self._quit_task = self._running_loop().create_task(self._quit())
+            self._quit_task = self.owner.spawn(self._quit(), "quit", self._running_loop())
 
     def reset_stats(self) -> None:
         self.stats_merged.reset()
@@ -438,6 +441,14 @@ class MasterRuntime(MasterRunner):
         log.error("%s", reason)
         log.warning("Stopping the test (StopTest)")
         self._call_on_loop(self.quit if self.quit_when_stopped else self.stop)
+
+    def _task_died(self, name: str, error: BaseException) -> None:
+        # logged with its traceback by the owner: the test cannot go on without it
+        log.error("Stopping the test: the master's %s died (see above)", name)
+        if name == "quit":
+            self._quit_event.set()  # the way out itself failed: leave now
+        elif self._quit_task is None:
+            self._quit_task = self.owner.spawn(self._quit(), "quit")
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:
         """The master's loop, also from a locustfile greenlet (same thread, not inside it)."""

@@ -20,6 +20,7 @@ from typing import Any
 import gevent
 import zmq.green as zmq
 from gevent.event import Event
+from gevent.pool import Group
 
 from . import protocol as p
 from ._version import PROTOCOL_VERSION, __version__
@@ -162,13 +163,11 @@ class WorkerRuntime(WorkerRunner):
         gevent.signal_handler(signal.SIGTERM, self.quit)
         self._open_socket()
         self._forward_logs(True)
-        greenlets = [
-            gevent.spawn(self._receive_loop),
-            gevent.spawn(self._stats_loop),
-            gevent.spawn(self._heartbeat_loop),
-            gevent.spawn(self._trim_loop),
-            gevent.spawn(self._usage_loop),
-        ]
+        # the worker's own loops, owned here: one that dies ends the worker with an error
+        services = Group()
+        for loop in (self._receive_loop, self._stats_loop, self._heartbeat_loop, self._trim_loop, self._usage_loop):
+            name = loop.__name__.lstrip("_").replace("_", " ")
+            services.spawn(loop).link_exception(lambda g, name=name: self._service_died(g, name))
         try:
             if not self._connect(self.first_connect_timeout):
                 host = self.endpoint.split("://", 1)[-1]
@@ -187,14 +186,25 @@ class WorkerRuntime(WorkerRunner):
         finally:
             self._shutdown()
             self._forward_logs(False)
-            for g in greenlets:
-                g.kill(block=True, timeout=2)
+            services.kill(block=True, timeout=2)
             if self._monitor is not None:
                 self._monitor.kill(block=False)
             # the process ends with os._exit: wait here until the goodbye (and the final delta)
             # have left, closing the monitor socket too
             self._context.destroy(linger=2000)
         return self._exit_code
+
+    def _service_died(self, greenlet: gevent.Greenlet, name: str) -> None:
+        error = greenlet.exception
+        log.error(
+            "Worker %s: its %s died, stopping: %s",
+            self.client_id,
+            name,
+            error,
+            exc_info=(type(error), error, error.__traceback__) if error is not None else None,
+        )
+        self._exit_code = 1
+        self._quit.set()
 
     def _shutdown(self) -> None:
         if self.state in (STATE_SPAWNING, STATE_RUNNING, STATE_STOPPING) or self.pool.user_count:

@@ -15,6 +15,7 @@ from lcore.exporters import thresholds
 from lcore.master import MasterRuntime
 from lcore.runners import STATE_STOPPED
 from lcore.step_load import StepLoadShape
+from lcore.task_owner import TaskFailed
 
 from .supervisor import notify_ready
 
@@ -100,7 +101,7 @@ async def master_async(runtime: MasterRuntime, options: argparse.Namespace) -> i
                 where = f"{options.web_host or '*'}:{options.web_port}"
                 if not options.headless:
                     log.error("Could not start the web server on %s: %s", where, e.strerror or e)
-                    await runtime.close()
+                    await close_quietly(runtime)
                     return 1
                 # a headless test does not need its page: two runs can share a machine (Locust's
                 # headless runs open no web port at all)
@@ -131,7 +132,7 @@ async def master_async(runtime: MasterRuntime, options: argparse.Namespace) -> i
     csv_interval = _intervals()[1]
     if (headless or options.print_stats) and not options.only_summary:
         periodic.append(
-            loop.create_task(
+            runtime.owner.spawn(
                 _every(
                     # read at every table: locust-plugins' --console-stats-interval sets the
                     # knob in a test_start listener, after this loop has started
@@ -139,7 +140,8 @@ async def master_async(runtime: MasterRuntime, options: argparse.Namespace) -> i
                     lambda: print(
                         report_console.stats_table(stats, runtime.user_count), flush=True
                     ),
-                )
+                ),
+                "console table",
             )
         )
     history = None
@@ -153,7 +155,7 @@ async def master_async(runtime: MasterRuntime, options: argparse.Namespace) -> i
             history.write(stats, runtime.user_count)
             report_csv.write_csv_files(stats, options.csv_prefix)
 
-        periodic.append(loop.create_task(_every(csv_interval, write_csv)))
+        periodic.append(runtime.owner.spawn(_every(csv_interval, write_csv), "CSV writer"))
 
     breaches: list[thresholds.Result] = []
     if options.thresholds and options.threshold_abort:
@@ -166,7 +168,7 @@ async def master_async(runtime: MasterRuntime, options: argparse.Namespace) -> i
                 if breaches:
                     runtime.quit()
 
-        periodic.append(loop.create_task(_every(1.0, check_thresholds)))
+        periodic.append(runtime.owner.spawn(_every(1.0, check_thresholds), "threshold check"))
 
     if headless:
         if options.worker_count_expected:
@@ -178,7 +180,7 @@ async def master_async(runtime: MasterRuntime, options: argparse.Namespace) -> i
                     "Gave up waiting for workers: %d of %d connected after %s s",
                     runtime.worker_count, options.worker_count_expected, options.expect_workers_max_wait,
                 )  # fmt: skip
-                await runtime.close()
+                await close_quietly(runtime)
                 return 1
         if runtime.shape is not None:
             warn_shape_options(runtime.shape, options)
@@ -199,8 +201,20 @@ async def master_async(runtime: MasterRuntime, options: argparse.Namespace) -> i
         await web.close()
 
     results = final_reports(runtime, options, breaches)
-    await runtime.close()
+    try:
+        await runtime.close()
+    except TaskFailed as e:
+        log.error("The test ended early: %s", e)
+        return 1
     return exit_code(runtime, options, results)
+
+
+async def close_quietly(runtime: MasterRuntime) -> None:
+    """On a way out that already failed: a task's death was logged when it died."""
+    try:
+        await runtime.close()
+    except TaskFailed:
+        pass
 
 
 def final_reports(
