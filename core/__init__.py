@@ -21,6 +21,7 @@ Where things live (dependencies point down this list, never up):
     lcore.master          the master runtime                        (asyncio on gevent's hub)
     lcore.hub_loop        the master's asyncio loop, waiting through gevent's hub
     lcore.greenlet_calls  where the master runs locustfile code: greenlets, never its loop
+    lcore.task_owner      owns the master's background tasks: one that dies stops the test
     lcore.spent           users that ended themselves: slots never refilled (pure)
     lcore.iterations      -i/--iterations: task runs leased from the master (gevent side)
     lcore.user_config     --config-users: settings for user classes from JSON (pure)
