@@ -725,7 +725,7 @@ def test_locusts_bottlenecked_server_runs_unchanged(tmp_path, run_lcore) -> None
     proc = run_lcore(
         "-f", str(lf), "--headless", "-u", "4", "-r", "100", "-t", "3s", "--processes", "2",
         "--web-host", "127.0.0.1", "--web-port", str(web_port), "--csv", str(prefix),
-        env={"WEB_PORT": str(web_port)},
+        "--master-bind-port", str(free_port()), env={"WEB_PORT": str(web_port)},
     )  # fmt: skip
     assert proc.wait(60) == 0, proc.output[-3000:]
     rows = read_stats_csv(prefix)
