@@ -107,7 +107,8 @@ def run_processes(argv: list[str], options: object) -> int:
             bind_host = o.master_bind_host or "*"
             endpoints.append(f"tcp://{_bracket(bind_host)}:{o.master_bind_port}")
         # headless: wait for the local workers, or for --expect-workers remote ones with --master
-        o.worker_count_expected = o.expect_workers if o.master else max(n_workers, o.expect_workers or 1)
+        # (without --master no other worker can join, so waiting for more would never end)
+        o.worker_count_expected = o.expect_workers if o.master else max(n_workers, 1)
         master = Child("master", 0, lambda: run_master(argv, o, endpoints, curve=master_keys))
         workers = [
             Child("worker", i, lambda i=i: run_worker(argv, o, ipc, remote=False, index=i, curve=worker_keys))
