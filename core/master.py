@@ -664,7 +664,7 @@ class MasterRuntime(MasterRunner):
             )
         elif hello.version != __version__:
             reason = f"lcore version {hello.version} does not match the master's {__version__}"
-        elif hello.digest != self.digest:
+        elif hello.digest != self.digest:  # a same-test check; who may join is CURVE's to say
             reason = "its locustfile differs from the master's (digest mismatch)"
         if reason:
             self.refused_workers += 1
