@@ -3,6 +3,7 @@ and worker reports bounded by what the worker could have done (real processes, a
 
 from __future__ import annotations
 
+import csv
 import socket
 import textwrap
 import time
@@ -15,6 +16,7 @@ from test_engine import BASIC, free_port, read_stats_csv
 from lcore import protocol as p
 from lcore._version import PROTOCOL_VERSION, __version__
 from lcore.locustfile import digest
+from lcore.stats_delta import RequestStats
 
 pytestmark = pytest.mark.integration
 
@@ -94,3 +96,60 @@ def test_the_welcome_carries_no_local_paths(tmp_path, target, run_lcore) -> None
     finally:
         fake.close()
     master.kill()
+
+
+def absurd_delta(requests: int, end_offset: float = 0.0) -> list:
+    """A well-formed delta (it passes from_wire) for one invented entry of ``requests``."""
+    stats = RequestStats()
+    stats.record("GET", "/invented", 5.0, 10, None)
+    wire = stats.take_delta().to_wire()
+    fields, buckets = wire[4], wire[6]
+    fields[1] *= requests  # content length
+    fields[2] *= requests  # count
+    fields[3] *= requests  # sum of response times
+    buckets[1] = requests
+    wire[1] += end_offset
+    wire[2] += end_offset
+    return wire
+
+
+def test_reports_beyond_what_a_worker_could_do_are_refused(tmp_path, target, run_lcore) -> None:
+    lf = tmp_path / "locustfile.py"
+    lf.write_text(textwrap.dedent(BASIC))
+    port = free_port()
+    prefix = tmp_path / "bounded"
+    master = run_lcore(
+        "-f", str(lf), "-H", target.url, "--master", "--headless", "--expect-workers", "2",
+        "-u", "4", "-r", "100", "-t", "4s", "--csv", str(prefix), "--master-bind-port", str(port), "--no-web",
+        cwd=tmp_path,
+    )  # fmt: skip
+    master.wait_for_output("Waiting for workers", timeout=30)
+    fake = FakeWorker(port, "liar")
+    try:
+        fake.send(p.Hello(PROTOCOL_VERSION, __version__, "liar", 1, 1, digest(str(lf))))
+        assert fake.receive().accepted
+        worker = run_lcore("-f", str(lf), "--worker", "--master-host", "127.0.0.1", "--master-port", str(port))
+        spawn = fake.receive_until(p.Spawn, timeout=30)
+        asked = {str(k): int(v) for k, v in spawn.targets.items()}
+        assert 1 <= sum(asked.values()) <= 2, asked  # half of the 4 users, maybe ramped in steps
+        claimed = {name: 10**12 for name in asked}
+        fake.send(p.SpawningComplete(claimed))
+        fake.send(p.StatsReport(1, absurd_delta(1), claimed))  # users beyond what it was asked
+        fake.send(p.StatsReport(2, absurd_delta(10**12), asked))  # requests beyond any rate
+        fake.send(p.StatsReport(3, absurd_delta(1, end_offset=10 * 86400), asked))  # a clock days ahead
+        master.wait_for_output("(3 so far)", timeout=15)
+        fake.send(p.Goodbye("done"))
+    finally:
+        fake.close()
+    assert master.wait(60) == 0, master.output[-3000:]
+    assert worker.wait(30) == 0, worker.output[-3000:]
+    out = master.output
+    assert out.count("Refused a report from worker liar") == 4, out[-3000:]
+    assert "Traceback" not in out
+    rows = read_stats_csv(prefix)
+    assert "/invented" not in rows
+    # the real worker's figures are exact: every request the target served, and nothing else
+    assert int(rows["Aggregated"]["Request Count"]) == sum(target.counts().values()) > 0
+    with open(f"{prefix}_stats_history.csv", newline="") as f:
+        users = [int(row["User Count"]) for row in csv.DictReader(f)]
+    assert users and max(users) <= 4, users
