@@ -40,7 +40,7 @@ from .runners import (
     MasterRunner,
 )
 from .spent import SpentSlots, snapshot
-from .stats import DeltaError, MergedStats, StatsDelta
+from .stats import DEFAULT_MAX_ENTRIES, DeltaError, MergedStats, StatsDelta
 
 log = logging.getLogger(__name__)
 # the lines workers forward, tagged with the worker's id
@@ -125,6 +125,7 @@ class MasterRuntime(MasterRunner):
         curve: MasterKeys | None = None,
         iterations: int = 0,
         bundle_source: bundle.Source | None = None,
+        max_stats_entries: int = DEFAULT_MAX_ENTRIES,
     ) -> None:
         super().__init__(environment)
         self.endpoints = endpoints
@@ -139,7 +140,7 @@ class MasterRuntime(MasterRunner):
         self._auth: Any = None
         self.handshake_failures = 0
         self.client_id = "master"
-        environment.stats = self.stats_merged = MergedStats()
+        environment.stats = self.stats_merged = MergedStats(max_entries=max_stats_entries)
         self.workers: dict[str, WorkerNode] = {}
         self.lost_workers: list[WorkerNode] = []
         self.refused_workers = 0

@@ -4,6 +4,7 @@ and worker reports bounded by what the worker could have done (real processes, a
 from __future__ import annotations
 
 import csv
+import logging
 import socket
 import textwrap
 import time
@@ -16,7 +17,8 @@ from test_engine import BASIC, free_port, read_stats_csv
 from lcore import protocol as p
 from lcore._version import PROTOCOL_VERSION, __version__
 from lcore.locustfile import digest
-from lcore.stats_delta import RequestStats
+from lcore.stats import MergedStats, overflow_name
+from lcore.stats_delta import RequestStats, StatsDelta
 
 pytestmark = pytest.mark.integration
 
@@ -153,3 +155,55 @@ def test_reports_beyond_what_a_worker_could_do_are_refused(tmp_path, target, run
     with open(f"{prefix}_stats_history.csv", newline="") as f:
         users = [int(row["User Count"]) for row in csv.DictReader(f)]
     assert users and max(users) <= 4, users
+
+
+def delta_of(*requests: tuple[str, str, bool]) -> StatsDelta:
+    stats = RequestStats(now=1000.0)
+    for method, name, failed in requests:
+        stats.record(method, name, 5.0, 10, RuntimeError("boom") if failed else None)
+    return stats.take_delta(now=1001.0)
+
+
+def test_stats_entries_past_the_cap_fold_into_one_row_per_method(caplog) -> None:
+    merged = MergedStats(clock=lambda: 1001.0, max_entries=3)
+    merged.merge("w", delta_of(("GET", "/a", False), ("GET", "/b", False), ("POST", "/c", False)), now=1001.0)
+    with caplog.at_level(logging.WARNING, logger="lcore.stats"):
+        for i in range(50):
+            merged.merge("w", delta_of(("GET", f"/item/{i}", i == 0), ("POST", f"/form/{i}", False), ("GET", "/a", False)), now=1001.0)
+    other = overflow_name(3)
+    assert set(merged.entries) == {("/a", "GET"), ("/b", "GET"), ("/c", "POST"), (other, "GET"), (other, "POST")}
+    assert merged.entries[(other, "GET")].num_requests == 50
+    assert merged.entries[(other, "GET")].num_failures == 1
+    assert merged.entries[("/a", "GET")].num_requests == 51  # a name kept before the cap keeps counting
+    assert merged.total.num_requests == 3 + 150  # nothing lost
+    assert [key[1] for key in merged.errors] == [other]
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "name=" in warnings[0] and "--max-stats-entries" in warnings[0], warnings
+
+
+MANY_NAMES = """
+from locust import HttpUser, task, constant
+
+class Ids(HttpUser):
+    wait_time = constant(0.01)
+
+    @task
+    def item(self):
+        self.n = getattr(self, "n", 0) + 1
+        self.client.get(f"/?id={self.n}")
+"""
+
+
+def test_max_stats_entries_caps_a_real_run(tmp_path, target, run_lcore) -> None:
+    lf = tmp_path / "locustfile.py"
+    lf.write_text(textwrap.dedent(MANY_NAMES))
+    prefix = tmp_path / "capped"
+    proc = run_lcore(
+        "-f", str(lf), "-H", target.url, "--headless", "-u", "2", "-r", "10", "-t", "2s",
+        "--max-stats-entries", "5", "--csv", str(prefix), "--no-web",
+    )  # fmt: skip
+    assert proc.wait(60) == 0, proc.output[-3000:]
+    assert proc.output.count("More than 5 distinct request names") == 1, proc.output[-3000:]
+    rows = read_stats_csv(prefix)
+    assert len(rows) == 5 + 1 + 1  # the kept names, one "Other" row for GET, Aggregated
+    assert int(rows["Aggregated"]["Request Count"]) == sum(target.counts().values()) > 5
