@@ -27,7 +27,10 @@ class Locustfile:
 
 
 def digest(path: str) -> str:
-    """What master and workers compare to be sure they run the same locustfile."""
+    """What master and workers compare to be sure they run the same locustfile.
+
+    A consistency check, not authentication: anyone holding (or guessing) the locustfile can
+    compute it. Only CURVE keys (--curve-keys) decide who may join a master's port."""
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()[:16]
 

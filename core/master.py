@@ -19,7 +19,7 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
-from . import bundle
+from . import bundle, report_bounds
 from . import protocol as p
 from ._version import PROTOCOL_VERSION, __version__
 from .bundle_server import BundleServer
@@ -40,7 +40,7 @@ from .runners import (
     MasterRunner,
 )
 from .spent import SpentSlots, snapshot
-from .stats import DeltaError, MergedStats, StatsDelta
+from .stats import DEFAULT_MAX_ENTRIES, DeltaError, MergedStats, StatsDelta
 from .task_owner import TaskOwner
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,11 @@ class WorkerNode:
     user_classes_count: dict[str, int] = field(default_factory=dict)
     last_seq: int = 0
     stopped_run: int = -1
+    # what bounds its reports (core/report_bounds.py): the most users per class the master
+    # ever asked of it, when it joined, and the requests it reported since
+    asked_most: dict[str, int] = field(default_factory=dict)
+    joined: float = field(default_factory=time.monotonic)
+    requests_reported: int = 0
 
     @property
     def user_count(self) -> int:
@@ -121,6 +126,7 @@ class MasterRuntime(MasterRunner):
         curve: MasterKeys | None = None,
         iterations: int = 0,
         bundle_source: bundle.Source | None = None,
+        max_stats_entries: int = DEFAULT_MAX_ENTRIES,
     ) -> None:
         super().__init__(environment)
         self.endpoints = endpoints
@@ -135,10 +141,11 @@ class MasterRuntime(MasterRunner):
         self._auth: Any = None
         self.handshake_failures = 0
         self.client_id = "master"
-        environment.stats = self.stats_merged = MergedStats()
+        environment.stats = self.stats_merged = MergedStats(max_entries=max_stats_entries)
         self.workers: dict[str, WorkerNode] = {}
         self.lost_workers: list[WorkerNode] = []
         self.refused_workers = 0
+        self.refused_reports = 0  # reports claiming more than a worker could have done
         self.malformed_frames = 0
         self.dispatcher = self._make_dispatcher(None)
         self.active_classes: tuple[str, ...] | None = None  # a shape's subset, or all
@@ -604,9 +611,10 @@ class MasterRuntime(MasterRunner):
         elif isinstance(message, p.StatsReport):
             self._stats_report(node, message)
         elif isinstance(message, p.SpawningComplete):
-            node.user_classes_count = {
-                str(k): int(v) for k, v in message.user_classes_count.items()
-            }
+            counts = {str(k): int(v) for k, v in message.user_classes_count.items()}
+            if self._refuse_report(node, report_bounds.users_beyond(counts, node.asked_most)):
+                return
+            node.user_classes_count = counts
             node.state = STATE_RUNNING
             self._check_spawning_complete()
         elif isinstance(message, p.Stopped):
@@ -679,7 +687,7 @@ class MasterRuntime(MasterRunner):
             )
         elif hello.version != __version__:
             reason = f"lcore version {hello.version} does not match the master's {__version__}"
-        elif hello.digest != self.digest:
+        elif hello.digest != self.digest:  # a same-test check; who may join is CURVE's to say
             reason = "its locustfile differs from the master's (digest mismatch)"
         if reason:
             self.refused_workers += 1
@@ -693,6 +701,8 @@ class MasterRuntime(MasterRunner):
             node = WorkerNode(node_id, hello.host, hello.pid, hello.cores, self._next_index)
             if previous is not None:
                 node.last_seq = previous.last_seq
+                node.asked_most, node.joined = previous.asked_most, previous.joined
+                node.requests_reported = previous.requests_reported
                 self.lost_workers.remove(previous)
                 log.info("Worker %s (%s) rejoined", node_id, hello.host)
             else:
@@ -711,11 +721,33 @@ class MasterRuntime(MasterRunner):
         except DeltaError as e:
             self._malformed(f"stats from {node.id}: {e}")
             return
+        counts = {str(k): int(v) for k, v in report.user_classes_count.items()}
+        requests = node.requests_reported + delta.num_requests
+        why = (
+            report_bounds.users_beyond(counts, node.asked_most)
+            or report_bounds.requests_beyond(requests, time.monotonic() - node.joined)
+            or report_bounds.time_beyond(delta.end, time.time())
+        )
+        if self._refuse_report(node, why):
+            return  # not merged; its seq is not taken either, so a replay is refused the same
         node.last_seq = report.seq
-        node.user_classes_count = {str(k): int(v) for k, v in report.user_classes_count.items()}
+        node.requests_reported = requests
+        node.user_classes_count = counts
         self.stats_merged.merge(node.id, delta)
         if report.extra:
             self._fire(self.environment.events.worker_report, client_id=node.id, data=report.extra)
+
+    def _refuse_report(self, node: WorkerNode, why: str | None) -> bool:
+        """True (and logged, rate-limited) if a worker reported more than it could have done."""
+        if why is None:
+            return False
+        self.refused_reports += 1
+        if self.refused_reports <= 10 or self.refused_reports % 1000 == 0:
+            log.error(
+                "Refused a report from worker %s (%s), not merged (%d so far): %s",
+                node.id, node.host, self.refused_reports, why,
+            )  # fmt: skip
+        return True
 
     def _custom(self, node: WorkerNode, message: p.Custom) -> None:
         entry = self.custom_messages.get(message.msg_type)
@@ -864,6 +896,9 @@ class MasterRuntime(MasterRunner):
         for node_id in node_ids:
             if node_id in self.workers:
                 target = self._worker_target(node_id)
+                most = self.workers[node_id].asked_most
+                for name, n in target.items():
+                    most[name] = max(most.get(name, 0), int(n))
                 spawn = p.Spawn(
                     target, spread, self.host, self.run_id,
                     self.spent.charge(node_id), self.spent.seen(node_id), self.options_for_workers,

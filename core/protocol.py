@@ -43,7 +43,9 @@ class Hello(Message):
 
 @dataclass(frozen=True)
 class Welcome(Message):
-    """master -> worker: accepted (with the run's options) or refused (with the reason)."""
+    """master -> worker: accepted (with the run's options) or refused (with the reason).
+    ``options`` are the locustfile's own options and the master's test selection, never the
+    master's local paths or bookkeeping (what a peer on the port may read)."""
 
     TYPE: ClassVar[str] = "welcome"
     accepted: bool

@@ -16,6 +16,7 @@ Locust-compatible surface. No gevent, no asyncio: master, worker and debug runne
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections import deque
@@ -94,6 +95,18 @@ def __getattr__(name: str) -> Any:
         return getattr(local_runner, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 CURRENT_RESPONSE_TIME_PERCENTILE_WINDOW = 10
+
+# the most (name, method) entries MergedStats keeps (--max-stats-entries): a locustfile that
+# names requests by URL with ids makes one per id, and 50,000 of them cost the master half a
+# gigabyte; past the cap, new names are counted in one row per method
+DEFAULT_MAX_ENTRIES = 1000
+
+log = logging.getLogger(__name__)
+
+
+def overflow_name(max_entries: int) -> str:
+    """The row that counts, per method, the names past the cap."""
+    return f"Other (over {max_entries} names)"
 """Seconds covered by "current" figures (RPS, percentiles) unless told otherwise."""
 
 # -- master side -----------------------------------------------------------------------------
@@ -359,10 +372,15 @@ class MergedStats:
         window: float = CURRENT_RESPONSE_TIME_PERCENTILE_WINDOW,
         clock: Callable[[], float] = time.time,
         pull: Callable[[], None] | None = None,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
     ) -> None:
         if window <= 0:
             raise ValueError("window must be positive")
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
         self.window = window
+        self.max_entries = max_entries
+        self.overflow_warned = False
         self._clock = clock
         self.pull = pull
         self.reset()
@@ -442,7 +460,11 @@ class MergedStats:
         ):
             entry = entries.get(key)
             if entry is None:
-                entry = entries[key] = StatsEntry(self, key[0], key[1], delta.start)
+                if len(entries) >= self.max_entries:
+                    key = self._overflow_key(key)
+                    entry = entries.get(key)
+                if entry is None:
+                    entry = entries[key] = StatsEntry(self, key[0], key[1], delta.start)
             entry._total_content_length += length
             if failed:
                 entry._num_failures += failed
@@ -490,9 +512,27 @@ class MergedStats:
             self._first_second = self._second
         self._total_dirty = True
 
+    def _overflow_key(self, key: tuple[str, str]) -> tuple[str, str]:
+        """Where a new (name, method) past the cap is counted; warns once per reset."""
+        if not self.overflow_warned:
+            self.overflow_warned = True
+            log.warning(
+                "More than %d distinct request names (the latest: %r): new ones are counted as "
+                "%r per method. Names that embed ids or query strings (the URL is the default "
+                "name) make one entry each: group them with name=, e.g. "
+                "self.client.get(f\"/item/{id}\", name=\"/item/[id]\"); or raise "
+                "--max-stats-entries",
+                self.max_entries, key[0][:200], overflow_name(self.max_entries),
+            )  # fmt: skip
+        return overflow_name(self.max_entries), key[1]
+
     def _merge_errors(self, delta: StatsDelta) -> None:
         errors = self._errors
+        entries = self._entries
         for key, occurrences in delta.errors.items():
+            method, name = key[0], key[1]
+            if (name, method) not in entries:  # its entry was folded past the cap: so is it
+                key = (method, overflow_name(self.max_entries), key[2])
             error = errors.get(key)
             if error is None:
                 error = errors[key] = StatsError(*key, first_seen=delta.end)

@@ -99,10 +99,16 @@ def run_processes(argv: list[str], options: object) -> int:
     os.chmod(rundir, 0o700)  # the ipc socket is reachable only by the user who started the test
     try:
         ipc = f"ipc://{rundir}/master.sock"
-        bind_host = o.master_bind_host or "*"
-        endpoints = [ipc, f"tcp://{_bracket(bind_host)}:{o.master_bind_port}"]
+        endpoints = [ipc]
+        if o.master:
+            # only a distributed master opens a port for workers on other machines; a local run
+            # (one master and its own workers) speaks over the private ipc socket alone, as
+            # Locust's local mode opens no port (--master-bind-port is accepted and unused)
+            bind_host = o.master_bind_host or "*"
+            endpoints.append(f"tcp://{_bracket(bind_host)}:{o.master_bind_port}")
         # headless: wait for the local workers, or for --expect-workers remote ones with --master
-        o.worker_count_expected = o.expect_workers if o.master else max(n_workers, o.expect_workers or 1)
+        # (without --master no other worker can join, so waiting for more would never end)
+        o.worker_count_expected = o.expect_workers if o.master else max(n_workers, 1)
         master = Child("master", 0, lambda: run_master(argv, o, endpoints, curve=master_keys))
         workers = [
             Child("worker", i, lambda i=i: run_worker(argv, o, ipc, remote=False, index=i, curve=worker_keys))

@@ -599,6 +599,15 @@ def _build(*, add_help: bool, positionals: bool, allow_abbrev: bool) -> LcoreArg
         help="A worker silent this long is considered lost. Default: 3.0.",
     )
     own.add_argument(
+        "--max-stats-entries",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="The most request names the master keeps statistics for; later new "
+        "names are counted in one 'Other (over N names)' row per method, with a warning. "
+        "Name requests whose URL holds ids with name= to stay under it. Default: 1000.",
+    )
+    own.add_argument(
         "--bundle-max-mb",
         type=float,
         default=50.0,

@@ -113,12 +113,18 @@ def locustfile_paths(options: argparse.Namespace) -> list[str]:
     return [p for p in str(options.locustfile).split(",") if p]
 
 
+# attributes the launcher sets on the options besides the parser's (launcher/options.py, main.py)
+_LAUNCHER_STATE = frozenset({"locustfiles", "worker_count_expected"})
+
+
 def custom_options(options: argparse.Namespace) -> dict[str, Any]:
     """Options a locustfile added, and the master's --tags/--exclude-tags (the master decides
     which tasks run, Locust #1392): the master sends them to every worker, remote ones too."""
     from .options import build_parser
 
-    known = set(vars(build_parser(add_help=False).parse_args([])))
+    # the launcher's own bookkeeping (the resolved locustfile paths, how many workers this
+    # master waits for) is no option of the locustfile: it stays here, as any local path does
+    known = set(vars(build_parser(add_help=False).parse_args([]))) | _LAUNCHER_STATE
     simple = (str, int, float, bool, type(None), list)
     sent = {
         k: v
@@ -167,6 +173,7 @@ def run_master(argv: Sequence[str], options: argparse.Namespace, endpoints: list
         quit_when_stopped=quits,
         curve=curve,
         iterations=options.iterations,
+        max_stats_entries=options.max_stats_entries,
         # for remote workers started with -f -, packed when the first one asks; a local run
         # has its own workers, and keeps its files to itself
         bundle_source=Source(tuple(locustfile_paths(options)), os.getcwd(), int(options.bundle_max_mb * 1024 * 1024))

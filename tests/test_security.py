@@ -47,11 +47,11 @@ def test_encrypted_remote_and_local_workers_run_a_test(tmp_path, target, run_lco
     port = free_port()
     prefix = tmp_path / "enc"
     master = run_lcore(
-        "-f", str(lf), "-H", target.url, "--headless", "--processes", "1", "--expect-workers", "2",
+        "-f", str(lf), "-H", target.url, "--master", "--headless", "--processes", "1", "--expect-workers", "2",
         "-u", "4", "-r", "10", "-t", "3s", "--csv", str(prefix), "--curve-keys", str(d),
         "--master-bind-port", str(port), "--no-web",
     )  # fmt: skip
-    # --processes 1 without --master runs one local worker; the remote one makes two
+    # --master --processes 1 runs one local worker; the remote one makes two
     worker = run_lcore(
         "-f", str(lf), "--worker", "--master-host", "127.0.0.1", "--master-port", str(port), "--curve-keys", str(remote_dir)
     )

@@ -228,9 +228,10 @@ def test_a_local_run_keeps_its_files_to_itself(tmp_path, target, run_lcore) -> N
     local = run_lcore("-f", "locustfile.py", "-H", target.url, "--headless", "-u", "1", "-r", "1", "-t", "20s",
                       "--master-bind-port", str(port), "--no-web", cwd=mdir)  # fmt: skip
     local.wait_for_output("Ramping to 1 users", timeout=30)
-    worker = run_lcore(*worker_args(port), cwd=wdir)
+    # a local run opens no TCP port at all: a remote worker finds nothing to ask
+    worker = run_lcore(*worker_args(port, "--connect-timeout", "2"), cwd=wdir)
     assert worker.wait(30) == 1, worker.output
-    assert "This master does not ship its locustfile: it runs its own workers (start it with --master)" in worker.output
+    assert f"Could not reach the master at 127.0.0.1:{port}" in worker.output
     assert "Sending the locustfile" not in local.output
 
 
