@@ -1,0 +1,138 @@
+"""Issue 15's "Low" findings: mistakes caught before anything starts, spreadsheet-safe CSV,
+worker messages that say what happened. Each through the real command line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import lcore_command
+
+LOCUSTFILE = """\
+from locust import HttpUser, task, constant
+
+class U(HttpUser):
+    wait_time = constant(0.05)
+
+    @task
+    def t(self):
+        self.client.get("/")
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "locustfile.py").write_text(LOCUSTFILE)
+    (tmp_path / "home").mkdir()
+    return tmp_path
+
+
+def run_cli(project: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "HOME": str(project / "home"), "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.run(
+        lcore_command(*args), cwd=project, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *words: str) -> None:
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lcore: error:"), result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+HEADLESS = ("--headless", "-u", "1", "-r", "10", "-t", "2s")
+
+
+# ---- 1. checked before anything starts --------------------------------------------------------
+
+
+@pytest.mark.parametrize("host", ["notaurl", "http//example.com", "http:/example.com", "https://", "http://h:99999", "http://h:port"])
+def test_bad_host_is_one_line_error(project: Path, host: str) -> None:
+    assert_one_line_error(run_cli(project, *HEADLESS, "-H", host), "--host")
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["postgres://u:p@127.0.0.1:1/db", "mongodb://127.0.0.1:1", ":memory:", "./milvus.db", "localhost", "broker:1883",
+     "host=127.0.0.1 dbname=x", "mqtt.example.com"],
+)
+def test_hosts_of_contrib_users_pass_validation(project: Path, host: str) -> None:
+    # --list-commands validates the options, then only loads the locustfile
+    result = run_cli(project, "--list", "-H", host)
+    assert result.returncode == 0, result.stderr
+    assert "U" in result.stdout
+
+
+@pytest.mark.parametrize("flag", ["--csv", "--html", "--json-file", "--logfile"])
+def test_output_into_missing_directory_is_one_line_error(project: Path, flag: str) -> None:
+    result = run_cli(project, *HEADLESS, "-H", "http://127.0.0.1:1", flag, "missing/dir/out")
+    assert_one_line_error(result, flag, "does not exist")
+
+
+def test_output_onto_a_directory_is_one_line_error(project: Path) -> None:
+    (project / "adir").mkdir()
+    assert_one_line_error(run_cli(project, *HEADLESS, "-H", "http://127.0.0.1:1", "--html", "adir"), "--html", "directory")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
+def test_output_into_unwritable_directory_is_one_line_error(project: Path) -> None:
+    ro = project / "ro"
+    ro.mkdir(mode=0o500)
+    result = run_cli(project, *HEADLESS, "-H", "http://127.0.0.1:1", "--html", str(ro / "r.html"))
+    assert_one_line_error(result, "--html", "not writable")
+
+
+def test_web_auth_without_colon_is_one_line_error(project: Path) -> None:
+    assert_one_line_error(run_cli(project, "-H", "http://127.0.0.1:1", "--web-auth", "nopassword"), "--web-auth")
+
+
+def test_bad_tls_files_are_one_line_error(project: Path) -> None:
+    garbage = project / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    result = run_cli(project, "-H", "http://127.0.0.1:1", "--tls-cert", str(garbage), "--tls-key", str(garbage))
+    assert_one_line_error(result, "--tls-cert", "PEM")
+    result = run_cli(project, "-H", "http://127.0.0.1:1", "--tls-cert", "nope.pem", "--tls-key", "nope.key")
+    assert_one_line_error(result, "--tls-cert", "nope.pem")
+
+
+def test_good_tls_files_pass_validation(project: Path) -> None:
+    from lcore.launcher.preflight import check_tls_files
+
+    cert, key = project / "c.pem", project / "k.pem"
+    made = subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-days", "1",
+         "-keyout", str(key), "-out", str(cert)], capture_output=True,
+    )
+    if made.returncode != 0:
+        pytest.skip("no openssl")
+    check_tls_files(str(cert), str(key))
+
+
+def test_unreadable_home_config_is_one_line_error(project: Path) -> None:
+    # Path.exists() raising (a HOME that cannot be searched; as root, a name too long) was a traceback
+    result = run_cli(project, "--list", env={"HOME": str(project / ("a" * 300))})
+    assert_one_line_error(result, ".lcore.conf")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads anything")
+def test_unsearchable_home_config_is_one_line_error(project: Path) -> None:
+    home = project / "locked"
+    home.mkdir()
+    (home / ".lcore.conf").write_text("users = 2\n")
+    home.chmod(0o000)
+    try:
+        assert_one_line_error(run_cli(project, "--list", env={"HOME": str(home)}), ".lcore.conf")
+    finally:
+        home.chmod(0o700)
+
+
+def test_unreadable_project_config_is_one_line_error(project: Path) -> None:
+    (project / "lcore.conf").mkdir()  # a directory: reading it fails even as root
+    assert_one_line_error(run_cli(project, "--list"), "lcore.conf")
+
+
