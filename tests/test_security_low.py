@@ -136,3 +136,59 @@ def test_unreadable_project_config_is_one_line_error(project: Path) -> None:
     assert_one_line_error(run_cli(project, "--list"), "lcore.conf")
 
 
+
+
+# ---- 2. CSV formula injection -----------------------------------------------------------------
+
+FORMULA_LOCUSTFILE = """\
+from locust import User, task, constant
+
+NAMES = ['=HYPERLINK("http://evil.example","x")', "+cmd|' /C calc'!A0", "-2+3", "@SUM(1)", "\\tTabbed",
+         "\\rReturn", "-", "+", "-1", "/plain"]
+
+class U(User):
+    wait_time = constant(0.05)
+
+    @task
+    def t(self):
+        fire = self.environment.events.request.fire
+        for name in NAMES:
+            fire(request_type="GET", name=name, response_time=1, response_length=0, exception=None, context={})
+        fire(request_type="=POST", name="/f", response_time=1, response_length=0,
+             exception=RuntimeError("=1+1 error"), context={})
+        raise ValueError("@evil exception")
+"""
+
+
+def test_csv_neutralises_formulas(project: Path) -> None:
+    import csv
+
+    (project / "formula.py").write_text(FORMULA_LOCUSTFILE)
+    result = run_cli(project, "-f", "formula.py", "--headless", "-u", "1", "-r", "10", "-t", "2s", "--csv", "out",
+                     "--csv-full-history", "--processes", "1", timeout=60)
+    assert result.returncode in (0, 1), result.stderr
+    with open(project / "out_stats.csv", newline="") as f:
+        names = {row["Name"] for row in csv.DictReader(f)}
+    assert {
+        '\'=HYPERLINK("http://evil.example","x")', "'+cmd|' /C calc'!A0", "'-2+3", "'@SUM(1)", "'\tTabbed",
+        "'\rReturn", "-", "+", "-1", "/plain", "/f", "Aggregated",
+    } <= names, names
+    assert not any(n.startswith(("=", "@", "\t", "\r")) for n in names)
+    with open(project / "out_failures.csv", newline="") as f:
+        failures = list(csv.DictReader(f))
+    # the error is the exception's repr: it starts with the class name, so it stays as it is
+    assert [(r["Method"], r["Error"]) for r in failures] == [("'=POST", "RuntimeError('=1+1 error')")], failures
+    with open(project / "out_exceptions.csv", newline="") as f:
+        exceptions = list(csv.DictReader(f))
+    assert [r["Message"] for r in exceptions] == ["'@evil exception"], exceptions
+    with open(project / "out_stats_history.csv", newline="") as f:
+        history = {row["Name"] for row in csv.DictReader(f)}
+    assert "'@SUM(1)" in history and "@SUM(1)" not in history
+
+
+def test_csv_cell_rules() -> None:
+    from lcore.exporters.report_csv import cell
+
+    assert [cell(v) for v in ["=1", "+a", "-a", "@a", "\ta", "\ra", "-", "+", "-1", "+2.5", "a=1", "", 5]] == [
+        "'=1", "'+a", "'-a", "'@a", "'\ta", "'\ra", "-", "+", "-1", "+2.5", "a=1", "", 5,
+    ]
