@@ -7,7 +7,10 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import socket
 import ssl
+import sys
+import time
 from urllib.parse import urlsplit
 
 from .parser import OptionsError
@@ -78,6 +81,29 @@ def check_tls_files(cert: str, key: str) -> None:
         ) from None
 
 
+def check_master_host(host: str, timeout: float) -> None:
+    """A worker's --master-host resolves, or this is one line and exit 1 (zmq would retry an
+    unresolvable name silently, as "Waiting for the master"). A name is retried for up to
+    --connect-timeout, as the master is waited for: on Kubernetes its Service may come later."""
+    name = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    deadline = time.monotonic() + timeout
+    said = False
+    while True:
+        try:
+            socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)
+            return
+        except (socket.gaierror, UnicodeError) as e:
+            reason = getattr(e, "strerror", None) or str(e)
+        if time.monotonic() >= deadline:
+            raise OptionsError(
+                f"--master-host {host}: cannot resolve this name ({reason}); gave up after {timeout:.0f} s"
+            )
+        if not said:
+            sys.stderr.write(f"lcore: --master-host {host} does not resolve ({reason}); retrying ...\n")
+            said = True
+        time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+
+
 def check_world(options: argparse.Namespace) -> None:
     get = options.__dict__.get
     if get("host"):
@@ -90,5 +116,7 @@ def check_world(options: argparse.Namespace) -> None:
     for dest, flag in (("html_file", "--html"), ("json_file", "--json-file"), ("logfile", "--logfile")):
         if get(dest):
             check_output_file(flag, get(dest))
+    if get("worker") and get("master_host"):
+        check_master_host(get("master_host"), get("connect_timeout") or 60.0)
     if not get("worker"):
         check_tls_files(get("tls_cert") or "", get("tls_key") or "")

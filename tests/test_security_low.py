@@ -4,11 +4,14 @@ worker messages that say what happened. Each through the real command line."""
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
-from conftest import lcore_command
+from conftest import lcore_command, wait_until
 
 LOCUSTFILE = """\
 from locust import HttpUser, task, constant
@@ -43,6 +46,12 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *words: str)
     assert len(lines) == 1 and lines[0].startswith("lcore: error:"), result.stderr
     for word in words:
         assert word in lines[0], lines[0]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 HEADLESS = ("--headless", "-u", "1", "-r", "10", "-t", "2s")
@@ -192,3 +201,69 @@ def test_csv_cell_rules() -> None:
     assert [cell(v) for v in ["=1", "+a", "-a", "@a", "\ta", "\ra", "-", "+", "-1", "+2.5", "a=1", "", 5]] == [
         "'=1", "'+a", "'-a", "'@a", "'\ta", "'\ra", "-", "+", "-1", "+2.5", "a=1", "", 5,
     ]
+
+
+# ---- 3. worker-side messages say what happened ------------------------------------------------
+
+WORKER_LOCUSTFILE = "from locust import User, task\n\nclass U(User):\n    @task\n    def t(self):\n        pass\n"
+
+
+def test_worker_without_keys_refused_by_curve_master_says_so(project: Path, run_lcore) -> None:
+    keys = project / "keys"
+    made = subprocess.run(lcore_command("keys", "generate", str(keys)), capture_output=True, text=True, timeout=30)
+    assert made.returncode == 0, made.stderr
+    (project / "w.py").write_text(WORKER_LOCUSTFILE)
+    port = free_port()
+    run_lcore("-f", "w.py", "--master", "--curve-keys", str(keys), "--master-bind-port", str(port), "--no-web",
+              cwd=project)
+
+    def listening() -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    wait_until(listening, timeout=20)
+    for fetch in (False, True):
+        started = time.monotonic()
+        worker = run_lcore("-f", "-" if fetch else "w.py", "--worker", "--master-port", str(port), cwd=project)
+        assert worker.wait(20) == 1, worker.output
+        assert time.monotonic() - started < 15
+        assert "refused this worker: it requires CURVE keys (--curve-keys)" in worker.output, worker.output
+        assert "Waiting for the master" not in worker.output, worker.output
+
+
+def test_unresolvable_master_host_is_one_line_dns_error(project: Path) -> None:
+    (project / "w.py").write_text(WORKER_LOCUSTFILE)
+    result = run_cli(project, "-f", "w.py", "--worker", "--master-host", "no-such-host.invalid", "--connect-timeout", "1")
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("lcore: error: --master-host no-such-host.invalid: cannot resolve"), result.stderr
+    assert "Waiting for the master" not in result.stderr
+
+
+def test_waiting_worker_exits_promptly_on_sigterm_without_giving_up(project: Path, run_lcore) -> None:
+    (project / "w.py").write_text(WORKER_LOCUSTFILE)
+    worker = run_lcore("-f", "w.py", "--worker", "--master-port", str(free_port()), "--connect-timeout", "60",
+                       cwd=project)
+    worker.wait_for_output("Waiting for the master", timeout=20)
+    time.sleep(3.5)  # the retry backoff has grown to 4 s and beyond: the wait SIGTERM must cut short
+    sent = time.monotonic()
+    worker.proc.send_signal(signal.SIGTERM)
+    assert worker.wait(20) == 0, worker.output
+    assert time.monotonic() - sent < 1.5, worker.output
+    assert "gave up" not in worker.output, worker.output
+
+
+def test_gave_up_is_said_when_the_connect_timeout_has_passed(project: Path, run_lcore) -> None:
+    (project / "w.py").write_text(WORKER_LOCUSTFILE)
+    started = time.monotonic()
+    worker = run_lcore("-f", "w.py", "--worker", "--master-port", str(free_port()), "--connect-timeout", "3.5",
+                       cwd=project)
+    assert worker.wait(30) == 1, worker.output
+    took = time.monotonic() - started
+    assert "gave up after 3.5 s" in worker.output, worker.output
+    # not before the timeout, and not a backoff step (1+2+4 = 7 s) after it
+    assert 3.5 <= took < 6, (took, worker.output)
