@@ -267,3 +267,29 @@ def test_gave_up_is_said_when_the_connect_timeout_has_passed(project: Path, run_
     assert "gave up after 3.5 s" in worker.output, worker.output
     # not before the timeout, and not a backoff step (1+2+4 = 7 s) after it
     assert 3.5 <= took < 6, (took, worker.output)
+
+
+# ---- 4. a --worker box restarts a worker process that was killed ------------------------------
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(c) for c in f.read().split()]
+
+
+def test_worker_box_restarts_a_killed_worker_process(project: Path, run_lcore, target) -> None:
+    port = free_port()
+    master = run_lcore("-H", target.url, "--master", "--headless", "-u", "4", "-r", "20", "-t", "40s",
+                       "--expect-workers", "2", "--master-bind-port", str(port), "--no-web", cwd=project)
+    box = run_lcore("--worker", "--processes", "2", "--master-port", str(port), cwd=project)
+    wait_until(lambda: master.output.count(" connected") >= 2, timeout=30)
+    first = _children(box.proc.pid)
+    assert len(first) == 2, first
+    os.kill(first[0], signal.SIGKILL)
+    box.wait_for_output("Restarting worker process", timeout=15)
+    wait_until(lambda: len(_children(box.proc.pid)) == 2 and first[0] not in _children(box.proc.pid), timeout=15)
+    wait_until(lambda: master.output.count(" connected") >= 3, timeout=30)
+    # the box goes on with two processes; when the master quits, the box's workers end and so does it
+    master.proc.send_signal(signal.SIGTERM)
+    assert master.wait(30) in (0, 1), master.output
+    assert box.wait(30) == 0, box.output
