@@ -21,6 +21,7 @@ import gevent
 import zmq.green as zmq
 from gevent.event import Event
 from gevent.pool import Group
+from zmq.utils.monitor import recv_monitor_message
 
 from . import protocol as p
 from ._version import PROTOCOL_VERSION, __version__
@@ -170,9 +171,11 @@ class WorkerRuntime(WorkerRunner):
             services.spawn(loop).link_exception(lambda g, name=name: self._service_died(g, name))
         try:
             if not self._connect(self.first_connect_timeout):
+                if self._quit.is_set():
+                    return self._exit_code  # SIGTERM, or refused (said already): not "gave up"
                 host = self.endpoint.split("://", 1)[-1]
                 log.error(
-                    "Could not reach the master at %s: gave up after %.0f s",
+                    "Could not reach the master at %s: gave up after %g s",
                     host,
                     self.first_connect_timeout,
                 )
@@ -191,7 +194,8 @@ class WorkerRuntime(WorkerRunner):
                 self._monitor.kill(block=False)
             # the process ends with os._exit: wait here until the goodbye (and the final delta)
             # have left, closing the monitor socket too
-            self._context.destroy(linger=2000)
+            # (never welcomed: nothing is owed to anyone, and what is queued goes nowhere)
+            self._context.destroy(linger=2000 if self._ready.is_set() else 0)
         return self._exit_code
 
     def _service_died(self, greenlet: gevent.Greenlet, name: str) -> None:
@@ -226,18 +230,31 @@ class WorkerRuntime(WorkerRunner):
         sock.setsockopt(zmq.MAXMSGSIZE, p.MAX_FRAME_BYTES)
         if self.curve is not None:
             apply_client(sock, self.curve)
-            if self._monitor is not None:
-                self._monitor.kill(block=False)
-            self._monitor = gevent.spawn(self._watch_handshake, sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH))
+        if self._monitor is not None:
+            self._monitor.kill(block=False)
+        # with keys or without: a CURVE master refuses a worker without keys (and a plain master
+        # one with keys) as a protocol failure, which otherwise looks like a master not there
+        events = zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+        self._monitor = gevent.spawn(self._watch_handshake, sock.get_monitor_socket(events))
         sock.connect(self.endpoint)
         self._socket = sock
 
     def _watch_handshake(self, monitor: Any) -> None:
         try:
-            monitor.recv_multipart()
+            event = recv_monitor_message(monitor)
         except zmq.ZMQError:
             return
-        log.error("The master at %s refused this worker's CURVE key", self.endpoint)
+        if event["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+            log.error("The master at %s refused this worker's CURVE key", self.endpoint)
+        elif self.curve is None:
+            log.error(
+                "The master at %s refused this worker: it requires CURVE keys (--curve-keys)", self.endpoint
+            )
+        else:
+            log.error(
+                "The master at %s refused this worker: it has no CURVE keys, this worker has "
+                "(--curve-keys on both or on neither)", self.endpoint,
+            )  # fmt: skip
         if not self._connected.is_set():
             self._exit_code = 1
             self._quit.set()
@@ -293,8 +310,13 @@ class WorkerRuntime(WorkerRunner):
         while not self._quit.is_set():
             self._connected.clear()
             self._send(self._hello())
-            if self._connected.wait(timeout=backoff):
+            wait = backoff if deadline is None else max(0.0, min(backoff, deadline - time.monotonic()))
+            # SIGTERM (quit) ends the wait at once, not after up to RECONNECT_BACKOFF_MAX
+            gevent.wait([self._connected, self._quit], timeout=wait, count=1)
+            if self._connected.is_set():
                 return True
+            if self._quit.is_set():
+                break
             if deadline is not None and time.monotonic() >= deadline:
                 return False
             if not announced or backoff >= RECONNECT_BACKOFF_MAX:

@@ -6,6 +6,9 @@ time it is called. Response times are in milliseconds, written with up to three 
 (whole numbers without any), so sub-millisecond figures survive; Locust writes whole ones.
 In the history file the requests/s, failures/s and percentile columns cover the last seconds
 (the stats' window), the "Total ..." columns the whole run.
+
+Text that came from the test (request names, methods, error messages, tracebacks) goes through
+``cell``: a value a spreadsheet would run as a formula gets a leading ``'`` (see ``cell``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ __all__ = [
     "EXCEPTIONS_COLUMNS",
     "FAILURES_COLUMNS",
     "StatsHistoryWriter",
+    "cell",
     "exceptions_rows",
     "failures_rows",
     "history_columns",
@@ -94,6 +98,28 @@ def number(value: float | None) -> str:
     return "0" if text == "-0" else text
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def cell(value: Any) -> Any:
+    """``value`` made safe to open in a spreadsheet: text starting with ``=``, ``+``, ``-``,
+    ``@``, a tab or a carriage return gets a leading ``'`` (OWASP's advice for CSV injection),
+    so ``=HYPERLINK(...)`` in a request name is shown, not run. Left alone because no
+    spreadsheet reads them as a formula: a lone ``-`` or ``+`` (a name like Locust's "-") and a
+    plain signed number such as ``-1``. Not text: returned unchanged."""
+    if not isinstance(value, str) or not value.startswith(_FORMULA_STARTS):
+        return value
+    if value[0] in "+-":
+        if len(value) == 1:
+            return value
+        try:
+            float(value)
+            return value
+        except ValueError:
+            pass
+    return "'" + value
+
+
 def utc(timestamp: float | None) -> str:
     if timestamp is None:
         return ""
@@ -119,8 +145,8 @@ def stats_rows(stats: MergedStats, percentiles: Sequence[float] | None = None) -
     for e in _rows_with_total(stats):
         rows.append(
             [
-                e.method,
-                e.name,
+                cell(e.method),
+                cell(e.name),
                 e.num_requests,
                 e.num_failures,
                 number(e.median_response_time),
@@ -138,14 +164,14 @@ def stats_rows(stats: MergedStats, percentiles: Sequence[float] | None = None) -
 
 def failures_rows(stats: MergedStats) -> list[list[Any]]:
     return [
-        [e.method, e.name, e.error, e.occurrences, utc(e.first_seen), utc(e.last_seen)]
+        [cell(e.method), cell(e.name), cell(e.error), e.occurrences, utc(e.first_seen), utc(e.last_seen)]
         for _, e in sorted(stats.errors.items())
     ]
 
 
 def exceptions_rows(stats: MergedStats) -> list[list[Any]]:
     records = sorted(stats.exceptions.values(), key=lambda r: -r.count)
-    return [[r.count, r.msg, r.traceback, ", ".join(sorted(r.nodes))] for r in records]
+    return [[r.count, cell(r.msg), cell(r.traceback), cell(", ".join(sorted(r.nodes)))] for r in records]
 
 
 def _write(path: str, header: list[str], rows: Iterable[list[Any]]) -> None:
@@ -199,8 +225,8 @@ class StatsHistoryWriter:
                 [
                     timestamp,
                     user_count,
-                    e.method,
-                    e.name,
+                    cell(e.method),
+                    cell(e.name),
                     number(e.current_rps),
                     number(e.current_fail_per_sec),
                     *_percentiles(e, self.percentiles, current=True),

@@ -17,9 +17,9 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from lcore import bundle
 from lcore import protocol as p
@@ -74,6 +74,17 @@ def fetch(
     return Fetched(manifest, digest)
 
 
+def _refusal(event: int, shown: str, curve: WorkerKeys | None) -> str:
+    if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+        return f"The master at {shown} refused this worker's CURVE key"
+    if curve is None:
+        return f"The master at {shown} refused this worker: it requires CURVE keys (--curve-keys)"
+    return (
+        f"The master at {shown} refused this worker: it has no CURVE keys, this worker has "
+        "(--curve-keys on both or on neither)"
+    )
+
+
 def _download(
     context: zmq.Context, endpoint: str, shown: str, timeout: float, max_bytes: int, curve: WorkerKeys | None
 ) -> tuple[bytes, str]:
@@ -85,11 +96,12 @@ def _download(
     sock.setsockopt(zmq.IMMEDIATE, 1)  # no requests queued for a master not yet connected
     poller = zmq.Poller()
     poller.register(sock, zmq.POLLIN)
-    monitor: Any = None
     if curve is not None:
         apply_client(sock, curve)
-        monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH)
-        poller.register(monitor, zmq.POLLIN)
+    # a CURVE master refuses a worker without keys (and a plain one a worker with keys) as a
+    # protocol failure: watched too, so that is said instead of waiting for a master not there
+    monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL)
+    poller.register(monitor, zmq.POLLIN)
     try:
         sock.connect(endpoint)
     except zmq.ZMQError as e:
@@ -105,8 +117,8 @@ def _download(
             # IMMEDIATE: writable once connected, so the first request leaves at once
             poller.modify(sock, zmq.POLLIN | (zmq.POLLOUT if unsent else 0))
             events = dict(poller.poll(left * 1000))
-            if monitor is not None and monitor in events:
-                raise bundle.BundleError(f"The master at {shown} refused this worker's CURVE key")
+            if monitor in events:
+                raise bundle.BundleError(_refusal(recv_monitor_message(monitor)["event"], shown, curve))
             flags = events.get(sock, 0)
             if flags & zmq.POLLOUT:
                 request = p.BundleRequest(PROTOCOL_VERSION, __version__, asked)

@@ -93,7 +93,7 @@ def run_processes(argv: list[str], options: object) -> int:
             Child("worker", i, lambda i=i: run_worker(argv, o, endpoint, remote=True, index=i, curve=worker_keys))
             for i in range(max(1, n_workers))
         ]
-        return Supervisor(None, workers, restart_workers=False).run()
+        return Supervisor(None, workers).run()
 
     rundir = tempfile.mkdtemp(prefix="lcore-")
     os.chmod(rundir, 0o700)  # the ipc socket is reachable only by the user who started the test

@@ -24,6 +24,7 @@ from .parser import (
     _build,
     build_parser,
 )
+from .preflight import check_world
 from .sources import (
     _config_keys,
     _config_paths,
@@ -339,6 +340,7 @@ def validate(options: argparse.Namespace) -> None:
         raise OptionsError(
             "--run-single-user runs in this process; it cannot be combined with --master or --worker"
         )
+    check_world(options)
 
 
 def _validate_step_load(options: argparse.Namespace) -> None:

@@ -154,9 +154,10 @@ def _read_config(
     must_exist: bool,
     partial: bool,
 ) -> dict[str, Any]:
-    if not must_exist and not path.exists():
-        return {}
     try:
+        # exists() itself raises for a HOME that cannot be searched or a name too long
+        if not must_exist and not path.exists():
+            return {}
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)

@@ -3,7 +3,8 @@
 Signal handlers only record the signal; the supervisor's loop acts on it. First Ctrl-C or
 SIGTERM: the master is asked to stop the test and quit (it writes the final report and tells
 its workers to quit). Second: everything is killed at once. A local worker that dies is
-restarted. Children die with the launcher, whatever kills it (PR_SET_PDEATHSIG).
+restarted; on a --worker box (no master here), one killed by a signal is. Children die with
+the launcher, whatever kills it (PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
@@ -173,26 +174,34 @@ class Supervisor:
                     self._fatal = True
                     if not self._stopping:
                         self._stop_everything()
-                if self.master is None:
+                restarted = (
+                    code != 0 and not self._stopping and self._worker_died(worker, status, dead_pid)
+                )
+                if self.master is None and not restarted:
                     exit_code = max(exit_code, code)
-                if code != 0 and not self._stopping:
-                    self._worker_died(worker, status, dead_pid)
                 if self.master is None and not any(w.pid for w in self.workers):
                     return exit_code
         finally:
             self._kill_all()
 
-    def _worker_died(self, worker: Child, status: int, pid: int) -> None:
+    def _worker_died(self, worker: Child, status: int, pid: int) -> bool:
+        """Say so, and restart it if it should be; True if it was."""
         log.warning("Worker process %d (pid %d) ended: %s", worker.index, pid, describe_exit(status))
-        if not self.restart_workers or self.master is None:
-            return
+        if not self.restart_workers:
+            return False
+        if self.master is None and not os.WIFSIGNALED(status):
+            # workers only (a remote box): one that exited by itself said why (the master is
+            # gone, refused it, never answered); restarting it would only say that again. One
+            # killed (SIGKILL, the OOM killer, a crash) is restarted, as a local one is.
+            return False
         now = time.monotonic()
         worker.restarts = [t for t in worker.restarts if now - t < 60] + [now]
         if len(worker.restarts) > MAX_RESTARTS_PER_MINUTE:
             log.error("Worker process %d keeps dying; not restarting it again", worker.index)
-            return
+            return False
         log.info("Restarting worker process %d", worker.index)
         fork_child(worker, parent_pid=self._pid)
+        return True
 
     def _stop_everything(self) -> None:
         self._stopping = True

@@ -178,23 +178,23 @@ def test_build_parser_without_help() -> None:
 def test_precedence_config_files_then_environment_then_command_line(
     project: Path, home: Path
 ) -> None:
-    (home / ".lcore.conf").write_text("host = from-home\nusers = 1\nweb-port = 1001\n")
-    assert (parse([]).host, parse([]).num_users) == ("from-home", 1)
+    (home / ".lcore.conf").write_text("host = http://from-home\nusers = 1\nweb-port = 1001\n")
+    assert (parse([]).host, parse([]).num_users) == ("http://from-home", 1)
 
-    (project / "lcore.conf").write_text("host = from-cwd\nusers = 2\n")
-    assert (parse([]).host, parse([]).num_users, parse([]).web_port) == ("from-cwd", 2, 1001)
+    (project / "lcore.conf").write_text("host = http://from-cwd\nusers = 2\n")
+    assert (parse([]).host, parse([]).num_users, parse([]).web_port) == ("http://from-cwd", 2, 1001)
 
-    (project / "pyproject.toml").write_text('[tool.lcore]\nhost = "from-pyproject"\n')
-    assert parse([]).host == "from-pyproject"
+    (project / "pyproject.toml").write_text('[tool.lcore]\nhost = "http://from-pyproject"\n')
+    assert parse([]).host == "http://from-pyproject"
 
     extra = project / "extra.conf"
-    extra.write_text("host = from-config-option\n")
-    assert parse(["--config", str(extra)]).host == "from-config-option"
+    extra.write_text("host = http://from-config-option\n")
+    assert parse(["--config", str(extra)]).host == "http://from-config-option"
 
-    env = {"LCORE_HOST": "from-env"}
-    assert parse(["--config", str(extra)], env).host == "from-env"
-    o = parse(["--config", str(extra), "-H", "from-cli"], env)
-    assert (o.host, o.num_users, o.web_port) == ("from-cli", 2, 1001)
+    env = {"LCORE_HOST": "http://from-env"}
+    assert parse(["--config", str(extra)], env).host == "http://from-env"
+    o = parse(["--config", str(extra), "-H", "http://from-cli"], env)
+    assert (o.host, o.num_users, o.web_port) == ("http://from-cli", 2, 1001)
 
 
 def test_false_in_a_later_source_switches_a_flag_off(project: Path, home: Path) -> None:
