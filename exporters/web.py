@@ -46,7 +46,6 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import web
 from multidict import MultiDict
@@ -61,7 +60,7 @@ from lcore.runners import (
     STATE_STOPPING,
 )
 
-from . import web_flask, web_form
+from . import web_flask, web_form, web_guard
 from .prometheus import DEFAULT_BUCKETS, make_registry, parse_buckets, render
 
 __all__ = ["HISTORY_INTERVAL", "HISTORY_LIMIT", "StatusServer", "history_sample", "start_web"]
@@ -317,8 +316,10 @@ class StatusServer:
         ssl_context: ssl.SSLContext | None = None,
         history_interval: float = HISTORY_INTERVAL,
         options: Any = None,
+        allowed_hosts: list[str] | None = None,
     ) -> None:
         self.runtime = runtime
+        self.allowed_hosts = web_guard.AllowedHosts(host, allowed_hosts or ())
         self.host = host
         self.port = port
         self.readonly = readonly
@@ -464,11 +465,22 @@ class StatusServer:
         to_flask = flask is not None and request.match_info.route.name == web_flask.FLASK_ROUTE
         # a locustfile's own login decides for its own routes (its login_submit is open)
         open_path = path in _OPEN_PATHS or (to_flask and self.auth.external_login)
+        if not self.auth.enabled and path != "/healthz":
+            # DNS rebinding: another name resolving here must not drive an open server
+            if not self.allowed_hosts.allows(request.headers.get("Host")):
+                return _refuse(
+                    403,
+                    f"Host {request.headers.get('Host')!r} is not one this server answers "
+                    "without authentication: add it with --web-allowed-hosts",
+                )
         if self.auth.enabled and not open_path and not self.auth.allows(request):
             if not (flask is not None and await flask.logged_in(request)):
                 return self.auth.challenge(request, self.base_path)
-        if request.method == "POST" and not _same_origin(request):
-            return _refuse(403, "Cross-origin request refused")
+        if web_guard.changes_state(request.method, path):
+            foreign = web_guard.cross_site(request.headers, request.host, request.scheme)
+            if foreign is not None:  # CSRF: another site's page (an <img>, a form) asked
+                log.warning("Refused %s %s from another site (%s)", request.method, path, foreign)
+                return _refuse(403, "Cross-site request refused")
         response = await handler(request)
         if flask is not None and not to_flask and path not in _UNHOOKED_PATHS:
             # the app's after_request hooks see lcore's responses too, as Locust's routes are
@@ -786,14 +798,6 @@ def _read_only() -> web.Response:
     return _refuse(403, "This master runs --headless: the status page is read-only")
 
 
-def _same_origin(request: web.Request) -> bool:
-    """A browser's cross-site POST (which would carry basic credentials) is refused."""
-    origin = request.headers.get("Origin")
-    if origin is None:  # not from a browser page: a script, curl, Prometheus
-        return True
-    return urlsplit(origin).netloc == request.host
-
-
 def _attachment(text: str, filename: str, content_type: str) -> web.Response:
     return web.Response(
         text=text,
@@ -862,5 +866,6 @@ async def start_web(runtime: Any, options: Any) -> StatusServer:
         buckets=buckets,
         ssl_context=_ssl_context(options),
         options=options,
+        allowed_hosts=web_guard.parse_allowed_hosts(getattr(options, "web_allowed_hosts", None)),
     )
     return await server.start()

@@ -280,6 +280,15 @@ def _build(*, add_help: bool, positionals: bool, allow_abbrev: bool) -> LcoreArg
         "--web-host", default="", metavar="IP", help="Interface of the status page. Default: all."
     )
     web.add_argument(
+        "--web-allowed-hosts",
+        default="",
+        metavar="NAMES",
+        help="Without authentication, the status page answers only requests addressed to an "
+        "IP address, localhost, this machine's hostname or the --web-host (a defence against "
+        "DNS rebinding); add more names here, comma-separated (.example.com: the domain and "
+        "its subdomains; *: any).",
+    )
+    web.add_argument(
         "--web-port",
         "-P",
         type=int,
@@ -573,7 +582,9 @@ def _build(*, add_help: bool, positionals: bool, allow_abbrev: bool) -> LcoreArg
         "--equal-weights", action="store_true", help="Give every task the same weight."
     )
     other.add_argument(
-        "--profile", metavar="NAME", help="A name grouping test runs together, shown in the HTML report."
+        "--profile",
+        metavar="NAME",
+        help="A name grouping test runs together, shown in the HTML report.",
     )
 
     own = parser.add_argument_group("lcore options")
