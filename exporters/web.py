@@ -60,7 +60,7 @@ from lcore.runners import (
     STATE_STOPPING,
 )
 
-from . import web_flask, web_form, web_guard
+from . import web_flask, web_form, web_guard, web_limits
 from .prometheus import DEFAULT_BUCKETS, make_registry, parse_buckets, render
 
 __all__ = ["HISTORY_INTERVAL", "HISTORY_LIMIT", "StatusServer", "history_sample", "start_web"]
@@ -317,7 +317,16 @@ class StatusServer:
         history_interval: float = HISTORY_INTERVAL,
         options: Any = None,
         allowed_hosts: list[str] | None = None,
+        max_connections: int = web_limits.DEFAULT_MAX_CONNECTIONS,
+        head_timeout: float = web_limits.HEAD_TIMEOUT,
+        body_timeout: float = web_limits.BODY_TIMEOUT,
     ) -> None:
+        self.body_timeout = body_timeout
+        self.max_connections = max_connections
+        self.head_timeout = head_timeout
+        self._listener: asyncio.Server | None = None
+        self._cap: web_limits.ConnectionCap | None = None
+        self._accept_filter: web_limits.AcceptErrorFilter | None = None
         self.runtime = runtime
         self.allowed_hosts = web_guard.AllowedHosts(host, allowed_hosts or ())
         self.host = host
@@ -354,18 +363,39 @@ class StatusServer:
             root = web.Application()
             root.add_subapp(self.base_path, app)
             app = root
-        # a page's poll in flight must not hold the master's exit for long
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
+        # a page's poll in flight must not hold the master's exit for long; a request head
+        # that has not arrived after HEAD_TIMEOUT closes its connection (web_limits.py)
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=2.0,
+            keepalive_timeout=self.head_timeout,
+        )
         await runner.setup()
-        site = web.TCPSite(runner, self.host or None, self.port, ssl_context=self.ssl_context)
+        assert runner.server is not None
+        self._cap = web_limits.ConnectionCap(
+            runner.server, web_limits.connection_cap_for(self.max_connections)
+        )
+        loop = asyncio.get_running_loop()
         try:
-            await site.start()
+            self._listener = await loop.create_server(
+                self._cap,
+                self.host or None,
+                self.port,
+                ssl=self.ssl_context,
+                backlog=128,
+                reuse_address=True,
+            )
         except BaseException:
             await runner.cleanup()
             raise
         self._runner = runner
-        if runner.addresses:  # the port actually bound, for --web-port 0
-            self.port = runner.addresses[0][1]
+        sockets = self._listener.sockets
+        if sockets:  # the port actually bound, for --web-port 0
+            self.port = sockets[0].getsockname()[1]
+        self._accept_filter = web_limits.AcceptErrorFilter(loop.get_exception_handler())
+        loop.set_exception_handler(self._accept_filter)
         self._sampler = asyncio.get_running_loop().create_task(self._sample_history())
         logs = getattr(self.runtime, "logs", None)
         if logs is not None:  # the master's own lines, beside the workers', in the Logs view
@@ -389,9 +419,17 @@ class StatusServer:
             self._sampler.cancel()
             await asyncio.gather(self._sampler, return_exceptions=True)
             self._sampler = None
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._accept_filter is not None:
+            loop = asyncio.get_running_loop()
+            if loop.get_exception_handler() is self._accept_filter:
+                loop.set_exception_handler(self._accept_filter.previous)
+            self._accept_filter = None
 
     @property
     def url(self) -> str:
@@ -481,7 +519,13 @@ class StatusServer:
             if foreign is not None:  # CSRF: another site's page (an <img>, a form) asked
                 log.warning("Refused %s %s from another site (%s)", request.method, path, foreign)
                 return _refuse(403, "Cross-site request refused")
-        response = await handler(request)
+        busy = self._cap.busy if self._cap is not None else set()
+        busy.add(request.protocol)  # answering: not the one closed when connections run out
+        try:
+            await web_limits.read_body(request, self.body_timeout)
+            response = await handler(request)
+        finally:
+            busy.discard(request.protocol)
         if flask is not None and not to_flask and path not in _UNHOOKED_PATHS:
             # the app's after_request hooks see lcore's responses too, as Locust's routes are
             # the app's (probes and scrapes never wait on locustfile code)
@@ -849,6 +893,7 @@ async def start_web(runtime: Any, options: Any) -> StatusServer:
             buckets = parse_buckets(options.metrics_buckets)
         except ValueError as e:
             raise OSError(errno.EINVAL, f"--metrics-buckets: {e}") from None
+    web_limits.raise_open_file_limit()  # as workers do: many clients need many descriptors
     web_ui = getattr(getattr(runtime, "environment", None), "web_ui", None)
     auth = Auth(
         getattr(options, "web_auth", None),

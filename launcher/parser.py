@@ -582,9 +582,7 @@ def _build(*, add_help: bool, positionals: bool, allow_abbrev: bool) -> LcoreArg
         "--equal-weights", action="store_true", help="Give every task the same weight."
     )
     other.add_argument(
-        "--profile",
-        metavar="NAME",
-        help="A name grouping test runs together, shown in the HTML report.",
+        "--profile", metavar="NAME", help="A name grouping test runs together, shown in the HTML report."
     )
 
     own = parser.add_argument_group("lcore options")

@@ -4,11 +4,20 @@ port. Real HTTP on loopback."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import subprocess
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from test_web import make_runtime, record, run, serving
 
+from lcore.exporters.web import StatusServer
+from lcore.exporters.web_limits import AcceptErrorFilter
 from lcore.master import MasterRuntime
 
 
@@ -108,3 +117,146 @@ def test_with_auth_the_host_is_not_checked() -> None:
             assert await status(http, "GET", base + "api/stats", Host=evil, **token) == 200
 
     run(scenario)
+
+
+# -- slow and many connections ---------------------------------------------------------------
+
+SLOW_MASTER = """
+import asyncio, resource, sys
+resource.setrlimit(resource.RLIMIT_NOFILE, (__LIMIT__, __LIMIT__))
+sys.path.insert(0, __TESTS__)
+from test_web import make_runtime, options
+from lcore.exporters.web import start_web
+
+async def main():
+    server = await start_web(make_runtime(), options())
+    print(server.port, flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until closed
+    await server.close()
+
+asyncio.run(main())
+"""
+
+
+async def slow_client(port: int, stop: asyncio.Event, opened: list[int]) -> None:
+    """A slowloris: a request head one line a second, reconnecting soon after it is closed."""
+    while not stop.is_set():
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.2)
+            continue
+        opened[0] += 1
+        try:
+            writer.write(b"GET /api/stats HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            while not stop.is_set() and not reader.at_eof():
+                await writer.drain()
+                await asyncio.sleep(1.0)
+                writer.write(b"X-Slow: 1\r\n")
+        except OSError:
+            pass
+        finally:
+            writer.close()
+        await asyncio.sleep(0.5)
+
+
+def test_healthz_answers_while_slow_connections_outnumber_the_descriptors(
+    tmp_path: Path,
+) -> None:
+    script = SLOW_MASTER.replace("__LIMIT__", "256").replace(
+        "__TESTS__", repr(str(Path(__file__).parent))
+    )
+    master = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=open(tmp_path / "stderr", "wb"),  # noqa: SIM115 (closed with the process)
+        text=True,
+    )
+    try:
+        assert master.stdout is not None
+        port = int(master.stdout.readline())
+
+        async def scenario() -> None:
+            stop = asyncio.Event()
+            opened = [0]
+            clients = [asyncio.create_task(slow_client(port, stop, opened)) for _ in range(300)]
+            slowest = 0.0
+            try:
+                await asyncio.sleep(1.0)  # let them pile up
+                timeout = aiohttp.ClientTimeout(total=3)
+                async with aiohttp.ClientSession(timeout=timeout) as http:
+                    end = time.monotonic() + 6.0
+                    while time.monotonic() < end:
+                        begin = time.monotonic()
+                        async with http.get(
+                            f"http://127.0.0.1:{port}/healthz", headers={"Connection": "close"}
+                        ) as r:
+                            assert r.status == 200 and (await r.json())["status"] == "ok"
+                        slowest = max(slowest, time.monotonic() - begin)
+                        await asyncio.sleep(0.2)
+            finally:
+                stop.set()
+                await asyncio.gather(*clients, return_exceptions=True)
+            assert opened[0] >= 300
+            assert slowest < 2.0, slowest
+
+        run(scenario)
+    finally:
+        assert master.stdin is not None
+        master.stdin.close()
+        try:
+            master.wait(10)
+        except subprocess.TimeoutExpired:
+            master.kill()
+            master.wait()
+    errors = (tmp_path / "stderr").read_text()
+    assert errors.count("Traceback") <= 1, errors[-3000:]
+
+
+def test_a_request_head_that_does_not_arrive_in_time_closes_the_connection() -> None:
+    async def scenario() -> None:
+        server = StatusServer(
+            make_runtime(), host="127.0.0.1", port=0, head_timeout=0.5, body_timeout=0.5
+        )
+        await server.start()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            begin = time.monotonic()
+            assert await asyncio.wait_for(reader.read(), 5.0) == b""  # closed, unanswered
+            assert time.monotonic() - begin < 2.0
+            writer.close()
+            # a slow body too: 408
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(
+                b"POST /api/swarm HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n"
+                b"Content-Type: application/x-www-form-urlencoded\r\n\r\nuser_count=1"
+            )
+            await writer.drain()
+            head = await asyncio.wait_for(reader.readline(), 5.0)
+            assert b" 408 " in head, head
+            writer.close()
+        finally:
+            await server.close()
+
+    run(scenario)
+
+
+def test_accept_errors_are_logged_once_per_interval(caplog: pytest.LogCaptureFixture) -> None:
+    now = [0.0]
+    passed: list[dict[str, Any]] = []
+    accept_filter = AcceptErrorFilter(lambda loop, c: passed.append(c), 10.0, lambda: now[0])
+    loop = asyncio.new_event_loop()
+    try:
+        error = {"message": "socket.accept() out of system resource", "exception": OSError(24)}
+        with caplog.at_level(logging.ERROR, logger="lcore.exporters.web_limits"):
+            for _ in range(1000):
+                accept_filter(loop, dict(error))
+                now[0] += 0.05  # 50 s in all
+            accept_filter(loop, {"message": "something else"})
+    finally:
+        loop.close()
+    assert len(caplog.records) == 5 and "999" not in caplog.text
+    assert "199 more" in caplog.text
+    assert passed == [{"message": "something else"}]
