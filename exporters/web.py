@@ -320,9 +320,11 @@ class StatusServer:
         max_connections: int = web_limits.DEFAULT_MAX_CONNECTIONS,
         head_timeout: float = web_limits.HEAD_TIMEOUT,
         body_timeout: float = web_limits.BODY_TIMEOUT,
+        throttle: web_guard.LoginThrottle | None = None,
     ) -> None:
         self.body_timeout = body_timeout
         self.max_connections = max_connections
+        self.throttle = throttle or web_guard.LoginThrottle()
         self.head_timeout = head_timeout
         self._listener: asyncio.Server | None = None
         self._cap: web_limits.ConnectionCap | None = None
@@ -511,9 +513,18 @@ class StatusServer:
                     f"Host {request.headers.get('Host')!r} is not one this server answers "
                     "without authentication: add it with --web-allowed-hosts",
                 )
-        if self.auth.enabled and not open_path and not self.auth.allows(request):
-            if not (flask is not None and await flask.logged_in(request)):
-                return self.auth.challenge(request, self.base_path)
+        if self.auth.enabled and not open_path:
+            address = request.remote or ""
+            tried = "Authorization" in request.headers  # a credential to check, maybe guessed
+            if tried and (wait := self.throttle.retry_after(address)):
+                return _too_many_failures(wait)
+            if not self.auth.allows(request):
+                if not (flask is not None and await flask.logged_in(request)):
+                    if tried:
+                        self.throttle.failed(address)
+                    return self.auth.challenge(request, self.base_path)
+            elif tried:
+                self.throttle.succeeded(address)
         if web_guard.changes_state(request.method, path):
             foreign = web_guard.cross_site(request.headers, request.host, request.scheme)
             if foreign is not None:  # CSRF: another site's page (an <img>, a form) asked
@@ -579,11 +590,16 @@ class StatusServer:
             return await self.flask.handle(request)
         if not self.auth.login_form:
             raise web.HTTPNotFound()
+        address = request.remote or ""
+        if wait := self.throttle.retry_after(address):
+            return _too_many_failures(wait)
         form = await request.post()
         user, password = str(form.get("username", "")), str(form.get("password", ""))
         if not self.auth.credentials_match(user, password):
             log.warning("Failed login on the status page from %s", request.remote)
+            self.throttle.failed(address)
             return await self._login_page(request, "Wrong user or password.")
+        self.throttle.succeeded(address)
         response = web.HTTPFound(self.base_path + "/")
         response.set_cookie(
             SESSION_COOKIE,
@@ -836,6 +852,12 @@ def csv_text(stats: Any, kind: str) -> str:
 
 def _refuse(status: int, message: str) -> web.Response:
     return web.json_response({"success": False, "message": message}, status=status)
+
+
+def _too_many_failures(wait: float) -> web.Response:
+    response = _refuse(429, "Too many failed logins from this address: try again later")
+    response.headers["Retry-After"] = str(math.ceil(wait))
+    return response
 
 
 def _read_only() -> web.Response:

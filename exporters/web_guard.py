@@ -18,10 +18,17 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from urllib.parse import urlsplit
 
-__all__ = ["STATE_CHANGING_GETS", "AllowedHosts", "cross_site", "parse_allowed_hosts"]
+__all__ = [
+    "STATE_CHANGING_GETS",
+    "AllowedHosts",
+    "LoginThrottle",
+    "cross_site",
+    "parse_allowed_hosts",
+]
 
 STATE_CHANGING_GETS = frozenset({"/stop", "/stats/reset"})
 """Locust's GET routes that change the test: refused from another site's page."""
@@ -118,3 +125,49 @@ class AllowedHosts:
         if _is_ip(name) or name in self.names or name.endswith(".localhost"):
             return True
         return any(name == s[1:] or name.endswith(s) for s in self.suffixes)
+
+
+class LoginThrottle:
+    """Failed logins (the form, basic credentials, a bearer token) counted per client address:
+    after ``limit`` failures within ``window`` seconds the address is refused for ``penalty``
+    seconds, so a password cannot be guessed at the server's speed."""
+
+    MAX_ADDRESSES = 10_000  # beyond this many, the oldest entries are forgotten
+
+    def __init__(
+        self,
+        limit: int = 5,
+        window: float = 60.0,
+        penalty: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit, self.window, self.penalty, self.clock = limit, window, penalty, clock
+        self._failures: dict[str, list[float]] = {}
+        self._blocked_until: dict[str, float] = {}
+
+    def retry_after(self, address: str) -> float:
+        """Seconds this address must wait before trying again (0: it may try now)."""
+        until = self._blocked_until.get(address)
+        if until is None:
+            return 0.0
+        left = until - self.clock()
+        if left <= 0:
+            del self._blocked_until[address]
+            return 0.0
+        return left
+
+    def failed(self, address: str) -> None:
+        now = self.clock()
+        recent = [t for t in self._failures.pop(address, []) if now - t < self.window]
+        recent.append(now)
+        if len(recent) >= self.limit:
+            self._blocked_until[address] = now + self.penalty
+            recent = []
+        self._failures[address] = recent  # re-inserted: the dict stays oldest first
+        while len(self._failures) > self.MAX_ADDRESSES:
+            del self._failures[next(iter(self._failures))]
+        while len(self._blocked_until) > self.MAX_ADDRESSES:
+            del self._blocked_until[next(iter(self._blocked_until))]
+
+    def succeeded(self, address: str) -> None:
+        self._failures.pop(address, None)

@@ -324,7 +324,10 @@ def _build(*, add_help: bool, positionals: bool, allow_abbrev: bool) -> LcoreArg
         "--web-login", action="store_true", help="Protect the status page with a login page."
     )
     web.add_argument(
-        "--web-auth", metavar="USER:PASSWORD", help="Protect the status page with HTTP basic auth."
+        "--web-auth",
+        metavar="USER:PASSWORD",
+        help="Protect the status page with HTTP basic auth (set LCORE_WEB_AUTH rather than the "
+        "command line, which others can see). Failed logins are throttled per address.",
     )
     web.add_argument(
         "--web-token",

@@ -16,8 +16,10 @@ import aiohttp
 import pytest
 from test_web import make_runtime, record, run, serving
 
-from lcore.exporters.web import StatusServer
+from lcore.exporters.web import Auth, StatusServer
+from lcore.exporters.web_guard import LoginThrottle
 from lcore.exporters.web_limits import AcceptErrorFilter
+from lcore.launcher.options import build_parser, parse_options
 from lcore.master import MasterRuntime
 
 
@@ -260,3 +262,60 @@ def test_accept_errors_are_logged_once_per_interval(caplog: pytest.LogCaptureFix
     assert len(caplog.records) == 5 and "999" not in caplog.text
     assert "199 more" in caplog.text
     assert passed == [{"message": "something else"}]
+
+
+# -- logins ----------------------------------------------------------------------------------
+
+
+def test_failed_logins_are_throttled_per_address() -> None:
+    async def scenario() -> None:
+        now = [0.0]
+        throttle = LoginThrottle(limit=5, window=60.0, penalty=30.0, clock=lambda: now[0])
+        auth = Auth("ann:pw", None, True)
+        server = StatusServer(
+            make_runtime(), host="127.0.0.1", port=0, auth=auth, throttle=throttle
+        )
+        await server.start()
+        base = f"http://127.0.0.1:{server.port}/"
+        wrong = aiohttp.BasicAuth("ann", "guess")
+        right = aiohttp.BasicAuth("ann", "pw")
+        try:
+            async with aiohttp.ClientSession() as http:
+                for _ in range(5):
+                    async with http.get(base + "api/stats", auth=wrong) as r:
+                        assert r.status == 401
+                async with http.get(base + "api/stats", auth=right) as r:
+                    assert r.status == 429 and r.headers["Retry-After"] == "30"
+                async with http.post(
+                    base + "login", data={"username": "ann", "password": "pw"}
+                ) as r:
+                    assert r.status == 429  # the form is throttled alike
+                async with http.get(base + "healthz") as r:
+                    assert r.status == 200  # probes never are
+                now[0] += 31
+                async with http.get(base + "api/stats", auth=right) as r:
+                    assert r.status == 200
+                for _ in range(5):
+                    async with http.post(
+                        base + "login", data={"username": "ann", "password": "no"}
+                    ) as r:
+                        assert r.status == 401
+                async with http.post(
+                    base + "login",
+                    data={"username": "ann", "password": "pw"},
+                    allow_redirects=False,
+                ) as r:
+                    assert r.status == 429
+        finally:
+            await server.close()
+
+    run(scenario)
+
+
+def test_web_auth_comes_from_the_environment_too(tmp_path: Path) -> None:
+    assert "LCORE_WEB_AUTH" in " ".join(build_parser().format_help().split())
+    locustfile = tmp_path / "locustfile.py"
+    locustfile.write_text("from locust import User\n")
+    environ = {"LCORE_WEB_AUTH": "ann:pw", "HOME": str(tmp_path)}
+    options = parse_options(["-f", str(locustfile)], environ)
+    assert options.web_auth == "ann:pw"
