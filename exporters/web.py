@@ -25,6 +25,13 @@ login form and a session cookie instead of the browser's prompt) and/or ``--web-
 locustfile, that login instead (web_flask.py). ``--headless`` makes the page read-only:
 control calls answer 403.
 
+Refused before any handler (web_guard.py): state changes asked by another site's page (CSRF,
+Locust's GET /stop and /stats/reset included), and without authentication a Host the server
+was not bound for (DNS rebinding; ``--web-allowed-hosts`` adds names; /healthz answers any
+Host); failed logins are throttled per address. Slow and many connections (web_limits.py): a
+request head and a body must arrive in time, connections are capped below the open-file
+limit, the oldest idle one giving way, so /healthz keeps answering.
+
 Every other path goes to the locustfile's Flask app (``environment.web_ui.app``), when it made
 one: ``web_flask.py`` runs its views on greenlets, behind the same authentication.
 """
