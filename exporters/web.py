@@ -14,7 +14,7 @@
     GET  /api/start-form    what the start form shows (web_form.describe)
     GET  /metrics           Prometheus exposition (exporters/prometheus.py)
     GET  /healthz           200 and the state, never behind authentication
-    Locust's paths:         POST /swarm, GET /stop, GET /stats/reset, GET /stats/requests,
+    Locust's paths:         POST /swarm, POST (or GET) /stop and /stats/reset, GET /stats/requests,
                             GET /exceptions,
                             GET /stats/requests/csv, /stats/failures/csv, /exceptions/csv,
                             /stats/report (the HTML report; ``?download=1`` to save it)
@@ -491,7 +491,11 @@ class StatusServer:
         post("/api/reset", self._reset)
         # Locust's web API, as scripts call it
         post("/swarm", self._swarm)
+        # Locust 2.x answers these on POST; the GETs of older Locust stay for scripts (both
+        # refused from another site's page, web_guard.py)
+        post("/stop", self._stop)
         get("/stop", self._stop)
+        post("/stats/reset", self._reset)
         get("/stats/reset", self._reset)
         get("/stats/requests", self._stats)
         get("/exceptions", self._exceptions)

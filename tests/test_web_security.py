@@ -66,6 +66,14 @@ def test_another_sites_page_cannot_stop_or_reset_but_scripts_can() -> None:
             assert await status(http, "POST", base + "api/stop", **mine) == 200
             assert await status(http, "GET", base + "stats/reset") == 200
             assert requests_seen(runtime) == 0
+            # Locust 2.x's scripts POST them; from another site's page, refused alike
+            record(runtime, 3)
+            for path in ("stop", "stats/reset"):
+                assert await status(http, "POST", base + path, **img) == 403
+            assert requests_seen(runtime) == 3
+            assert await status(http, "POST", base + "stop") == 200
+            assert await status(http, "POST", base + "stats/reset") == 200
+            assert requests_seen(runtime) == 0
 
     run(scenario)
 
