@@ -14,7 +14,7 @@
     GET  /api/start-form    what the start form shows (web_form.describe)
     GET  /metrics           Prometheus exposition (exporters/prometheus.py)
     GET  /healthz           200 and the state, never behind authentication
-    Locust's paths:         POST /swarm, GET /stop, GET /stats/reset, GET /stats/requests,
+    Locust's paths:         POST /swarm, POST (or GET) /stop and /stats/reset, GET /stats/requests,
                             GET /exceptions,
                             GET /stats/requests/csv, /stats/failures/csv, /exceptions/csv,
                             /stats/report (the HTML report; ``?download=1`` to save it)
@@ -24,6 +24,13 @@ login form and a session cookie instead of the browser's prompt) and/or ``--web-
 (``Authorization: Bearer TOKEN``); with ``--web-login`` and a Flask-Login login set up by the
 locustfile, that login instead (web_flask.py). ``--headless`` makes the page read-only:
 control calls answer 403.
+
+Refused before any handler (web_guard.py): state changes asked by another site's page (CSRF,
+Locust's GET /stop and /stats/reset included), and without authentication a Host the server
+was not bound for (DNS rebinding; ``--web-allowed-hosts`` adds names; /healthz answers any
+Host); failed logins are throttled per address. Slow and many connections (web_limits.py): a
+request head and a body must arrive in time, connections are capped below the open-file
+limit, the oldest idle one giving way, so /healthz keeps answering.
 
 Every other path goes to the locustfile's Flask app (``environment.web_ui.app``), when it made
 one: ``web_flask.py`` runs its views on greenlets, behind the same authentication.
@@ -46,7 +53,6 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import web
 from multidict import MultiDict
@@ -61,7 +67,7 @@ from lcore.runners import (
     STATE_STOPPING,
 )
 
-from . import web_flask, web_form
+from . import web_flask, web_form, web_guard, web_limits
 from .prometheus import DEFAULT_BUCKETS, make_registry, parse_buckets, render
 
 __all__ = ["HISTORY_INTERVAL", "HISTORY_LIMIT", "StatusServer", "history_sample", "start_web"]
@@ -317,8 +323,21 @@ class StatusServer:
         ssl_context: ssl.SSLContext | None = None,
         history_interval: float = HISTORY_INTERVAL,
         options: Any = None,
+        allowed_hosts: list[str] | None = None,
+        max_connections: int = web_limits.DEFAULT_MAX_CONNECTIONS,
+        head_timeout: float = web_limits.HEAD_TIMEOUT,
+        body_timeout: float = web_limits.BODY_TIMEOUT,
+        throttle: web_guard.LoginThrottle | None = None,
     ) -> None:
+        self.body_timeout = body_timeout
+        self.max_connections = max_connections
+        self.throttle = throttle or web_guard.LoginThrottle()
+        self.head_timeout = head_timeout
+        self._listener: asyncio.Server | None = None
+        self._cap: web_limits.ConnectionCap | None = None
+        self._accept_filter: web_limits.AcceptErrorFilter | None = None
         self.runtime = runtime
+        self.allowed_hosts = web_guard.AllowedHosts(host, allowed_hosts or ())
         self.host = host
         self.port = port
         self.readonly = readonly
@@ -353,18 +372,39 @@ class StatusServer:
             root = web.Application()
             root.add_subapp(self.base_path, app)
             app = root
-        # a page's poll in flight must not hold the master's exit for long
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
+        # a page's poll in flight must not hold the master's exit for long; a request head
+        # that has not arrived after HEAD_TIMEOUT closes its connection (web_limits.py)
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=2.0,
+            keepalive_timeout=self.head_timeout,
+        )
         await runner.setup()
-        site = web.TCPSite(runner, self.host or None, self.port, ssl_context=self.ssl_context)
+        assert runner.server is not None
+        self._cap = web_limits.ConnectionCap(
+            runner.server, web_limits.connection_cap_for(self.max_connections)
+        )
+        loop = asyncio.get_running_loop()
         try:
-            await site.start()
+            self._listener = await loop.create_server(
+                self._cap,
+                self.host or None,
+                self.port,
+                ssl=self.ssl_context,
+                backlog=128,
+                reuse_address=True,
+            )
         except BaseException:
             await runner.cleanup()
             raise
         self._runner = runner
-        if runner.addresses:  # the port actually bound, for --web-port 0
-            self.port = runner.addresses[0][1]
+        sockets = self._listener.sockets
+        if sockets:  # the port actually bound, for --web-port 0
+            self.port = sockets[0].getsockname()[1]
+        self._accept_filter = web_limits.AcceptErrorFilter(loop.get_exception_handler())
+        loop.set_exception_handler(self._accept_filter)
         self._sampler = asyncio.get_running_loop().create_task(self._sample_history())
         logs = getattr(self.runtime, "logs", None)
         if logs is not None:  # the master's own lines, beside the workers', in the Logs view
@@ -388,9 +428,17 @@ class StatusServer:
             self._sampler.cancel()
             await asyncio.gather(self._sampler, return_exceptions=True)
             self._sampler = None
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._accept_filter is not None:
+            loop = asyncio.get_running_loop()
+            if loop.get_exception_handler() is self._accept_filter:
+                loop.set_exception_handler(self._accept_filter.previous)
+            self._accept_filter = None
 
     @property
     def url(self) -> str:
@@ -443,7 +491,11 @@ class StatusServer:
         post("/api/reset", self._reset)
         # Locust's web API, as scripts call it
         post("/swarm", self._swarm)
+        # Locust 2.x answers these on POST; the GETs of older Locust stay for scripts (both
+        # refused from another site's page, web_guard.py)
+        post("/stop", self._stop)
         get("/stop", self._stop)
+        post("/stats/reset", self._reset)
         get("/stats/reset", self._reset)
         get("/stats/requests", self._stats)
         get("/exceptions", self._exceptions)
@@ -464,12 +516,38 @@ class StatusServer:
         to_flask = flask is not None and request.match_info.route.name == web_flask.FLASK_ROUTE
         # a locustfile's own login decides for its own routes (its login_submit is open)
         open_path = path in _OPEN_PATHS or (to_flask and self.auth.external_login)
-        if self.auth.enabled and not open_path and not self.auth.allows(request):
-            if not (flask is not None and await flask.logged_in(request)):
-                return self.auth.challenge(request, self.base_path)
-        if request.method == "POST" and not _same_origin(request):
-            return _refuse(403, "Cross-origin request refused")
-        response = await handler(request)
+        if not self.auth.enabled and path != "/healthz":
+            # DNS rebinding: another name resolving here must not drive an open server
+            if not self.allowed_hosts.allows(request.headers.get("Host")):
+                return _refuse(
+                    403,
+                    f"Host {request.headers.get('Host')!r} is not one this server answers "
+                    "without authentication: add it with --web-allowed-hosts",
+                )
+        if self.auth.enabled and not open_path:
+            address = request.remote or ""
+            tried = "Authorization" in request.headers  # a credential to check, maybe guessed
+            if tried and (wait := self.throttle.retry_after(address)):
+                return _too_many_failures(wait)
+            if not self.auth.allows(request):
+                if not (flask is not None and await flask.logged_in(request)):
+                    if tried:
+                        self.throttle.failed(address)
+                    return self.auth.challenge(request, self.base_path)
+            elif tried:
+                self.throttle.succeeded(address)
+        if web_guard.changes_state(request.method, path):
+            foreign = web_guard.cross_site(request.headers, request.host, request.scheme)
+            if foreign is not None:  # CSRF: another site's page (an <img>, a form) asked
+                log.warning("Refused %s %s from another site (%s)", request.method, path, foreign)
+                return _refuse(403, "Cross-site request refused")
+        busy = self._cap.busy if self._cap is not None else set()
+        busy.add(request.protocol)  # answering: not the one closed when connections run out
+        try:
+            await web_limits.read_body(request, self.body_timeout)
+            response = await handler(request)
+        finally:
+            busy.discard(request.protocol)
         if flask is not None and not to_flask and path not in _UNHOOKED_PATHS:
             # the app's after_request hooks see lcore's responses too, as Locust's routes are
             # the app's (probes and scrapes never wait on locustfile code)
@@ -523,11 +601,16 @@ class StatusServer:
             return await self.flask.handle(request)
         if not self.auth.login_form:
             raise web.HTTPNotFound()
+        address = request.remote or ""
+        if wait := self.throttle.retry_after(address):
+            return _too_many_failures(wait)
         form = await request.post()
         user, password = str(form.get("username", "")), str(form.get("password", ""))
         if not self.auth.credentials_match(user, password):
             log.warning("Failed login on the status page from %s", request.remote)
+            self.throttle.failed(address)
             return await self._login_page(request, "Wrong user or password.")
+        self.throttle.succeeded(address)
         response = web.HTTPFound(self.base_path + "/")
         response.set_cookie(
             SESSION_COOKIE,
@@ -782,16 +865,14 @@ def _refuse(status: int, message: str) -> web.Response:
     return web.json_response({"success": False, "message": message}, status=status)
 
 
+def _too_many_failures(wait: float) -> web.Response:
+    response = _refuse(429, "Too many failed logins from this address: try again later")
+    response.headers["Retry-After"] = str(math.ceil(wait))
+    return response
+
+
 def _read_only() -> web.Response:
     return _refuse(403, "This master runs --headless: the status page is read-only")
-
-
-def _same_origin(request: web.Request) -> bool:
-    """A browser's cross-site POST (which would carry basic credentials) is refused."""
-    origin = request.headers.get("Origin")
-    if origin is None:  # not from a browser page: a script, curl, Prometheus
-        return True
-    return urlsplit(origin).netloc == request.host
 
 
 def _attachment(text: str, filename: str, content_type: str) -> web.Response:
@@ -845,6 +926,7 @@ async def start_web(runtime: Any, options: Any) -> StatusServer:
             buckets = parse_buckets(options.metrics_buckets)
         except ValueError as e:
             raise OSError(errno.EINVAL, f"--metrics-buckets: {e}") from None
+    web_limits.raise_open_file_limit()  # as workers do: many clients need many descriptors
     web_ui = getattr(getattr(runtime, "environment", None), "web_ui", None)
     auth = Auth(
         getattr(options, "web_auth", None),
@@ -862,5 +944,6 @@ async def start_web(runtime: Any, options: Any) -> StatusServer:
         buckets=buckets,
         ssl_context=_ssl_context(options),
         options=options,
+        allowed_hosts=web_guard.parse_allowed_hosts(getattr(options, "web_allowed_hosts", None)),
     )
     return await server.start()

@@ -168,7 +168,8 @@ class FlaskBridge:
             log.debug("The web UI's Flask app has no SECRET_KEY: using a random one")
 
     async def _environ(self, request: web.Request, with_body: bool = True) -> dict[str, Any]:
-        body = await request.read() if with_body and request.can_read_body else b""
+        # body_exists, not can_read_body: the guard has read (and cached) the body already
+        body = await request.read() if with_body and request.body_exists else b""
         return wsgi_environ(request, body)
 
 

@@ -280,6 +280,15 @@ def _build(*, add_help: bool, positionals: bool, allow_abbrev: bool) -> LcoreArg
         "--web-host", default="", metavar="IP", help="Interface of the status page. Default: all."
     )
     web.add_argument(
+        "--web-allowed-hosts",
+        default="",
+        metavar="NAMES",
+        help="Without authentication, the status page answers only requests addressed to an "
+        "IP address, localhost, this machine's hostname or the --web-host (a defence against "
+        "DNS rebinding); add more names here, comma-separated (.example.com: the domain and "
+        "its subdomains; *: any).",
+    )
+    web.add_argument(
         "--web-port",
         "-P",
         type=int,
@@ -315,7 +324,10 @@ def _build(*, add_help: bool, positionals: bool, allow_abbrev: bool) -> LcoreArg
         "--web-login", action="store_true", help="Protect the status page with a login page."
     )
     web.add_argument(
-        "--web-auth", metavar="USER:PASSWORD", help="Protect the status page with HTTP basic auth."
+        "--web-auth",
+        metavar="USER:PASSWORD",
+        help="Protect the status page with HTTP basic auth (set LCORE_WEB_AUTH rather than the "
+        "command line, which others can see). Failed logins are throttled per address.",
     )
     web.add_argument(
         "--web-token",
