@@ -29,9 +29,9 @@ def task_ratios(holder: Any, ratio: float = 1.0) -> dict[str, Any]:
 
 
 def run_inspection(argv: Sequence[str], options: argparse.Namespace) -> int:
-    from gevent import monkey
+    from .patching import patch_all
 
-    monkey.patch_all()
+    patch_all()
     from .processes import StartupError, load_environment
 
     try:

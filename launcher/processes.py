@@ -142,9 +142,9 @@ def custom_options(options: argparse.Namespace) -> dict[str, Any]:
 def run_master(argv: Sequence[str], options: argparse.Namespace, endpoints: list[str], curve: Any = None) -> int:
     # the locustfile's code on the master gets the patching Locust gives it (its greenlets and
     # handlers block cooperatively); the master's own asyncio loop runs on the hub beside them
-    from gevent import monkey
+    from .patching import patch_all
 
-    monkey.patch_all()
+    patch_all()
     setup_logging(options.loglevel, options.logfile, "master")
     expected = getattr(options, "worker_count_expected", 1)
     try:
@@ -206,9 +206,9 @@ def run_worker(
     argv: Sequence[str], options: argparse.Namespace, endpoint: str, remote: bool, index: int, curve: Any = None
 ) -> int:
     # before anything else is imported: the locustfile and its libraries must see patched modules
-    from gevent import monkey
+    from .patching import patch_all
 
-    monkey.patch_all()
+    patch_all()
     setup_logging(options.loglevel, options.logfile, f"worker-{index}")
     if remote:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
