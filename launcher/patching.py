@@ -14,8 +14,9 @@ import importlib.abc
 import importlib.machinery
 import select
 import sys
+from collections.abc import Sequence
 from types import ModuleType
-from typing import Any, Sequence
+from typing import Any
 
 # modules that read select.epoll at import time
 NEEDS_ORIGINAL_EPOLL = frozenset({"trio._core._io_epoll"})
