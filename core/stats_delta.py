@@ -118,6 +118,8 @@ class RequestStats:
         # the previous interval's tallies: a new one reserves the buckets its predecessor
         # used, so that recording does not grow lists
         self._previous: dict[tuple[str, str], Tally] = {}
+        # open-model arrivals that found no free user under the ceiling, per user class
+        self._dropped_arrivals: dict[str, int] = {}
 
     def record(
         self,
@@ -174,6 +176,10 @@ class RequestStats:
         reserve = None if previous is None else previous.histogram.span()
         tally = self._entries[(request_type, name)] = Tally(Histogram(reserve))
         return tally
+
+    def record_dropped_arrival(self, user_class: str, count: int = 1) -> None:
+        """Count arrivals of ``user_class`` that were due but found no free user (never skipped silently)."""
+        self._dropped_arrivals[user_class] = self._dropped_arrivals.get(user_class, 0) + count
 
     def log_exception(self, message: str, traceback: str) -> None:
         """Count an exception a task raised (not a request failure)."""
