@@ -22,7 +22,14 @@ def constant(wait_time: float) -> WaitTime:
 
 
 def constant_pacing(wait_time: float) -> WaitTime:
-    """Wait so that a task *starts* every ``wait_time`` seconds (no wait if a task took longer)."""
+    """Wait so that a task *starts* every ``wait_time`` seconds (no wait if a task took longer).
+
+    The next task is due ``wait_time`` after the previous one started: a schedule, so the
+    user's response times are also counted from those due times (``schedule_lag``). A user
+    that fell behind does not burst to catch up (Locust's pacing): its next task starts at
+    once and stands for the slot it missed first, the slots that went by meanwhile are
+    counted in the corrected figures as missed, and the grid then starts again from there.
+    """
 
     def wait_time_func(self: Any) -> float:
         # Users and task sets set _cp_last_run when created, so the first task's own
@@ -32,6 +39,13 @@ def constant_pacing(wait_time: float) -> WaitTime:
         wait = max(0.0, wait_time - run_time)
         self._cp_last_wait = wait
         self._cp_last_run = now
+        # the next task is due wait_time after the previous one's (intended) start; a
+        # TaskSet's own pacing schedules its user's next task all the same
+        user = getattr(self, "_user", self)
+        try:
+            user._lcore_due = (now + wait_time - run_time, wait_time)
+        except AttributeError:  # not a User (a test calling the function with a stand-in)
+            pass
         return wait
 
     return wait_time_func
