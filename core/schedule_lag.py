@@ -8,9 +8,9 @@ response time, the response time plus that lag: the latency a client that kept t
 would have seen (wrk2's correction). A task without a schedule has no lag, so both figures are
 equal and nothing more is recorded.
 
-A paced user (``constant_pacing``) that fell behind does not burst to catch up (Locust's pacing,
-kept): its late task stands for the earliest slot it missed, and ``interval`` tells how many
-further slots went by meanwhile. Each request of that task is then also counted once per missed
+A paced user (``constant_pacing``) that fell behind does not burst to catch up: its late task
+stands for the earliest slot it missed, and ``interval`` tells how many further slots went by
+meanwhile (the next task is due at the grid's next slot: ``run_paced_task``). Each request of that task is then also counted once per missed
 slot, each time with that slot's own lag, as the requests those slots would have sent (they
 would have waited for the same stall): HdrHistogram's expected-interval correction.
 
@@ -66,8 +66,7 @@ def start_scheduled_task(
     now = time.monotonic() if now is None else now
     lag = now - intended if now > intended else 0.0
     lag_us = int(lag * 1e6 + 0.5)
-    # slots intended + k * interval <= now (the epsilon: 0.3 / 0.1 is 2.999...)
-    missed = int(lag / interval + 1e-9) if interval > 0 and lag > 0 else 0
+    missed = _missed(lag, interval)
     g = getcurrent()
     was_late = getattr(g, "lcore_lag_us", 0)
     if lag_us >= ON_TIME_US or missed:
@@ -82,6 +81,13 @@ def start_scheduled_task(
     if sink is not None and user_class is not None:
         sink(user_class, lag, missed)
     return lag
+
+
+def _missed(lag: float, interval: float) -> int:
+    """The slots ``intended + k * interval`` (k >= 1) at or before ``intended + lag``."""
+    if interval <= 0 or lag <= 0:
+        return 0
+    return int(lag / interval + 1e-9)  # the epsilon: 0.3 / 0.1 is 2.999...
 
 
 def end_scheduled_task() -> None:
@@ -113,13 +119,18 @@ def current() -> tuple[int, int, int]:
 
 def run_paced_task(user: object, task: Callable[..., object], *args: object) -> None:
     """Run ``task(*args)`` as the scheduled task ``constant_pacing`` set up on ``user``
-    (``user._lcore_due``: ``(intended, interval)``), or plainly when none is due."""
+    (``user._lcore_due``: ``(intended, interval, grid owner)``), or plainly when none is due.
+
+    Keeps the user's grid (``user._lcore_grid``): the next slot is the first after this
+    task's start, every slot in between being one this task missed."""
     due = user._lcore_due  # type: ignore[attr-defined]
     if due is None:
         task(*args)
         return
     user._lcore_due = None  # type: ignore[attr-defined]
-    start_scheduled_task(due[0], user_class=type(user).__name__, interval=due[1])
+    intended, interval, owner = due
+    lag = start_scheduled_task(intended, user_class=type(user).__name__, interval=interval)
+    user._lcore_grid = (owner, intended + (_missed(lag, interval) + 1) * interval)  # type: ignore[attr-defined]
     try:
         task(*args)
     finally:

@@ -360,6 +360,10 @@ class StatsEntry:
         """The response times (µs) of the window: do not modify."""
         return self.stats._window_histogram(self)
 
+    def current_corrected_histogram(self) -> Histogram:
+        """The corrected response times (µs) of the window: do not modify."""
+        return self.stats._window_histogram(self, corrected=True)
+
     def __repr__(self) -> str:
         return (
             f"<StatsEntry {self.method} {self.name!r} requests={self.num_requests} "
@@ -819,32 +823,38 @@ class MergedStats:
         snapshots = self._snapshots
         previous = snapshots[-1][1] if snapshots else {}
         current: dict[Any, Histogram] = {}
-        for key, entry in self._entries.items():
-            histogram = entry._histogram
+
+        def keep(key: Any, histogram: Histogram) -> None:
             old = previous.get(key)
             same = old is not None and old.count == histogram.count
             current[key] = old if same else histogram.compact_copy()  # type: ignore[assignment]
-        total = self._aggregate()
-        old = previous.get(None)
-        current[None] = (
-            old if old is not None and old.count == total.count else total.compact_copy()
-        )
+
+        for key, entry in self._entries.items():
+            keep(key, entry._histogram)
+            if entry._corrected is not None:  # (a paced user's missed slots add to its count)
+                keep(("corrected", key), entry._corrected)
+        keep(None, self._aggregate())
+        if self._corrected_entries:
+            keep(("corrected", None), self._aggregate_corrected())
         snapshots.append((second, current))
         horizon = second - self.window
         while len(snapshots) > 1 and snapshots[1][0] <= horizon:
             snapshots.popleft()
 
-    def _window_histogram(self, entry: StatsEntry) -> Histogram:
-        key = None if entry is self._total else (entry.name, entry.method)
+    def _window_histogram(self, entry: StatsEntry, corrected: bool = False) -> Histogram:
+        plain_key = None if entry is self._total else (entry.name, entry.method)
+        key: Any = ("corrected", plain_key) if corrected else plain_key
         cutoff = self._now() - self.window
-        cumulative = entry.histogram
+        cumulative = entry.corrected_histogram if corrected else entry.histogram
         baseline: Histogram | None = None
         baseline_second = None
         for snap_second, snapshot in reversed(self._snapshots):
             if snap_second <= cutoff:
                 baseline, baseline_second = snapshot.get(key), snap_second
+                if baseline is None and corrected:  # nothing was late yet: the same then
+                    baseline = snapshot.get(plain_key)
                 break
-        stamp = (baseline_second, cumulative.count)
+        stamp = (baseline_second, cumulative.count, cumulative is entry._histogram)
         cached = self._window_cache.get(key)
         if cached is not None and cached[0] == stamp:
             return cached[1]

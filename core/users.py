@@ -337,9 +337,9 @@ class User(metaclass=_TaskHolderMeta):
     wait_time: Callable[..., float] = constant(0)
     tasks: ClassVar[list[Any]] = []
     abstract: ClassVar[bool] = True
-    # (intended start, interval) of the next task, set by constant_pacing's wait: the task
-    # then runs as a scheduled one (schedule_lag)
-    _lcore_due: tuple[float, float] | None = None
+    # (intended start, interval, grid owner) of the next task, set by constant_pacing's wait:
+    # the task then runs as a scheduled one (schedule_lag.run_paced_task)
+    _lcore_due: tuple[float, float, Any] | None = None
 
     def __init__(self, environment: Any) -> None:
         self.environment = environment

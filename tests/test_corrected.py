@@ -6,6 +6,7 @@ In memory: lags are given with explicit times, so nothing here sleeps.
 from __future__ import annotations
 
 import gc
+import math
 import random
 from typing import Any
 
@@ -317,3 +318,67 @@ def test_users_without_pacing_record_nothing_corrected() -> None:
     g = gevent.spawn(Plain(env).run)
     g.join(timeout=5)
     assert not env.stats.fell_behind and not env.stats.schedules
+
+
+# -- end to end: a stalling target, the truth from the schedule ----------------------------
+
+PACED_LOCUSTFILE = """
+from lcore import HttpUser, constant_throughput, task
+
+
+class Paced(HttpUser):
+    wait_time = constant_throughput({rate})
+
+    @task
+    def root(self):
+        self.client.get("/")
+"""
+
+
+def csv_row(path: Any, name: str = "Aggregated") -> dict[str, str]:
+    import csv
+
+    with open(path, newline="") as f:
+        return next(row for row in csv.DictReader(f) if row["Name"] == name)
+
+
+def nearest_rank(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1))]
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_paced_users_against_a_stalling_target_report_the_truth(
+    tmp_path: Any, run_lcore: Any, processes: int
+) -> None:
+    from lcore.target import Stall, Target
+
+    users, rate = 10, 20  # 200 requests/s intended
+    stall = Stall(every=2.0, length=0.5)  # a quarter of the schedule falls into a stall
+    lf = tmp_path / "locustfile.py"
+    lf.write_text(PACED_LOCUSTFILE.format(rate=rate))
+    prefix = tmp_path / "run"
+    with Target(stall=stall) as target:
+        lcore = run_lcore(
+            "-f", str(lf), "-H", target.url, "--headless", "-u", str(users), "-r", "100",
+            "-t", "9s", "--processes", str(processes), "--csv", str(prefix), "--no-web",
+        )  # fmt: skip
+        assert lcore.wait(timeout=90) == 0, lcore.output[-3000:]
+        seen = target.stats()
+    row = csv_row(f"{prefix}_stats.csv")
+    # the truth: every slot of the users' schedules, from the first request to the last
+    first, last = seen["first_request"] - target.origin, seen["last_request"] - target.origin
+    service = float(row["50%"])  # ms, the target's own time when it answers
+    truth = [w * 1000 + service for w in stall.truth(first, last, users * rate)]
+    for column, q in (("90%", 0.90), ("95%", 0.95), ("98%", 0.98), ("99%", 0.99)):
+        expected = nearest_rank(truth, q)
+        measured = float(row[f"Corrected {column}"])
+        assert measured == pytest.approx(expected, rel=0.05), (column, expected, row)
+    # from the send (Locust's meaning), the stalls hide: one request per user and stall
+    assert float(row["90%"]) < nearest_rank(truth, 0.9) / 10
+    assert float(row["Corrected 50%"]) == pytest.approx(nearest_rank(truth, 0.5), abs=5)
+    # Locust's columns: what was sent, as Locust counts it (no burst after a stall)
+    assert int(row["Request Count"]) == seen["total"]
+    out = lcore.output
+    assert "Users fell behind their schedule" in out, out[-3000:]
+    assert "(corrected)" in out
