@@ -6,6 +6,7 @@ In memory: lags are given with explicit times, so nothing here sleeps.
 from __future__ import annotations
 
 import gc
+import json
 import math
 import random
 from typing import Any
@@ -382,3 +383,197 @@ def test_paced_users_against_a_stalling_target_report_the_truth(
     out = lcore.output
     assert "Users fell behind their schedule" in out, out[-3000:]
     assert "(corrected)" in out
+
+
+# -- every report: CSV, console, JSON, HTML, /metrics, status page, thresholds -------------
+
+
+def late_run_stats() -> MergedStats:
+    """/slow had a task 300 ms behind (and one that missed 2 slots of 100 ms); /fast was on
+    time; 3 arrivals of Open were dropped."""
+    merged = MergedStats(clock=FakeClock())
+    stats = RequestStats(now=999.0)
+    schedule_lag.set_lag_sink(stats.record_schedule)
+    try:
+        for i in range(50):
+            stats.record("GET", "/fast", 2.0 + i % 3, 10, None)
+            late_by(0.0, user_class="Paced")
+            stats.record("GET", "/slow", 4.0, 10, None)
+            schedule_lag.end_scheduled_task()
+        late_by(0.3, user_class="Paced")
+        stats.record("GET", "/slow", 5.0, 10, None)
+        schedule_lag.end_scheduled_task()
+        late_by(0.25, interval=0.1, user_class="Paced")
+        stats.record("GET", "/slow", 5.0, 10, None)
+        schedule_lag.end_scheduled_task()
+        stats.record_dropped_arrival("Open", 3)
+    finally:
+        schedule_lag.set_lag_sink(None)
+    merged.merge("w1", StatsDelta.decode(stats.take_delta(now=1000.0).encode()))
+    return merged
+
+
+def test_csv_appends_corrected_percentiles_equal_without_a_schedule(tmp_path: Any) -> None:
+    from lcore.exporters import report_csv
+
+    stats = late_run_stats()
+    prefix = str(tmp_path / "run")
+    report_csv.write_csv_files(stats, prefix)
+    fast, slow = csv_row(f"{prefix}_stats.csv", "/fast"), csv_row(f"{prefix}_stats.csv", "/slow")
+    for p in ("50%", "90%", "99%", "100%"):
+        assert fast[f"Corrected {p}"] == fast[p]
+    assert slow["100%"] == "5" and float(slow["Corrected 100%"]) == pytest.approx(305, rel=0.01)
+    assert slow["Corrected 50%"] == slow["50%"]
+    with report_csv.StatsHistoryWriter(prefix) as history:
+        history.write(stats, 3, now=1000.5)
+    row = csv_row(f"{prefix}_stats_history.csv")
+    assert float(row["Corrected 100%"]) == pytest.approx(305, rel=0.01)
+    assert float(row["100%"]) == pytest.approx(5.0)
+
+
+def test_the_console_says_who_fell_behind_and_by_how_much() -> None:
+    from lcore.exporters import report_console
+
+    assert report_console.schedule_report(MergedStats()) == ""
+    text = report_console.schedule_report(late_run_stats())
+    lines = text.splitlines()
+    assert lines[0].startswith("Users fell behind their schedule, by up to 300 ms, 2 slots missed")
+    assert "3 arrivals dropped" in text
+    paced = next(line for line in lines if line.startswith("Paced "))
+    assert paced.split()[1:3] == ["52", "2"]  # starts, late ones
+    assert paced.split()[-2:] == ["2", "0"]  # missed slots, dropped
+    assert next(line for line in lines if line.startswith("Open ")).split()[-1] == "3"
+    slow = [line for line in lines if "/slow" in line]
+    assert len(slow) == 2 and "(corrected)" in slow[1]
+    assert slow[1].split()[-1] == "305" and slow[0].split()[-1] == "5.00"
+    assert any("Aggregated (corrected)" in line for line in lines)
+
+
+def test_json_carries_corrected_figures_and_schedules() -> None:
+    from lcore.exporters import report_json
+
+    stats = late_run_stats()
+    document = {d["name"]: d for d in report_json.stats_to_json(stats)}
+    slow, fast = document["/slow"], document["/fast"]
+    assert slow["corrected_num_requests"] == 54 and slow["num_requests"] == 52
+    assert slow["corrected_max_response_time"] == pytest.approx(305, rel=0.01)
+    assert fast["corrected_response_time_percentiles"] == fast["response_time_percentiles"]
+    schedules = report_json.schedules_to_json(stats)
+    assert schedules["Paced"]["scheduled_starts"] == 52
+    assert schedules["Paced"]["late_starts"] == 2 and schedules["Paced"]["missed_slots"] == 2
+    assert schedules["Paced"]["max_lag"] == pytest.approx(300, rel=0.01)
+    assert schedules["Open"] == {
+        "scheduled_starts": 0,
+        "late_starts": 0,
+        "max_lag": 0.0,
+        "lag_percentiles": {},
+        "missed_slots": 0,
+        "dropped_arrivals": 3,
+    }
+    json.dumps(schedules)
+
+
+def test_thresholds_on_corrected_times_dropped_arrivals_and_lag() -> None:
+    from lcore.exporters import thresholds
+
+    stats = late_run_stats()
+    parse = thresholds.parse_threshold
+
+    def measured(text: str) -> Any:
+        (result,) = thresholds.evaluate([parse(text)], stats)
+        return result.passed, result.measured
+
+    assert measured("p100<10ms") == (True, 5.0)
+    passed, value = measured("corrected_p100<10ms")
+    assert not passed and value == pytest.approx(305, rel=0.01)
+    assert measured("/fast corrected_max<=4ms") == (True, 4.0)
+    assert measured("GET /slow corrected_avg<100ms")[0]
+    assert measured("dropped_arrivals==0") == (False, 3.0)
+    assert measured("Paced dropped_arrivals==0") == (True, 0.0)
+    assert measured("Open dropped_ratio<1%") == (False, 1.0)
+    passed, value = measured("max_lag<100ms")
+    assert not passed and value == pytest.approx(300, rel=0.01)
+    assert parse("corrected_median<1s").percentile == 0.5
+    for bad in ("corrected_fail_ratio<0.1", "corrected_dropped_arrivals==0", "max_lag<5%"):
+        with pytest.raises(thresholds.ThresholdError):
+            parse(bad)
+    # a breach of a count that never falls stops the test at once with --threshold-abort
+    assert thresholds.breached([parse("dropped_arrivals<1")], stats, min_requests=10**6)
+
+
+def test_metrics_export_corrected_times_and_per_class_schedules() -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from lcore.env import Environment
+    from lcore.exporters.prometheus import make_registry, render
+    from lcore.master import MasterRuntime
+    from lcore.users import HttpUser
+
+    class Paced(HttpUser):
+        host = "http://127.0.0.1:1"
+
+    runtime = MasterRuntime(Environment(user_classes=[Paced]), endpoints=[], digest="test")
+    runtime.environment.stats = runtime.stats_merged = late_run_stats()
+    text = render(make_registry(runtime))[0].decode()
+    found = {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+    def value(metric: str, **labels: str) -> float:
+        return found[(metric, frozenset(labels.items()))]
+
+    slow, fast = {"method": "GET", "name": "/slow"}, {"method": "GET", "name": "/fast"}
+    assert value("lcore_corrected_response_time_seconds_count", **slow) == 54
+    assert value("lcore_response_time_seconds_count", **slow) == 52
+    assert value("lcore_corrected_response_time_seconds_sum", **fast) == pytest.approx(
+        value("lcore_response_time_seconds_sum", **fast)
+    )
+    q = value(
+        "lcore_corrected_response_time_quantile_seconds",
+        method="", name="Aggregated", window="run", quantile="0.999",
+    )  # fmt: skip
+    assert q == pytest.approx(0.305, rel=0.01)
+    assert value("lcore_dropped_arrivals_total", user_class="Open") == 3
+    assert value("lcore_dropped_arrivals_total", user_class="Paced") == 0
+    assert value("lcore_scheduled_starts_total", user_class="Paced") == 52
+    assert value("lcore_missed_slots_total", user_class="Paced") == 2
+    assert value("lcore_schedule_lag_max_seconds", user_class="Paced") == pytest.approx(
+        0.3, rel=0.01
+    )
+    assert value("lcore_schedule_lag_seconds_count", user_class="Paced") == 52
+
+
+def test_html_report_and_status_page_show_what_fell_behind() -> None:
+    from types import SimpleNamespace
+
+    from lcore.exporters import web
+    from lcore.exporters.report_html import render_html_report
+
+    stats = late_run_stats()
+    runtime = SimpleNamespace(
+        stats_merged=stats,
+        environment=SimpleNamespace(host="http://x", locustfile="lf.py", user_classes=[]),
+        start_time=999.0,
+        host="http://x",
+        user_count=0,
+        workers={},
+        lost_workers=[],
+        state="stopped",
+        target_user_count=0,
+        spawn_rate=0,
+        user_classes_count={},
+        shape=None,
+    )
+    html = render_html_report(runtime)
+    assert "Schedules (ms)" in html and "Dropped arrivals" in html
+    assert "Response time percentiles from the intended start (corrected, ms)" in html
+    document = web.stats_document(runtime, readonly=True)
+    assert document["fell_behind"] and document["dropped_arrivals"] == 3
+    row = next(r for r in document["stats"] if r["name"] == "/slow")
+    assert row["corrected_response_time_percentile_0.99"] == pytest.approx(305, rel=0.01)
+    assert document["schedules"]["Paced"]["missed_slots"] == 2
+    assert "Schedules" not in render_html_report(
+        SimpleNamespace(**{**vars(runtime), "stats_merged": MergedStats()})
+    )
