@@ -29,6 +29,7 @@ from operator import le, lt, mul, sub
 from typing import Any, NamedTuple
 
 import msgpack
+from greenlet import getcurrent
 
 from .histogram import (
     EXACT_BITS,
@@ -41,7 +42,6 @@ from .histogram import (
     Histogram,
     HistogramError,
 )
-from .schedule_lag import current as _current_lag
 from .schedule_lag import late as _late
 
 WIRE_VERSION = 2
@@ -208,7 +208,8 @@ class RequestStats:
     def _record_corrected(self, tally: Tally, value: int) -> None:
         """Count ``value`` (µs, from the send) in ``tally.corrected`` from the intended start:
         plus the lag, and once more per slot a paced user missed, each with its own lag."""
-        lag_us, missed, interval_us = _current_lag()
+        g = getcurrent()
+        lag_us = getattr(g, "lcore_lag_us", 0)
         corrected = tally.corrected
         if corrected is None:
             if not lag_us:
@@ -222,10 +223,13 @@ class RequestStats:
                 _late[0] += 1
         if value < 0:
             value = 0
-        record = corrected.record
-        record(value + lag_us)
-        for k in range(1, missed + 1):
-            record(value + lag_us - k * interval_us)
+        corrected.record(value + lag_us)
+        if lag_us:
+            missed = g.lcore_missed
+            if missed:
+                record, interval_us = corrected.record, g.lcore_interval_us
+                for k in range(1, missed + 1):
+                    record(value + lag_us - k * interval_us)
 
     def _failure(self, tally: Tally, request_type: str, name: str, exception: object) -> None:
         key = (request_type, name, error_text(exception))
