@@ -117,6 +117,12 @@ class Run:
         return max(errors) if errors else None
 
 
+def spawn_rate(per_user: float) -> int:
+    """Users started one per ``1 / rate`` s: their grids then cover every phase of their
+    period (started one per 1/users s, users of 50 task runs/s would share two phases)."""
+    return ARGS.rate
+
+
 def nearest_rank(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[max(0, min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1))]
@@ -232,7 +238,8 @@ def locust_run(workdir: Path, stall: Stall, users: int, per_user: float) -> Run:
     prefix = workdir / "locust"
     argv = [
         str(python), "-m", "locust", "-f", str(lf), "-H", "{url}", "--headless", "-u", str(users),
-        "-r", str(users), "-t", f"{ARGS.duration}s", "--csv", str(prefix), "--only-summary",
+        "-r", str(spawn_rate(per_user)), "-t", f"{ARGS.duration}s", "--csv", str(prefix),
+        "--only-summary",
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("LCORE")}
     env["LCORE_NO_LOCUST_ALIAS"] = "1"  # the real Locust, not lcore's alias
@@ -316,7 +323,7 @@ def main() -> int:
                 runs.append(Run("lcore open", note="this lcore has no --arrival-rate yet"))
         if "lcore-paced" in only:
             lf = LOCUSTFILE_PACED.format(per_user=per_user).replace("from locust", "from lcore")
-            extra = ["-u", str(users), "-r", str(users)]
+            extra = ["-u", str(users), "-r", str(spawn_rate(per_user))]
             run = lcore_run("lcore paced", workdir, lf, extra, stall)
             run.note = run.note or f"{users} users, constant_throughput({per_user:g})"
             runs.append(run)
