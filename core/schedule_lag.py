@@ -10,9 +10,10 @@ equal and nothing more is recorded.
 
 A paced user (``constant_pacing``) that fell behind does not burst to catch up: its late task
 stands for the earliest slot it missed, and ``interval`` tells how many further slots went by
-meanwhile (the next task is due at the grid's next slot: ``run_paced_task``). Each request of that task is then also counted once per missed
-slot, each time with that slot's own lag, as the requests those slots would have sent (they
-would have waited for the same stall): HdrHistogram's expected-interval correction.
+meanwhile (the next task is due at the grid's next slot: ``run_paced_task``). Each request of
+that task is then also counted once per missed slot, each time with that slot's own lag, as
+the requests those slots would have sent (they would have waited for the same stall), much as
+HdrHistogram's expected-interval correction fills in the samples a stall kept from being taken.
 
 A start less than ``ON_TIME_US`` after its due time counts as on time: that is the timer's
 resolution, not the target, and it keeps the corrected figures of a schedule that holds as
