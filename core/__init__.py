@@ -9,7 +9,9 @@ Where things live (dependencies point down this list, never up):
     lcore.stats_delta     the worker's recorder and the stats delta it ships (wire form)
     lcore.stats           the master's merged view of the deltas, Locust's stats interface
     lcore.protocol        typed messages between master and workers (no gevent, no asyncio)
-    lcore.log             logging set-up; worker logs rate-limited to the master, its buffer
+    lcore.log             logging set-up (text or JSON lines); worker logs rate-limited to the
+                          master, its buffer
+    lcore.run_ids         the run id logs and pushed metrics carry (pure)
     lcore.dispatch        how many users of each class each worker runs (pure)
     lcore.users           User, HttpUser, TaskSet, @task, @tag   (gevent side)
     lcore.http            the HTTP client on geventhttpclient      (gevent side)

@@ -1,0 +1,120 @@
+"""Outputs named on the command line, in one place: ``--out NAME=TARGET`` (k6's way) resolved
+onto the options that do the work, ``--label KEY=VALUE``, and the checks of the push outputs.
+
+    --out json=FILE           --json-file FILE      (Locust's --json still prints to stdout)
+    --out csv=PREFIX          --csv PREFIX
+    --out html=FILE           --html FILE
+    --out junit=FILE          --junit FILE
+    --out prometheus-rw=URL   --prometheus-remote-write URL  (k6's experimental-prometheus-rw too)
+    --out otlp=URL            --otel, OTLP endpoint URL       (k6's opentelemetry too)
+
+A name given both ways must name the same target; anything else is a one-line error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import urllib.parse
+
+from .parser import OptionsError
+
+OutputError = OptionsError
+
+# --out name -> (option dest, the option's flag for messages)
+OUTPUTS: dict[str, tuple[str, str]] = {
+    "json": ("json_file", "--json-file"),
+    "csv": ("csv_prefix", "--csv"),
+    "html": ("html_file", "--html"),
+    "junit": ("junit_file", "--junit"),
+    "prometheus-rw": ("prometheus_remote_write", "--prometheus-remote-write"),
+    "otlp": ("_otlp_endpoint", "--otel"),  # not sent to workers (no locustfile option)
+}
+ALIASES = {
+    "experimental-prometheus-rw": "prometheus-rw",
+    "prometheus-remote-write": "prometheus-rw",
+    "opentelemetry": "otlp",
+    "otel": "otlp",
+}
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
+RESERVED_LABELS = frozenset({"run_id", "__name__"})
+
+
+def parse_label(text: str) -> tuple[str, str]:
+    """``"env=staging"`` -> ``("env", "staging")``; the key must be a Prometheus label name."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise OutputError(f"a label is KEY=VALUE, not {text!r}")
+    if not _LABEL_NAME.match(key) or key.startswith("__"):
+        raise OutputError(
+            f"label name {key!r}: letters, digits and _ only, not starting with a digit or __"
+        )
+    if key in RESERVED_LABELS:
+        raise OutputError(f"label name {key!r} is lcore's own")
+    if not value:
+        raise OutputError(f"label {key!r} needs a value")
+    return key, value
+
+
+def resolve_outputs(options: argparse.Namespace) -> None:
+    """Apply ``options.outputs`` (``--out``) onto the options that do the work and check the
+    push outputs; raises OptionsError. Safe to call twice."""
+    for text in getattr(options, "outputs", None) or []:
+        name, sep, target = text.partition("=")
+        name = ALIASES.get(name.strip().lower(), name.strip().lower())
+        if name not in OUTPUTS:
+            known = ", ".join(OUTPUTS)
+            raise OutputError(f"--out {text}: unknown output {name!r} (known: {known})")
+        if not sep or not target:
+            raise OutputError(f"--out {name} needs a target: --out {name}=...")
+        dest, flag = OUTPUTS[name]
+        given = getattr(options, dest, None)
+        if given and given != target:
+            raise OutputError(f"--out {name}={target} and {flag} {given} name two targets: keep one")
+        setattr(options, dest, target)
+        if name == "otlp":
+            options.otel = True
+    labels = getattr(options, "labels", None) or []
+    seen: dict[str, str] = {}
+    for key, value in labels:
+        if key in seen and seen[key] != value:
+            raise OutputError(f"--label {key} is given twice, as {seen[key]!r} and {value!r}")
+        seen[key] = value
+    url = getattr(options, "prometheus_remote_write", None)
+    if url:
+        check_remote_write_url(url)
+        if options.prometheus_remote_write_auth and options.prometheus_remote_write_token:
+            raise OutputError(
+                "--prometheus-remote-write-auth and --prometheus-remote-write-token: choose one"
+            )
+        if options.prometheus_remote_write_auth and ":" not in options.prometheus_remote_write_auth:
+            raise OutputError("--prometheus-remote-write-auth is USER:PASSWORD")
+    endpoint = getattr(options, "_otlp_endpoint", None)
+    if endpoint:
+        check_http_url(endpoint, "--out otlp")
+    if getattr(options, "push_interval", 5.0) <= 0:
+        raise OutputError(f"--push-interval must be greater than 0, not {options.push_interval}")
+    pushes = url or getattr(options, "otel", False)
+    if pushes and getattr(options, "worker", False):
+        raise OutputError("outputs that push (--prometheus-remote-write, --otel) belong on the master")
+
+
+def check_http_url(url: str, flag: str) -> urllib.parse.SplitResult:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise OutputError(f"{flag} needs an http:// or https:// URL, not {redact(url)!r}")
+    return parts
+
+
+def check_remote_write_url(url: str) -> None:
+    check_http_url(url, "--prometheus-remote-write")
+
+
+def redact(url: str) -> str:
+    """The URL without the password in its user part (what may be printed)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
