@@ -81,16 +81,29 @@ class PeriodicPusher:
     def __init__(self, outputs: Sequence[Output], interval: float = DEFAULT_INTERVAL) -> None:
         self.outputs = list(outputs)
         self.interval = interval
+        self._closing = asyncio.Event()
 
     async def run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            await asyncio.gather(*(o.push() for o in self.outputs))
+        """Push every interval until ``close()``; a push under way is finished, not cut."""
+        while not self._closing.is_set():
+            try:
+                await asyncio.wait_for(self._closing.wait(), self.interval)
+            except asyncio.TimeoutError:
+                await asyncio.gather(*(o.push() for o in self.outputs))
 
-    async def close(self) -> None:
-        """The final push of every output (the run's last figures), then let them go."""
+    async def close(self, running: asyncio.Task[Any] | None = None) -> None:
+        """Stop ``running`` (the task of ``run()``) once its push is over, then make the final
+        push of every output (the run's last figures) and let them go."""
+        self._closing.set()
+        if running is not None:
+            done, _ = await asyncio.wait([running], timeout=PUSH_TIMEOUT + 1)
+            if not done:
+                running.cancel()
         try:
-            await asyncio.gather(*(o.push(final=True) for o in self.outputs))
+            results = await asyncio.gather(*(o.push(final=True) for o in self.outputs))
+            for output, ok in zip(self.outputs, results, strict=True):
+                if not ok:
+                    log.error("%s: the final push failed: the run's last figures are not there", output.name)
         finally:
             for output in self.outputs:
                 try:

@@ -75,7 +75,17 @@ class RemoteWrite:
 
     async def push(self, final: bool = False) -> bool:
         body = self.body()
-        for delay in (*RETRY_DELAYS, None) if final else (None,):
+        if not final:
+            return await self._push(body, (None,))
+        try:  # retried, within a bound: the run's exit waits for it
+            return await asyncio.wait_for(self._push(body, (*RETRY_DELAYS, None)), 2 * self.timeout)
+        except asyncio.TimeoutError:
+            self.failures.failed(f"no answer within {2 * self.timeout:g} s")
+            return False
+
+    async def _push(self, body: bytes, delays: tuple[float | None, ...]) -> bool:
+        reason = "not sent"
+        for delay in delays:
             retry, reason = await self._send(body)
             if reason is None:
                 self.pushes += 1
@@ -84,7 +94,7 @@ class RemoteWrite:
             if not retry or delay is None:
                 break
             await asyncio.sleep(delay)
-        self.failures.failed(reason)
+        self.failures.failed(reason or "not sent")
         return False
 
     async def _send(self, body: bytes) -> tuple[bool, str | None]:

@@ -209,8 +209,7 @@ async def master_async(runtime: MasterRuntime, options: argparse.Namespace) -> i
         task.cancel()
     if pusher is not None:
         # the run's final figures: merged by now (every worker stopped and sent its last delta)
-        push_task.cancel()
-        await pusher.close()
+        await pusher.close(push_task)
     if history is not None:
         history.write(stats, runtime.user_count)
         history.close()
