@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from lcore._version import __version__
+from lcore.greenlet_calls import on_native_thread
 
 from .push import PUSH_TIMEOUT, FailureLog
 
@@ -141,6 +142,7 @@ class OtlpMetrics:
         labels: Callable[[], Mapping[str, str]] = dict,
         start_time: Callable[[], float | None] = lambda: None,
         offload: Offload = on_greenlet,
+        cpu: Offload = on_native_thread,
         clock: Callable[[], float] = time.time,
         timeout: float = PUSH_TIMEOUT,
     ) -> None:
@@ -150,7 +152,8 @@ class OtlpMetrics:
         self.exporters = list(exporters)
         self.labels = labels
         self.start_time = start_time
-        self.offload = offload
+        self.offload = offload  # the exporters' I/O: a greenlet's sockets wait on the hub
+        self.cpu = cpu  # turning the families into the SDK's objects
         self.clock = clock
         self.timeout = timeout
         attributes: dict[str, Any] = {"service.version": __version__, "host.name": socket.gethostname()}
@@ -174,18 +177,18 @@ class OtlpMetrics:
             return None
         return cls(registry, exporters, **kwargs)
 
-    def metrics_data(self) -> Any:
-        """The registry's families as the SDK's MetricsData, as they are now."""
+    def metrics_data(self, families: list[Any] | None = None, labels: Mapping[str, str] | None = None) -> Any:
+        """``families`` (default: the registry's, as they are now) as the SDK's MetricsData."""
         from opentelemetry.sdk.metrics.export import MetricsData, ResourceMetrics, ScopeMetrics
         from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
         now = int(self.clock() * 1e9)
         started = self.start_time()
         start = int(started * 1e9) if started else now
-        extra = {k: v for k, v in self.labels().items() if v}
-        metrics = [
-            m for family in self.registry.collect() if (m := _metric(family, extra, start, now))
-        ]
+        if families is None:
+            families = list(self.registry.collect())
+        extra = {k: v for k, v in (self.labels() if labels is None else labels).items() if v}
+        metrics = [m for family in families if (m := _metric(family, extra, start, now))]
         scope = ScopeMetrics(InstrumentationScope("lcore", __version__), metrics, None)
         return MetricsData([ResourceMetrics(self.resource, [scope], None)])
 
@@ -206,7 +209,9 @@ class OtlpMetrics:
             return await self._push(timeout)
 
     async def _push(self, timeout: float) -> bool:
-        data = self.metrics_data()  # on the loop: a consistent read of the master's state
+        # read on the loop (a consistent state, as a scrape reads it); converted off it
+        families, labels = list(self.registry.collect()), dict(self.labels())
+        data = await self.cpu(lambda: self.metrics_data(families, labels))
         ok = True
         for exporter in self.exporters:
             try:

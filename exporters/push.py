@@ -24,7 +24,12 @@ log = logging.getLogger("lcore.push")
 
 DEFAULT_INTERVAL = 5.0
 PUSH_TIMEOUT = 10.0
-"""The longest one push may take (a final one retries within twice this)."""
+"""The longest one push may take (a final one retries within twice this); shorter with a short
+interval (``push_timeout``): a push should not outlast two intervals."""
+
+
+def push_timeout(interval: float) -> float:
+    return min(PUSH_TIMEOUT, max(2.0, 2 * interval))
 
 
 class Output(Protocol):
@@ -96,7 +101,7 @@ class PeriodicPusher:
         push of every output (the run's last figures) and let them go."""
         self._closing.set()
         if running is not None:
-            done, _ = await asyncio.wait([running], timeout=PUSH_TIMEOUT + 1)
+            done, _ = await asyncio.wait([running], timeout=push_timeout(self.interval) + 1)
             if not done:
                 running.cancel()
         try:
@@ -138,6 +143,7 @@ def build_outputs(runtime: Any, options: Any) -> list[Output]:
     if getattr(options, "metrics_buckets", None):
         buckets = parse_buckets(options.metrics_buckets)
     registry = make_registry(runtime, buckets=buckets)
+    timeout = push_timeout(push_interval(options))
     given = tuple(getattr(options, "labels", None) or [])
 
     def labels() -> dict[str, str]:  # read at every push: a new test gets a new run id
@@ -154,6 +160,7 @@ def build_outputs(runtime: Any, options: Any) -> list[Output]:
                 labels=labels,
                 auth=getattr(options, "prometheus_remote_write_auth", None),
                 token=getattr(options, "prometheus_remote_write_token", None),
+                timeout=timeout,
             )
         )
     if wanted_otel:
@@ -164,6 +171,7 @@ def build_outputs(runtime: Any, options: Any) -> list[Output]:
             labels=labels,
             endpoint=getattr(options, "_otlp_endpoint", None),
             start_time=lambda: runtime.start_time,
+            timeout=timeout,
         )
         if output is not None:
             outputs.append(output)

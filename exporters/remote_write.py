@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import time
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
 
 from lcore._version import __version__
+from lcore.greenlet_calls import on_native_thread
 
 from . import remote_write_wire as wire
 from .push import PUSH_TIMEOUT, FailureLog, redact_url
@@ -36,6 +37,7 @@ class RemoteWrite:
         token: str | None = None,
         timeout: float = PUSH_TIMEOUT,
         clock: Callable[[], float] = time.time,
+        cpu: Callable[[Callable[[], bytes]], Awaitable[bytes]] = on_native_thread,
     ) -> None:
         parts = urllib.parse.urlsplit(url)
         self.name = f"Prometheus remote write to {redact_url(url)}"
@@ -55,6 +57,7 @@ class RemoteWrite:
         self.labels = labels
         self.timeout = timeout
         self.clock = clock
+        self.cpu = cpu
         self.headers = {
             "Content-Type": wire.CONTENT_TYPE,
             "Content-Encoding": wire.CONTENT_ENCODING,
@@ -68,14 +71,18 @@ class RemoteWrite:
         self.pushes = 0
         """Pushes the receiver accepted."""
 
-    def body(self) -> bytes:
-        """The compressed WriteRequest of the series as they are now."""
-        series = wire.series_of(self.registry, self.labels())
+    def body(self, families: list[Any] | None = None, labels: Mapping[str, str] | None = None) -> bytes:
+        """The compressed WriteRequest of ``families`` (default: the series as they are now)."""
+        if families is None:
+            families = list(self.registry.collect())
+        series = wire.series_of(families, self.labels() if labels is None else labels)
         return wire.compress(wire.encode_write_request(series, int(self.clock() * 1000)))
 
     async def push(self, final: bool = False) -> bool:
-        body = self.body()
-        if not final:
+        # read on the loop (a consistent state, as a scrape reads it); encoded off it
+        families, labels = list(self.registry.collect()), dict(self.labels())
+        body = await self.cpu(lambda: self.body(families, labels))
+        if not final or self.failures.failing:  # a failing receiver: one try, not three
             return await self._push(body, (None,))
         try:  # retried, within a bound: the run's exit waits for it
             return await asyncio.wait_for(self._push(body, (*RETRY_DELAYS, None)), 2 * self.timeout)

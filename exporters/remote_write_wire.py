@@ -19,7 +19,7 @@ import struct
 from collections.abc import Iterable, Mapping
 
 import cramjam
-from prometheus_client.registry import Collector
+from prometheus_client.metrics_core import Metric
 
 CONTENT_TYPE = "application/x-protobuf"
 CONTENT_ENCODING = "snappy"
@@ -30,11 +30,12 @@ Labels = tuple[tuple[str, str], ...]
 Series = tuple[Labels, float]
 
 
-def series_of(registry: Collector, extra_labels: Mapping[str, str] | None = None) -> list[Series]:
-    """Every sample a scrape of ``registry`` shows, as (sorted labels, value); ``extra_labels``
-    (run_id, --label's) are added to each, a series' own label of the same name winning."""
+def series_of(families: Iterable[Metric], extra_labels: Mapping[str, str] | None = None) -> list[Series]:
+    """Every sample of ``families`` (a registry's ``collect()``, what a scrape shows) as (sorted
+    labels, value); ``extra_labels`` (run_id, --label's) are added to each, a series' own label
+    of the same name winning."""
     out: list[Series] = []
-    for family in registry.collect():
+    for family in families:
         for sample in family.samples:
             labels = {k: v for k, v in (extra_labels or {}).items() if v}
             labels.update((k, v) for k, v in sample.labels.items() if v != "")

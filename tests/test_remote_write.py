@@ -122,6 +122,11 @@ def test_a_series_own_label_wins_over_a_run_label_of_the_same_name() -> None:
     assert pushed[("lcore_users", frozenset({("user_class", "Shopper"), ("name", "run")}))] == 0
 
 
+async def inline(fn: Any) -> Any:
+    """No gevent hub under asyncio.run: the encoding runs right here."""
+    return fn()
+
+
 def test_bearer_token_and_headers_reach_the_receiver() -> None:
     got: list[tuple[dict[str, str], bytes]] = []
 
@@ -137,8 +142,9 @@ def test_bearer_token_and_headers_reach_the_receiver() -> None:
         port = free_port()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         pusher = RemoteWrite(
-            make_registry(recorded_runtime()), f"http://127.0.0.1:{port}/api/v1/write", token="t0ken"
-        )
+            make_registry(recorded_runtime()), f"http://127.0.0.1:{port}/api/v1/write",
+            token="t0ken", cpu=inline,
+        )  # fmt: skip
         try:
             assert await pusher.push() is False  # a 503: logged, not raised
             assert await pusher.push(final=True) is True  # the final push retries
@@ -243,3 +249,40 @@ def test_a_run_lands_in_a_real_prometheus_with_the_requests_the_target_served(
             prom.kill()
             prom.wait(timeout=10)
     assert "s3cret-pw" not in proc.output
+
+
+def test_a_receiver_that_never_answers_does_not_hold_up_the_loop() -> None:
+    async def scenario() -> tuple[bool, float, float]:
+        async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await asyncio.sleep(30)  # reads nothing, answers nothing
+
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        pusher = RemoteWrite(
+            make_registry(recorded_runtime()), f"http://127.0.0.1:{port}/api/v1/write",
+            timeout=1.0, cpu=inline,
+        )  # fmt: skip
+        ticks: list[float] = []
+        done = asyncio.Event()
+
+        async def ticker() -> None:
+            while not done.is_set():
+                ticks.append(time.monotonic())
+                await asyncio.sleep(0.02)
+
+        ticking = asyncio.ensure_future(ticker())
+        started = time.monotonic()
+        try:
+            ok = await pusher.push()
+        finally:
+            took = time.monotonic() - started
+            done.set()
+            await ticking
+            await pusher.close()
+            server.close()
+        gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
+        return ok, took, max(gaps)
+
+    ok, took, worst_gap = asyncio.run(scenario())
+    assert ok is False and 0.9 <= took < 5, took  # given up at its timeout, logged, not raised
+    assert worst_gap < 0.5, worst_gap  # the loop went on meanwhile
