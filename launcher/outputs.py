@@ -14,6 +14,7 @@ A name given both ways must name the same target; anything else is a one-line er
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import re
 import urllib.parse
 
@@ -95,6 +96,8 @@ def resolve_outputs(options: argparse.Namespace) -> None:
         check_http_url(endpoint, "--out otlp")
     if getattr(options, "push_interval", 5.0) <= 0:
         raise OutputError(f"--push-interval must be greater than 0, not {options.push_interval}")
+    if getattr(options, "otel", False) and importlib.util.find_spec("opentelemetry") is None:
+        raise OutputError("--otel needs the OpenTelemetry SDK: pip install 'lcore[otel]'")
     pushes = url or getattr(options, "otel", False)
     if pushes and getattr(options, "worker", False):
         raise OutputError("outputs that push (--prometheus-remote-write, --otel) belong on the master")

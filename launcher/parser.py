@@ -201,10 +201,14 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
     carry, the outputs that push (Prometheus remote write, OpenTelemetry over OTLP)."""
     out = parser.add_argument_group(
         "Outputs",
-        "--out NAME=TARGET names an output the k6 way, repeatable: json=FILE (as --json-file), "
-        "csv=PREFIX (as --csv), html=FILE (as --html), junit=FILE (as --junit), "
-        "prometheus-rw=URL (as --prometheus-remote-write), otlp=URL (as --otel with that "
-        "OTLP endpoint). Locust's --csv, --html and --json keep their meaning.",
+        "--out NAME=TARGET names an output the k6 way (repeatable):\n"
+        "  json=FILE           as --json-file FILE\n"
+        "  csv=PREFIX          as --csv PREFIX\n"
+        "  html=FILE           as --html FILE\n"
+        "  junit=FILE          as --junit FILE\n"
+        "  prometheus-rw=URL   as --prometheus-remote-write URL\n"
+        "  otlp=URL            as --otel, with that OTLP endpoint\n"
+        "Locust's --csv, --html and --json keep their meaning.",
     )
     out.add_argument(
         "--out",

@@ -118,3 +118,29 @@ def test_every_line_of_a_real_run_parses_and_carries_role_worker_and_run_id(
         assert d["traceback"].rstrip().endswith("KeyError: 'cart'")
     master = [d for d in docs if d["role"] == "master"]
     assert master and all(d["worker_id"] is None for d in master)
+
+
+def test_the_run_id_goes_to_workers_and_a_new_test_gets_a_new_one() -> None:
+    from lcore._version import PROTOCOL_VERSION, __version__
+
+    runtime = MasterRuntime(
+        Environment(user_classes=[Quiet]), endpoints=[], digest="d", run_uid="20261201-090000-aaaaaa"
+    )
+    sent: list[p.Message] = []
+    runtime._send = lambda node_id, message: sent.append(message)  # type: ignore[method-assign]
+    try:
+        assert LOG_CONTEXT.run_id == "20261201-090000-aaaaaa"
+        runtime._handle("w1", p.Hello(PROTOCOL_VERSION, __version__, "box", 1, 1, "d"))
+        welcome = next(m for m in sent if isinstance(m, p.Welcome))
+        # what a remote worker gets on the wire (its JSON lines carry it from then on)
+        decoded, _ = p.decode(p.encode(welcome, "master"))
+        assert decoded.run_uid == "20261201-090000-aaaaaa"
+        runtime._begin_run()  # the first test keeps the id the run started with
+        assert runtime.run_uid == "20261201-090000-aaaaaa"
+        runtime._send_targets({"w1"}, spread=0.0)
+        assert next(m for m in sent if isinstance(m, p.Spawn)).run_uid == "20261201-090000-aaaaaa"
+        runtime._begin_run()  # a second test from the page: a new run
+        assert LOG_CONTEXT.run_id == runtime.run_uid != "20261201-090000-aaaaaa"
+    finally:
+        runtime.calls.close()
+        runtime.handler_calls.close(timeout=0)
