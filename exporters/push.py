@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import socket
 import urllib.parse
 from collections.abc import Sequence
@@ -72,12 +73,27 @@ def redact_url(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
+def label_name(key: str) -> str:
+    """A --label key as a Prometheus label name: ``build-id`` -> ``build_id``, ``1x`` -> ``_1x``
+    (what Prometheus does to OpenTelemetry attribute names); ``__`` is reserved, so ``__x`` ->
+    ``label__x``."""
+    name = _NOT_IN_NAMES.sub("_", key)
+    if name[:1].isdigit():
+        name = "_" + name
+    if name.startswith("__"):
+        name = "label" + name
+    return name
+
+
+_NOT_IN_NAMES = re.compile(r"[^a-zA-Z0-9_]")
+
+
 def target_labels(runtime: Any, labels: Sequence[tuple[str, str]]) -> dict[str, str]:
     """What every pushed series carries: job and instance (as a scrape would add them, so the
     bundled Grafana dashboard finds them; a --label may replace them), the --label's, and
-    run_id."""
+    run_id (lcore's: no --label replaces it)."""
     out = {"job": "lcore", "instance": socket.gethostname()}
-    out.update(labels)
+    out.update((label_name(k), v) for k, v in labels if k)
     out["run_id"] = runtime.run_uid
     return out
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import re
 import urllib.parse
 
 from .parser import OptionsError
@@ -37,25 +36,18 @@ ALIASES = {
     "opentelemetry": "otlp",
     "otel": "otlp",
 }
-_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
-RESERVED_LABELS = frozenset({"run_id", "__name__"})
 
 
 def parse_label(text: str) -> tuple[str, str]:
-    """``"env=staging"`` -> ``("env", "staging")``; the key must be a Prometheus label name."""
+    """``"env=staging"`` -> ``("env", "staging")``. Any key: the outputs that need label names
+    (Prometheus, OTLP) make one of it (``exporters.push.label_name``)."""
     key, sep, value = text.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise OutputError(f"a label is KEY=VALUE, not {text!r}")
-    if not _LABEL_NAME.match(key) or key.startswith("__"):
-        raise OutputError(
-            f"label name {key!r}: letters, digits and _ only, not starting with a digit or __"
-        )
-    if key in RESERVED_LABELS:
-        raise OutputError(f"label name {key!r} is lcore's own")
-    if not value:
-        raise OutputError(f"label {key!r} needs a value")
-    return key, value
+        raise OutputError(f"a label is KEY=VALUE, e.g. env=staging, not {text!r}")
+    if len(key) > 100 or len(value) > 500:
+        raise OutputError(f"label {key[:40]!r} is too long (keys up to 100, values up to 500 characters)")
+    return key, value.strip()
 
 
 def resolve_outputs(options: argparse.Namespace) -> None:

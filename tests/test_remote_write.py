@@ -165,9 +165,12 @@ def test_bearer_token_and_headers_reach_the_receiver() -> None:
 
 def test_run_labels_carry_run_id_and_let_labels_replace_job() -> None:
     runtime = recorded_runtime()
-    labels = target_labels(runtime, [("env", "ci"), ("job", "checkout")])
+    given = [("env", "ci"), ("job", "checkout"), ("build-id", "7"), ("1st", "a"), ("__x", "b"), ("run_id", "mine")]
+    labels = target_labels(runtime, given)
     assert labels["run_id"] == runtime.run_uid and labels["job"] == "checkout"
     assert labels["env"] == "ci" and labels["instance"]
+    # any --label key becomes a valid label name (Prometheus refuses a whole write otherwise)
+    assert (labels["build_id"], labels["_1st"], labels["label__x"]) == ("7", "a", "b")
 
 
 # -- a real Prometheus -----------------------------------------------------------------------
