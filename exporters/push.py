@@ -110,7 +110,16 @@ class PeriodicPusher:
             try:
                 await asyncio.wait_for(self._closing.wait(), self.interval)
             except asyncio.TimeoutError:
-                await asyncio.gather(*(o.push() for o in self.outputs))
+                await asyncio.gather(*(self._push(o) for o in self.outputs))
+
+    async def _push(self, output: Output, final: bool = False) -> bool:
+        """An output's push; one that raises (a bug, not a failed send) is logged, and the
+        test goes on: an output never stops it."""
+        try:
+            return await output.push(final=final)
+        except Exception:
+            log.exception("%s: a push raised", output.name)
+            return False
 
     async def close(self, running: asyncio.Task[Any] | None = None) -> None:
         """Stop ``running`` (the task of ``run()``) once its push is over, then make the final
@@ -121,7 +130,7 @@ class PeriodicPusher:
             if not done:
                 running.cancel()
         try:
-            results = await asyncio.gather(*(o.push(final=True) for o in self.outputs))
+            results = await asyncio.gather(*(self._push(o, final=True) for o in self.outputs))
             for output, ok in zip(self.outputs, results, strict=True):
                 if not ok:
                     log.error("%s: the final push failed: the run's last figures are not there", output.name)

@@ -289,3 +289,33 @@ def test_a_receiver_that_never_answers_does_not_hold_up_the_loop() -> None:
     ok, took, worst_gap = asyncio.run(scenario())
     assert ok is False and 0.9 <= took < 5, took  # given up at its timeout, logged, not raised
     assert worst_gap < 0.5, worst_gap  # the loop went on meanwhile
+
+
+def test_an_output_that_raises_never_stops_the_pushes(caplog) -> None:
+    from lcore.exporters.push import PeriodicPusher
+
+    three = asyncio.Event()
+
+    class Broken:
+        name = "broken output"
+        calls = 0
+
+        async def push(self, final: bool = False) -> bool:
+            Broken.calls += 1
+            if Broken.calls == 3:
+                three.set()
+            raise RuntimeError("a bug in an encoder")
+
+        async def close(self) -> None:
+            pass
+
+    async def scenario() -> None:
+        pusher = PeriodicPusher([Broken()], interval=0.01)
+        running = asyncio.ensure_future(pusher.run())
+        await asyncio.wait_for(three.wait(), 10)
+        await pusher.close(running)
+        assert running.done() and running.exception() is None
+
+    asyncio.run(scenario())
+    assert Broken.calls >= 4  # three rounds, the final push
+    assert "broken output: a push raised" in caplog.text and "the final push failed" in caplog.text
