@@ -22,7 +22,8 @@ Where things live (dependencies point down this list, never up):
     lcore.worker          the worker runtime                        (gevent)
     lcore.master          the master runtime                        (asyncio on gevent's hub)
     lcore.hub_loop        the master's asyncio loop, waiting through gevent's hub
-    lcore.greenlet_calls  where the master runs locustfile code: greenlets, never its loop
+    lcore.greenlet_calls  where the master runs locustfile code: greenlets, never its loop;
+                          its CPU-heavy work of its own: a native thread
     lcore.task_owner      owns the master's background tasks: one that dies stops the test
     lcore.spent           users that ended themselves: slots never refilled (pure)
     lcore.iterations      -i/--iterations: task runs leased from the master (gevent side)
