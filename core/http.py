@@ -50,6 +50,7 @@ from .http_wire import (
     _Origin,
     _perf_counter,
 )
+from .user_lifecycle import UserLifecycle, lifecycle_of
 
 __all__ = [
     "CaseInsensitiveDict",
@@ -165,6 +166,7 @@ class HttpSession:
             raise LocustError("A proxy needs both proxy_host and proxy_port")
         self._proxy = None if proxy_host is None else (str(proxy_host), int(proxy_port or 0))
         self.request_event = request_event
+        self._lifecycle: UserLifecycle | None = None
         self.user = user
         self.connection_timeout = connection_timeout
         self.network_timeout = network_timeout
@@ -193,6 +195,17 @@ class HttpSession:
         self.base_url = base_url
 
     # -- configuration -------------------------------------------------------------
+
+    @property
+    def user(self) -> Any:
+        """The User this session belongs to (None for a session of its own)."""
+        return self._user
+
+    @user.setter
+    def user(self, user: Any) -> None:
+        self._user = user
+        # what request() reads and writes on every call: stop refused, inside a request
+        self._lifecycle = lifecycle_of(user)
 
     @property
     def base_url(self) -> str | None:
@@ -314,9 +327,9 @@ class HttpSession:
         returns (so ``iter_lines`` yields once the answer is complete).
         ``verify``, ``cert`` and ``proxies`` are accepted for requests-style locustfiles and
         ignored: a proxy is the session's (``proxy_host``/``proxy_port``)."""
-        user = self.user
-        if user is not None and getattr(user, "_stop_requests", False):
-            raise StopUser()
+        life = self._lifecycle
+        if life is not None and life.requests_refused:
+            raise StopUser()  # the user is told to make no new request (life.check_request)
         method = method.upper()
         if name is None:
             name = self.request_name or url
@@ -366,9 +379,9 @@ class HttpSession:
             )
 
         connect_timeout, read_timeout = (None, None) if timeout is None else _split_timeout(timeout)
-        if user is not None:
+        if life is not None:
             # the engine does not kill a user inside a request: it finishes and is recorded
-            user._in_request = True
+            life.enter_request()
         head_times: list[float] | None = [] if stream else None
         t0 = _perf_counter()
         response = self._send(
@@ -396,8 +409,8 @@ class HttpSession:
         if catch_response:
             # still "in a request" until the with-block has decided and recorded it
             return ResponseContextManager(response)
-        if user is not None:
-            user._in_request = False  # before recording: a listener may raise StopUser
+        if life is not None:
+            life.leave_request()  # before recording: a listener may raise StopUser
         self._record(response, response.error)
         return response
 

@@ -339,8 +339,9 @@ class ResponseContextManager(Response):
 
     def __exit__(self, exc_type: type[BaseException] | None, value: Any, tb: Any) -> bool:
         session = self._session
-        if session is not None and session.user is not None:
-            session.user._in_request = False
+        life = session._lifecycle if session is not None else None
+        if life is not None:
+            life.leave_request()
         manual = self._manual_result
         if manual is not None:
             self._report(None if manual is True else manual)  # type: ignore[arg-type]
