@@ -12,11 +12,8 @@ Where things live (dependencies point down this list, never up):
     lcore.log             logging set-up; worker logs rate-limited to the master, its buffer
     lcore.dispatch        how many users of each class each worker runs (pure)
     lcore.users           User, HttpUser, TaskSet, @task, @tag   (gevent side)
-    lcore.http            the HTTP client on geventhttpclient      (gevent side)
-    lcore.http_response   its Response, catch_response's context manager, response.request
-    lcore.http_body       its request bodies and query strings
-    lcore.http_wire       its keep-alive pools and request/response exchange on a socket
-    lcore.http_fields     its header mapping and cookie jar
+    lcore.http            the HTTP client on geventhttpclient      (gevent side); its
+                          modules are the private package lcore._http, imported only here
     lcore.worker          the worker runtime                        (gevent)
     lcore.master          the master runtime                        (asyncio on gevent's hub)
     lcore.hub_loop        the master's asyncio loop, waiting through gevent's hub
