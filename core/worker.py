@@ -463,8 +463,9 @@ class WorkerRuntime(WorkerRunner):
 
     # --- users that end themselves, StopTest, -i/--iterations -------------------------------
     def _user_ended(self, user: Any) -> None:
-        if isinstance(user._ended_by, StopTest):
-            self._stop_test_raised(str(user._ended_by) or "StopTest raised by a user")
+        ended_by = user._lifecycle.ended_by
+        if isinstance(ended_by, StopTest):
+            self._stop_test_raised(str(ended_by) or "StopTest raised by a user")
         if not self._ended_pending:
             # one message for all the users that end in this turn of the hub
             self._ended_pending = True
