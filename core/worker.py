@@ -24,6 +24,7 @@ from gevent.pool import Group
 from zmq.utils.monitor import recv_monitor_message
 
 from . import protocol as p
+from . import schedule_lag
 from ._version import PROTOCOL_VERSION, __version__
 from .cpu import CpuMonitor
 from .curve import WorkerKeys, apply_client
@@ -105,6 +106,7 @@ class WorkerRuntime(WorkerRunner):
         environment.stats = self.local_stats = MergedStats()
         environment.events.request.recorder = self.stats_recorder.record
         environment.exception_recorder = self.stats_recorder.log_exception
+        schedule_lag.set_lag_sink(self.stats_recorder.record_schedule)
         self.pool = UserPool(environment, environment.user_classes_by_name)
         self.pool.on_spawning_complete = self._spawning_complete
         self.pool.on_user_ended = self._user_ended
