@@ -27,13 +27,13 @@ from .exception import (
     StopUser,
 )
 from .http import HttpSession
+from .schedule_lag import run_paced_task
 from .user_lifecycle import (  # noqa: F401  (Locust's names, importable from here as before)
     LOCUST_STATE_RUNNING,
     LOCUST_STATE_STOPPING,
     LOCUST_STATE_WAITING,
     UserLifecycle,
 )
-from .schedule_lag import run_paced_task
 from .wait_time import constant
 
 log = logging.getLogger(__name__)
