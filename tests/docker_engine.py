@@ -197,6 +197,9 @@ def start_engine(cache: Path | None = None) -> Engine:
             raise EngineUnavailable(f"dockerd did not answer within {START_TIMEOUT:.0f} s:\n{tail}")
         time.sleep(0.2)
     engine.timings["engine start"] = time.monotonic() - started
+    leftovers = engine.docker("ps", "-aq").stdout.split()  # from a run that was killed
+    if leftovers:
+        engine.docker("rm", "--force", "--volumes", *leftovers, timeout=120, check=False)
     return engine
 
 
