@@ -18,7 +18,7 @@ import subprocess
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -221,7 +221,7 @@ def test_compose_runs_master_two_workers_and_the_target_to_exact_counts(engine, 
     )  # fmt: skip
     with topology:
         topology.start_target()
-        master, workers = topology.container("master"), [topology.container("worker", i) for i in (1, 2)]
+        master = topology.container("master")
         out = tmp_path / "up.log"
         up = topology.start(
             "up", "--no-build", "--pull", "never", "--exit-code-from", "master", "master", "worker",
@@ -236,9 +236,6 @@ def test_compose_runs_master_two_workers_and_the_target_to_exact_counts(engine, 
                 timeout=60, interval=0.2,
             )  # fmt: skip
             assert topology.state(master)["Health"]["Status"] == "healthy", out.read_text()
-            for container in [master, *workers, topology.container("target")]:
-                uids, name = topology.users(container)
-                assert uids == {"1000"} and name == "lcore", container
             returncode = up.wait(120)
         finally:
             if up.poll() is None:
@@ -262,6 +259,9 @@ def test_docker_stop_on_the_master_stops_the_test_cleanly_and_writes_the_report(
         topology.compose("up", "--detach", "--no-build", "--pull", "never", "master", "worker")
         master = topology.container("master")
         wait_until(lambda: sum(topology.counts().values()) >= 10, timeout=60, interval=0.2)
+        for container in [master, *(topology.container("worker", i) for i in (1, 2)), topology.container("target")]:
+            uids, name = topology.users(container)
+            assert uids == {"1000"} and name == "lcore", container  # every process, init included
         assert engine.docker("inspect", "--format", "{{.HostConfig.Init}}", master).stdout.strip() == "true"
         started = time.monotonic()
         engine.docker("stop", "--time", "30", master, timeout=60)
@@ -281,7 +281,7 @@ def test_docker_stop_on_the_master_stops_the_test_cleanly_and_writes_the_report(
 
 
 def test_a_killed_worker_container_is_reported_lost_and_the_rest_finish(engine, image, tmp_path) -> None:
-    topology = Topology(engine, image, tmp_path, "lost", USERS="6", SPAWN_RATE="6", RUN_TIME="12s")
+    topology = Topology(engine, image, tmp_path, "lost", USERS="6", SPAWN_RATE="6", RUN_TIME="15s")
     with topology:
         topology.start_target()
         topology.compose("up", "--detach", "--no-build", "--pull", "never", "master", "worker")
@@ -362,22 +362,29 @@ def materialise(documents: list[dict[str, Any]], role: str, directory: Path) -> 
     return options, container["args"]
 
 
-def test_the_rendered_kubernetes_command_lines_run_in_the_image_with_curve_keys(engine, image, tmp_path) -> None:
-    kubectl = kustomize()
-    if kubectl is None:
-        pytest.skip(KUSTOMIZE_MISSING)
-    # the keys as a user makes them: `lcore keys generate` (here in the image)
+def render_with_keys(engine: docker_engine.Engine, image: str, kubectl: str, tmp_path: Path) -> tuple[list[dict[str, Any]], Path]:
+    """deploy/k8s as ``kubectl kustomize`` renders it once the keys are made as a user makes
+    them (``lcore keys generate``, here in the image); and a second key set, the master's
+    public key in it unknown."""
     keys = tmp_path / "keys"
     keys.mkdir()
     keys.chmod(0o777)
-    engine.docker("run", "--rm", "--network", "none", "--volume", f"{keys}:/keys", image,
-                  "keys", "generate", "/keys/curve")  # fmt: skip
+    for name in ("curve", "other"):
+        engine.docker("run", "--rm", "--network", "none", "--volume", f"{keys}:/keys", image,
+                      "keys", "generate", f"/keys/{name}")  # fmt: skip
     k8s = tmp_path / "k8s"
     shutil.copytree(DEPLOY / "k8s", k8s)
     shutil.copytree(keys / "curve", k8s / "curve", dirs_exist_ok=True)
     rendered = subprocess.run([kubectl, "kustomize", str(k8s)], capture_output=True, text=True, timeout=60, check=True)
-    documents = [d for d in yaml.safe_load_all(rendered.stdout) if d]
-    engine.docker("tag", image, "lcore:latest")
+    return [d for d in yaml.safe_load_all(rendered.stdout) if d], keys / "other"
+
+
+def test_the_rendered_kubernetes_command_lines_run_in_the_image_with_curve_keys(engine, image, tmp_path) -> None:
+    kubectl = kustomize()
+    if kubectl is None:
+        pytest.skip(KUSTOMIZE_MISSING)
+    documents, other_keys = render_with_keys(engine, image, kubectl, tmp_path)
+    engine.docker("tag", image, "lcore:latest")  # the image the manifests name
     target_port, web_port, bind_port = free_port(), free_port(), free_port()
     # ports moved and addresses on loopback through lcore's variables: nothing the manifests set
     environment = {
@@ -385,18 +392,28 @@ def test_the_rendered_kubernetes_command_lines_run_in_the_image_with_curve_keys(
                    "LCORE_MASTER_BIND_HOST": "127.0.0.1", "LCORE_MASTER_BIND_PORT": str(bind_port)},
         "worker": {"LCORE_MASTER_PORT": str(bind_port)},
     }  # fmt: skip
-    names = {role: f"lcore-k8s-{role}" for role in ("target", "master", "worker")}
+    names = {role: f"lcore-k8s-{role}" for role in ("target", "master", "worker", "intruder")}
     try:
         engine.docker("run", "--detach", "--name", names["target"], "--network", "host",
                       "--entrypoint", "python", image, "-m", "lcore.target", "--host", "127.0.0.1",
                       "--port", str(target_port))  # fmt: skip
-        for role in ("master", "worker"):
-            options, args = materialise(documents, role, tmp_path / role)
+
+        def run(name: str, role: str, volumes: Path, before: Callable[[Path], None] | None = None) -> None:
+            options, args = materialise(documents, role, volumes)
+            if before is not None:
+                before(volumes)
             env = [f for k, v in environment[role].items() for f in ("--env", f"{k}={v}")]
             # no init, as in a pod: lcore is process 1; the Service's name is loopback here
-            engine.docker("run", "--detach", "--name", names[role], "--network", "host",
+            engine.docker("run", "--detach", "--name", name, "--network", "host",
                           "--add-host", "lcore-master:127.0.0.1", *env, *options, "lcore:latest", *args)  # fmt: skip
+
+        for role in ("master", "worker"):
+            run(names[role], role, tmp_path / role)
         web = f"http://127.0.0.1:{web_port}"
+
+        def master_logs() -> str:
+            logs = engine.docker("logs", names["master"], check=False)
+            return logs.stdout + logs.stderr
 
         def worker_ready() -> bool:
             try:
@@ -407,7 +424,22 @@ def test_the_rendered_kubernetes_command_lines_run_in_the_image_with_curve_keys(
         try:
             wait_until(worker_ready, timeout=60, interval=0.2)
         except AssertionError:
-            raise AssertionError(engine.docker("logs", names["master"], check=False).stderr[-3000:]) from None
+            raise AssertionError(master_logs()[-3000:]) from None
+        # CURVE is on: a worker whose key pair the master does not know is refused
+        def other_pair(volumes: Path) -> None:
+            for key in ("worker.key", "worker.key_secret"):
+                for path in volumes.rglob(key):  # written over: the owner and mode stay
+                    path.write_bytes((other_keys / key).read_bytes())
+
+        run(names["intruder"], "worker", tmp_path / "intruder", before=other_pair)
+        try:
+            wait_until(
+                lambda: "Refused a worker whose CURVE key is not authorized" in master_logs(),
+                timeout=60, interval=0.2,
+            )  # fmt: skip
+        except AssertionError:
+            intruder = engine.docker("logs", names["intruder"], check=False)
+            raise AssertionError(master_logs()[-2000:] + intruder.stdout + intruder.stderr[-2000:]) from None
         http(f"{web}/swarm", {"user_count": 4, "spawn_rate": 4, "host": f"http://127.0.0.1:{target_port}"})
         wait_until(lambda: sum(target_counts(target_port).values()) >= 8, timeout=60, interval=0.2)
         http(f"{web}/stop", {})
@@ -418,6 +450,7 @@ def test_the_rendered_kubernetes_command_lines_run_in_the_image_with_curve_keys(
 
         # over CURVE, every request the target saw reached the master's totals
         wait_until(lambda: master_counts() == target_counts(target_port), timeout=30, interval=0.2)
+        assert http(f"{web}/api/workers")["worker_count"] == 1  # the intruder never joined
         for role in ("worker", "master"):
             engine.docker("stop", "--time", "20", names[role], timeout=60)
             state = json.loads(engine.docker("inspect", "--format", "{{json .State}}", names[role]).stdout)
