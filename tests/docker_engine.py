@@ -58,6 +58,10 @@ class EngineUnavailable(Exception):
     """Docker cannot run on this machine; the message says why."""
 
 
+class _DockerdFailed(EngineUnavailable):
+    """dockerd itself exited or did not answer (not: another run holds the engine)."""
+
+
 def cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "lcore-test"
@@ -150,13 +154,25 @@ class Engine:
 
 
 def start_engine(cache: Path | None = None) -> Engine:
-    """dockerd on its own socket, ready to answer; raises EngineUnavailable if it cannot start."""
+    """dockerd on its own socket, ready to answer; raises EngineUnavailable if it cannot start.
+    A cached data-root that dockerd cannot use (a run killed mid-write) is dropped once."""
     reason = missing_prerequisites()
     if reason:
         raise EngineUnavailable(reason)
     cache = cache or cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
+    try:
+        return _start_engine(cache)
+    except _DockerdFailed:
+        if not (cache / "docker").exists():
+            raise
+        shutil.rmtree(cache / "docker", ignore_errors=True)
+        return _start_engine(cache)
+
+
+def _start_engine(cache: Path) -> Engine:
     lock = _take_lock(cache / "engine.lock")
+    run_dir = None
     try:
         _clean_up_after_a_killed_run(cache)
         # short: containerd's sockets live below it, and a socket path has at most 107 bytes
@@ -176,11 +192,13 @@ def start_engine(cache: Path | None = None) -> Engine:
         with open(log, "wb") as out:
             process = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads touch this fork
+                preexec_fn=_die_with_parent,
             )  # fmt: skip
         (cache / "engine.json").write_text(json.dumps({"pid": process.pid, "run_dir": str(run_dir)}))
         engine = Engine(cache, run_dir, _docker_cli(), process, lock, log)
     except BaseException:
+        if run_dir is not None:
+            shutil.rmtree(run_dir, ignore_errors=True)
         lock.close()
         raise
     started = time.monotonic()
@@ -188,13 +206,13 @@ def start_engine(cache: Path | None = None) -> Engine:
         if process.poll() is not None:
             tail = engine.log_tail()
             engine.stop()
-            raise EngineUnavailable(f"dockerd exited with {process.returncode}:\n{tail}")
+            raise _DockerdFailed(f"dockerd exited with {process.returncode}:\n{tail}")
         if engine.docker("version", check=False, timeout=10).returncode == 0:
             break
         if time.monotonic() - started > START_TIMEOUT:
             tail = engine.log_tail()
             engine.stop()
-            raise EngineUnavailable(f"dockerd did not answer within {START_TIMEOUT:.0f} s:\n{tail}")
+            raise _DockerdFailed(f"dockerd did not answer within {START_TIMEOUT:.0f} s:\n{tail}")
         time.sleep(0.2)
     engine.timings["engine start"] = time.monotonic() - started
     leftovers = engine.docker("ps", "-aq").stdout.split()  # from a run that was killed
