@@ -484,7 +484,10 @@ class User(metaclass=_TaskHolderMeta):
                         else:
                             if lease is not None:
                                 lease.take()
-                            run_paced_task(self, t, self)
+                            if self._lcore_due is None:
+                                t(self)
+                            else:  # constant_pacing's next slot: a scheduled task
+                                run_paced_task(self, t, self)
                     except RescheduleTaskImmediately:
                         continue
                     except RescheduleTask:
