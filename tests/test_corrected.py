@@ -5,6 +5,7 @@ In memory: lags are given with explicit times, so nothing here sleeps.
 
 from __future__ import annotations
 
+import csv
 import gc
 import json
 import math
@@ -354,8 +355,6 @@ def keep_schedules(**kwargs):
 
 
 def csv_row(path: Any, name: str = "Aggregated") -> dict[str, str]:
-    import csv
-
     with open(path, newline="") as f:
         return next(row for row in csv.DictReader(f) if row["Name"] == name)
 
@@ -398,6 +397,9 @@ def test_paced_users_against_a_stalling_target_report_the_truth(
     assert float(row["Corrected 50%"]) == pytest.approx(nearest_rank(truth, 0.5), abs=5)
     # Locust's columns: what was sent, as Locust counts it (no burst after a stall)
     assert int(row["Request Count"]) == seen["total"]
+    with open(f"{prefix}_stats_history.csv", newline="") as f:
+        history = list(csv.DictReader(f))[-1]  # the last seconds: stalls in them
+    assert float(history["Corrected 90%"]) > 10 * float(history["90%"]) > 0
     out = lcore.output
     assert "Users fell behind their schedule" in out, out[-3000:]
     assert "(corrected)" in out
