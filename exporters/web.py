@@ -68,7 +68,8 @@ from lcore.runners import (
 )
 
 from . import web_flask, web_form, web_guard, web_limits
-from .prometheus import DEFAULT_BUCKETS, make_registry, parse_buckets, render
+from .prometheus import DEFAULT_BUCKETS, MAX_SERIES, make_collectors, parse_buckets
+from .prometheus_render import MetricsRenderer
 
 __all__ = ["HISTORY_INTERVAL", "HISTORY_LIMIT", "StatusServer", "history_sample", "start_web"]
 
@@ -328,6 +329,7 @@ class StatusServer:
         head_timeout: float = web_limits.HEAD_TIMEOUT,
         body_timeout: float = web_limits.BODY_TIMEOUT,
         throttle: web_guard.LoginThrottle | None = None,
+        metrics_max_series: int = MAX_SERIES,
     ) -> None:
         self.body_timeout = body_timeout
         self.max_connections = max_connections
@@ -343,7 +345,11 @@ class StatusServer:
         self.readonly = readonly
         self.auth = auth or Auth(None, None, False)
         self.base_path = "/" + base_path.strip("/") if base_path.strip("/") else ""
-        self.registry = make_registry(runtime, buckets=buckets)
+        # /metrics: snapshot on the loop, built and encoded in a thread (prometheus_render.py)
+        collector, process = make_collectors(
+            runtime, buckets=buckets, max_series=metrics_max_series
+        )
+        self.metrics = MetricsRenderer(collector, [process])
         self.ssl_context = ssl_context
         self.history_interval = history_interval
         self.options = options
@@ -636,7 +642,7 @@ class StatusServer:
         )
 
     async def _metrics(self, request: web.Request) -> web.StreamResponse:
-        body, content_type = render(self.registry, request.headers.get("Accept", ""))
+        body, content_type = await self.metrics.render(request.headers.get("Accept", ""))
         response = web.Response(body=body)
         response.headers["Content-Type"] = content_type
         return response
@@ -945,5 +951,6 @@ async def start_web(runtime: Any, options: Any) -> StatusServer:
         ssl_context=_ssl_context(options),
         options=options,
         allowed_hosts=web_guard.parse_allowed_hosts(getattr(options, "web_allowed_hosts", None)),
+        metrics_max_series=getattr(options, "metrics_max_series", None) or MAX_SERIES,
     )
     return await server.start()

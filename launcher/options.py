@@ -309,6 +309,7 @@ def validate(options: argparse.Namespace) -> None:
         ("connect_timeout", "--connect-timeout"),
         ("bundle_max_mb", "--bundle-max-mb"),
         ("max_stats_entries", "--max-stats-entries"),
+        ("metrics_max_series", "--metrics-max-series"),
     ):
         if dest in options.__dict__ and not get(dest) > 0:
             raise OptionsError(f"{flag} must be greater than 0, not {get(dest)}")
