@@ -39,6 +39,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
+from lcore import unreported
 from lcore._version import __version__
 from lcore.histogram import Histogram
 from lcore.runners import (
@@ -494,7 +495,14 @@ class LcoreCollector(Collector):
         )
         for worker_id, figures in sorted(runtime.stats_merged.per_worker.items()):
             reported.add_metric([worker_id, hosts.get(worker_id, "")], figures.num_requests)
-        yield from (workers, cpu, warning, users, reported)
+        shares = runtime.unreported_bound() if hasattr(runtime, "unreported_bound") else []
+        missing = GaugeMetricFamily(
+            "lcore_unreported_requests",
+            "At most this many requests of workers still lost are in no report: each one's "
+            "last reported rate times the seconds it was silent before it was declared lost.",
+            value=unreported.total(shares)[0],
+        )
+        yield from (workers, cpu, warning, users, reported, missing)
 
 
 def make_collectors(runtime: Any, **collector_options: Any) -> tuple[LcoreCollector, Collector]:

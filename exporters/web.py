@@ -57,6 +57,7 @@ from typing import Any
 from aiohttp import web
 from multidict import MultiDict
 
+from lcore import unreported
 from lcore._version import __version__
 from lcore.log import MASTER, LogCapture
 from lcore.runners import (
@@ -192,6 +193,8 @@ def stats_document(runtime: Any, readonly: bool) -> dict[str, Any]:
         "worker_count": len(runtime.workers),
         "workers": worker_rows(runtime),
         "lost_workers": len(runtime.lost_workers),
+        # at most this many requests of lost workers are in no report (core/unreported.py)
+        "unreported_requests": unreported.total(runtime.unreported_bound())[0],
     }
 
 

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from lcore import unreported
 from lcore.exporters import thresholds
 from lcore.master import MasterRuntime
 from lcore.runners import STATE_STOPPED
@@ -230,12 +231,9 @@ def final_reports(
     errors = report_console.errors_table(stats)
     if errors:
         print(errors, flush=True)
+    shares = runtime.unreported_bound()
     if lost:
-        print(
-            f"{lost} worker(s) lost during the test: each may have had up to one stats interval "
-            f"({options.stats_interval:g} s) of unreported results, which are missing from these figures",
-            flush=True,
-        )
+        print(unreported.summary_line(shares, lost), flush=True)
     results = thresholds.evaluate(options.thresholds or [], stats, breaches)
     for line in thresholds.report_lines(results):
         print(line, flush=True)
@@ -253,6 +251,8 @@ def final_reports(
         document = report_json.stats_to_json(stats)
         if options.thresholds:
             document = {"stats": document, "thresholds": thresholds.results_to_json(results)}
+            # Locust's list has no room for it; the object form has
+            document["unreported"] = report_json.unreported_to_json(shares)
         if options.json_file:
             with open(
                 options.json_file
