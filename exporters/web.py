@@ -14,13 +14,15 @@
     GET  /api/start-form    what the start form shows (web_form.describe)
     GET  /metrics           Prometheus exposition (exporters/prometheus.py)
     GET  /healthz           200 and the state, never behind authentication
+    POST /logout            ends a --web-login session (the cookie goes), then the login form
     Locust's paths:         POST /swarm, POST (or GET) /stop and /stats/reset, GET /stats/requests,
                             GET /exceptions,
                             GET /stats/requests/csv, /stats/failures/csv, /exceptions/csv,
                             /stats/report (the HTML report; ``?download=1`` to save it)
 
 Authentication (optional): ``--web-auth USER:PASSWORD`` (HTTP basic; with ``--web-login`` a
-login form and a session cookie instead of the browser's prompt) and/or ``--web-token TOKEN``
+login form and a session cookie instead of the browser's prompt; a session lasts
+``SESSION_LIFETIME``, 8 h, and ``POST /logout`` ends it) and/or ``--web-token TOKEN``
 (``Authorization: Bearer TOKEN``); with ``--web-login`` and a Flask-Login login set up by the
 locustfile, that login instead (web_flask.py). ``--headless`` makes the page read-only:
 control calls answer 403.
@@ -85,7 +87,12 @@ MAX_ROWS = 500
 """Rows of the stats and errors tables sent to the page (the Aggregated row always is)."""
 CHART_PERCENTILES = (0.5, 0.95, 0.99)
 SESSION_COOKIE = "lcore_session"
-_OPEN_PATHS = frozenset({"/healthz", "/login", "/static/style.css"})
+SESSION_LIFETIME = 8 * 3600.0
+"""Seconds a login (``--web-login``) lasts; then the form asks again. ``POST /logout`` ends it
+sooner."""
+MAX_SESSIONS = 1000
+"""Sessions kept at once; a login beyond them ends the oldest."""
+_OPEN_PATHS = frozenset({"/healthz", "/login", "/logout", "/static/style.css"})
 _UNHOOKED_PATHS = frozenset({"/healthz", "/metrics"})
 _ACTIVE = (STATE_SPAWNING, STATE_RUNNING, STATE_STOPPING)
 
@@ -240,7 +247,14 @@ class Auth:
     """Basic credentials, a bearer token, and sessions made by the login form."""
 
     def __init__(
-        self, basic: str | None, token: str | None, login_form: bool, external_login: bool = False
+        self,
+        basic: str | None,
+        token: str | None,
+        login_form: bool,
+        external_login: bool = False,
+        *,
+        session_lifetime: float = SESSION_LIFETIME,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.user = self.password = None
         if basic:
@@ -258,7 +272,9 @@ class Auth:
                 "locustfile (environment.web_ui.login_manager)",
             )
         self.login_form = login_form
-        self._sessions: set[str] = set()
+        self.session_lifetime = session_lifetime
+        self._clock = clock
+        self._sessions: dict[str, float] = {}  # session -> when it expires (oldest first)
 
     @property
     def enabled(self) -> bool:
@@ -286,12 +302,31 @@ class Auth:
             user, _, password = decoded.partition(":")
             return self.credentials_match(user, password)
         session = request.cookies.get(SESSION_COOKIE)
-        return session is not None and session in self._sessions
+        return session is not None and self.session_valid(session)
+
+    def session_valid(self, session: str) -> bool:
+        expires = self._sessions.get(session)
+        if expires is None:
+            return False
+        if self._clock() >= expires:
+            del self._sessions[session]
+            return False
+        return True
 
     def new_session(self) -> str:
         session = secrets.token_urlsafe(32)
-        self._sessions.add(session)
+        now = self._clock()
+        sessions = self._sessions
+        for old in [s for s, expires in sessions.items() if expires <= now]:
+            del sessions[old]
+        while len(sessions) >= MAX_SESSIONS:
+            del sessions[next(iter(sessions))]
+        sessions[session] = now + self.session_lifetime
         return session
+
+    def end_session(self, session: str | None) -> None:
+        if session is not None:
+            self._sessions.pop(session, None)
 
     def challenge(self, request: web.Request, base: str) -> web.StreamResponse:
         if (
@@ -486,6 +521,7 @@ class StatusServer:
         get("/", self._index)
         get("/login", self._login_page)
         post("/login", self._login)
+        post("/logout", self._logout)
         get("/static/{file}", self._static)
         get("/healthz", self._healthz)
         get("/metrics", self._metrics)
@@ -624,11 +660,23 @@ class StatusServer:
         response.set_cookie(
             SESSION_COOKIE,
             self.auth.new_session(),
+            max_age=math.ceil(self.auth.session_lifetime),
             httponly=True,
             samesite="Strict",
             secure=self.ssl_context is not None,
             path=self.base_path + "/",
         )
+        raise response
+
+    async def _logout(self, request: web.Request) -> web.StreamResponse:
+        """``POST /logout``: the session ends here and now, then the login form."""
+        if self.flask is not None and self.flask.login_in_charge:
+            return await self.flask.handle(request)  # the locustfile's own logout, if it has one
+        if not self.auth.login_form:
+            raise web.HTTPNotFound()
+        self.auth.end_session(request.cookies.get(SESSION_COOKIE))
+        response = web.HTTPFound(self.base_path + "/login")
+        response.del_cookie(SESSION_COOKIE, path=self.base_path + "/")
         raise response
 
     # -- read-only API --
@@ -652,6 +700,7 @@ class StatusServer:
 
     async def _stats(self, request: web.Request) -> web.StreamResponse:
         document = stats_document(self.runtime, self.readonly)
+        document["logout"] = self.auth.login_form  # the page shows its "Log out" button
         document["stop_at"] = self._stop_at  # a run time set on the page: when the test ends
         return web.json_response(document)
 

@@ -155,6 +155,7 @@ function renderControls(doc) {
   state.readonly = doc.readonly;
   state.running = ACTIVE.has(doc.state);
   $("readonly-note").hidden = !doc.readonly;
+  $("logout").hidden = !doc.logout;
   for (const id of ["btn-start", "btn-stop", "btn-reset", "in-users", "in-rate", "in-host", "in-runtime", "in-shape"]) {
     $(id).disabled = doc.readonly;
   }
