@@ -68,7 +68,10 @@ async def run_in_thread(fn: Callable[[], T]) -> T:
             ok = True
         except BaseException as e:  # handed to the awaiting coroutine, which re-raises it
             value, ok = e, False
-        loop.call_soon_threadsafe(settle, ok, value)
+        try:
+            loop.call_soon_threadsafe(settle, ok, value)
+        except RuntimeError:  # the loop closed meanwhile (the master is gone): nobody waits
+            pass
 
     _start_new_thread()(body, ())
     return await future
