@@ -8,7 +8,9 @@ from dataclasses import dataclass
 
 from lcore import unreported
 from lcore.env import Environment
+from lcore.exporters.prometheus import make_registry, render
 from lcore.exporters.report_json import unreported_to_json
+from lcore.exporters.web import stats_document
 from lcore.master import MasterRuntime
 from lcore.protocol import StatsReport
 from lcore.stats import RequestStats
@@ -92,6 +94,10 @@ def test_the_master_bounds_a_lost_worker_until_it_comes_back() -> None:
         and 0 <= share.silent < 5
         and share.requests == math.ceil(40 * share.silent)
     )
+    # the same bound on /metrics and in /api/stats
+    text = render(make_registry(runtime))[0].decode()
+    assert f"lcore_unreported_requests {float(share.requests)}" in text
+    assert stats_document(runtime, readonly=True)["unreported_requests"] == share.requests
     # its late delta arrives (it was frozen, not dead): nothing more is missing from it
     report(runtime, "w1", 2, 4, now - 0.5, now - 0.4)
     assert [s.requests for s in runtime.unreported_bound()] == [0]
