@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -150,7 +151,7 @@ def test_kill_freeze_and_a_cut_link_across_two_boxes(tmp_path: Path, run_lcore: 
         master = run_lcore(
             "-f", str(lf), "-H", url, "--master", "--headless", "--expect-workers", "4", "-u", "8", "-r", "100",
             "-t", "24s", "--csv", str(prefix), "--master-bind-host", "0.0.0.0", "--master-bind-port", str(port),
-            "--no-web",
+            "--no-web", "--threshold", "fail_ratio<100%", "--json-file", str(tmp_path / "run.json"),
         )  # fmt: skip
         boxes = [_box(ns_a, lf, ip_a, port, tmp_path), _box(ns_b, lf, ip_b, port, tmp_path)]
         try:
@@ -208,6 +209,9 @@ def test_kill_freeze_and_a_cut_link_across_two_boxes(tmp_path: Path, run_lcore: 
     assert match, out[-3000:]
     bound = int(match.group(2))
     assert missing <= bound, (missing, line)
+    # the --json document holds the same bound when it is an object (with --threshold)
+    document = json.loads((tmp_path / "run.json").read_text())
+    assert document["unreported"]["requests_at_most"] == bound
     # the bound is the dead worker's last rate over the seconds it was silent before it was
     # declared lost: the heartbeat timeout (3 s) and at most a heartbeat and a stats interval
     silent = [float(s) for s in re.findall(r"req/s x ([\d.]+) s silent", line)]
