@@ -700,7 +700,9 @@ class StatusServer:
 
     async def _stats(self, request: web.Request) -> web.StreamResponse:
         document = stats_document(self.runtime, self.readonly)
-        document["logout"] = self.auth.login_form  # the page shows its "Log out" button
+        # the page shows its "Log out" button for lcore's own login form (a locustfile's login
+        # has its own way out, if any)
+        document["logout"] = self.auth.login_form and not self.auth.external_login
         document["stop_at"] = self._stop_at  # a run time set on the page: when the test ends
         return web.json_response(document)
 
