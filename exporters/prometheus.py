@@ -199,6 +199,9 @@ class _Figures:
     size: int
     run: Histogram
     window: Histogram  # the stats' own window histogram: replaced, never modified, by them
+    # from the intended starts (coordinated omission); the same objects where nothing was late
+    corrected_run: Histogram
+    corrected_window: Histogram
 
 
 @dataclass
@@ -216,14 +219,22 @@ class Snapshot:
 
 
 def _figures(entry: Any) -> _Figures:
+    run, window = entry.histogram.copy(), entry.current_histogram()
+    if entry.is_corrected:
+        corrected_run = entry.corrected_histogram.copy()
+        corrected_window = entry.current_corrected_histogram()
+    else:
+        corrected_run, corrected_window = run, window
     return _Figures(
         entry.method,
         entry.name,
         entry.num_requests,
         entry.num_failures,
         entry.total_content_length,
-        entry.histogram.copy(),
-        entry.current_histogram(),
+        run,
+        window,
+        corrected_run,
+        corrected_window,
     )
 
 
@@ -304,7 +315,11 @@ class LcoreCollector(Collector):
         snapshot.exceptions = sum(record.count for record in stats.exceptions.values())
         total = stats.total
         snapshot.rps, snapshot.fail_rate = total.current_rps, total.current_fail_per_sec
-        snapshot.families = [*self._runner_families(), *self._worker_families()]
+        snapshot.families = [
+            *self._schedule_families(),
+            *self._runner_families(),
+            *self._worker_families(),
+        ]
         folded_count = GaugeMetricFamily(
             "lcore_metrics_folded_names",
             f"(method, name) pairs beyond --metrics-max-series ({self._names.limit}), summed "
@@ -346,7 +361,20 @@ class LcoreCollector(Collector):
             'name="Aggregated" is every request together.',
             labels=[*_ENTRY, "window"],
         )
+        corrected_times = HistogramMetricFamily(
+            "lcore_corrected_response_time_seconds",
+            "Response times from each request's intended start (coordinated omission: the lag "
+            "of tasks that started behind their schedule added, a paced user's missed slots "
+            "counted), per method and name; lcore_response_time_seconds where nothing was late.",
+            labels=_ENTRY,
+        )
+        corrected_quantiles = SummaryMetricFamily(
+            "lcore_corrected_response_time_quantile_seconds",
+            "lcore_response_time_quantile_seconds from the intended starts.",
+            labels=[*_ENTRY, "window"],
+        )
         total_run, total_window = Histogram(), Histogram()
+        corrected_total_run, corrected_total_window = Histogram(), Histogram()
         rows = list(snapshot.own)
         rows += self._folded_rows(snapshot.folded)
         for row in rows:
@@ -364,8 +392,24 @@ class LcoreCollector(Collector):
             self._add_quantiles(quantiles, labels, row.run, row.window)
             total_run.merge(row.run)
             total_window.merge(row.window)
+            corrected = row.corrected_run
+            cumulative = corrected.count_at_or_below(self._bounds_us)
+            corrected_times.add_metric(
+                labels,
+                list(zip(self._le, [*cumulative, corrected.count], strict=True)),
+                corrected.sum / 1e6,
+            )
+            self._add_quantiles(corrected_quantiles, labels, corrected, row.corrected_window)
+            corrected_total_run.merge(corrected)
+            corrected_total_window.merge(row.corrected_window)
         if total_run.count:
             self._add_quantiles(quantiles, ["", "Aggregated"], total_run, total_window)
+            self._add_quantiles(
+                corrected_quantiles,
+                ["", "Aggregated"],
+                corrected_total_run,
+                corrected_total_window,
+            )
         errors = CounterMetricFamily(
             "lcore_request_errors",
             f"Failed requests per error text; beyond {self._errors.limit} distinct series they "
@@ -390,6 +434,7 @@ class LcoreCollector(Collector):
             value=snapshot.fail_rate,
         )
         yield from (requests, failures, sizes, times, quantiles, errors, exceptions, rps, fails)
+        yield from (corrected_times, corrected_quantiles)
 
     def _folded_rows(self, folded: list[_Figures]) -> list[_Figures]:
         """One row per method summing the entries without series of their own."""
@@ -398,12 +443,16 @@ class LcoreCollector(Collector):
         for f in folded:
             row = rows.get(f.method)
             if row is None:
-                row = rows[f.method] = _Figures(f.method, name, 0, 0, 0, Histogram(), Histogram())
+                row = rows[f.method] = _Figures(
+                    f.method, name, 0, 0, 0, Histogram(), Histogram(), Histogram(), Histogram()
+                )
             row.requests += f.requests
             row.failures += f.failures
             row.size += f.size
             row.run.merge(f.run)
             row.window.merge(f.window)
+            row.corrected_run.merge(f.corrected_run)
+            row.corrected_window.merge(f.corrected_window)
         return [rows[method] for method in sorted(rows)]
 
     def _add_quantiles(
@@ -417,6 +466,54 @@ class LcoreCollector(Collector):
                     family.add_sample(family.name, {**label_values, "quantile": q}, value / 1e6)
             # as Go's summaries: quantiles over a window, count and sum since the start
             family.add_metric([*labels, window], run.count, run.sum / 1e6)
+
+    # -- schedules: coordinated omission ---------------------------------------------------
+
+    def _schedule_families(self) -> Iterator[Metric]:
+        """Per User class (few): built on the loop with the snapshot."""
+        stats = self.runtime.stats_merged
+        dropped = CounterMetricFamily(
+            "lcore_dropped_arrivals",
+            "Open-model arrivals that were due while every user up to the ceiling was busy, "
+            "per User class.",
+            labels=["user_class"],
+        )
+        starts = CounterMetricFamily(
+            "lcore_scheduled_starts",
+            "Tasks started on a schedule (the open model's arrivals, paced users), per User class.",
+            labels=["user_class"],
+        )
+        missed = CounterMetricFamily(
+            "lcore_missed_slots",
+            "Slots of paced users' schedules that went by while they were behind, per User class "
+            "(counted in the corrected response times).",
+            labels=["user_class"],
+        )
+        lag = SummaryMetricFamily(
+            "lcore_schedule_lag_seconds",
+            "How late scheduled tasks started against their schedule, per User class.",
+            labels=["user_class"],
+        )
+        lag_max = GaugeMetricFamily(
+            "lcore_schedule_lag_max_seconds",
+            "The latest start against its schedule so far, per User class.",
+            labels=["user_class"],
+        )
+        classes = set(stats.schedules) | set(stats.dropped_arrivals)
+        classes |= {cls.__name__ for cls in self.runtime.environment.user_classes}
+        for name in sorted(classes):
+            dropped.add_metric([name], stats.dropped_arrivals.get(name, 0))
+            tally = stats.schedules.get(name)
+            if tally is None:
+                continue
+            starts.add_metric([name], tally.starts)
+            missed.add_metric([name], tally.missed)
+            values = tally.lag.quantiles(self.quantiles)
+            for q, value in zip(self._quantile_labels, values, strict=True):
+                lag.add_sample(lag.name, {"user_class": name, "quantile": q}, value / 1e6)
+            lag.add_metric([name], tally.lag.count, tally.lag.sum / 1e6)
+            lag_max.add_metric([name], tally.lag.max / 1e6)
+        yield from (dropped, starts, missed, lag, lag_max)
 
     # -- the test and its workers ------------------------------------------------------------
 
