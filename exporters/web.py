@@ -207,12 +207,18 @@ def stats_document(runtime: Any, readonly: bool) -> dict[str, Any]:
         "workers": worker_rows(runtime),
         "lost_workers": len(runtime.lost_workers),
         # at most this many requests of lost workers are in no report (core/unreported.py)
-        "unreported_requests": unreported.total(runtime.unreported_bound())[0],
+        "unreported_requests": unreported_requests(runtime),
         # schedules (pacing, the open model): per user class, and whether any fell behind
         "fell_behind": stats.fell_behind,
         "schedules": schedules_to_json(stats),
         "dropped_arrivals": sum(stats.dropped_arrivals.values()),
     }
+
+
+def unreported_requests(runtime: Any) -> int:
+    """At most this many requests of lost workers are in no report (0 without a master)."""
+    bound = getattr(runtime, "unreported_bound", None)
+    return unreported.total(bound())[0] if bound is not None else 0
 
 
 def logs_document(logs: Any, since: int = 0) -> dict[str, Any]:
