@@ -70,9 +70,10 @@ DEFAULT_BUCKETS: tuple[float, ...] = (
 )  # fmt: skip
 """Upper bounds (seconds) of the ``lcore_response_time_seconds`` buckets; +Inf is added."""
 QUANTILES: tuple[float, ...] = (0.5, 0.9, 0.95, 0.99, 0.999)
-MAX_SERIES = 500
+MAX_SERIES = 300
 """(method, name) pairs with series of their own (``--metrics-max-series``); each costs about
-36 samples (counters, 16 buckets, quantiles over two windows)."""
+67 samples (three counters, a histogram of 16 buckets and quantiles over two windows, the
+histogram and the quantiles again from the intended starts): 300 are about 20,000."""
 SNAPSHOT_SLICE = 32
 """Entries copied from the live state between two turns of the event loop."""
 MAX_ERROR_SERIES = 20

@@ -424,12 +424,12 @@ def _build(*, add_help: bool, positionals: bool, allow_abbrev: bool) -> LcoreArg
     web.add_argument(
         "--metrics-max-series",
         type=int,
-        default=500,
+        default=300,
         metavar="N",
         help="The most request names (method and name) with series of their own on /metrics, "
         "the most requested first; the others are summed into one 'Other (over N names on "
         "/metrics)' series per method, with a warning and lcore_metrics_folded_names. "
-        "Default: 500.",
+        "Default: 300.",
     )
     web.add_argument(
         "--tls-cert", default="", metavar="FILE", help="TLS certificate to serve HTTPS."
