@@ -14,6 +14,8 @@
     GET  /api/start-form    what the start form shows (web_form.describe)
     GET  /metrics           Prometheus exposition (exporters/prometheus.py)
     GET  /healthz           200 and the state, never behind authentication
+    GET  /api/runs...       the History view: stored runs, trends, two runs compared
+                            (web_history.py)
     Locust's paths:         POST /swarm, POST (or GET) /stop and /stats/reset, GET /stats/requests,
                             GET /exceptions,
                             GET /stats/requests/csv, /stats/failures/csv, /exceptions/csv,
@@ -69,6 +71,8 @@ from lcore.runners import (
 
 from . import web_flask, web_form, web_guard, web_limits
 from .prometheus import DEFAULT_BUCKETS, make_registry, parse_buckets, render
+from .results_db import store_location
+from .web_history import HistoryRoutes
 
 __all__ = ["HISTORY_INTERVAL", "HISTORY_LIMIT", "StatusServer", "history_sample", "start_web"]
 
@@ -362,6 +366,7 @@ class StatusServer:
         self._stop_at: float | None = None
         if hasattr(runtime, "on_state_change"):
             runtime.on_state_change.append(self._state_changed)
+        self.history_routes = HistoryRoutes(store_location(options) if options is not None else None)
 
     # -- lifecycle --
 
@@ -421,6 +426,7 @@ class StatusServer:
 
     async def close(self) -> None:
         self._cancel_run_timer()
+        self.history_routes.close()
         if self._log_capture is not None:
             logging.getLogger().removeHandler(self._log_capture)
             self._log_capture = None
@@ -504,6 +510,7 @@ class StatusServer:
         get("/exceptions/csv", self._csv_download("exceptions", "exceptions"))
         get("/stats/requests_full_history/csv", self._full_history)
         get("/stats/report", self._report)
+        self.history_routes.add_to(app)
         if self.flask is not None:  # every other path: the locustfile's Flask app, if any
             self.flask.note_own_routes(app)
             app.router.add_route("*", "/{tail:.*}", self.flask.handle, name=web_flask.FLASK_ROUTE)
