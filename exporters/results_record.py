@@ -33,6 +33,7 @@ __all__ = [
     "SUMMARY_PERCENTILES",
     "RunInfo",
     "effective_options",
+    "entry_results",
     "git_commit",
     "history_point",
     "new_run_id",
@@ -136,12 +137,16 @@ class RunInfo:
         }
 
 
-def take_results(stats: MergedStats) -> dict[str, Any]:
-    """The results so far, as plain data: copies numbers only, no encoding."""
-    entries = [
-        [e.method, e.name, e.histogram.to_wire(), e.num_failures, e.total_content_length]
-        for e in stats.entries.values()
-    ]
+def entry_results(entry: StatsEntry) -> list[Any]:
+    """One endpoint's totals: method, name, histogram (wire form), failures, content length."""
+    return [entry.method, entry.name, entry.histogram.to_wire(), entry.num_failures, entry.total_content_length]
+
+
+def take_results(stats: MergedStats, entries: list[list[Any]] | None = None) -> dict[str, Any]:
+    """The results so far, as plain data: copies numbers only, no encoding. ``entries``: the
+    endpoints' ``entry_results`` when the caller took them already (in slices)."""
+    if entries is None:
+        entries = [entry_results(e) for e in stats.entries.values()]
     errors = [
         [e.method, e.name, e.error, e.occurrences, e.first_seen, e.last_seen]
         for e in stats.errors.values()

@@ -32,8 +32,13 @@ __all__ = ["CHECKPOINT_INTERVAL", "ResultsRecorder", "os_thread_executor"]
 log = logging.getLogger("lcore.results")
 
 CHECKPOINT_INTERVAL = 2.0
-"""Seconds between two checkpoints of a running run (what a killed master can lose)."""
+"""Seconds between two checkpoints of a running run (what a killed master can lose), at least:
+a checkpoint that cost C seconds of CPU (snapshot and write) waits COST_FACTOR * C before the
+next, so the store stays near 1/COST_FACTOR of a core however many endpoints a test has."""
+COST_FACTOR = 50
 HISTORY_INTERVAL = 1.0
+SNAPSHOT_SLICE = 100
+"""Endpoints copied per turn of the master's loop: a long table never stalls it for long."""
 
 
 def os_thread_executor() -> concurrent.futures.Executor:
@@ -83,6 +88,9 @@ class ResultsRecorder:
         self._store: results_db.Store | None = None
         self._pending: concurrent.futures.Future[Any] | None = None
         self._failed_once = False
+        # CPU seconds the latest checkpoint cost: its snapshot on the loop, its write
+        self._snapshot_cpu = 0.0
+        self._write_cpu = 0.0
         self._git_commit = results_record.git_commit(getattr(options, "locustfile", None))
         self._secret = _secret_dests(options)
 
@@ -103,11 +111,42 @@ class ResultsRecorder:
                 users = self.runtime.user_count
                 self._peak_users = max(self._peak_users, users)
                 self._history.append(results_record.history_point(self.runtime.stats_merged, users, self.clock()))
-                if time.monotonic() - last_checkpoint >= self.checkpoint_interval:
+                if time.monotonic() - last_checkpoint >= self.interval:
                     last_checkpoint = time.monotonic()
-                    self.checkpoint()
+                    await self._checkpoint_in_slices()
             except Exception:
                 log.exception("Could not checkpoint the run into the results store")
+
+    @property
+    def interval(self) -> float:
+        """Seconds until the next checkpoint: CHECKPOINT_INTERVAL, or longer when they cost."""
+        return max(self.checkpoint_interval, COST_FACTOR * (self._snapshot_cpu + self._write_cpu))
+
+    async def _checkpoint_in_slices(self) -> None:
+        """``checkpoint``, with the endpoints copied SNAPSHOT_SLICE at a time between turns
+        of the loop (a run that ends meanwhile is left to ``finish``)."""
+        info = self.info
+        if info is None or (self._pending is not None and not self._pending.done()):
+            return
+        stats = self.runtime.stats_merged
+        spent = 0.0
+        started = time.thread_time()
+        entries = list(stats.entries.values())
+        taken: list[list[Any]] = []
+        for first in range(0, len(entries), SNAPSHOT_SLICE):
+            taken += [results_record.entry_results(e) for e in entries[first : first + SNAPSHOT_SLICE]]
+            if first + SNAPSHOT_SLICE < len(entries):
+                spent += time.thread_time() - started
+                await asyncio.sleep(0)
+                if self.info is not info:
+                    return
+                started = time.thread_time()
+        self._submit(self._row("running", None, None), results_record.take_results(stats, taken))
+        self._snapshot_cpu = spent + time.thread_time() - started
+
+    def _submit(self, row: dict[str, Any], results: dict[str, Any]) -> None:
+        history, self._history = self._history, []
+        self._pending = self._executor.submit(self._write, row, results, history)
 
     def _state_changed(self, state: str) -> None:
         runtime = self.runtime
@@ -171,10 +210,7 @@ class ResultsRecorder:
         """Save what the run has so far, unless the previous save is still being written."""
         if self.info is None or (self._pending is not None and not self._pending.done()):
             return
-        row = self._row("running", None, None)
-        results = results_record.take_results(self.runtime.stats_merged)
-        history, self._history = self._history, []
-        self._pending = self._executor.submit(self._write, row, results, history)
+        self._submit(self._row("running", None, None), results_record.take_results(self.runtime.stats_merged))
 
     def finish(
         self, exit_code: int | None, thresholds: Any, timeout: float = 30.0, wait: bool = True
@@ -209,11 +245,13 @@ class ResultsRecorder:
     # -- on the writer's thread --
 
     def _write(self, row: dict[str, Any], results: dict[str, Any], history: list[dict[str, Any]]) -> None:
+        started = time.thread_time()
         try:
             if self._store is None:
                 self._store = results_db.open_store(self.where)
             self._store.save(row, results, history)
             self._failed_once = False
+            self._write_cpu = time.thread_time() - started
         except Exception as e:
             if self._store is not None:
                 self._store.close()

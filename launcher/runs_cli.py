@@ -4,7 +4,7 @@
     lcore runs show ID [--json]
     lcore runs export ID (--csv PREFIX | --html FILE | --json FILE)
     lcore runs delete ID
-    lcore runs compare A B [--tolerance PCT] [--alpha P] [--json]
+    lcore runs compare A B [--tolerance PCT] [--alpha P] [--json]   (A, B: ids, last, label:K=V)
 
 Every subcommand takes ``--results-db PATH|URL`` (default: ``$LCORE_RESULTS_DB``, else the
 default SQLite file). An id may be abbreviated to any unique prefix. Exit codes: 0, 1 for an
@@ -64,8 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("delete", parents=[common], help="Delete a run.")
     p.add_argument("id")
     p = sub.add_parser("compare", parents=[common], help="Compare run B with run A, per endpoint.")
-    p.add_argument("a", metavar="A")
-    p.add_argument("b", metavar="B")
+    p.add_argument("a", metavar="A", help="A run id, or last, or label:KEY=VALUE (the latest finished run with it)")
+    p.add_argument("b", metavar="B", help="The same")
     p.add_argument("--tolerance", type=float, default=10.0, metavar="PCT",
                    help="A significant change larger than this (%%) is a regression: exit 4. Default: 10.")  # fmt: skip
     p.add_argument("--alpha", type=float, default=0.01, metavar="P",
@@ -281,7 +281,7 @@ def _compare(store: results_db.Store, args: argparse.Namespace) -> int:
         raise ValueError(f"--alpha must be between 0 and 1, not {args.alpha}")
     if args.tolerance < 0:
         raise ValueError(f"--tolerance must not be negative, not {args.tolerance}")
-    a, b = store.run(args.a), store.run(args.b)
+    a, b = _pick(store, args.a), _pick(store, args.b)
     percentiles = list(b.get("percentiles") or a.get("percentiles") or [0.5, 0.95, 0.99])
     comparison = results_compare.compare_stats(
         a["id"], restore_stats(a["results"]), b["id"], restore_stats(b["results"]),
@@ -292,6 +292,16 @@ def _compare(store: results_db.Store, args: argparse.Namespace) -> int:
     else:
         print(render_comparison(comparison))
     return REGRESSION_EXIT_CODE if comparison.regressions else 0
+
+
+def _pick(store: results_db.Store, spec: str) -> dict[str, Any]:
+    """A run id (or prefix), or as --baseline names one: ``last``, ``label:KEY=VALUE``."""
+    if spec == "last" or spec.startswith("label:"):
+        found = store.find_baseline(spec)
+        if found is None:
+            raise results_db.RunNotFound(f"no finished run matches {spec!r} in {store.where}")
+        return found
+    return store.run(spec)
 
 
 def render_comparison(c: Any) -> str:

@@ -139,7 +139,7 @@ def test_two_runs_listed_compared_exported_and_the_baseline_threshold_fails(
 
     shown = runs_cli("show", b[:17], store=store, cwd=tmp_path)  # a unique prefix will do
     assert shown.returncode == 0, shown.stderr
-    assert f"Run:" in shown.stdout and b in shown.stdout and "Threshold failed: /page p95<baseline+50%" in shown.stdout
+    assert "Run:" in shown.stdout and b in shown.stdout and "Threshold failed: /page p95<baseline+50%" in shown.stdout
     everything = runs_cli("show", a, "--json", store=store, cwd=tmp_path).stdout
     assert "hunter2-secret" not in everything  # credentials are never stored
     assert json.loads(everything)["options"]["num_users"] == 4
