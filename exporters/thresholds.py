@@ -472,20 +472,23 @@ def _decimals(value: float, places: int) -> str:
 
 def results_to_json(results: Iterable[Result]) -> list[dict[str, Any]]:
     """The results as plain JSON-ready dicts (times in ms, ratios as fractions)."""
-    return [
-        {
-            "threshold": r.threshold.text,
-            "metric": r.threshold.metric,
-            "method": r.threshold.method,
-            "name": r.threshold.name,
-            "operator": r.threshold.op,
-            "expected": r.threshold.value,
-            "unit": "ms" if r.threshold.kind == _TIME else None,
-            "measured": r.measured,
-            "passed": r.passed,
-            "during_run": r.during_run,
-            "baseline": r.threshold.baseline,
-            "baseline_run": r.threshold.baseline_run,
-        }
-        for r in results
-    ]
+    return [_result_json(r) for r in results]
+
+
+def _result_json(r: Result) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "threshold": r.threshold.text,
+        "metric": r.threshold.metric,
+        "method": r.threshold.method,
+        "name": r.threshold.name,
+        "operator": r.threshold.op,
+        "expected": r.threshold.value,
+        "unit": "ms" if r.threshold.kind == _TIME else None,
+        "measured": r.measured,
+        "passed": r.passed,
+        "during_run": r.during_run,
+    }
+    if r.threshold.relative is not None:  # compared with a stored run: which, and its figure
+        document["baseline"] = r.threshold.baseline
+        document["baseline_run"] = r.threshold.baseline_run
+    return document
