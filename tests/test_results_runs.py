@@ -183,6 +183,29 @@ def test_a_killed_masters_checkpoint_survives(tmp_path: Path, target, run_lcore)
     assert shown.returncode == 0 and "interrupted" in shown.stdout and "/page" in shown.stdout
 
 
+def test_a_distributed_run_is_saved_by_its_master(tmp_path: Path, target, run_lcore) -> None:
+    (tmp_path / "locustfile.py").write_text(LOCUSTFILE)
+    store = str(tmp_path / "runs.db")
+    port = free_port()
+    master = run_lcore(
+        "-f", "locustfile.py", "-H", target.url, "--headless", "-u", "2", "-r", "2", "-t", "3s",
+        "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+        "--expect-workers", "1", "--results-db", store, "--label", "mode=distributed",
+    )  # fmt: skip
+    # the worker has a store of its own configured: a worker never writes one
+    worker_store = tmp_path / "worker.db"
+    worker = run_lcore(
+        "-f", "locustfile.py", "--worker", "--master-host", "127.0.0.1", "--master-port", str(port),
+        "--results-db", str(worker_store),
+    )  # fmt: skip
+    assert master.wait(90) == 0, master.output[-3000:]
+    worker.wait(30)
+    with results_db.open_store(store) as s:
+        [run] = s.runs({"mode": "distributed"})
+    assert run["status"] == "finished" and run["summary"]["requests"] > 20 and run["users"] == 2
+    assert not worker_store.exists()
+
+
 def test_runs_started_on_the_page_are_saved_and_shown_in_its_history(tmp_path: Path, target, run_lcore) -> None:
     (tmp_path / "locustfile.py").write_text(LOCUSTFILE)
     store = str(tmp_path / "runs.db")
