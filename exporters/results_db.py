@@ -14,9 +14,9 @@ Tables (every run row keyed by its id, which embeds the start time and a random 
     schema_version(version)
     runs(id, started, ended, updated, status, exit_code, host, target, locustfile, digest,
          version, git_commit, users, user_classes, options, percentiles, summary, thresholds,
-         span, headless)        JSON in the text columns
+         span, headless, schedules)        JSON in the text columns
     run_labels(run_id, key, value)
-    run_entries(run_id, method, name, requests, failures, content_length, histogram)
+    run_entries(run_id, method, name, requests, failures, content_length, histogram, corrected)
     run_errors(run_id, method, name, error, occurrences, first_seen, last_seen)
     run_exceptions(run_id, msg, traceback, count, nodes)
     run_history(run_id, t, point)
@@ -113,6 +113,12 @@ def _migrations(pg: bool) -> list[list[str]]:
                 run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
                 t {real} NOT NULL, point TEXT NOT NULL, PRIMARY KEY (run_id, t))""",
         ],
+        # 2: latency from the intended start (coordinated omission): an endpoint's corrected
+        # histogram when it differs, and each user class's schedule lag and dropped arrivals
+        [
+            "ALTER TABLE run_entries ADD COLUMN corrected TEXT",
+            "ALTER TABLE runs ADD COLUMN schedules TEXT",
+        ],
     ]
 
 
@@ -121,9 +127,11 @@ SCHEMA_VERSION = len(_migrations(False))
 _RUN_COLUMNS = (
     "id", "started", "ended", "updated", "status", "exit_code", "host", "target", "locustfile",
     "digest", "version", "git_commit", "users", "user_classes", "options", "percentiles",
-    "summary", "thresholds", "span", "headless",
+    "summary", "thresholds", "span", "headless", "schedules",
 )  # fmt: skip
-_JSON_COLUMNS = frozenset({"user_classes", "options", "percentiles", "summary", "thresholds", "span"})
+_JSON_COLUMNS = frozenset(
+    {"user_classes", "options", "percentiles", "summary", "thresholds", "span", "schedules"}
+)
 
 
 def _dumps(value: Any) -> str:
@@ -198,6 +206,11 @@ class Store:
         plus ``labels``), its results replaced when given, ``history`` points appended."""
         row = {c: run.get(c) for c in _RUN_COLUMNS}
         row["updated"] = run.get("updated") or time.time()
+        if results is not None:  # per user class: kept on the run's row, read back with results
+            row["schedules"] = {
+                "lag": results.get("schedules") or {},
+                "dropped_arrivals": results.get("dropped_arrivals") or {},
+            }
         for column in _JSON_COLUMNS:
             if row[column] is not None:
                 row[column] = _dumps(row[column])
@@ -225,12 +238,13 @@ class Store:
                 self._many(
                     cur,
                     "INSERT INTO run_entries (run_id, method, name, requests, failures, "
-                    "content_length, histogram) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "content_length, histogram, corrected) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [
-                        (run_id, method, name, wire[0], failures, length, _dumps(wire))
-                        for method, name, wire, failures, length in results["entries"]
+                        (run_id, method, name, wire[0], failures, length, _dumps(wire),
+                         None if not rest or rest[0] is None else _dumps(rest[0]))
+                        for method, name, wire, failures, length, *rest in results["entries"]
                     ],
-                )
+                )  # fmt: skip
                 self._many(
                     cur,
                     "INSERT INTO run_errors (run_id, method, name, error, occurrences, "
@@ -362,13 +376,14 @@ class Store:
         run = self._run_dict(self._rows(f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs WHERE id = ?", (full,))[0])
         self._attach_labels([run])
         entries = [
-            [method, name, json.loads(histogram), int(failures), int(length)]
-            for method, name, histogram, failures, length in self._rows(
-                "SELECT method, name, histogram, failures, content_length FROM run_entries "
+            [method, name, json.loads(histogram), int(failures), int(length),
+             json.loads(corrected) if corrected else None]
+            for method, name, histogram, failures, length, corrected in self._rows(
+                "SELECT method, name, histogram, failures, content_length, corrected FROM run_entries "
                 "WHERE run_id = ? ORDER BY name, method",
                 (full,),
             )
-        ]
+        ]  # fmt: skip
         errors = [
             [m, n, e, int(o), f, last]
             for m, n, e, o, f, last in self._rows(
@@ -392,6 +407,8 @@ class Store:
             "exceptions": exceptions,
             "start": span.get("start", run["started"]),
             "last_end": span.get("last_end"),
+            "schedules": (run.get("schedules") or {}).get("lag", {}),
+            "dropped_arrivals": (run.get("schedules") or {}).get("dropped_arrivals", {}),
         }
         run["history"] = [
             json.loads(p) for (p,) in self._rows("SELECT point FROM run_history WHERE run_id = ? ORDER BY t", (full,))

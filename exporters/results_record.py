@@ -27,7 +27,7 @@ from typing import Any
 
 from lcore._version import __version__
 from lcore.histogram import Histogram
-from lcore.stats import MergedStats, StatsEntry, report_percentiles
+from lcore.stats import MergedStats, ScheduleTally, StatsEntry, report_percentiles
 
 __all__ = [
     "SUMMARY_PERCENTILES",
@@ -138,8 +138,13 @@ class RunInfo:
 
 
 def entry_results(entry: StatsEntry) -> list[Any]:
-    """One endpoint's totals: method, name, histogram (wire form), failures, content length."""
-    return [entry.method, entry.name, entry.histogram.to_wire(), entry.num_failures, entry.total_content_length]
+    """One endpoint's totals: method, name, histogram (wire form), failures, content length,
+    and the histogram from the intended starts when some request started late (else None)."""
+    corrected = entry.corrected_histogram.to_wire() if entry.is_corrected else None
+    return [
+        entry.method, entry.name, entry.histogram.to_wire(), entry.num_failures,
+        entry.total_content_length, corrected,
+    ]  # fmt: skip
 
 
 def take_results(stats: MergedStats, entries: list[list[Any]] | None = None) -> dict[str, Any]:
@@ -160,6 +165,11 @@ def take_results(stats: MergedStats, entries: list[list[Any]] | None = None) -> 
         "exceptions": exceptions,
         "start": stats.start_time,
         "last_end": stats.last_request_timestamp,
+        # how late scheduled tasks started, per user class (coordinated omission)
+        "schedules": {
+            user_class: [tally.lag.to_wire(), tally.missed] for user_class, tally in stats.schedules.items()
+        },
+        "dropped_arrivals": dict(stats.dropped_arrivals),
     }
 
 
@@ -167,13 +177,21 @@ def restore_stats(results: dict[str, Any]) -> MergedStats:
     """``take_results``' inverse: a MergedStats whose reports read as the original's."""
     return MergedStats.restored(
         entries=[
-            (method, name, Histogram.from_wire(list(wire)), int(failures), int(length))
-            for method, name, wire, failures, length in results.get("entries", [])
+            (
+                method, name, Histogram.from_wire(list(wire)), int(failures), int(length),
+                Histogram.from_wire(list(rest[0])) if rest and rest[0] is not None else None,
+            )  # fmt: skip
+            for method, name, wire, failures, length, *rest in results.get("entries", [])
         ],
         errors=[tuple(e) for e in results.get("errors", [])],  # type: ignore[misc]
         exceptions=[(m, tb, int(n), nodes) for m, tb, n, nodes in results.get("exceptions", [])],
         start=float(results.get("start") or 0.0),
         last_end=results.get("last_end"),
+        schedules={
+            user_class: ScheduleTally(Histogram.from_wire(list(lag)), int(missed))
+            for user_class, (lag, missed) in (results.get("schedules") or {}).items()
+        },
+        dropped_arrivals={k: int(v) for k, v in (results.get("dropped_arrivals") or {}).items()},
     )
 
 

@@ -141,7 +141,8 @@ class ResultsRecorder:
                 if self.info is not info:
                     return
                 started = time.thread_time()
-        self._submit(self._row("running", None, None), results_record.take_results(stats, taken))
+        results = results_record.take_results(stats, taken)
+        self._submit(self._row("running", None, None), results)
         self._snapshot_cpu = spent + time.thread_time() - started
 
     def _submit(self, row: dict[str, Any], results: dict[str, Any]) -> None:
@@ -202,6 +203,7 @@ class ResultsRecorder:
             # the master's pid: `lcore runs` on this host tells a killed run from a running one
             "span": {"start": stats.start_time, "last_end": stats.last_request_timestamp, "pid": os.getpid()},
         }
+
         if thresholds is not None:
             row["thresholds"] = thresholds
         return row
@@ -210,7 +212,8 @@ class ResultsRecorder:
         """Save what the run has so far, unless the previous save is still being written."""
         if self.info is None or (self._pending is not None and not self._pending.done()):
             return
-        self._submit(self._row("running", None, None), results_record.take_results(self.runtime.stats_merged))
+        results = results_record.take_results(self.runtime.stats_merged)
+        self._submit(self._row("running", None, None), results)
 
     def finish(
         self, exit_code: int | None, thresholds: Any, timeout: float = 30.0, wait: bool = True
@@ -222,8 +225,8 @@ class ResultsRecorder:
         self._history.append(
             results_record.history_point(self.runtime.stats_merged, self.runtime.user_count, self.clock())
         )
-        row = self._row("finished", exit_code, thresholds)
         results = results_record.take_results(self.runtime.stats_merged)
+        row = self._row("finished", exit_code, thresholds)
         history, self._history = self._history, []
         run_id = self.info.id
         self.info = None

@@ -51,13 +51,64 @@ def test_restored_results_write_the_same_csv_bytes(tmp_path: Path) -> None:
     assert restored.errors.keys() == stats.errors.keys()
 
 
+def test_latency_from_the_intended_start_is_stored_and_restored(tmp_path: Path) -> None:
+    from lcore import schedule_lag
+
+    stats = MergedStats(clock=lambda: 1_000.0)
+    recorder = RequestStats(now=1_000.0)
+    schedule_lag.set_lag_sink(recorder.record_schedule)
+    try:
+        for i in range(200):
+            if i % 4 == 0:  # a quarter of the tasks start 300 ms behind their schedule
+                schedule_lag.start_scheduled_task(99.7, now=100.0, interval=0.0, user_class="Paced")
+            recorder.record("GET", "/late", 20 + i % 9, 10, None)
+            schedule_lag.end_scheduled_task()
+            recorder.record("GET", "/on-time", 5, 10, None)
+    finally:
+        schedule_lag.set_lag_sink(None)
+        schedule_lag.end_scheduled_task()
+    recorder.record_dropped_arrival("Paced", 3)
+    stats.merge("w1", recorder.take_delta(now=1_004.0), now=1_004.0)
+    assert stats.get("/late", "GET").is_corrected and not stats.get("/on-time", "GET").is_corrected
+    with results_db.open_store(tmp_path / "runs.db") as store:
+        results = results_record.take_results(stats)
+        store.save({"id": "r1", "started": 1_000.0, "status": "finished",
+                    "span": {"start": stats.start_time, "last_end": stats.last_request_timestamp}},
+                   results)  # fmt: skip
+        restored = results_record.restore_stats(store.run("r1")["results"])
+    assert _csv_files(restored, tmp_path, "stored") == _csv_files(stats, tmp_path, "live")
+    late = restored.get("/late", "GET")
+    assert late.is_corrected and late.corrected_histogram == stats.get("/late", "GET").corrected_histogram
+    assert restored.total.corrected_histogram == stats.total.corrected_histogram
+    assert restored.dropped_arrivals == {"Paced": 3}
+    assert restored.schedules["Paced"].lag == stats.schedules["Paced"].lag
+
+
+def test_a_version_1_store_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    for statement in results_db._migrations(False)[0]:
+        db.execute(statement)
+    db.execute("INSERT INTO schema_version VALUES (1)")
+    db.commit()
+    db.close()
+    with results_db.open_store(path) as store:
+        _save(store, "20260101-000000-aaaaaa", 100.0, {"env": "old"})
+        assert store.run("20260101")["results"]["entries"][0][5] is None
+    db = sqlite3.connect(path)
+    assert [v for (v,) in db.execute("SELECT version FROM schema_version ORDER BY version")] == [1, 2]
+
+
 def test_the_store_migrates_once_and_refuses_a_newer_schema(tmp_path: Path) -> None:
     path = tmp_path / "deep" / "folder" / "runs.db"
     for _ in range(2):
         with results_db.open_store(path) as store:
             assert store.runs() == []
     db = sqlite3.connect(path)
-    assert db.execute("SELECT version FROM schema_version").fetchall() == [(results_db.SCHEMA_VERSION,)]
+    assert db.execute("SELECT version FROM schema_version ORDER BY version").fetchall() == [
+        (v,) for v in range(1, results_db.SCHEMA_VERSION + 1)
+    ]
     db.execute("INSERT INTO schema_version VALUES (99)")
     db.commit()
     db.close()
