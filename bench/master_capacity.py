@@ -195,7 +195,9 @@ def build_deltas(
                 stats.record(method, name, rt, rng.randint(200, 5000), error)
         delta = stats.take_delta(now=1.0)
         wire = delta.to_wire()
-        head = b"\x99" + msgpack.packb(wire[0])
+        # a fixarray header of the wire's length (14 fields since the corrected histograms)
+        assert len(wire) < 16
+        head = bytes([0x90 | len(wire)]) + msgpack.packb(wire[0])
         tail = b"".join(msgpack.packb(x, use_bin_type=True) for x in wire[3:])
         out.append((head, tail, delta.num_requests))
     return out

@@ -222,8 +222,12 @@ def _export(store: results_db.Store, args: argparse.Namespace) -> int:
         print(f"Wrote {args.html}")
     else:
         document: Any = report_json.stats_to_json(stats)
-        if run.get("thresholds"):
-            document = {"stats": document, "thresholds": run["thresholds"]}
+        if run.get("thresholds"):  # the run's own document's shape (master_main.final_reports)
+            document = {
+                "stats": document,
+                "thresholds": run["thresholds"],
+                "schedules": report_json.schedules_to_json(stats),
+            }
         path = args.json if args.json.endswith(".json") else args.json + ".json"
         with open(path, "w") as f:
             json.dump(document, f, indent=4)
