@@ -43,6 +43,7 @@ __all__ = [
     "default_path",
     "is_postgres",
     "open_store",
+    "redact",
     "store_location",
 ]
 
@@ -488,17 +489,17 @@ def _open_postgres(url: str) -> Store:
     try:
         db = psycopg.connect(url, connect_timeout=10)
     except psycopg.Error as e:
-        raise StoreError(f"cannot connect to the results store {_redact(url)}: {' '.join(str(e).split())}") from e
-    store = Store(_redact(url), db, pg=True)
+        raise StoreError(f"cannot connect to the results store {redact(url)}: {' '.join(str(e).split())}") from e
+    store = Store(redact(url), db, pg=True)
     try:
         store._migrate()
     except psycopg.Error as e:
         store.close()
-        raise StoreError(f"cannot use the results store {_redact(url)}: {' '.join(str(e).split())}") from e
+        raise StoreError(f"cannot use the results store {redact(url)}: {' '.join(str(e).split())}") from e
     return store
 
 
-def _redact(url: str) -> str:
+def redact(url: str) -> str:
     """The URL without its password, for messages."""
     scheme, sep, rest = url.partition("://")
     credentials, at, host = rest.rpartition("@")

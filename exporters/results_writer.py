@@ -179,7 +179,7 @@ class ResultsRecorder:
         )
         self._history = []
         self._peak_users = 0
-        log.info("Saving this run as %s in %s", self.info.id, self.where)
+        log.info("Saving this run as %s in %s", self.info.id, results_db.redact(self.where))
         self.checkpoint()
 
     @property

@@ -222,8 +222,15 @@ async def master_async(runtime: MasterRuntime, options: argparse.Namespace) -> i
         run_id = recorder.finish(code, thresholds.results_to_json(results))
         recorder.close()
         if run_id is not None:
-            print(f"Run saved as {run_id} in {recorder.where} (lcore runs show {run_id})", flush=True)
+            where = results_db_redact(recorder.where)
+            print(f"Run saved as {run_id} in {where} (lcore runs show {run_id})", flush=True)
     return code
+
+
+def results_db_redact(where: str) -> str:
+    from lcore.exporters.results_db import redact
+
+    return redact(where)
 
 
 class ResultsStartupError(Exception):
