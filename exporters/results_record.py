@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import secrets
 import socket
 import subprocess
 import time
@@ -36,7 +35,6 @@ __all__ = [
     "entry_results",
     "git_commit",
     "history_point",
-    "new_run_id",
     "parse_label",
     "restore_stats",
     "summary",
@@ -49,12 +47,6 @@ SUMMARY_PERCENTILES = (0.5, 0.9, 0.95, 0.99)
 # option names whose values must never be stored: credentials and keys
 _SECRET_WORDS = ("auth", "password", "passwd", "secret", "token", "key", "credential", "cookie")
 _LEFT_OUT = frozenset({"locustfiles", "worker_count_expected", "thresholds"})
-
-
-def new_run_id(now: float | None = None) -> str:
-    """``20261201-105629-3f9a1c``: sorts by start time, unique across masters (random tail)."""
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(time.time() if now is None else now))
-    return f"{stamp}-{secrets.token_hex(3)}"
 
 
 def parse_label(text: str) -> tuple[str, str]:

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from lcore.run_ids import new_run_id
 from lcore.runners import STATE_SPAWNING, STATE_STOPPED
 
 from . import results_db, results_record
@@ -167,7 +168,8 @@ class ResultsRecorder:
         self._run_number = run_number
         started = runtime.start_time or self.clock()
         self.info = results_record.RunInfo(
-            id=results_record.new_run_id(started),
+            # the id the test's log lines and pushed metrics carry too (lcore.run_ids)
+            id=getattr(runtime, "run_uid", None) or new_run_id(started),
             started=started,
             locustfile=str(getattr(options, "locustfile", "") or ""),
             digest=getattr(runtime, "digest", ""),

@@ -1,5 +1,6 @@
-"""The results store's options (``--results-db``, ``--no-results-db``, ``--label``,
-``--baseline``, ``--report-trend``) and their checks; the parser and ``validate`` call these."""
+"""The results store's options (``--results-db``, ``--no-results-db``, ``--baseline``,
+``--report-trend``) and their checks; the parser and ``validate`` call these. The run's
+labels are ``--label`` (the outputs' option, launcher/parser.py): stored with the run too."""
 
 from __future__ import annotations
 
@@ -9,15 +10,6 @@ from typing import Any
 __all__ = ["add_results_options", "results_db_of", "validate_results_options"]
 
 DEFAULT_TREND_RUNS = 10
-
-
-def _label(text: str) -> tuple[str, str]:
-    from lcore.exporters.results_record import parse_label
-
-    try:
-        return parse_label(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def add_results_options(parser: Any) -> None:
@@ -31,15 +23,6 @@ def add_results_options(parser: Any) -> None:
     )
     group.add_argument(
         "--no-results-db", action="store_true", help="Do not save this run in the results store."
-    )
-    group.add_argument(
-        "--label",
-        action="append",
-        type=_label,
-        dest="labels",
-        metavar="KEY=VALUE",
-        help="A label stored with the run (e.g. env=staging, build=1234), to find and compare "
-        "runs by. Repeatable.",
     )
     group.add_argument(
         "--baseline",

@@ -191,12 +191,13 @@ def test_a_distributed_run_is_saved_by_its_master(tmp_path: Path, target, run_lc
         "-f", "locustfile.py", "-H", target.url, "--headless", "-u", "2", "-r", "2", "-t", "3s",
         "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
         "--expect-workers", "1", "--results-db", store, "--label", "mode=distributed",
+        "--log-format", "json",
     )  # fmt: skip
     # the worker has a store of its own configured: a worker never writes one
     worker_store = tmp_path / "worker.db"
     worker = run_lcore(
         "-f", "locustfile.py", "--worker", "--master-host", "127.0.0.1", "--master-port", str(port),
-        "--results-db", str(worker_store),
+        "--results-db", str(worker_store), "--log-format", "json",
     )  # fmt: skip
     assert master.wait(90) == 0, master.output[-3000:]
     worker.wait(30)
@@ -204,6 +205,13 @@ def test_a_distributed_run_is_saved_by_its_master(tmp_path: Path, target, run_lc
         [run] = s.runs({"mode": "distributed"})
     assert run["status"] == "finished" and run["summary"]["requests"] > 20 and run["users"] == 2
     assert not worker_store.exists()
+    # the stored run has the id its log lines carry (and its pushed metrics: lcore.run_ids)
+    logged = {
+        json.loads(line).get("run_id")
+        for line in master.output.splitlines() + worker.output.splitlines()
+        if line.startswith("{")
+    }
+    assert logged == {run["id"]}
 
 
 def test_runs_started_on_the_page_are_saved_and_shown_in_its_history(tmp_path: Path, target, run_lcore) -> None:
