@@ -298,12 +298,18 @@ def _trend(points: Sequence[dict[str, Any]]) -> str:
     if len(points) < 2:
         return ""
     samples = [{**p, "time": p["started"]} for p in points]
-    chart = svg_line_chart(
+    times = svg_line_chart(
         samples,
-        [("p95", "95th percentile (ms)", "#e8a33d"), ("avg", "Average (ms)", "#2e9e5b"),
-         ("rps", "Requests/s", "#2f7de1")],
-        "Trend over runs",
+        [("p50", "Median", "#2e9e5b"), ("p95", "95th percentile", "#e8a33d"),
+         ("p99", "99th percentile", "#8b5cf6")],
+        "Response times over runs (ms)",
     )  # fmt: skip
+    rates = svg_line_chart(samples, [("rps", "Requests/s", "#2f7de1")], "Requests per second over runs")
+    charts = (
+        '<div class="charts">'
+        f"{_section('Response times over runs (ms)', times)}"
+        f"{_section('Requests per second over runs', rates)}</div>"
+    )
     rows = [
         [
             escape(p["id"]),
@@ -323,7 +329,7 @@ def _trend(points: Sequence[dict[str, Any]]) -> str:
         rows, "", name_cols=(0, 1),
     )  # fmt: skip
     title = f"Trend over the last {len(points)} runs with the same labels"
-    return _section(title, chart + _mark_total(table))
+    return _section(title, charts + '<div style="height:14px"></div>' + _mark_total(table))
 
 
 def _nice_step(highest: float) -> float:
