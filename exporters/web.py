@@ -15,6 +15,8 @@
     GET  /metrics           Prometheus exposition (exporters/prometheus.py)
     GET  /healthz           200 and the state, never behind authentication
     POST /logout            ends a --web-login session (the cookie goes), then the login form
+    GET  /api/runs...       the History view: stored runs, trends, two runs compared
+                            (web_history.py)
     Locust's paths:         POST /swarm, POST (or GET) /stop and /stats/reset, GET /stats/requests,
                             GET /exceptions,
                             GET /stats/requests/csv, /stats/failures/csv, /exceptions/csv,
@@ -74,6 +76,8 @@ from . import web_flask, web_form, web_guard, web_limits
 from .prometheus import DEFAULT_BUCKETS, MAX_SERIES, make_collectors, parse_buckets
 from .prometheus_render import MetricsRenderer
 from .report_json import schedules_to_json
+from .results_db import store_location
+from .web_history import HistoryRoutes
 
 __all__ = ["HISTORY_INTERVAL", "HISTORY_LIMIT", "StatusServer", "history_sample", "start_web"]
 
@@ -425,6 +429,7 @@ class StatusServer:
         self._stop_at: float | None = None
         if hasattr(runtime, "on_state_change"):
             runtime.on_state_change.append(self._state_changed)
+        self.history_routes = HistoryRoutes(store_location(options) if options is not None else None)
 
     # -- lifecycle --
 
@@ -484,6 +489,7 @@ class StatusServer:
 
     async def close(self) -> None:
         self._cancel_run_timer()
+        self.history_routes.close()
         if self._log_capture is not None:
             logging.getLogger().removeHandler(self._log_capture)
             self._log_capture = None
@@ -568,6 +574,7 @@ class StatusServer:
         get("/exceptions/csv", self._csv_download("exceptions", "exceptions"))
         get("/stats/requests_full_history/csv", self._full_history)
         get("/stats/report", self._report)
+        self.history_routes.add_to(app)
         if self.flask is not None:  # every other path: the locustfile's Flask app, if any
             self.flask.note_own_routes(app)
             app.router.add_route("*", "/{tail:.*}", self.flask.handle, name=web_flask.FLASK_ROUTE)

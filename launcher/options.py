@@ -325,6 +325,11 @@ def validate(options: argparse.Namespace) -> None:
     for dest, flag in (("threshold_abort", "--threshold-abort"), ("junit_file", "--junit")):
         if get(dest) and not get("thresholds"):
             raise OptionsError(f"{flag} needs at least one --threshold")
+    from .results_options import validate_results_options
+
+    results_problem = validate_results_options(options)
+    if results_problem:
+        raise OptionsError(results_problem)
     if get("stats_history_enabled") and not get("csv_prefix"):
         raise OptionsError("--csv-full-history requires --csv")
     if get("iterations", 0) < 0:

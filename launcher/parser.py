@@ -766,6 +766,10 @@ def _build(*, add_help: bool, positionals: bool, allow_abbrev: bool) -> LcoreArg
         "--demo", action="store_true", help="Run the built-in demo (no locustfile needed)."
     )
 
+    from .results_options import add_results_options
+
+    add_results_options(parser)
+
     if positionals:
         classes = parser.add_argument_group("User classes")
         classes.add_argument(
