@@ -364,3 +364,16 @@ def test_the_stall_options_go_together(capsys: pytest.CaptureFixture[str]) -> No
             main(["--port", "0", *argv])
         assert exit_info.value.code == 2
     assert "--stall" in capsys.readouterr().err
+
+
+def test_the_truth_of_a_schedule_through_stalls() -> None:
+    from lcore.target import Stall
+
+    stall = Stall(every=5.0, length=1.0)
+    waits = stall.truth(0.0, 10.0, 100)  # 1,000 requests due, a fifth of them in a stall
+    assert len(waits) == 1000
+    assert sum(1 for w in waits if w > 0) == 200
+    assert max(waits) == pytest.approx(1.0, abs=0.01)
+    # two paced users, a slot every 0.5 s from 3.9 (to 5.5) and from 4.2 (to 4.7)
+    grid = stall.grid_truth([(3.9, 5.5), (4.2, 4.7)], 0.5)
+    assert grid == pytest.approx([0.0, 0.6, 0.1, 0.0, 0.8, 0.3])
