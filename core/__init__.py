@@ -8,6 +8,7 @@ Where things live (dependencies point down this list, never up):
     lcore.histogram       log-linear response-time histogram (no gevent, no asyncio)
     lcore.stats_delta     the worker's recorder and the stats delta it ships (wire form)
     lcore.stats           the master's merged view of the deltas, Locust's stats interface
+    lcore.schedule_lag    how late a scheduled task started: the coordinated-omission correction
     lcore.protocol        typed messages between master and workers (no gevent, no asyncio)
     lcore.log             logging set-up; worker logs rate-limited to the master, its buffer
     lcore.dispatch        how many users of each class each worker runs (pure)

@@ -27,6 +27,7 @@ from .exception import (
     StopUser,
 )
 from .http import HttpSession
+from .schedule_lag import run_paced_task
 from .user_lifecycle import (  # noqa: F401  (Locust's names, importable from here as before)
     LOCUST_STATE_RUNNING,
     LOCUST_STATE_STOPPING,
@@ -248,11 +249,15 @@ class TaskSet(metaclass=_TaskHolderMeta):
         if self.user._lifecycle.stop_requested:
             raise StopUser()
         t = self._task_queue.pop(0) if self._task_queue else self.get_next_task()
+        nested = _is_taskset_class(t)
         lease = getattr(self.user.environment, "task_lease", None)
-        if lease is not None and not _is_taskset_class(t):
+        if lease is not None and not nested:
             lease.take()  # -i/--iterations: StopUser once the test's task runs are taken
         try:
-            self.execute_task(t)
+            if nested:  # its own tasks are the scheduled ones
+                self.execute_task(t)
+            else:
+                run_paced_task(self.user, self.execute_task, t)
         except RescheduleTaskImmediately:
             return False
         except RescheduleTask:
@@ -331,6 +336,9 @@ class User(metaclass=_TaskHolderMeta):
     wait_time: Callable[..., float] = constant(0)
     tasks: ClassVar[list[Any]] = []
     abstract: ClassVar[bool] = True
+    # (intended start, interval, grid owner) of the next task, set by constant_pacing's wait:
+    # the task then runs as a scheduled one (schedule_lag.run_paced_task)
+    _lcore_due: tuple[float, float, Any] | None = None
 
     def __init__(self, environment: Any) -> None:
         self.environment = environment
@@ -476,7 +484,7 @@ class User(metaclass=_TaskHolderMeta):
                         else:
                             if lease is not None:
                                 lease.take()
-                            t(self)
+                            run_paced_task(self, t, self)
                     except RescheduleTaskImmediately:
                         continue
                     except RescheduleTask:
