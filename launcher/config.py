@@ -53,6 +53,7 @@ class Config:
     worker_keys: Any
     loglevel: str
     logfile: str | None
+    log_format: str
     stats_interval: float
     heartbeat_interval: float
     heartbeat_timeout: float
@@ -113,6 +114,7 @@ class Config:
             worker_keys=worker_keys,
             loglevel=o.loglevel,
             logfile=o.logfile,
+            log_format=o.log_format,
             stats_interval=float(o.stats_interval),
             heartbeat_interval=float(o.heartbeat_interval),
             heartbeat_timeout=float(o.heartbeat_timeout),

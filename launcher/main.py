@@ -13,7 +13,8 @@ import sys
 from collections.abc import Sequence
 
 from lcore._version import __version__
-from lcore.log import setup_logging
+from lcore.log import LOG_CONTEXT, setup_logging
+from lcore.run_ids import new_run_id
 
 from .config import Config
 from .options import OptionsError, parse_options
@@ -45,7 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = Config.build(argv, options)
     except OptionsError as e:
         return _error(str(e))
-    setup_logging(config.loglevel, config.logfile, "launcher")
+    # --run-single-user runs its user in this process: no master, no workers
+    role = "local" if options.run_single_user else "launcher"
+    setup_logging(config.loglevel, config.logfile, role, config.log_format)
 
     from lcore.locustfile import LocustfileError, check_syntax
 
@@ -74,10 +77,12 @@ def run_processes(config: Config) -> int:
         ]
         return Supervisor(None, workers).run()
 
+    # the run id, made here so that the launcher's own lines carry it too; the master takes it
+    run_uid = LOG_CONTEXT.run_id = new_run_id()
     with c.run_directory() as rundir:
         ipc = f"ipc://{rundir}/master.sock"
         endpoints = [ipc] if c.master_bind_endpoint is None else [ipc, c.master_bind_endpoint]
-        master = Child("master", 0, lambda: run_master(c, endpoints))
+        master = Child("master", 0, lambda: run_master(c, endpoints, run_uid))
         workers = [
             Child("worker", i, lambda i=i: run_worker(c, ipc, remote=False, index=i))
             for i in range(c.local_workers)

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from .outputs import resolve_outputs
 from .parser import (
     CustomOption,
     LcoreArgumentParser,
@@ -122,7 +123,9 @@ def parse_options(
     missing = [_flag(a) for a in required if getattr(options, a.dest, None) is None]
     if missing:
         raise OptionsError(f"the following arguments are required: {', '.join(missing)}")
-    if not checked:
+    if checked:
+        resolve_outputs(options)  # --out csv=... is --csv here too (checked by the launcher)
+    else:
         validate(options)
     if locustfile is not None:
         options.locustfile = locustfile
@@ -290,6 +293,7 @@ def resolve_processes(n: int | None) -> int:
 
 def validate(options: argparse.Namespace) -> None:
     """Rules that involve more than one option, or a range argparse cannot express."""
+    resolve_outputs(options)  # first: --out csv=... is --csv for every rule below
     get = options.__dict__.get
     if get("master") and get("worker"):
         raise OptionsError("--master cannot be combined with --worker")

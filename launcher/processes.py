@@ -144,14 +144,15 @@ def custom_options(options: argparse.Namespace) -> dict[str, Any]:
     return sent
 
 
-def run_master(config: Config, endpoints: list[str]) -> int:
+def run_master(config: Config, endpoints: list[str], run_uid: str | None = None) -> int:
+    """The master process: ``run_uid`` is the run id the launcher made (its lines carry it)."""
     # the locustfile's code on the master gets the patching Locust gives it (its greenlets and
     # handlers block cooperatively); the master's own asyncio loop runs on the hub beside them
     from .patching import patch_all
 
     patch_all()
     c = config
-    setup_logging(c.loglevel, c.logfile, "master")
+    setup_logging(c.loglevel, c.logfile, "master", c.log_format)
     try:
         env, loaded, options = load_environment(c)
     except StartupError as e:
@@ -177,6 +178,7 @@ def run_master(config: Config, endpoints: list[str]) -> int:
         curve=c.master_keys,
         iterations=c.iterations,
         max_stats_entries=c.max_stats_entries,
+        run_uid=run_uid,
         # for remote workers started with -f -, packed when the first one asks; a local run
         # has its own workers, and keeps its files to itself
         bundle_source=Source(tuple(c.locustfiles), os.getcwd(), c.bundle_max_bytes) if c.master else None,
@@ -196,6 +198,10 @@ def run_master(config: Config, endpoints: list[str]) -> int:
         if not fire_init(env, runtime):
             return 1
         code = hub_loop.run(master_async(runtime, options, c.worker_count_expected))
+        # The test is over and reported; the loop that handled SIGTERM is gone. A SIGTERM from
+        # now on (docker compose stops every container once the workers have quit) would only
+        # replace lcore's exit code with 143: ignore it. A second Ctrl-C still kills (launcher).
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         env.events.quit.fire(exit_code=code)
         return code
     except StartupError as e:
@@ -208,7 +214,7 @@ def run_worker(config: Config, endpoint: str, remote: bool, index: int) -> int:
     from .patching import patch_all
 
     patch_all()
-    setup_logging(config.loglevel, config.logfile, f"worker-{index}")
+    setup_logging(config.loglevel, config.logfile, f"worker-{index}", config.log_format)
     if remote:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if not config.fetched:
