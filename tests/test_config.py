@@ -119,3 +119,17 @@ def test_what_the_web_server_would_refuse_is_one_line_before_any_fork(
     assert len(lines) == 1 and lines[0].startswith("lcore: error:"), result.stderr
     assert words in lines[0]
     assert "/master/" not in result.stdout + result.stderr  # the master never started
+
+
+def test_a_child_maps_out_onto_the_options_that_do_the_work(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--out csv=... is --csv in the master's parsed_options too, as the launcher saw it."""
+    from lcore.event import events
+    from lcore.launcher.processes import load_environment
+
+    hook = events.init_command_line_parser
+    monkeypatch.setattr(hook, "_handlers", list(hook._handlers))
+    config = build(["-f", "locustfile.py", "-H", "http://127.0.0.1:1", "--out", "csv=results"])
+    _env, _loaded, parsed = load_environment(config)
+    assert parsed.csv_prefix == "results"
