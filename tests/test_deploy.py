@@ -546,6 +546,33 @@ def test_environment_variables_in_deploy_files_are_lcore_options() -> None:
             assert variable in option_variables, (path.name, variable)
 
 
+@pytest.mark.parametrize("name", ["github-actions-baseline.yml", "gitlab-ci-baseline.yml"])
+def test_ci_baseline_examples_keep_the_store_and_fail_on_a_regression(name, monkeypatch) -> None:
+    text = (CI / name).read_text()
+    monkeypatch.chdir(ROOT)
+    commands = lcore_command_lines(text)
+    [run] = [c for c in commands if c[:1] != ["runs"]]
+    options = parse_options(run, environ={})
+    store = options.results_db
+    assert store and store.startswith(".lcore/") and options.baseline.startswith("label:branch=")
+    relative = [t for t in options.thresholds if t.relative is not None]
+    assert {t.metric for t in relative} >= {"p95", "rps"}
+    assert dict(options.labels)["branch"].startswith("$")
+    # the history goes on with the next pipeline: the store's folder is cached both ways
+    document = yaml.safe_load(text)
+    if name == "gitlab-ci-baseline.yml":
+        job = document["load-test-baseline"]
+        assert ".lcore/" in job["cache"]["paths"] and job["cache"]["when"] == "always"
+    else:
+        steps = document["jobs"]["load-test"]["steps"]
+        restore = next(s for s in steps if "cache/restore" in s.get("uses", ""))
+        save = next(s for s in steps if "cache/save" in s.get("uses", ""))
+        assert restore["with"]["path"] == save["with"]["path"] == ".lcore"
+        assert save["if"] == "always()" and restore["with"]["restore-keys"]
+    compare = [c for c in commands if c[:2] == ["runs", "compare"]]
+    assert compare and "--results-db" in compare[0] and store in compare[0]
+
+
 QUIT_SLOWLY = """
 
 # -- added by tests/test_deploy.py: the master lingers after its test, as any exit may
