@@ -367,6 +367,9 @@ class HttpSession:
 
         connect_timeout, read_timeout = (None, None) if timeout is None else _split_timeout(timeout)
         if user is not None:
+            gate = getattr(user.environment, "rate_gate", None)
+            if gate is not None:
+                gate.wait()  # --max-rps: this request's slot (a stop may end the wait)
             # the engine does not kill a user inside a request: it finishes and is recorded
             user._in_request = True
         head_times: list[float] | None = [] if stream else None
@@ -580,6 +583,9 @@ class HttpSession:
                 hop_headers["Authorization"] = None
                 hop_auth = None
             payload = self._build(method, origin, path, hop_headers, body, None, cookies, hop_auth)
+            gate = getattr(getattr(self.user, "environment", None), "rate_gate", None)
+            if gate is not None:
+                gate.wait()  # each hop is a request the target counts
             response = self._send(
                 origin,
                 method,

@@ -174,6 +174,8 @@ def run_master(argv: Sequence[str], options: argparse.Namespace, endpoints: list
         curve=curve,
         iterations=options.iterations,
         max_stats_entries=options.max_stats_entries,
+        arrival_rate=options.arrival_rate,
+        max_rps=options.max_rps,
         # for remote workers started with -f -, packed when the first one asks; a local run
         # has its own workers, and keeps its files to itself
         bundle_source=Source(tuple(locustfile_paths(options)), os.getcwd(), int(options.bundle_max_mb * 1024 * 1024))

@@ -13,7 +13,7 @@ import pytest
 CORE = Path(__file__).resolve().parent.parent / "core"
 
 # shared by master and workers, and by the exporters: neither event loop, no sockets
-PURE = ["protocol", "stats", "stats_delta", "histogram", "dispatch", "spent", "user_config", "bundle"]
+PURE = ["protocol", "stats", "stats_delta", "histogram", "dispatch", "arrivals", "spent", "user_config", "bundle"]
 EVENT_LOOPS = ("gevent", "asyncio", "zmq", "aiohttp")
 
 

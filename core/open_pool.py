@@ -1,0 +1,260 @@
+"""The open model on a worker: arrivals on schedule, each on a free user of a pool (gevent side).
+
+One hub timer stands for the next arrival of this worker's schedule (``lcore.arrivals``). When
+it fires, every arrival due by then is handed out: to a free user of its class, which runs one
+task (``lcore.open_tasks``); else to a new user if the pool is under its ceiling (created on
+its own greenlet, ``on_start`` once, then the task); else it is *dropped* and counted as such
+(``RequestStats.record_dropped_arrival``) — never skipped silently. Each arrival's due time is
+computed from its segment's start and index, so a late timer makes arrivals late (and the
+recorder adds that lag to their response times, ``lcore.schedule_lag``) but never fewer.
+
+A user keeps its greenlet while free (it waits on a ``Waiter`` the hub switches to), so an
+arrival costs a switch, not a spawn. The pool owns its greenlets (one ``gevent.pool.Group``)
+and stops graceful then forceful, as the closed model's pool does.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import gevent
+from gevent import GreenletExit
+from gevent.hub import Waiter
+from gevent.pool import Group
+
+from .arrivals import ClassMix, Share, WorkerSchedule, shifted
+from .exception import StopTest, StopUser
+from .open_tasks import run_one_task
+from .schedule_lag import end_scheduled_task, start_scheduled_task
+from .users import LOCUST_STATE_RUNNING, LOCUST_STATE_WAITING, User, no_tasks_message
+
+log = logging.getLogger(__name__)
+
+# how long a user inside a request may take to finish it once the stop timeout has passed
+IN_REQUEST_GRACE = 30.0
+# arrivals handed out in one timer callback before the hub gets a turn (others are still due)
+BATCH = 256
+
+_STOP = object()  # what a free user is switched to when it must end
+
+
+class OpenPool:
+    def __init__(
+        self,
+        environment: Any,
+        user_classes: Mapping[str, type[User]],
+        on_dropped: Callable[[str], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.environment = environment
+        self.user_classes = dict(user_classes)
+        self.on_dropped = on_dropped
+        self.clock = clock
+        self.hub = gevent.get_hub()
+        self.group = Group()
+        self.schedule = WorkerSchedule()
+        self.mix: ClassMix | None = None
+        self.ceiling = 0
+        self.alive: dict[str, int] = dict.fromkeys(self.user_classes, 0)
+        self._free: dict[str, list[tuple[Waiter, User]]] = {n: [] for n in self.user_classes}
+        self._users: set[User] = set()
+        self._timer: Any = None
+        self._running = False
+        self._failed_classes: set[str] = set()
+        self.on_stop_test: Callable[[str], None] | None = None
+        # counters for tests and benchmarks
+        self.arrived = 0
+        self.dropped = 0
+
+    # --- what the worker reads -----------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        return {name: n for name, n in self.alive.items()}
+
+    @property
+    def user_count(self) -> int:
+        return sum(self.alive.values())
+
+    # --- the schedule ----------------------------------------------------------------------
+    def set_share(self, share: Share, ceiling: int, weights: Mapping[str, float]) -> None:
+        """Take a (new) share of the test's arrivals; ``share``'s start is on the wall clock."""
+        known = {n: w for n, w in weights.items() if n in self.user_classes}
+        unknown = set(weights) - set(known)
+        if unknown:
+            log.error("Asked to run unknown user classes: %s", ", ".join(sorted(unknown)))
+        try:
+            self.mix = ClassMix(known)
+        except ValueError:
+            self.mix = None
+        self.ceiling = ceiling
+        self.schedule.add(shifted(share, self.clock() - time.time()))
+        self._running = True
+        self._retire_free()
+        self._arm()
+
+    def _arm(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer.close()
+            self._timer = None
+        if not self._running:
+            return
+        due = self.schedule.next_due()
+        if due is None:
+            return
+        loop = self.hub.loop
+        # libev measures timers from the time of the loop's last iteration: bring it up to date
+        loop.update_now()
+        self._timer = loop.timer(max(0.0, due - self.clock()))
+        self._timer.start(self._fire)
+
+    def _fire(self) -> None:
+        # in the hub: a timer's callback
+        now = self.clock()
+        schedule = self.schedule
+        for _ in range(BATCH):
+            if not self._running:
+                return
+            due = schedule.next_due()
+            if due is None or due > now:
+                break
+            k, intended = schedule.pop()
+            self._arrive(k, intended)
+        self._arm()
+
+    def _arrive(self, k: int, intended: float) -> None:
+        self.arrived += 1
+        mix = self.mix
+        if mix is None:
+            return
+        name = mix.class_of(k)
+        free = self._free[name]
+        if free:
+            waiter, _user = free.pop()
+            waiter.switch(intended)  # runs its task until it first blocks
+            return
+        if self.user_count < self.ceiling:
+            self.alive[name] += 1
+            self.group.spawn(self._user_main, name, intended)
+            return
+        self.dropped += 1
+        self.on_dropped(name)
+
+    # --- a user's life -------------------------------------------------------------------
+    def _user_main(self, name: str, intended: float) -> None:
+        user = self._create(name)
+        if user is None:
+            self.alive[name] -= 1
+            return
+        self._users.add(user)
+        user._greenlet = gevent.getcurrent()
+        try:
+            try:
+                user.on_start()
+            except (StopUser, GreenletExit):
+                raise
+            except Exception as e:
+                user._task_failed(e)
+            while True:
+                start_scheduled_task(intended)
+                try:
+                    run_one_task(user)
+                finally:
+                    end_scheduled_task()
+                if user._stop_requested or self.user_count > self.ceiling:
+                    break
+                waiter = Waiter()
+                entry = (waiter, user)
+                self._free[name].append(entry)
+                user._state = LOCUST_STATE_WAITING
+                try:
+                    got = waiter.get()
+                finally:
+                    user._state = LOCUST_STATE_RUNNING
+                    free = self._free[name]
+                    if entry in free:
+                        free.remove(entry)
+                if got is _STOP:
+                    break
+                intended = got
+        except StopUser as e:
+            user._ended_by = e
+            if isinstance(e, StopTest) and self.on_stop_test is not None:
+                self.on_stop_test(str(e) or "StopTest raised by a user")
+        except GreenletExit:
+            pass
+        finally:
+            try:
+                user._finish()
+            finally:
+                user._done = True
+                self._users.discard(user)
+                self.alive[name] -= 1
+
+    def _create(self, name: str) -> User | None:
+        cls = self.user_classes[name]
+        try:
+            user = cls(self.environment)
+            if not user.tasks:
+                from .exception import LocustError
+
+                raise LocustError(no_tasks_message(user))
+        except StopTest as e:
+            if self.on_stop_test is not None:
+                self.on_stop_test(str(e) or "StopTest raised when starting a user")
+            return None
+        except Exception as e:
+            recorder = getattr(self.environment, "exception_recorder", None)
+            if recorder is not None:
+                recorder(str(e) or repr(e), traceback.format_exc())
+            if name not in self._failed_classes:
+                self._failed_classes.add(name)
+                log.exception("Could not start a %s user", name)
+            return None
+        return user
+
+    def _retire_free(self) -> None:
+        """Free users beyond a lowered ceiling end now (busy ones after their task)."""
+        excess = self.user_count - self.ceiling
+        for free in self._free.values():
+            while excess > 0 and free:
+                waiter, _ = free.pop()
+                self.hub.loop.run_callback(waiter.switch, _STOP)
+                excess -= 1
+
+    # --- stopping ------------------------------------------------------------------------
+    def stop_all(self, timeout: float | None = None) -> None:
+        """No more arrivals; every user ends (``on_stop``) and this returns once all have."""
+        self._running = False
+        self._arm()
+        stop_timeout = (self.environment.stop_timeout or 0) if timeout is None else timeout
+        users = list(self._users)
+        for user in users:
+            user._stop_requested = True
+            if stop_timeout <= 0:
+                user._stop_requests = True
+        for free in self._free.values():
+            for waiter, _ in free:
+                self.hub.loop.run_callback(waiter.switch, _STOP)
+            free.clear()
+        deadline = time.monotonic() + stop_timeout
+        last_resort = deadline + IN_REQUEST_GRACE
+        while self._users or len(self.group):
+            now = time.monotonic()
+            if now >= deadline:
+                for user in list(self._users):
+                    user._stop_requests = True  # on_stop's own requests still go through
+                    greenlet = user._greenlet
+                    if greenlet is not None and not greenlet.dead and (
+                        not user._in_request or now >= last_resort
+                    ):
+                        if user._state != "stopping" or now >= last_resort:
+                            greenlet.kill(block=False)
+            if now >= last_resort + 5:
+                break
+            gevent.sleep(0.01)
+        self.group.kill(block=True, timeout=5)
+        self.schedule = WorkerSchedule()
