@@ -583,8 +583,9 @@ class MasterRuntime(MasterRunner):
         self._set_state(STATE_STOPPING)
         self._fire(self.environment.events.test_stopping, environment=self.environment)
         run_id = self.run_id
+        stop_at = time.time()
         for node in self.workers.values():
-            self._send(node.id, p.Stop(run_id))
+            self._send(node.id, p.Stop(run_id, stop_at))
         # each worker sends its final delta, then "stopped"
         timeout = (self.environment.stop_timeout or 0) + 15
         if not await self._wait_until(

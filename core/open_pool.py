@@ -64,6 +64,7 @@ class OpenPool:
         self._users: set[User] = set()
         self._timer: Any = None
         self._running = False
+        self._end = float("inf")  # no arrival due after this runs (end_at)
         self._failed_classes: set[str] = set()
         self.on_stop_test: Callable[[str], None] | None = None
         # counters for tests and benchmarks
@@ -90,10 +91,17 @@ class OpenPool:
         except ValueError:
             self.mix = None
         self.ceiling = ceiling
+        if not self._running:
+            self._end = float("inf")  # a new run
         self.schedule.add(shifted(share, self.clock() - time.time()))
         self._running = True
         self._retire_free()
         self._arm()
+
+    def end_at(self, wall: float) -> None:
+        """No arrival due after ``wall`` (wall clock) runs: the master's stop, however late
+        its message comes."""
+        self._end = min(self._end, wall - time.time() + self.clock())
 
     def _arm(self) -> None:
         if self._timer is not None:
@@ -121,6 +129,9 @@ class OpenPool:
             due = schedule.next_due()
             if due is None or due > now:
                 break
+            if due > self._end:
+                self._running = False
+                return
             k, intended = schedule.pop()
             self._arrive(k, intended)
         self._arm()

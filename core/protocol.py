@@ -78,6 +78,8 @@ class Stop(Message):
 
     TYPE: ClassVar[str] = "stop"
     run_id: int
+    # the open model: no arrival due after this (wall clock) runs, however late Stop arrives
+    at: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -395,6 +395,8 @@ class WorkerRuntime(WorkerRunner):
         elif isinstance(message, p.RateCap):
             self._rate_cap(message)
         elif isinstance(message, p.Stop):
+            if self.open_pool is not None and message.at:
+                self.open_pool.end_at(message.at)
             if not self._stop_test():
                 # nothing was running here (fewer users than workers): say so at once, or the
                 # master would wait for this worker until its timeout

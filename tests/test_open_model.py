@@ -1,0 +1,215 @@
+"""The open model and the rate cap end to end: real processes, and the embedded target's own
+counts as the truth (--arrival-rate, dropped arrivals, shape-driven rates, --max-rps)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from conftest import wait_until
+
+pytestmark = pytest.mark.integration
+
+# each request names the worker that sent it, so the target counts per worker too
+OPEN = """
+from locust import HttpUser, task, constant
+
+class Visitor(HttpUser):
+    wait_time = constant(30)  # never slept in the open model: the schedule decides
+
+    @task
+    def index(self):
+        self.client.get(f"/w{self.environment.runner.worker_index}")
+"""
+
+# the worker counts what its pool hands to RequestStats.record_dropped_arrival, and writes it
+# down when the test stops
+DROPPED = """
+import json, os
+from locust import HttpUser, task, events
+
+class Slow(HttpUser):
+    @task
+    def wait(self):
+        self.client.get("/delay/200")
+
+@events.init.add_listener
+def count_dropped(environment, runner, **kwargs):
+    recorder = getattr(runner, "stats_recorder", None)
+    if recorder is None or not hasattr(runner, "worker_index"):
+        return  # the master
+    dropped = {}
+    record = recorder.record_dropped_arrival
+
+    def counting(user_class, count=1):
+        dropped[user_class] = dropped.get(user_class, 0) + count
+        record(user_class, count)
+
+    recorder.record_dropped_arrival = counting
+
+    @events.test_stop.add_listener
+    def write(**kw):
+        with open(f"dropped-{runner.worker_index}.json", "w") as f:
+            json.dump(dropped, f)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write(tmp_path: Path, source: str, name: str = "locustfile.py") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(source))
+    return path
+
+
+def run(run_lcore, lf: Path, target, *args: str, timeout: float = 90) -> str:
+    proc = run_lcore(
+        "-f", str(lf), "-H", target.url, "--headless", "--master-bind-port", str(free_port()),
+        "--no-web", "--only-summary", *args,
+    )  # fmt: skip
+    code = proc.wait(timeout)
+    assert code == 0, proc.output[-4000:]
+    return proc.output
+
+
+def per_worker(target) -> dict[str, int]:
+    return {path: n for (_, path), n in target.counts().items()}
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_the_target_counts_rate_times_duration(tmp_path, target, run_lcore, processes) -> None:
+    lf = write(tmp_path, OPEN)
+    run(run_lcore, lf, target, "--arrival-rate", "300", "-t", "6s", "-u", "100", "--processes", str(processes))
+    counts = per_worker(target)
+    assert abs(sum(counts.values()) - 1800) <= 18, counts
+    if processes == 2:
+        # split exactly: every other arrival on each worker
+        assert abs(counts["/w0"] - counts["/w1"]) <= 2, counts
+
+
+def test_a_rate_below_the_number_of_workers_is_split_evenly(tmp_path, target, run_lcore) -> None:
+    lf = write(tmp_path, OPEN)
+    # 1.5 arrivals/s over 3 workers: each runs every third one, half a second apart in all
+    run(run_lcore, lf, target, "--arrival-rate", "1.5", "-t", "6s", "-u", "10", "--processes", "3")
+    counts = per_worker(target)
+    assert 8 <= sum(counts.values()) <= 10, counts
+    assert sorted(counts) == ["/w0", "/w1", "/w2"] and max(counts.values()) - min(counts.values()) <= 1
+
+
+def test_dropped_arrivals_are_counted_when_the_ceiling_is_reached(tmp_path, target, run_lcore) -> None:
+    lf = write(tmp_path, DROPPED)
+    # 100/s on at most 10 users of 200 ms each: 50/s served, the rest dropped and counted
+    run(run_lcore, lf, target, "--arrival-rate", "100", "-t", "5s", "-u", "10", "--processes", "2")
+    served = target.total
+    dropped = sum(
+        sum(json.loads((tmp_path / f"dropped-{i}.json").read_text()).values()) for i in range(2)
+    )
+    assert 200 <= served <= 260
+    assert abs(served + dropped - 500) <= 5, (served, dropped)
+
+
+def test_no_arrival_is_dropped_when_the_ceiling_allows_it(tmp_path, target, run_lcore) -> None:
+    lf = write(tmp_path, DROPPED)
+    # 100/s of 200 ms each needs about 20 users: 60 allow it
+    run(run_lcore, lf, target, "--arrival-rate", "100", "-t", "4s", "-u", "60", "--processes", "2")
+    dropped = [json.loads((tmp_path / f"dropped-{i}.json").read_text()) for i in range(2)]
+    assert dropped == [{}, {}]
+    assert abs(target.total - 400) <= 4
+
+
+def test_a_shape_drives_the_arrival_rate(tmp_path, target, run_lcore) -> None:
+    lf = write(
+        tmp_path,
+        OPEN
+        + """
+from lcore import ArrivalRate, LoadTestShape, RampingArrivalRate
+
+class Steps(LoadTestShape):
+    def tick(self):
+        t = self.get_run_time()
+        if t < 2.5:
+            return ArrivalRate(100, users=50)
+        if t < 5.5:
+            return ArrivalRate(300, users=50)
+        return None
+""",
+    )
+    run(run_lcore, lf, target, "--processes", "2")
+    # ticks at 0..5 s: 100/s for 3 s, then 300/s for 3 s
+    assert abs(target.total - 1200) <= 12, target.counts()
+
+
+def test_a_ramping_arrival_rate_adds_up_to_its_integral(tmp_path, target, run_lcore) -> None:
+    lf = write(
+        tmp_path,
+        OPEN
+        + """
+from lcore import RampingArrivalRate
+
+class Ramp(RampingArrivalRate):
+    stages = [(3, 300), (2, 300), (2, 100)]
+    users = 50
+""",
+    )
+    run(run_lcore, lf, target, "--processes", "1")
+    # 0 -> 300 over 3 s (450), 300 for 2 s (600), 300 -> 100 over 2 s (400)
+    assert abs(target.total - 1450) <= 15, target.counts()
+
+
+CLOSED = """
+from locust import HttpUser, task, constant
+
+class Eager(HttpUser):
+    wait_time = constant(0)
+
+    @task
+    def index(self):
+        self.client.get("/")
+"""
+
+
+def measured_rate(target, proc, seconds: float = 3.0) -> float:
+    """The target's own rate over ``seconds``, once requests have flowed for a second."""
+    wait_until(lambda: target.total > 0 or proc.proc.poll() is not None, timeout=60)
+    time.sleep(1.0)  # past the start: users starting, connections opening
+    c1, t1 = target.total, time.monotonic()
+    time.sleep(seconds)
+    c2, t2 = target.total, time.monotonic()
+    return (c2 - c1) / (t2 - t1)
+
+
+def start(run_lcore, lf: Path, target, *args: str):
+    return run_lcore(
+        "-f", str(lf), "-H", target.url, "--headless", "--master-bind-port", str(free_port()),
+        "--no-web", "--only-summary", *args,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_max_rps_caps_a_closed_model_test(tmp_path, target, run_lcore, processes) -> None:
+    lf = write(tmp_path, CLOSED)
+    # 20 users without waits would send thousands a second
+    proc = start(run_lcore, lf, target, "-u", "20", "-r", "100", "-t", "6s", "--max-rps", "250",
+                 "--processes", str(processes))  # fmt: skip
+    rate = measured_rate(target, proc)
+    assert proc.wait(60) == 0, proc.output[-3000:]
+    assert abs(rate - 250) <= 2.5, rate
+    assert target.total <= 250 * 6 + processes  # never above the cap, start to end
+
+
+def test_max_rps_caps_an_open_model_test(tmp_path, target, run_lcore) -> None:
+    lf = write(tmp_path, OPEN)
+    proc = start(run_lcore, lf, target, "--arrival-rate", "400", "-u", "200", "-t", "6s",
+                 "--max-rps", "150", "--processes", "2")  # fmt: skip
+    rate = measured_rate(target, proc)
+    assert proc.wait(60) == 0, proc.output[-3000:]
+    assert abs(rate - 150) <= 1.5, rate
+    assert target.total <= 150 * 6 + 2
