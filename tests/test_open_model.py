@@ -213,3 +213,25 @@ def test_max_rps_caps_an_open_model_test(tmp_path, target, run_lcore) -> None:
     assert proc.wait(60) == 0, proc.output[-3000:]
     assert abs(rate - 150) <= 1.5, rate
     assert target.total <= 150 * 6 + 2
+
+
+def test_a_worker_joining_mid_run_takes_its_share_and_the_count_stays_exact(
+    tmp_path, target, run_lcore
+) -> None:
+    lf = write(tmp_path, OPEN)
+    port = free_port()
+    master = run_lcore(
+        "-f", str(lf), "-H", target.url, "--master", "--headless", "--expect-workers", "1",
+        "--arrival-rate", "300", "-u", "100", "-t", "6s", "--master-bind-port", str(port),
+        "--no-web", "--only-summary",
+    )  # fmt: skip
+    worker = ["-f", str(lf), "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
+    first = run_lcore(*worker)
+    wait_until(lambda: target.total >= 300 or master.proc.poll() is not None, timeout=60)
+    second = run_lcore(*worker)
+    assert master.wait(90) == 0, master.output[-3000:]
+    assert first.wait(20) == 0 and second.wait(20) == 0
+    counts = per_worker(target)
+    assert abs(sum(counts.values()) - 1800) <= 18, counts
+    # the second worker joined after a second or more: it ran every other arrival from then on
+    assert 300 <= counts["/w1"] <= counts["/w0"] - 300, counts
