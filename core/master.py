@@ -1071,7 +1071,7 @@ class MasterRuntime(MasterRunner):
     async def _shape_loop(self) -> None:
         shape = self.shape
         # ticks on a grid of whole seconds from the start, so that their lateness does not add
-        # up (the open model's stages end on time)
+        # up (the open model's stages end on time); Locust too sleeps 1 s less the tick's time
         next_tick = time.monotonic()
         while self.state not in (STATE_STOPPING, STATE_STOPPED):
             next_tick += 1.0
@@ -1084,8 +1084,9 @@ class MasterRuntime(MasterRunner):
             except Exception:
                 log.exception("LoadTestShape.tick() raised; stopping the test")
                 result = None
-            if time.monotonic() > next_tick:  # a tick that took a second or more: as Locust, a
-                next_tick = time.monotonic() + 1.0  # whole second after it returned
+            # a tick that took a second or more: the next one at once, as Locust's (1 s less
+            # the tick's own time, never below 0), and the grid from there
+            next_tick = max(next_tick, time.monotonic())
             if result is None:
                 log.info("Shape test stopping")
                 if self.arrival_plan is not None or self._open_pending is not None:
