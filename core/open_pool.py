@@ -60,6 +60,7 @@ class OpenPool:
         self.mix: ClassMix | None = None
         self.ceiling = 0
         self.alive: dict[str, int] = dict.fromkeys(self.user_classes, 0)
+        self._total = 0  # sum(alive.values()), kept as it changes (read at every arrival)
         self._free: dict[str, list[tuple[Waiter, User]]] = {n: [] for n in self.user_classes}
         self._users: set[User] = set()
         self._timer: Any = None
@@ -77,7 +78,7 @@ class OpenPool:
 
     @property
     def user_count(self) -> int:
-        return sum(self.alive.values())
+        return self._total
 
     # --- the schedule ----------------------------------------------------------------------
     def set_share(self, share: Share, ceiling: int, weights: Mapping[str, float]) -> None:
@@ -147,8 +148,9 @@ class OpenPool:
             waiter, _user = free.pop()
             waiter.switch(intended)  # runs its task until it first blocks
             return
-        if self.user_count < self.ceiling:
+        if self._total < self.ceiling:
             self.alive[name] += 1
+            self._total += 1
             self.group.spawn(self._user_main, name, intended)
             return
         self.dropped += 1
@@ -159,6 +161,7 @@ class OpenPool:
         user = self._create(name)
         if user is None:
             self.alive[name] -= 1
+            self._total -= 1
             return
         self._users.add(user)
         user._greenlet = gevent.getcurrent()
@@ -175,19 +178,21 @@ class OpenPool:
                     run_one_task(user)
                 finally:
                     end_scheduled_task()
-                if user._stop_requested or self.user_count > self.ceiling:
+                if user._stop_requested or self._total > self.ceiling:
                     break
                 waiter = Waiter()
                 entry = (waiter, user)
                 self._free[name].append(entry)
                 user._state = LOCUST_STATE_WAITING
                 try:
-                    got = waiter.get()
+                    got = waiter.get()  # the hub took it off the free list to switch here
+                except BaseException:
+                    free = self._free[name]
+                    if entry in free:  # killed while free
+                        free.remove(entry)
+                    raise
                 finally:
                     user._state = LOCUST_STATE_RUNNING
-                    free = self._free[name]
-                    if entry in free:
-                        free.remove(entry)
                 if got is _STOP:
                     break
                 intended = got
@@ -204,6 +209,7 @@ class OpenPool:
                 user._done = True
                 self._users.discard(user)
                 self.alive[name] -= 1
+                self._total -= 1
 
     def _create(self, name: str) -> User | None:
         cls = self.user_classes[name]
@@ -229,7 +235,7 @@ class OpenPool:
 
     def _retire_free(self) -> None:
         """Free users beyond a lowered ceiling end now (busy ones after their task)."""
-        excess = self.user_count - self.ceiling
+        excess = self._total - self.ceiling
         for free in self._free.values():
             while excess > 0 and free:
                 waiter, _ = free.pop()
