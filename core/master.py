@@ -424,6 +424,10 @@ class MasterRuntime(MasterRunner):
         if pending is None or self.state != STATE_SPAWNING:
             return  # stopped meanwhile
         rate, ceiling, at = pending
+        if not any(w > 0 for w in self._arrival_weights().values()):
+            log.error("The open model has no user class to run: every class has weight 0")
+            self._call_on_loop(self.quit if self.quit_when_stopped else self.stop)
+            return
         self.arrival_plan = ArrivalPlan(rate, ceiling, self._worker_ids(), max(at, time.time()))
         self._send_arrivals()
         self._set_state(STATE_RUNNING)
