@@ -231,6 +231,12 @@ class OpenPool:
                 self._failed_classes.add(name)
                 log.exception("Could not start a %s user", name)
             return None
+        if type(user).run is not User.run and name not in self._failed_classes:
+            self._failed_classes.add(name)
+            log.warning(
+                "%s overrides run(): the open model runs one of its tasks per arrival and never "
+                "calls its run()", name,
+            )  # fmt: skip
         return user
 
     def _retire_free(self) -> None:

@@ -144,3 +144,26 @@ def test_split_ceiling() -> None:
     assert split_ceiling(10, 4) == [3, 3, 2, 2]
     assert split_ceiling(1, 3) == [1, 0, 0]
     assert split_ceiling(5, 0) == []
+
+
+def test_the_schedule_messages_round_trip_and_refuse_what_does_not_fit() -> None:
+    from lcore import protocol as p
+
+    message = p.Arrivals(3, 1e9, 12.5, 300.0, 1, 2, 50, {"A": 3, "B": 1}, "http://x", {})
+    assert p.decode(p.encode(message, "master")) == (message, "master")
+    cap = p.RateCap(1e9, 0.0, 250.0, 0, 1)
+    assert p.decode(p.encode(cap, "master")) == (cap, "master")
+    for bad in (
+        [3, 1e9, 0.0, float("nan"), 0, 1, 5, {}],  # a rate that is no number
+        [3, 1e9, 0.0, 10.0, 2, 2, 5, {}],  # a slot beyond the slots
+        [3, 1e9, -1.0, 10.0, 0, 1, 5, {}],  # a negative position
+        [3, 1e9, 0.0, 10.0, 0, 1, 5, {"A": "x"}],  # a weight that is no number
+    ):
+        with pytest.raises(p.ProtocolError):
+            p.decode(_raw("arrivals", bad))
+
+
+def _raw(msg_type: str, values: list) -> bytes:
+    import msgpack
+
+    return msgpack.packb([msg_type, "master", values], use_bin_type=True)
