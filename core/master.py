@@ -135,6 +135,7 @@ class MasterRuntime(MasterRunner):
         bundle_source: bundle.Source | None = None,
         max_stats_entries: int = DEFAULT_MAX_ENTRIES,
         arrival_rate: float | None = None,
+        arrival_ceiling: int | None = None,
         max_rps: float | None = None,
         schedule_lead: float = SCHEDULE_LEAD,
     ) -> None:
@@ -193,6 +194,8 @@ class MasterRuntime(MasterRunner):
         self.logs = LogBuffer()  # the status page's Logs view
         # the open model: --arrival-rate makes start() run arrivals, -u their ceiling
         self.arrival_rate = arrival_rate
+        # the ceiling when a shape's ArrivalRate gives none: -u, else DEFAULT_ARRIVAL_CEILING
+        self.arrival_ceiling = arrival_ceiling if arrival_ceiling else DEFAULT_ARRIVAL_CEILING
         self.current_arrival_rate: float | None = None
         self.arrival_plan: ArrivalPlan | None = None  # the run's schedule, while one is on
         self._open_pending: tuple[float, int, float] | None = None  # (rate, ceiling, at)
@@ -398,7 +401,7 @@ class MasterRuntime(MasterRunner):
         default: a little ahead of now, see SCHEDULE_LEAD)."""
         if not 0 <= rate < float("inf"):
             raise ValueError(f"arrival rate must be a finite number >= 0, not {rate!r}")
-        ceiling = DEFAULT_ARRIVAL_CEILING if ceiling is None else int(ceiling)
+        ceiling = self.arrival_ceiling if ceiling is None else int(ceiling)
         self.active_classes = self._class_names(user_classes)
         self.target_user_count = ceiling
         self.current_arrival_rate = rate
@@ -1061,7 +1064,7 @@ class MasterRuntime(MasterRunner):
     def _shape_arrivals(self, result: ArrivalRate) -> None:
         """A shape's tick in the open model: its rate applies from SCHEDULE_LEAD after now."""
         classes = list(result.user_classes) if result.user_classes is not None else None
-        ceiling = result.users if result.users is not None else self.target_user_count or None
+        ceiling = result.users if result.users is not None else self.arrival_ceiling
         if (
             result.rate != self.current_arrival_rate
             or ceiling != self.target_user_count

@@ -175,6 +175,7 @@ def run_master(argv: Sequence[str], options: argparse.Namespace, endpoints: list
         iterations=options.iterations,
         max_stats_entries=options.max_stats_entries,
         arrival_rate=options.arrival_rate,
+        arrival_ceiling=options.num_users,
         max_rps=options.max_rps,
         # for remote workers started with -f -, packed when the first one asks; a local run
         # has its own workers, and keeps its files to itself
