@@ -11,7 +11,7 @@ from typing import Any, ClassVar, NamedTuple
 class ArrivalRate(NamedTuple):
     """What a shape's ``tick()`` returns to run the open model: ``rate`` task runs per second
     across the whole test (until the next tick), on at most ``users`` concurrent users (None:
-    ``-u``, else 1000), of ``user_classes`` (None: all)."""
+    1000, or ``-u`` for a shape with ``use_common_options``), of ``user_classes`` (None: all)."""
 
     rate: float
     users: int | None = None
@@ -52,7 +52,7 @@ class RampingArrivalRate(LoadTestShape):
     """The open model's rate over time, as stages: ``stages = [(seconds, rate), ...]`` ramps
     linearly from ``start_rate`` to the first stage's rate over its seconds, then to the next
     one's, and so on; the test ends after the last stage. ``users`` is the ceiling of concurrent
-    users (None: ``-u``, else 1000). A stage with the same rate as the previous one holds it.
+    users (None: as for ``ArrivalRate``). A stage with the same rate as the previous one holds it.
 
     Each tick returns the mean rate of the coming second, so the arrivals of a ramp add up to
     its integral."""

@@ -44,4 +44,4 @@ class Shopper(HttpUser):
 class Ramp(RampingArrivalRate):
     # (seconds, rate at the end of the stage): linear from the previous stage's rate
     stages = [(10, 200), (20, 200), (10, 500), (10, 0)]
-    users = 300  # the ceiling of concurrent users (default: -u, else 1000)
+    users = 300  # the ceiling of concurrent users (default 1000)

@@ -175,7 +175,10 @@ def run_master(argv: Sequence[str], options: argparse.Namespace, endpoints: list
         iterations=options.iterations,
         max_stats_entries=options.max_stats_entries,
         arrival_rate=options.arrival_rate,
-        arrival_ceiling=options.num_users,
+        # a shape decides, -u is ignored (Locust's rule) unless it uses the common options
+        arrival_ceiling=options.num_users
+        if env.shape_class is None or getattr(env.shape_class, "use_common_options", False)
+        else None,
         max_rps=options.max_rps,
         # for remote workers started with -f -, packed when the first one asks; a local run
         # has its own workers, and keeps its files to itself
