@@ -196,8 +196,10 @@ def start(run_lcore, lf: Path, target, *args: str):
 @pytest.mark.parametrize("processes", [1, 2])
 def test_max_rps_caps_a_closed_model_test(tmp_path, target, run_lcore, processes) -> None:
     lf = write(tmp_path, CLOSED)
-    # 20 users without waits would send thousands a second
-    proc = start(run_lcore, lf, target, "-u", "20", "-r", "100", "-t", "6s", "--max-rps", "250",
+    # 100 users without waits would send thousands a second; the cap holds them, each waiting
+    # for a slot of its own: 0.4 s of slots reserved ahead, so a worker the machine pauses
+    # for less than that sends every slot still
+    proc = start(run_lcore, lf, target, "-u", "100", "-r", "1000", "-t", "6s", "--max-rps", "250",
                  "--processes", str(processes))  # fmt: skip
     rate = measured_rate(target, proc)
     assert proc.wait(60) == 0, proc.output[-3000:]
