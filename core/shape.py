@@ -55,7 +55,7 @@ class RampingArrivalRate(LoadTestShape):
     users (None: as for ``ArrivalRate``). A stage with the same rate as the previous one holds it.
 
     Each tick returns the mean rate of the coming second, so the arrivals of a ramp add up to
-    its integral."""
+    its integral (stages that end within a second: what is left of them, over that second)."""
 
     abstract = True
     stages: ClassVar[Sequence[tuple[float, float]]] = ()
@@ -93,5 +93,8 @@ class RampingArrivalRate(LoadTestShape):
         t = round(self.get_run_time())  # ticks come about every second
         if self.rate_at(t) is None:
             return None
+        # the rate holds for a whole second, until the next tick: the arrivals the stages give
+        # between now and then (or the end), spread over that second
         total = sum(float(s) for s, _ in self.stages)
-        return ArrivalRate(self._mean_rate(t, min(t + 1.0, total)), self.users)
+        end = min(t + 1.0, total)
+        return ArrivalRate(self._mean_rate(t, end) * (end - t), self.users)

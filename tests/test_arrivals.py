@@ -167,3 +167,24 @@ def _raw(msg_type: str, values: list) -> bytes:
     import msgpack
 
     return msgpack.packb([msg_type, "master", values], use_bin_type=True)
+
+
+def test_a_ramping_arrival_rate_ticks_the_mean_of_the_coming_second() -> None:
+    from lcore import ArrivalRate, RampingArrivalRate
+
+    class Ramp(RampingArrivalRate):
+        stages = [(3, 300), (2, 300), (1.5, 0)]
+        users = 50
+
+    shape = Ramp()
+    now = [0.0]
+    shape.get_run_time = lambda: now[0]  # type: ignore[method-assign]
+    ticks = []
+    while (tick := shape.tick()) is not None:
+        assert isinstance(tick, ArrivalRate) and tick.users == 50
+        ticks.append(tick.rate)
+        now[0] += 1.0
+    # 0 -> 300 over 3 s: means 50, 150, 250; then 300, 300; then 300 -> 0 over 1.5 s: 200,
+    # and the last half second's 25 arrivals over the last tick's second
+    assert ticks == pytest.approx([50, 150, 250, 300, 300, 200, 25])
+    assert sum(ticks) == pytest.approx(3 * 150 + 2 * 300 + 1.5 * 150)
