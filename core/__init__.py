@@ -8,16 +8,14 @@ Where things live (dependencies point down this list, never up):
     lcore.histogram       log-linear response-time histogram (no gevent, no asyncio)
     lcore.stats_delta     the worker's recorder and the stats delta it ships (wire form)
     lcore.stats           the master's merged view of the deltas, Locust's stats interface
+    lcore.schedule_lag    how late a scheduled task started: the coordinated-omission correction
     lcore.protocol        typed messages between master and workers (no gevent, no asyncio)
     lcore.log             logging set-up; worker logs rate-limited to the master, its buffer
     lcore.dispatch        how many users of each class each worker runs (pure)
     lcore.arrivals        the open model's schedule: arrival times, worker slots, class mix (pure)
     lcore.users           User, HttpUser, TaskSet, @task, @tag   (gevent side)
-    lcore.http            the HTTP client on geventhttpclient      (gevent side)
-    lcore.http_response   its Response, catch_response's context manager, response.request
-    lcore.http_body       its request bodies and query strings
-    lcore.http_wire       its keep-alive pools and request/response exchange on a socket
-    lcore.http_fields     its header mapping and cookie jar
+    lcore.http            the HTTP client on geventhttpclient      (gevent side); its
+                          modules are the private package lcore._http, imported only here
     lcore.worker          the worker runtime                        (gevent)
     lcore.master          the master runtime                        (asyncio on gevent's hub)
     lcore.hub_loop        the master's asyncio loop, waiting through gevent's hub
@@ -35,6 +33,7 @@ Where things live (dependencies point down this list, never up):
     lcore.rest            the rest() helper of HttpUser for JSON APIs
     lcore.user_pool       starts and stops a process's users to match per-class targets
     lcore.user_runners    the greenlets users run on; idle users parked on timers
+    lcore.user_lifecycle  a user's states and stop requests: when it may be killed (pure)
     lcore.open_pool       the open model on a worker: arrivals on schedule, a pool of users
     lcore.open_tasks      what one arrival runs: one task function (TaskSets entered, left)
     lcore.rate_cap        --max-rps: the gate each request waits at for its slot

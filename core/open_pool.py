@@ -30,7 +30,7 @@ from .arrivals import ClassMix, Share, WorkerSchedule, shifted
 from .exception import StopTest, StopUser
 from .open_tasks import run_one_task
 from .schedule_lag import end_scheduled_task, start_scheduled_task
-from .users import LOCUST_STATE_RUNNING, LOCUST_STATE_WAITING, User, no_tasks_message
+from .users import User, no_tasks_message
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,8 @@ class OpenPool:
             self._total -= 1
             return
         self._users.add(user)
-        user._greenlet = gevent.getcurrent()
+        life = user._lifecycle
+        life.run_on(gevent.getcurrent())
         try:
             try:
                 user.on_start()
@@ -173,17 +174,17 @@ class OpenPool:
             except Exception as e:
                 user._task_failed(e)
             while True:
-                start_scheduled_task(intended)
+                start_scheduled_task(intended, user_class=name)
                 try:
                     run_one_task(user)
                 finally:
                     end_scheduled_task()
-                if user._stop_requested or self._total > self.ceiling:
+                if life.stop_requested or self._total > self.ceiling:
                     break
                 waiter = Waiter()
                 entry = (waiter, user)
                 self._free[name].append(entry)
-                user._state = LOCUST_STATE_WAITING
+                life.begin_wait()
                 try:
                     got = waiter.get()  # the hub took it off the free list to switch here
                 except BaseException:
@@ -192,12 +193,12 @@ class OpenPool:
                         free.remove(entry)
                     raise
                 finally:
-                    user._state = LOCUST_STATE_RUNNING
+                    life.end_wait()
                 if got is _STOP:
                     break
                 intended = got
         except StopUser as e:
-            user._ended_by = e
+            life.stopped_by(e)
             if isinstance(e, StopTest) and self.on_stop_test is not None:
                 self.on_stop_test(str(e) or "StopTest raised by a user")
         except GreenletExit:
@@ -206,7 +207,7 @@ class OpenPool:
             try:
                 user._finish()
             finally:
-                user._done = True
+                life.end()
                 self._users.discard(user)
                 self.alive[name] -= 1
                 self._total -= 1
@@ -254,11 +255,8 @@ class OpenPool:
         self._running = False
         self._arm()
         stop_timeout = (self.environment.stop_timeout or 0) if timeout is None else timeout
-        users = list(self._users)
-        for user in users:
-            user._stop_requested = True
-            if stop_timeout <= 0:
-                user._stop_requests = True
+        for user in list(self._users):
+            user._lifecycle.request_stop(requests_too=stop_timeout <= 0)
         for free in self._free.values():
             for waiter, _ in free:
                 self.hub.loop.run_callback(waiter.switch, _STOP)
@@ -267,15 +265,17 @@ class OpenPool:
         last_resort = deadline + IN_REQUEST_GRACE
         while self._users or len(self.group):
             now = time.monotonic()
-            if now >= deadline:
-                for user in list(self._users):
-                    user._stop_requests = True  # on_stop's own requests still go through
-                    greenlet = user._greenlet
-                    if greenlet is not None and not greenlet.dead and (
-                        not user._in_request or now >= last_resort
-                    ):
-                        if user._state != "stopping" or now >= last_resort:
-                            greenlet.kill(block=False)
+            past_deadline, force = now >= deadline, now >= last_resort
+            for user in list(self._users):
+                life = user._lifecycle
+                if past_deadline:
+                    life.deadline_passed()  # on_stop's own requests still go through
+                # a free user was switched to its end above; one in a task finishes it, or
+                # the request it is in once the deadline has passed (see user_lifecycle)
+                greenlet = life.greenlet
+                if greenlet is not None and not greenlet.dead and past_deadline:
+                    if life.may_interrupt(past_deadline, force):
+                        greenlet.kill(block=False)
             if now >= last_resort + 5:
                 break
             gevent.sleep(0.01)

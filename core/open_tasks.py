@@ -27,7 +27,7 @@ def run_one_task(user: User) -> None:
     try:
         while True:  # until a task function has run
             holder: Any = stack[-1] if stack else user
-            if user._stop_requested:
+            if user._lifecycle.stop_requested:
                 raise StopUser()
             t = _pick(holder)
             if _is_taskset_class(t):

@@ -24,6 +24,7 @@ from gevent.pool import Group
 from zmq.utils.monitor import recv_monitor_message
 
 from . import protocol as p
+from . import schedule_lag
 from ._version import PROTOCOL_VERSION, __version__
 from .arrivals import Segment, Share
 from .cpu import CpuMonitor
@@ -108,6 +109,7 @@ class WorkerRuntime(WorkerRunner):
         environment.stats = self.local_stats = MergedStats()
         environment.events.request.recorder = self.stats_recorder.record
         environment.exception_recorder = self.stats_recorder.log_exception
+        schedule_lag.set_lag_sink(self.stats_recorder.record_schedule)
         self.pool = UserPool(environment, environment.user_classes_by_name)
         self.pool.on_spawning_complete = self._spawning_complete
         self.pool.on_user_ended = self._user_ended
@@ -525,8 +527,9 @@ class WorkerRuntime(WorkerRunner):
 
     # --- users that end themselves, StopTest, -i/--iterations -------------------------------
     def _user_ended(self, user: Any) -> None:
-        if isinstance(user._ended_by, StopTest):
-            self._stop_test_raised(str(user._ended_by) or "StopTest raised by a user")
+        ended_by = user._lifecycle.ended_by
+        if isinstance(ended_by, StopTest):
+            self._stop_test_raised(str(ended_by) or "StopTest raised by a user")
         if not self._ended_pending:
             # one message for all the users that end in this turn of the hub
             self._ended_pending = True

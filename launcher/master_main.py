@@ -234,6 +234,9 @@ def final_reports(
     lost = len(runtime.lost_workers)
     print(report_console.stats_table(stats, runtime.user_count), flush=True)
     print(report_console.percentiles_table(stats), flush=True)
+    behind = report_console.schedule_report(stats)
+    if behind:
+        print(behind, flush=True)
     errors = report_console.errors_table(stats)
     if errors:
         print(errors, flush=True)
@@ -259,7 +262,11 @@ def final_reports(
     if options.json or options.json_file:
         document = report_json.stats_to_json(stats)
         if options.thresholds:
-            document = {"stats": document, "thresholds": thresholds.results_to_json(results)}
+            document = {
+                "stats": document,
+                "thresholds": thresholds.results_to_json(results),
+                "schedules": report_json.schedules_to_json(stats),
+            }
         if options.json_file:
             with open(
                 options.json_file
