@@ -107,13 +107,21 @@ def test_a_rate_below_the_number_of_workers_is_split_evenly(tmp_path, target, ru
 def test_dropped_arrivals_are_counted_when_the_ceiling_is_reached(tmp_path, target, run_lcore) -> None:
     lf = write(tmp_path, DROPPED)
     # 100/s on at most 10 users of 200 ms each: 50/s served, the rest dropped and counted
-    run(run_lcore, lf, target, "--arrival-rate", "100", "-t", "5s", "-u", "10", "--processes", "2")
+    out = tmp_path / "out.json"
+    run(
+        run_lcore, lf, target, "--arrival-rate", "100", "-t", "5s", "-u", "10", "--processes", "2",
+        "--json-file", str(out), "--threshold", "dropped_arrivals<1000",
+    )  # fmt: skip
     served = target.total
     dropped = sum(
         sum(json.loads((tmp_path / f"dropped-{i}.json").read_text()).values()) for i in range(2)
     )
     assert 200 <= served <= 260
     assert abs(served + dropped - 500) <= 5, (served, dropped)
+    # the master's report: what the workers' recorders counted, per user class
+    schedules = json.loads(out.read_text())["schedules"]
+    assert schedules["Slow"]["dropped_arrivals"] == dropped
+    assert schedules["Slow"]["scheduled_starts"] == served
 
 
 def test_no_arrival_is_dropped_when_the_ceiling_allows_it(tmp_path, target, run_lcore) -> None:
@@ -237,3 +245,61 @@ def test_a_worker_joining_mid_run_takes_its_share_and_the_count_stays_exact(
     assert abs(sum(counts.values()) - 1800) <= 18, counts
     # the second worker joined after a second or more: it ran every other arrival from then on
     assert 300 <= counts["/w1"] <= counts["/w0"] - 300, counts
+# -- latency from the intended start: a stalling target, the truth from the schedule ------
+
+
+def csv_row(path: Path, name: str = "Aggregated") -> dict[str, str]:
+    import csv
+
+    with open(path, newline="") as f:
+        return next(row for row in csv.DictReader(f) if row["Name"] == name)
+
+
+def nearest_rank(values: list[float], q: float) -> float:
+    import math
+
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1))]
+
+
+STALLED = """
+from locust import HttpUser, task
+
+class Visitor(HttpUser):
+    @task
+    def index(self):
+        self.client.get("/")
+"""
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_arrivals_against_a_stalling_target_report_the_truth(tmp_path, run_lcore, processes) -> None:
+    from lcore.target import Stall, Target
+
+    rate = 200
+    stall = Stall(every=2.0, length=0.5)  # a quarter of the arrivals fall into a stall
+    lf = write(tmp_path, STALLED)
+    prefix = tmp_path / "run"
+    with Target(stall=stall) as target:
+        # 200/s, each held up to 0.5 s by a stall: about 100 users busy at once, 400 allowed;
+        # the run fails (exit code 4) if a single arrival was dropped
+        proc = run_lcore(
+            "-f", str(lf), "-H", target.url, "--headless", "--arrival-rate", str(rate), "-u", "400",
+            "-t", "9s", "--processes", str(processes), "--csv", str(prefix), "--no-web",
+            "--master-bind-port", str(free_port()), "--threshold", "dropped_arrivals==0",
+        )  # fmt: skip
+        assert proc.wait(90) == 0, proc.output[-3000:]
+        seen = target.stats()
+    row = csv_row(Path(f"{prefix}_stats.csv"))
+    assert int(row["Request Count"]) == seen["total"]
+    assert abs(seen["total"] - 9 * rate) <= 9 * rate * 0.01
+    # the truth: the arrivals of the schedule, evenly spread from the first to the last
+    first, last = seen["first_request"] - target.origin, seen["last_request"] - target.origin
+    service = float(row["50%"])  # ms: the target's own time when it answers at once
+    truth = [w * 1000 + service for w in stall.truth(first, last, rate)]
+    for column, q in (("50%", 0.5), ("90%", 0.90), ("95%", 0.95), ("98%", 0.98), ("99%", 0.99)):
+        expected = nearest_rank(truth, q)
+        measured = float(row[f"Corrected {column}"])
+        # within 5%, or 2 ms where the truth is about nothing (the timer's own resolution)
+        assert measured == pytest.approx(expected, rel=0.05, abs=2.0), (column, expected, row)
+    assert "dropped_arrivals" in proc.output
