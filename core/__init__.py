@@ -37,6 +37,7 @@ Where things live (dependencies point down this list, never up):
     lcore.open_pool       the open model on a worker: arrivals on schedule, a pool of users
     lcore.open_tasks      what one arrival runs: one task function (TaskSets entered, left)
     lcore.rate_cap        --max-rps: the gate each request waits at for its slot
+    lcore.precise_timer   a hub timer to the microsecond (a timerfd; libev's are to the ms)
     lcore.task_tags       --tags / --exclude-tags re-applied from the declared tasks
     lcore.step_load       --step-load (Locust 1.x's Step Load mode) as a built-in shape
     lcore.web_ui          environment.web_ui on the master: the Flask app a locustfile extends

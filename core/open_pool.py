@@ -1,6 +1,7 @@
 """The open model on a worker: arrivals on schedule, each on a free user of a pool (gevent side).
 
-One hub timer stands for the next arrival of this worker's schedule (``lcore.arrivals``). When
+One hub timer (``lcore.precise_timer``: to the microsecond, where libev's are to the
+millisecond) stands for the next arrival of this worker's schedule (``lcore.arrivals``). When
 it fires, every arrival due by then is handed out: to a free user of its class, which runs one
 task (``lcore.open_tasks``); else to a new user if the pool is under its ceiling (created on
 its own greenlet, ``on_start`` once, then the task); else it is *dropped* and counted as such
@@ -29,6 +30,7 @@ from gevent.pool import Group
 from .arrivals import ClassMix, Share, WorkerSchedule, shifted
 from .exception import StopTest, StopUser
 from .open_tasks import run_one_task
+from .precise_timer import PreciseTimer
 from .schedule_lag import end_scheduled_task, start_scheduled_task
 from .users import User, no_tasks_message
 
@@ -63,7 +65,7 @@ class OpenPool:
         self._total = 0  # sum(alive.values()), kept as it changes (read at every arrival)
         self._free: dict[str, list[tuple[Waiter, User]]] = {n: [] for n in self.user_classes}
         self._users: set[User] = set()
-        self._timer: Any = None
+        self._timer: PreciseTimer | None = None  # stands for the next arrival
         self._running = False
         self._end = float("inf")  # no arrival due after this runs (end_at)
         self._failed_classes: set[str] = set()
@@ -105,20 +107,14 @@ class OpenPool:
         self._end = min(self._end, wall - time.time() + self.clock())
 
     def _arm(self) -> None:
-        if self._timer is not None:
-            self._timer.stop()
-            self._timer.close()
-            self._timer = None
-        if not self._running:
-            return
-        due = self.schedule.next_due()
+        due = self.schedule.next_due() if self._running else None
         if due is None:
+            if self._timer is not None:
+                self._timer.cancel()
             return
-        loop = self.hub.loop
-        # libev measures timers from the time of the loop's last iteration: bring it up to date
-        loop.update_now()
-        self._timer = loop.timer(max(0.0, due - self.clock()))
-        self._timer.start(self._fire)
+        if self._timer is None:
+            self._timer = PreciseTimer(self.hub.loop, self._fire)
+        self._timer.set(due)
 
     def _fire(self) -> None:
         # in the hub: a timer's callback
@@ -281,3 +277,6 @@ class OpenPool:
             gevent.sleep(0.01)
         self.group.kill(block=True, timeout=5)
         self.schedule = WorkerSchedule()
+        if self._timer is not None:
+            self._timer.close()
+            self._timer = None

@@ -166,3 +166,26 @@ def test_a_user_that_stops_itself_frees_its_place() -> None:
     assert pool.arrived >= 45
     assert len(started) + pool.dropped == pool.arrived
     assert len(started) >= pool.arrived * 0.7
+
+
+def test_the_precise_timer_fires_at_its_deadline_never_before() -> None:
+    from lcore import precise_timer
+
+    for libc in (precise_timer._LIBC, None):  # timerfd, then libev's timer as the fallback
+        saved, precise_timer._LIBC = precise_timer._LIBC, libc
+        try:
+            fired: list[float] = []
+            timer = precise_timer.PreciseTimer(gevent.get_hub().loop, lambda: fired.append(time.monotonic()))
+            assert timer.precise == (libc is not None)
+            deadline = time.monotonic() + 0.05
+            timer.set(deadline + 10)  # replaced by the next set
+            timer.set(deadline)
+            gevent.sleep(0.3)
+            assert len(fired) == 1 and deadline <= fired[0] < deadline + 0.2
+            timer.set(time.monotonic() + 0.05)
+            timer.cancel()
+            gevent.sleep(0.1)
+            assert len(fired) == 1
+            timer.close()
+        finally:
+            precise_timer._LIBC = saved
