@@ -175,7 +175,11 @@ def test_the_precise_timer_fires_at_its_deadline_never_before() -> None:
         saved, precise_timer._LIBC = precise_timer._LIBC, libc
         try:
             fired: list[float] = []
-            timer = precise_timer.PreciseTimer(gevent.get_hub().loop, lambda: fired.append(time.monotonic()))
+
+            def fire(fired: list[float] = fired) -> None:
+                fired.append(time.monotonic())
+
+            timer = precise_timer.PreciseTimer(gevent.get_hub().loop, fire)
             assert timer.precise == (libc is not None)
             deadline = time.monotonic() + 0.05
             timer.set(deadline + 10)  # replaced by the next set
