@@ -10,7 +10,9 @@ Where things live (dependencies point down this list, never up):
     lcore.stats           the master's merged view of the deltas, Locust's stats interface
     lcore.schedule_lag    how late a scheduled task started: the coordinated-omission correction
     lcore.protocol        typed messages between master and workers (no gevent, no asyncio)
-    lcore.log             logging set-up; worker logs rate-limited to the master, its buffer
+    lcore.log             logging set-up (text or JSON lines); worker logs rate-limited to the
+                          master, its buffer
+    lcore.run_ids         the run id logs and pushed metrics carry (pure)
     lcore.dispatch        how many users of each class each worker runs (pure)
     lcore.arrivals        the open model's schedule: arrival times, worker slots, class mix (pure)
     lcore.users           User, HttpUser, TaskSet, @task, @tag   (gevent side)
@@ -19,7 +21,8 @@ Where things live (dependencies point down this list, never up):
     lcore.worker          the worker runtime                        (gevent)
     lcore.master          the master runtime                        (asyncio on gevent's hub)
     lcore.hub_loop        the master's asyncio loop, waiting through gevent's hub
-    lcore.greenlet_calls  where the master runs locustfile code: greenlets, never its loop
+    lcore.greenlet_calls  where the master runs locustfile code: greenlets, never its loop;
+                          its CPU-heavy work of its own: a native thread
     lcore.task_owner      owns the master's background tasks: one that dies stops the test
     lcore.spent           users that ended themselves: slots never refilled (pure)
     lcore.iterations      -i/--iterations: task runs leased from the master (gevent side)

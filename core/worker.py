@@ -31,7 +31,7 @@ from .cpu import CpuMonitor
 from .curve import WorkerKeys, apply_client
 from .exception import StopTest
 from .iterations import TaskRunLease
-from .log import FORWARD_BURST, FORWARD_RATE, LogForwarder, not_forwarded
+from .log import FORWARD_BURST, FORWARD_RATE, LOG_CONTEXT, LogForwarder, not_forwarded
 from .memory import TRIM_INTERVAL, release_free_memory
 from .open_pool import OpenPool
 from .rate_cap import RateGate
@@ -177,6 +177,7 @@ class WorkerRuntime(WorkerRunner):
         """Connect, call ``on_connected`` (the launcher fires ``events.init`` there), then serve
         until told to quit; returns the exit code."""
         raise_open_file_limit()
+        LOG_CONTEXT.worker_id = self.client_id  # JSON log lines name this worker
         gevent.signal_handler(signal.SIGTERM, self.quit)
         self._open_socket()
         self._forward_logs(True)
@@ -302,11 +303,11 @@ class WorkerRuntime(WorkerRunner):
             for handler in others:
                 (handler.addFilter if on else handler.removeFilter)(not_forwarded)
 
-    def _send_log(self, level: str, name: str, message: str, dropped: int) -> bool:
+    def _send_log(self, level: str, name: str, message: str, dropped: int, traceback: str) -> bool:
         # before the welcome the master would drop it (an unknown node): the line stays local
         if not self._connected.is_set():
             return False
-        return self._send(p.Log(level, message, name, dropped))
+        return self._send(p.Log(level, message, name, dropped, traceback, time.time()))
 
     def _hello(self) -> p.Hello:
         return p.Hello(
@@ -379,6 +380,8 @@ class WorkerRuntime(WorkerRunner):
                 self._quit.set()
                 return
             self.worker_index = message.index
+            if message.run_uid:
+                LOG_CONTEXT.run_id = message.run_uid
             if not self._connected.is_set():
                 log.info("Connected to the master at %s as %s", self.endpoint, self.client_id)
             self._apply_options(message.options)
@@ -470,6 +473,8 @@ class WorkerRuntime(WorkerRunner):
             for cls in self.environment.user_classes:
                 cls.host = message.host
         self._apply_options(message.options)
+        if message.run_uid:
+            LOG_CONTEXT.run_id = message.run_uid
         if self.state in (STATE_INIT, STATE_STOPPED) or message.run_id != self._run_id:
             if self.state not in (STATE_INIT, STATE_STOPPED):
                 self._stop_test()

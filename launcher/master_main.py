@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from lcore.exporters import thresholds
+from lcore.exporters.push import PeriodicPusher, build_outputs, push_interval
 from lcore.master import DEFAULT_ARRIVAL_CEILING, MasterRuntime
 from lcore.runners import STATE_STOPPED
 from lcore.step_load import StepLoadShape
@@ -111,6 +112,18 @@ async def master_async(runtime: MasterRuntime, options: argparse.Namespace) -> i
                     where,
                     e.strerror or e,
                 )
+    pusher = None
+    try:
+        outputs = build_outputs(runtime, options)
+    except (ValueError, ImportError) as e:
+        log.error("%s", e)
+        if web is not None:
+            await web.close()
+        await close_quietly(runtime)
+        return 1
+    if outputs:
+        pusher = PeriodicPusher(outputs, push_interval(options))
+        push_task = runtime.owner.spawn(pusher.run(), "metrics push")
     notify_ready()
 
     if getattr(options, "step_load", False):
@@ -201,6 +214,9 @@ async def master_async(runtime: MasterRuntime, options: argparse.Namespace) -> i
     await runtime.wait_quit()
     for task in periodic:
         task.cancel()
+    if pusher is not None:
+        # the run's final figures: merged by now (every worker stopped and sent its last delta)
+        await pusher.close(push_task)
     if history is not None:
         history.write(stats, runtime.user_count)
         history.close()
