@@ -379,6 +379,10 @@ class MasterRuntime(MasterRunner):
         if self.arrival_rate is not None:
             self.start_arrivals(self.arrival_rate, user_count, user_classes)
             return
+        running = self.state in (STATE_SPAWNING, STATE_RUNNING)
+        if running and (self.arrival_plan is not None or self._open_pending is not None):
+            log.error("A test in the open model (arrivals) cannot switch to users and a spawn rate")
+            return
         names = self._class_names(user_classes)
         if names != self.active_classes:
             # a new class mix: ramp a fresh dispatcher; classes left out get zero users
@@ -422,6 +426,9 @@ class MasterRuntime(MasterRunner):
         if self.state in (STATE_INIT, STATE_STOPPED, STATE_CLEANUP):
             self._begin_run()
             self.arrival_plan = None
+        elif self.arrival_plan is None and self._open_pending is None and self.dispatcher.requested:
+            log.error("A test with users and a spawn rate cannot switch to the open model (arrivals)")
+            return
         if self.arrival_plan is None:
             starting = self._open_pending is not None
             self._open_pending = (rate, ceiling, time.time() if at is None else at)
