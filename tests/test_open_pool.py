@@ -193,3 +193,31 @@ def test_the_precise_timer_fires_at_its_deadline_never_before() -> None:
             timer.close()
         finally:
             precise_timer._LIBC = saved
+
+
+def test_a_sequential_taskset_advances_one_task_per_arrival() -> None:
+    from lcore import SequentialTaskSet
+
+    seen: list[str] = []
+
+    class Steps(SequentialTaskSet):
+        @task
+        def first(self) -> None:
+            seen.append("first")
+
+        @task
+        def second(self) -> None:
+            seen.append("second")
+
+        @task
+        def third(self) -> None:
+            seen.append("third")
+
+    class Walker(User):
+        tasks = [Steps]
+
+    pool = make_pool(Walker)
+    run_for(pool, 50.0, 1, 0.3)
+    pool.stop_all()
+    assert len(seen) >= 10 and len(seen) in (pool.arrived, pool.arrived - 1)
+    assert seen[:6] == ["first", "second", "third"] * 2
