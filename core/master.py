@@ -1022,7 +1022,11 @@ class MasterRuntime(MasterRunner):
             self.rate_cap_plan.change(when, workers=workers, ceiling=len(workers))
             self._send_rate_cap()
         if self.arrival_plan is not None and tuple(workers) != self.arrival_plan.workers:
-            self.arrival_plan.change(when, workers=workers)
+            # a worker that left runs nothing more: the others take its arrivals over at once
+            # (ahead of now, they would be lost until then); with one joining, the new slots
+            # wait for the lead, so that no arrival runs on two workers
+            gone = set(workers) <= set(self.arrival_plan.workers)
+            self.arrival_plan.change(time.time() if gone else when, workers=workers)
             if self.state in (STATE_SPAWNING, STATE_RUNNING):
                 self._send_arrivals()
         before = snapshot(self.dispatcher.assignment) if self.spent else None

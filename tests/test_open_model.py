@@ -4,6 +4,7 @@ counts as the truth (--arrival-rate, dropped arrivals, shape-driven rates, --max
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import textwrap
 import time
@@ -303,3 +304,25 @@ def test_arrivals_against_a_stalling_target_report_the_truth(tmp_path, run_lcore
         # within 5%, or 2 ms where the truth is about nothing (the timer's own resolution)
         assert measured == pytest.approx(expected, rel=0.05, abs=2.0), (column, expected, row)
     assert "dropped_arrivals" in proc.output
+
+
+def test_a_worker_leaving_mid_run_hands_its_arrivals_over(tmp_path, target, run_lcore) -> None:
+    lf = write(tmp_path, OPEN)
+    port = free_port()
+    master = run_lcore(
+        "-f", str(lf), "-H", target.url, "--master", "--headless", "--expect-workers", "2",
+        "--arrival-rate", "300", "-u", "100", "-t", "6s", "--master-bind-port", str(port),
+        "--no-web", "--only-summary",
+    )  # fmt: skip
+    worker = ["-f", str(lf), "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
+    first, second = run_lcore(*worker), run_lcore(*worker)
+    wait_until(lambda: target.total >= 600 or master.proc.poll() is not None, timeout=60)
+    second.proc.send_signal(signal.SIGTERM)  # it says goodbye; the other takes over
+    assert second.wait(20) == 0
+    assert master.wait(90) == 0, master.output[-3000:]
+    assert first.wait(20) == 0
+    counts = per_worker(target)
+    # every arrival of the schedule ran, but those the leaving worker had in flight
+    assert abs(sum(counts.values()) - 1800) <= 18, counts
+    low, high = sorted(counts.values())  # which worker got index 0 is a race
+    assert high > low + 300, counts
