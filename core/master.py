@@ -1018,8 +1018,10 @@ class MasterRuntime(MasterRunner):
         workers = self._worker_ids()
         when = time.time() + self.schedule_lead
         if self.rate_cap_plan is not None and tuple(workers) != self.rate_cap_plan.workers:
-            # every worker's slots change: ahead of now, so that no slot is used twice
-            self.rate_cap_plan.change(when, workers=workers, ceiling=len(workers))
+            # every worker's slots change: ahead of now, so that no slot is used twice (at once
+            # when workers only left: theirs would go unused until then)
+            gone = set(workers) <= set(self.rate_cap_plan.workers)
+            self.rate_cap_plan.change(time.time() if gone else when, workers=workers, ceiling=len(workers))
             self._send_rate_cap()
         if self.arrival_plan is not None and tuple(workers) != self.arrival_plan.workers:
             # a worker that left runs nothing more: the others take its arrivals over at once
