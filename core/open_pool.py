@@ -169,11 +169,14 @@ class OpenPool:
                 raise
             except Exception as e:
                 user._task_failed(e)
+            greenlet = gevent.getcurrent()
             while True:
                 start_scheduled_task(intended, user_class=name)
+                greenlet.lcore_arrival_due = intended  # for a rate cap's wait (lcore.rate_cap)
                 try:
                     run_one_task(user)
                 finally:
+                    greenlet.lcore_arrival_due = None
                     end_scheduled_task()
                 if life.stop_requested or self._total > self.ceiling:
                     break

@@ -7,6 +7,9 @@ slot of its worker at or after now and is sent at that slot's time; a slot nobod
 gone (no credit is saved up for a burst). So in any span of ``D`` seconds the test sends at most
 ``max_rps * D`` requests plus one per worker, and exactly that many while users ask for more.
 
+An open-model arrival held here is that much later against its schedule: the wait is added to
+its lag, so its requests' corrected times count it (``lcore.schedule_lag``).
+
 HTTP users wait here before each request (``HttpSession.request``, redirects included); a
 client of another protocol calls ``environment.rate_gate.wait()`` itself when it is set.
 """
@@ -17,7 +20,9 @@ import time
 from collections.abc import Callable
 
 import gevent
+from greenlet import getcurrent
 
+from . import schedule_lag
 from .arrivals import Share, WorkerSchedule, shifted
 
 
@@ -54,4 +59,9 @@ class RateGate:
             self.sleep(left)
         waited = self.clock() - now
         self.waited += waited
+        if waited > 0 and getattr(getcurrent(), "lcore_arrival_due", None) is not None:
+            # an open-model arrival held here is that much later against its schedule: its
+            # requests from now on count it in their corrected times (lcore.schedule_lag)
+            lag_us = schedule_lag.current()[0]
+            schedule_lag.start_scheduled_task(time.monotonic() - lag_us / 1e6 - waited)
         return waited

@@ -221,3 +221,28 @@ def test_a_sequential_taskset_advances_one_task_per_arrival() -> None:
     pool.stop_all()
     assert len(seen) >= 10 and len(seen) in (pool.arrived, pool.arrived - 1)
     assert seen[:6] == ["first", "second", "third"] * 2
+
+
+def test_an_arrival_held_by_the_rate_cap_is_that_much_later() -> None:
+    from lcore import schedule_lag
+    from lcore.rate_cap import RateGate
+
+    gate = RateGate()
+    gate.add(Share(Segment(time.time(), 0.0, 10.0)))  # a slot every 100 ms
+    seen = {}
+
+    def request_twice(scheduled: bool) -> None:
+        g = gevent.getcurrent()
+        g.lcore_arrival_due = time.monotonic() if scheduled else None
+        try:
+            gate.wait()
+            gate.wait()  # the next slot: about 100 ms later
+            seen[scheduled] = schedule_lag.current()[0] / 1000.0
+        finally:
+            schedule_lag.end_scheduled_task()
+
+    gevent.spawn(request_twice, True).join(timeout=5)
+    gevent.spawn(request_twice, False).join(timeout=5)
+    assert 80.0 <= seen[True] <= 400.0  # an arrival: its corrected times count the wait
+    assert seen[False] == 0.0  # a user without a schedule has no lag to add it to
+    assert schedule_lag.late[0] == 0
