@@ -34,6 +34,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .keys import keys_main
 
         return keys_main(argv[1:])
+    if argv[:1] == ["runs"]:
+        from .runs_cli import runs_main
+
+        return runs_main(argv[1:])
     if "--demo" in argv:
         from .demo import run_demo
 

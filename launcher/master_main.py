@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from lcore import unreported
 from lcore.exporters import thresholds
 from lcore.exporters.push import PeriodicPusher, build_outputs, push_interval
 from lcore.master import DEFAULT_ARRIVAL_CEILING, MasterRuntime
@@ -124,6 +125,16 @@ async def master_async(runtime: MasterRuntime, options: argparse.Namespace) -> i
     if outputs:
         pusher = PeriodicPusher(outputs, push_interval(options))
         push_task = runtime.owner.spawn(pusher.run(), "metrics push")
+    try:
+        recorder, skipped = open_results(runtime, options)
+    except ResultsStartupError as e:
+        log.error("%s", e)
+        if pusher is not None:
+            push_task.cancel()
+        if web is not None:
+            await web.close()
+        await close_quietly(runtime)
+        return 1
     notify_ready()
 
     if getattr(options, "step_load", False):
@@ -223,13 +234,91 @@ async def master_async(runtime: MasterRuntime, options: argparse.Namespace) -> i
     if web is not None:
         await web.close()
 
-    results = final_reports(runtime, options, breaches)
+    results = final_reports(runtime, options, breaches, recorder)
+    for line in skipped:
+        print(line, flush=True)
     try:
         await runtime.close()
     except TaskFailed as e:
         log.error("The test ended early: %s", e)
-        return 1
-    return exit_code(runtime, options, results)
+        code = 1
+    else:
+        code = exit_code(runtime, options, results)
+    if recorder is not None:
+        run_id = recorder.finish(code, thresholds.results_to_json(results))
+        recorder.close()
+        if run_id is not None:
+            where = results_db_redact(recorder.where)
+            print(f"Run saved as {run_id} in {where} (lcore runs show {run_id})", flush=True)
+    return code
+
+
+def results_db_redact(where: str) -> str:
+    from lcore.exporters.results_db import redact
+
+    return redact(where)
+
+
+class ResultsStartupError(Exception):
+    """The results store or the baseline asked for cannot be used: one line, exit 1."""
+
+
+def open_results(runtime: MasterRuntime, options: argparse.Namespace) -> tuple[Any, list[str]]:
+    """The recorder that saves this master's runs (None with --no-results-db), with the
+    baseline's relative thresholds resolved in ``options.thresholds``; and the lines telling
+    which relative thresholds had no baseline to compare with."""
+    from lcore.exporters import results_db, results_record
+    from lcore.exporters.results_writer import ResultsRecorder
+
+    from .results_options import results_db_of
+
+    where = results_db_of(options)
+    if where is None:
+        return None, []
+    relative = [t for t in options.thresholds or () if t.relative is not None]
+    try:
+        store = results_db.open_store(where)
+    except results_db.StoreError as e:
+        if options.results_db or relative or options.baseline:
+            raise ResultsStartupError(f"{e} (--no-results-db runs without it)") from e
+        log.warning("This run is not saved: %s", e)  # the default path only: never fatal
+        return None, []
+    skipped: list[str] = []
+    try:
+        if relative or options.baseline:
+            spec = options.baseline or "last"
+            try:
+                base = store.find_baseline(spec)
+            except results_db.RunNotFound as e:
+                raise ResultsStartupError(f"--baseline {spec}: {e}") from e
+            if base is None:
+                why = f"no finished run in {store.where} matches --baseline {spec} yet"
+                skipped = thresholds.skipped_lines(relative, why)
+                for line in skipped:
+                    log.warning("%s", line)
+            else:
+                stats = results_record.restore_stats(base["results"])
+                options.thresholds = thresholds.resolve_relative(options.thresholds, stats, base["id"])
+                log.info("Baseline: run %s (started %s)", base["id"], _when(base["started"]))
+                skipped = thresholds.skipped_lines(options.thresholds, f"run {base['id']} has no such requests")
+    finally:
+        store.close()
+
+    def outcome() -> tuple[int | None, Any]:
+        results = thresholds.evaluate(options.thresholds or [], runtime.stats_merged)
+        return exit_code(runtime, options, results), thresholds.results_to_json(results)
+
+    recorder = ResultsRecorder(
+        where, runtime, options, labels=dict(options.labels or []), outcome=outcome
+    )
+    recorder.attach()
+    return recorder, skipped
+
+
+def _when(timestamp: float) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
 
 
 async def close_quietly(runtime: MasterRuntime) -> None:
@@ -241,7 +330,10 @@ async def close_quietly(runtime: MasterRuntime) -> None:
 
 
 def final_reports(
-    runtime: MasterRuntime, options: argparse.Namespace, breaches: Sequence[thresholds.Result] = ()
+    runtime: MasterRuntime,
+    options: argparse.Namespace,
+    breaches: Sequence[thresholds.Result] = (),
+    recorder: Any = None,
 ) -> list[thresholds.Result]:
     """The summary on stdout and the files asked for, from the master's merged stats."""
     from lcore.exporters import report_console, report_csv, report_json
@@ -256,12 +348,9 @@ def final_reports(
     errors = report_console.errors_table(stats)
     if errors:
         print(errors, flush=True)
+    shares = runtime.unreported_bound()
     if lost:
-        print(
-            f"{lost} worker(s) lost during the test: each may have had up to one stats interval "
-            f"({options.stats_interval:g} s) of unreported results, which are missing from these figures",
-            flush=True,
-        )
+        print(unreported.summary_line(shares, lost), flush=True)
     results = thresholds.evaluate(options.thresholds or [], stats, breaches)
     for line in thresholds.report_lines(results):
         print(line, flush=True)
@@ -282,6 +371,8 @@ def final_reports(
                 "stats": document,
                 "thresholds": thresholds.results_to_json(results),
                 "schedules": report_json.schedules_to_json(stats),
+                # Locust's list has no room for it; the object form has
+                "unreported": report_json.unreported_to_json(shares),
             }
         if options.json_file:
             with open(
@@ -298,7 +389,12 @@ def final_reports(
         try:
             from lcore.exporters.report_html import write_html_report
 
-            write_html_report(runtime, options.html_file)
+            trend = None
+            if recorder is not None and recorder.info is not None and options.report_trend:
+                from lcore.exporters.results_trend import trend_for_report
+
+                trend = trend_for_report(recorder, options.report_trend)
+            write_html_report(runtime, options.html_file, trend=trend)
         except ImportError:
             log.warning("--html is not available in this build")
     return results

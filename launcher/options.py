@@ -311,6 +311,7 @@ def validate(options: argparse.Namespace) -> None:
         ("connect_timeout", "--connect-timeout"),
         ("bundle_max_mb", "--bundle-max-mb"),
         ("max_stats_entries", "--max-stats-entries"),
+        ("metrics_max_series", "--metrics-max-series"),
     ):
         if dest in options.__dict__ and not get(dest) > 0:
             raise OptionsError(f"{flag} must be greater than 0, not {get(dest)}")
@@ -324,6 +325,11 @@ def validate(options: argparse.Namespace) -> None:
     for dest, flag in (("threshold_abort", "--threshold-abort"), ("junit_file", "--junit")):
         if get(dest) and not get("thresholds"):
             raise OptionsError(f"{flag} needs at least one --threshold")
+    from .results_options import validate_results_options
+
+    results_problem = validate_results_options(options)
+    if results_problem:
+        raise OptionsError(results_problem)
     if get("stats_history_enabled") and not get("csv_prefix"):
         raise OptionsError("--csv-full-history requires --csv")
     if get("iterations", 0) < 0:

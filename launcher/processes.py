@@ -203,6 +203,10 @@ def run_master(argv: Sequence[str], options: argparse.Namespace, endpoints: list
         if not fire_init(env, runtime):
             return 1
         code = hub_loop.run(master_async(runtime, options))
+        # The test is over and reported; the loop that handled SIGTERM is gone. A SIGTERM from
+        # now on (docker compose stops every container once the workers have quit) would only
+        # replace lcore's exit code with 143: ignore it. A second Ctrl-C still kills (launcher).
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         env.events.quit.fire(exit_code=code)
         return code
     except StartupError as e:
