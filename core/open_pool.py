@@ -60,6 +60,7 @@ class OpenPool:
         self.group = Group()
         self.schedule = WorkerSchedule()
         self.mix: ClassMix | None = None
+        self._asked = ""  # a class the master asked for (what a drop is counted under)
         self.ceiling = 0
         self.alive: dict[str, int] = dict.fromkeys(self.user_classes, 0)
         self._total = 0  # sum(alive.values()), kept as it changes (read at every arrival)
@@ -92,7 +93,8 @@ class OpenPool:
         try:
             self.mix = ClassMix(known)
         except ValueError:
-            self.mix = None
+            self.mix = None  # nothing this worker can run: every arrival is dropped
+        self._asked = next(iter(weights), "")
         self.ceiling = ceiling
         if not self._running:
             self._end = float("inf")  # a new run
@@ -137,6 +139,8 @@ class OpenPool:
         self.arrived += 1
         mix = self.mix
         if mix is None:
+            self.dropped += 1
+            self.on_dropped(self._asked)
             return
         name = mix.class_of(k)
         free = self._free[name]
