@@ -220,6 +220,7 @@ class MasterRuntime(MasterRunner):
         self.current_arrival_rate: float | None = None
         self.arrival_plan: ArrivalPlan | None = None  # the run's schedule, while one is on
         self._open_pending: tuple[float, int, float] | None = None  # (rate, ceiling, at)
+        self._open_end: float | None = None  # -t's end of the schedule (wall clock)
         self.schedule_lead = schedule_lead
         # --max-rps: the test's request slots, shared by all workers (lcore.rate_cap)
         self.rate_cap_plan = (
@@ -459,7 +460,15 @@ class MasterRuntime(MasterRunner):
             log.error("The open model has no user class to run: every class has weight 0")
             self._call_on_loop(self.quit if self.quit_when_stopped else self.stop)
             return
-        self.arrival_plan = ArrivalPlan(rate, ceiling, self._worker_ids(), max(at, time.time()))
+        start = max(at, time.time())
+        self.arrival_plan = ArrivalPlan(rate, ceiling, self._worker_ids(), start)
+        if self._run_timer is not None and self.run_time:
+            # -t is the schedule's length: from its first arrival, whatever the test_start
+            # listeners took, to the arrival index that ends it (see _stop)
+            self._run_timer.cancel()
+            loop = asyncio.get_running_loop()
+            self._run_timer = loop.call_later(start + self.run_time - time.time(), self._run_time_up)
+            self._open_end = start + self.run_time
         self._send_arrivals()
         self._set_state(STATE_RUNNING)
         self._fire(self.environment.events.spawning_complete, user_count=self.user_count)
@@ -629,7 +638,10 @@ class MasterRuntime(MasterRunner):
         self._set_state(STATE_STOPPING)
         self._fire(self.environment.events.test_stopping, environment=self.environment)
         run_id = self.run_id
-        stop_at = time.time()
+        # the open model ends on schedule: no arrival due after the planned end runs, however
+        # late this loop ran the timer
+        stop_at = min(time.time(), self._open_end) if self._open_end else time.time()
+        self._open_end = None
         for node in self.workers.values():
             self._send(node.id, p.Stop(run_id, stop_at))
         # each worker sends its final delta, then "stopped"
