@@ -498,7 +498,7 @@ class MasterRuntime(MasterRunner):
             seg = share.segment
             self._send(node_id, p.Arrivals(
                 self.run_id, seg.start, seg.position, seg.rate, share.slot, share.slots, part,
-                weights, self.host, self.options_for_workers,
+                weights, self.host, self.options_for_workers, self._open_end or 0.0,
             ))  # fmt: skip
             node.state = STATE_RUNNING
 

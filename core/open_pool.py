@@ -68,7 +68,8 @@ class OpenPool:
         self._users: set[User] = set()
         self._timer: PreciseTimer | None = None  # stands for the next arrival
         self._running = False
-        self._end = float("inf")  # no arrival due after this runs (end_at)
+        self._end = float("inf")  # no arrival due at or after this runs (end_at)
+        self._offset: float | None = None
         self._failed_classes: set[str] = set()
         self.on_stop_test: Callable[[str], None] | None = None
         # counters for tests and benchmarks
@@ -98,7 +99,9 @@ class OpenPool:
         self.ceiling = ceiling
         if not self._running:
             self._end = float("inf")  # a new run
-        self.schedule.add(shifted(share, self.clock() - time.time()))
+        # the wall clock to this process's monotonic one: one offset for a share and the end
+        self._offset = self.clock() - time.time()
+        self.schedule.add(shifted(share, self._offset))
         self._running = True
         self._retire_free()
         self._arm()
@@ -106,7 +109,9 @@ class OpenPool:
     def end_at(self, wall: float) -> None:
         """No arrival due after ``wall`` (wall clock) runs: the master's stop, however late
         its message comes."""
-        self._end = min(self._end, wall - time.time() + self.clock())
+        offset = self._offset if self._offset is not None else self.clock() - time.time()
+        # a microsecond early: the end is exclusive, and the two clocks' sums round apart
+        self._end = min(self._end, wall + offset - 1e-6)
 
     def _arm(self) -> None:
         due = self.schedule.next_due() if self._running else None
@@ -128,7 +133,7 @@ class OpenPool:
             due = schedule.next_due()
             if due is None or due > now:
                 break
-            if due > self._end:
+            if due >= self._end:  # the end is exclusive: -t 20 at 1,000/s is 20,000
                 self._running = False
                 return
             k, intended = schedule.pop()

@@ -241,8 +241,11 @@ class Arrivals(Message):
     weights: dict
     host: str = ""
     options: dict = field(default_factory=dict)
+    end: float = 0.0  # no arrival due after this (wall clock) runs; 0: until told to stop
 
     def __post_init__(self) -> None:
+        if not math.isfinite(self.end):
+            raise ProtocolError("arrivals: end out of range")
         _check_schedule("arrivals", self.start, self.position, self.rate, self.slot, self.slots)
         if not 0 <= self.ceiling <= 10_000_000 or len(self.weights) > 1000:
             raise ProtocolError("arrivals: ceiling or weights out of range")

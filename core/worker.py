@@ -519,6 +519,8 @@ class WorkerRuntime(WorkerRunner):
         share = Share(segment, message.slot, message.slots)
         self.target_user_count = message.ceiling
         self.open_pool.set_share(share, message.ceiling, message.weights)
+        if message.end:
+            self.open_pool.end_at(message.end)  # -t: the schedule's end, known from the start
         if new_run:
             # no ramp in the open model: users start as arrivals need them
             self.state = STATE_RUNNING
