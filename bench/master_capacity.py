@@ -86,8 +86,9 @@ def serve_master(
         monkey.patch_all()
     else:
         monkey.patch_time()
+    from lcore.launcher.config import Config
     from lcore.launcher.master_main import master_async
-    from lcore.launcher.options import find_locustfile, parse_options, validate
+    from lcore.launcher.options import parse_options
     from lcore.launcher.processes import custom_options, load_environment
     from lcore.locustfile import digest
     from lcore.log import setup_logging
@@ -100,12 +101,9 @@ def serve_master(
         *(["--web-host", "127.0.0.1", "--web-port", str(web_port)] if web_port else ["--no-web"]),
         *(["--no-results-db"] if results_db == "off" else ["--results-db", results_db]),
     ]  # fmt: skip
-    options = parse_options(argv, partial=True)
-    options.locustfile = find_locustfile(options.locustfile)
-    validate(options)
-    setup_logging(options.loglevel, options.logfile, "master")
-    env, loaded, options = load_environment(argv, options)
-    options.worker_count_expected = 1
+    config = Config.build(argv, parse_options(argv, partial=True))
+    setup_logging(config.loglevel, config.logfile, "master")
+    env, loaded, options = load_environment(config)
     runtime = MasterRuntime(
         env,
         endpoints=[f"tcp://127.0.0.1:{port}"],
@@ -154,7 +152,7 @@ def serve_master(
     async def main() -> int:
         task = asyncio.get_running_loop().create_task(probe())
         try:
-            return await master_async(runtime, options)
+            return await master_async(runtime, options, config.worker_count_expected)
         finally:
             task.cancel()
 

@@ -14,6 +14,7 @@ Where things live (dependencies point down this list, never up):
                           master, its buffer
     lcore.run_ids         the run id logs and pushed metrics carry (pure)
     lcore.dispatch        how many users of each class each worker runs (pure)
+    lcore.user_lifecycle  a user's states and stop requests: when it may be killed (pure)
     lcore.arrivals        the open model's schedule: arrival times, worker slots, class mix (pure)
     lcore.users           User, HttpUser, TaskSet, @task, @tag   (gevent side)
     lcore.http            the HTTP client on geventhttpclient      (gevent side); its
@@ -37,7 +38,6 @@ Where things live (dependencies point down this list, never up):
     lcore.rest            the rest() helper of HttpUser for JSON APIs
     lcore.user_pool       starts and stops a process's users to match per-class targets
     lcore.user_runners    the greenlets users run on; idle users parked on timers
-    lcore.user_lifecycle  a user's states and stop requests: when it may be killed (pure)
     lcore.open_pool       the open model on a worker: arrivals on schedule, a pool of users
     lcore.open_tasks      what one arrival runs: one task function (TaskSets entered, left)
     lcore.rate_cap        --max-rps: the gate each request waits at for its slot

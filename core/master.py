@@ -47,7 +47,6 @@ from .runners import (
     STATE_SPAWNING,
     STATE_STOPPED,
     STATE_STOPPING,
-    CustomMessage,
     MasterRunner,
 )
 from .shape import ArrivalRate
@@ -929,21 +928,16 @@ class MasterRuntime(MasterRunner):
         return True
 
     def _custom(self, node: WorkerNode, message: p.Custom) -> None:
-        entry = self.custom_messages.get(message.msg_type)
-        if entry is None:
-            log.warning(
-                "Unknown message type received from worker %s: %s", node.id, message.msg_type[:60]
-            )
-            return
-        handler, concurrent = entry
-        msg = CustomMessage(message.msg_type, message.data, node.id)
         # Locust's semantics: concurrent handlers each on a greenlet of their own, the others
         # one after another — on greenlets either way, so a handler that sleeps or blocks
         # never stalls the master
-        if concurrent:
-            self.handler_calls.spawn(handler, environment=self.environment, msg=msg)
-        else:
-            self.handler_calls.submit(handler, environment=self.environment, msg=msg)
+        calls = self.handler_calls
+        if not self._deliver_message(
+            message.msg_type, message.data, node.id, spawn=calls.spawn, call=calls.submit
+        ):
+            log.warning(
+                "Unknown message type received from worker %s: %s", node.id, message.msg_type[:60]
+            )
 
     def _remove_worker(self, node: WorkerNode) -> None:
         self.workers.pop(node.id, None)
@@ -1119,16 +1113,12 @@ class MasterRuntime(MasterRunner):
             changed = ramp.advance(now)
             if before is not None:
                 changed |= self.spent.settle(before, self.dispatcher.assignment)
-            due = ramp.next_due()
-            spread = 0.0 if due is None else max(0.0, min(0.1, due - now))
-            self._send_targets(changed, spread)
+            self._send_targets(changed, ramp.spread(now))
             if ramp.done:
                 self._check_spawning_complete()
                 continue
-            # at least 10 ms: at high rates users due in between start at the next advance
-            delay = 0.1 if due is None else min(max(due - time.monotonic(), 0.01), 0.1)
             try:
-                await asyncio.wait_for(self._ramp_wakeup.wait(), timeout=delay)
+                await asyncio.wait_for(self._ramp_wakeup.wait(), timeout=ramp.pause(time.monotonic()))
                 self._ramp_wakeup.clear()
             except asyncio.TimeoutError:
                 pass

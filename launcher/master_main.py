@@ -79,7 +79,11 @@ def warn_shape_options(shape: Any, options: argparse.Namespace) -> None:
         log.warning("The following option(s) will be ignored: %s", ", ".join(given))
 
 
-async def master_async(runtime: MasterRuntime, options: argparse.Namespace) -> int:
+async def master_async(
+    runtime: MasterRuntime, options: argparse.Namespace, worker_count_expected: int = 1
+) -> int:
+    """Serve, run the test as ``options`` (the locustfile's parsed_options) say, report, and
+    return the exit code; headless, wait for ``worker_count_expected`` workers first."""
     from lcore.exporters import report_console, report_csv
 
     loop = asyncio.get_running_loop()
@@ -195,14 +199,12 @@ async def master_async(runtime: MasterRuntime, options: argparse.Namespace) -> i
         periodic.append(runtime.owner.spawn(_every(1.0, check_thresholds), "threshold check"))
 
     if headless:
-        if options.worker_count_expected:
-            ok = await runtime.wait_for_workers(
-                options.worker_count_expected, options.expect_workers_max_wait
-            )
+        if worker_count_expected:
+            ok = await runtime.wait_for_workers(worker_count_expected, options.expect_workers_max_wait)
             if not ok and not runtime._quit_event.is_set():
                 log.error(
                     "Gave up waiting for workers: %d of %d connected after %s s",
-                    runtime.worker_count, options.worker_count_expected, options.expect_workers_max_wait,
+                    runtime.worker_count, worker_count_expected, options.expect_workers_max_wait,
                 )  # fmt: skip
                 await close_quietly(runtime)
                 return 1

@@ -60,6 +60,8 @@ def parse_options(
     *,
     extra_parser_hook: ParserHook | None = None,
     partial: bool = False,
+    checked: bool = False,
+    locustfile: str | None = None,
 ) -> argparse.Namespace:
     """Options from all sources. ``partial=True`` tolerates options nobody declared (a
     locustfile's, before it is imported): they are kept in ``_unknown``, abbreviations are not
@@ -68,7 +70,12 @@ def parse_options(
 
     ``options._custom_options`` describes the locustfile's own options (CustomOption, for the
     status page); ``options._notices`` holds one-line notices (an old option name was used).
-    The partial parse is the launcher's, once per command line: it prints the notices."""
+    The partial parse is the launcher's, once per command line: it prints the notices.
+
+    ``checked=True``: the values were checked already, by the launcher's parse of the same
+    sources (a forked process parsing again with its locustfile's options); ``locustfile``:
+    the files the launcher found for ``-f`` (comma-separated), which ``locustfile`` and
+    ``locustfiles`` then say instead of ``-f`` as given."""
     argv = list(sys.argv[1:] if argv is None else argv)
     environ = os.environ if environ is None else environ
     # Partial: no abbreviations, or a locustfile's --user would be read as our --users.
@@ -116,8 +123,14 @@ def parse_options(
     missing = [_flag(a) for a in required if getattr(options, a.dest, None) is None]
     if missing:
         raise OptionsError(f"the following arguments are required: {', '.join(missing)}")
-    validate(options)
-    if not options.demo and options.locustfile != "-":  # '-': a worker fetches it from the master
+    if checked:
+        resolve_outputs(options)  # --out csv=... is --csv here too (checked by the launcher)
+    else:
+        validate(options)
+    if locustfile is not None:
+        options.locustfile = locustfile
+        options.locustfiles = [p for p in locustfile.split(",") if p]
+    elif not options.demo and options.locustfile != "-":  # '-': a worker fetches it from the master
         options.locustfiles = find_locustfiles(options.locustfile or "")
     return options
 
