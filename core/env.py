@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .event import Events
 from .stats import RecordingStats
+
+if TYPE_CHECKING:
+    from .users import User
 
 
 class Environment:
     def __init__(
         self,
         *,
-        user_classes: list[type] | None = None,
+        user_classes: list[type[User]] | None = None,
         shape_class: Any = None,
         tags: list[str] | None = None,
         exclude_tags: list[str] | None = None,
@@ -23,7 +26,7 @@ class Environment:
         stop_timeout: float | None = None,
         catch_exceptions: bool = True,
         parsed_options: Any = None,
-        available_user_classes: dict[str, type] | None = None,
+        available_user_classes: dict[str, type[User]] | None = None,
         available_shape_classes: dict[str, Any] | None = None,
         locustfile: str | None = None,
     ) -> None:
@@ -107,7 +110,7 @@ class Environment:
             filter_tasks_by_tags(cls, tags, exclude)
 
     @property
-    def user_classes_by_name(self) -> dict[str, type]:
+    def user_classes_by_name(self) -> dict[str, type[User]]:
         return {cls.__name__: cls for cls in self.user_classes}
 
     def create_local_runner(self) -> Any:

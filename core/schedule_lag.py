@@ -16,6 +16,10 @@ import time
 
 from greenlet import getcurrent
 
+# the attribute each greenlet carries its lag on: set and read by name, since a greenlet's type
+# declares no such field
+_LAG_ATTRIBUTE = "lcore_lag_ms"
+
 
 def start_scheduled_task(intended: float, now: float | None = None) -> float:
     """The task about to run on this greenlet was due at ``intended`` (``time.monotonic()``).
@@ -23,15 +27,16 @@ def start_scheduled_task(intended: float, now: float | None = None) -> float:
     Returns the lag in seconds (0 when on time or early)."""
     now = time.monotonic() if now is None else now
     lag = now - intended if now > intended else 0.0
-    getcurrent().lcore_lag_ms = lag * 1000.0
+    setattr(getcurrent(), _LAG_ATTRIBUTE, lag * 1000.0)
     return lag
 
 
 def end_scheduled_task() -> None:
     """The task ended: what this greenlet records next is not late."""
-    getcurrent().lcore_lag_ms = 0.0
+    setattr(getcurrent(), _LAG_ATTRIBUTE, 0.0)
 
 
 def lag_ms() -> float:
     """The current greenlet's lag in milliseconds (0 outside a scheduled task)."""
-    return getattr(getcurrent(), "lcore_lag_ms", 0.0)
+    lag: float = getattr(getcurrent(), _LAG_ATTRIBUTE, 0.0)
+    return lag

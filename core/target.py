@@ -270,7 +270,7 @@ class _Connection(asyncio.Protocol):
 
 def _dechunk(buf: bytearray, pos: int) -> tuple[bytes, int] | None:
     """Decodes a chunked body starting at ``pos``: (body, end) or None if incomplete."""
-    parts = []
+    parts: list[bytearray] = []
     total = 0
     while True:
         eol = buf.find(b"\r\n", pos)

@@ -6,12 +6,14 @@ imports neither gevent nor asyncio: the processes it forks start clean.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
+from functools import partial
 
 from lcore._version import __version__
 from lcore.log import setup_logging
@@ -71,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_processes(argv, options)
 
 
-def run_processes(argv: list[str], options: object) -> int:
+def run_processes(argv: list[str], options: argparse.Namespace) -> int:
     from lcore.curve import CurveError, load_master_keys, load_worker_keys, local_worker_keys
 
     from .processes import run_master, run_worker
@@ -90,7 +92,7 @@ def run_processes(argv: list[str], options: object) -> int:
     if o.worker:
         endpoint = f"tcp://{_bracket(o.master_host)}:{o.master_port}"
         workers = [
-            Child("worker", i, lambda i=i: run_worker(argv, o, endpoint, remote=True, index=i, curve=worker_keys))
+            Child("worker", i, partial(run_worker, argv, o, endpoint, remote=True, index=i, curve=worker_keys))
             for i in range(max(1, n_workers))
         ]
         return Supervisor(None, workers).run()
@@ -111,7 +113,7 @@ def run_processes(argv: list[str], options: object) -> int:
         o.worker_count_expected = o.expect_workers if o.master else max(n_workers, 1)
         master = Child("master", 0, lambda: run_master(argv, o, endpoints, curve=master_keys))
         workers = [
-            Child("worker", i, lambda i=i: run_worker(argv, o, ipc, remote=False, index=i, curve=worker_keys))
+            Child("worker", i, partial(run_worker, argv, o, ipc, remote=False, index=i, curve=worker_keys))
             for i in range(n_workers)
         ]
         supervisor = Supervisor(master, workers)

@@ -162,9 +162,10 @@ class Supervisor:
                     self._stop_workers()
                     # a worker that could not start (it may have exited just before the master)
                     return max(exit_code, 1) if self._fatal else exit_code
-                worker = next((w for w in self.workers if w.pid == pid), None)
-                if worker is None:
+                dead = next((w for w in self.workers if w.pid == pid), None)
+                if dead is None:
                     continue
+                worker = dead
                 dead_pid, worker.pid = worker.pid, 0
                 code = exit_code_of(status)
                 if code == EXIT_FATAL:
