@@ -23,6 +23,7 @@ from . import bundle, report_bounds
 from . import protocol as p
 from ._version import PROTOCOL_VERSION, __version__
 from .bundle_server import BundleServer
+from .clock import Clock, SystemClock
 from .curve import MasterKeys, apply_server
 from .dispatch import Dispatcher, Ramp, UserClassSpec
 from .exception import StopTest
@@ -127,8 +128,11 @@ class MasterRuntime(MasterRunner):
         iterations: int = 0,
         bundle_source: bundle.Source | None = None,
         max_stats_entries: int = DEFAULT_MAX_ENTRIES,
+        clock: Clock | None = None,
     ) -> None:
         super().__init__(environment)
+        # heartbeats, lost workers, the ramp and the usage monitor run on it (lcore.clock)
+        self.clock: Clock = clock or SystemClock()
         self.endpoints = endpoints
         self.digest = digest
         self.options_for_workers = options_for_workers or {}
@@ -356,7 +360,7 @@ class MasterRuntime(MasterRunner):
         if self.state in (STATE_INIT, STATE_STOPPED, STATE_CLEANUP):
             self._begin_run()
         self._set_state(STATE_SPAWNING)
-        self._ramp = Ramp(self.dispatcher, user_count, spawn_rate, time.monotonic())
+        self._ramp = Ramp(self.dispatcher, user_count, spawn_rate, self.clock.monotonic())
         if switched:
             self._send_targets(set(self.workers), spread=0.0)
         self._ramp_wakeup.set()
@@ -603,7 +607,7 @@ class MasterRuntime(MasterRunner):
             node = self._maybe_rejoin(node_id, message)
             if node is None:
                 return
-        node.last_seen = time.monotonic()
+        node.last_seen = self.clock.monotonic()
         if isinstance(message, p.Heartbeat):
             node.cpu = message.cpu
             if node.state == STATE_MISSING:
@@ -698,7 +702,10 @@ class MasterRuntime(MasterRunner):
         node = self.workers.get(node_id)
         if node is None:
             previous = next((n for n in self.lost_workers if n.id == node_id), None)
-            node = WorkerNode(node_id, hello.host, hello.pid, hello.cores, self._next_index)
+            now = self.clock.monotonic()
+            node = WorkerNode(
+                node_id, hello.host, hello.pid, hello.cores, self._next_index, last_seen=now, joined=now
+            )
             if previous is not None:
                 node.last_seq = previous.last_seq
                 node.asked_most, node.joined = previous.asked_most, previous.joined
@@ -725,7 +732,7 @@ class MasterRuntime(MasterRunner):
         requests = node.requests_reported + delta.num_requests
         why = (
             report_bounds.users_beyond(counts, node.asked_most)
-            or report_bounds.requests_beyond(requests, time.monotonic() - node.joined)
+            or report_bounds.requests_beyond(requests, self.clock.monotonic() - node.joined)
             or report_bounds.time_beyond(delta.end, time.time())
         )
         if self._refuse_report(node, why):
@@ -824,8 +831,8 @@ class MasterRuntime(MasterRunner):
     # --- loops ----------------------------------------------------------------------------
     async def _heartbeat_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.heartbeat_interval)
-            now = time.monotonic()
+            await self.clock.sleep(self.heartbeat_interval)
+            now = self.clock.monotonic()
             beat = p.Heartbeat(self.state, 0.0, self.user_count)
             sent = self.environment.events.heartbeat_sent
             for node in list(self.workers.values()):
@@ -844,7 +851,7 @@ class MasterRuntime(MasterRunner):
         process.cpu_percent()
         events = self.environment.events
         while True:
-            await asyncio.sleep(USAGE_MONITOR_INTERVAL)
+            await self.clock.sleep(USAGE_MONITOR_INTERVAL)
             cpu = process.cpu_percent()
             if cpu > CPU_WARNING_THRESHOLD:
                 self._fire(events.cpu_warning, environment=self.environment, cpu_usage=cpu)
@@ -916,7 +923,7 @@ class MasterRuntime(MasterRunner):
             if self._run_started is not None:
                 await self._wait_test_start_listeners()
                 continue
-            now = time.monotonic()
+            now = self.clock.monotonic()
             before = snapshot(self.dispatcher.assignment) if self.spent else None
             changed = ramp.advance(now)
             if before is not None:
@@ -928,7 +935,7 @@ class MasterRuntime(MasterRunner):
                 self._check_spawning_complete()
                 continue
             # at least 10 ms: at high rates users due in between start at the next advance
-            delay = 0.1 if due is None else min(max(due - time.monotonic(), 0.01), 0.1)
+            delay = 0.1 if due is None else min(max(due - self.clock.monotonic(), 0.01), 0.1)
             try:
                 await asyncio.wait_for(self._ramp_wakeup.wait(), timeout=delay)
                 self._ramp_wakeup.clear()
