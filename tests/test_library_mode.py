@@ -64,12 +64,13 @@ def _client_user(url: str):
     return ClientUser
 
 
-def test_env_stats_count_a_request_as_soon_as_it_completed_without_a_runner(target) -> None:
+def test_env_stats_count_a_request_as_soon_as_it_completed_without_a_runner(target, request) -> None:
     from lcore.env import Environment
 
     user_class = _client_user(target.url)
     env = Environment(user_classes=[user_class])
     user = user_class(env)
+    request.addfinalizer(user.client.close)
     user.client.get("/now")
     entry = env.stats.get("/now", "GET")
     assert entry.num_requests == 1 and env.stats.total.num_requests == 1
@@ -81,7 +82,7 @@ def test_env_stats_count_a_request_as_soon_as_it_completed_without_a_runner(targ
     assert env.stats.num_failures == 1 and len(env.stats.errors) == 1
 
 
-def test_local_runner_stats_are_current_between_flushes(target) -> None:
+def test_local_runner_stats_are_current_between_flushes(target, request) -> None:
     from lcore.env import Environment
 
     user_class = _client_user(target.url)
@@ -89,7 +90,9 @@ def test_local_runner_stats_are_current_between_flushes(target) -> None:
     runner = env.create_local_runner()
     runner.stats_interval = 3600.0  # no periodic flush can help
     try:
-        user_class(env).client.get("/lib-now")
+        user = user_class(env)
+        request.addfinalizer(user.client.close)
+        user.client.get("/lib-now")
         assert env.stats.get("/lib-now", "GET").num_requests == 1
         assert runner.stats is env.stats and env.stats.total.num_requests == 1
     finally:

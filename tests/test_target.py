@@ -318,3 +318,6 @@ def test_module_runs_as_a_process_and_stops_on_signal(signum: int) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        for pipe in (proc.stdout, proc.stderr):
+            assert pipe is not None
+            pipe.close()
