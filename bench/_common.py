@@ -199,10 +199,15 @@ def _wait_for_port(host: str, port: int, proc: subprocess.Popen[Any], deadline: 
 
 @contextmanager
 def target(
-    cpu: int | None, *, prefer_nginx: bool = True, connections: int = 16384
+    cpu: int | None,
+    *,
+    prefer_nginx: bool = True,
+    connections: int = 16384,
+    embedded_args: Sequence[str] = (),
 ) -> Iterator[Target]:
     """nginx from the system when it is installed (one worker process), else lcore's embedded
-    asyncio target; pinned to ``cpu``; always stopped on exit."""
+    asyncio target (with ``embedded_args``, e.g. a stall); pinned to ``cpu``; always stopped
+    on exit."""
     nginx = shutil.which("nginx") or (
         "/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None
     )
@@ -233,7 +238,16 @@ def target(
                     os.sched_setaffinity(0, {cpu})
 
             proc = subprocess.Popen(
-                [sys.executable, "-m", "lcore.target", "--host", "127.0.0.1", "--port", "0"],
+                [
+                    sys.executable,
+                    "-m",
+                    "lcore.target",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    "0",
+                    *embedded_args,
+                ],  # fmt: skip
                 preexec_fn=pin_and_raise,
                 start_new_session=True,
                 stdout=subprocess.PIPE,

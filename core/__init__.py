@@ -8,20 +8,21 @@ Where things live (dependencies point down this list, never up):
     lcore.histogram       log-linear response-time histogram (no gevent, no asyncio)
     lcore.stats_delta     the worker's recorder and the stats delta it ships (wire form)
     lcore.stats           the master's merged view of the deltas, Locust's stats interface
+    lcore.schedule_lag    how late a scheduled task started: the coordinated-omission correction
     lcore.protocol        typed messages between master and workers (no gevent, no asyncio)
-    lcore.log             logging set-up; worker logs rate-limited to the master, its buffer
+    lcore.log             logging set-up (text or JSON lines); worker logs rate-limited to the
+                          master, its buffer
+    lcore.run_ids         the run id logs and pushed metrics carry (pure)
     lcore.dispatch        how many users of each class each worker runs (pure)
     lcore.users           User, HttpUser, TaskSet, @task, @tag   (gevent side)
-    lcore.http            the HTTP client on geventhttpclient      (gevent side)
-    lcore.http_response   its Response, catch_response's context manager, response.request
-    lcore.http_body       its request bodies and query strings
-    lcore.http_wire       its keep-alive pools and request/response exchange on a socket
-    lcore.http_fields     its header mapping and cookie jar
+    lcore.http            the HTTP client on geventhttpclient      (gevent side); its
+                          modules are the private package lcore._http, imported only here
     lcore.worker          the worker runtime                        (gevent)
     lcore.master          the master runtime                        (asyncio on gevent's hub)
     lcore.hub_loop        the master's asyncio loop, waiting through gevent's hub
     lcore.clock           the master's clock: real, or a MockClock that tests move (asyncio)
-    lcore.greenlet_calls  where the master runs locustfile code: greenlets, never its loop
+    lcore.greenlet_calls  where the master runs locustfile code: greenlets, never its loop;
+                          its CPU-heavy work of its own: a native thread
     lcore.task_owner      owns the master's background tasks: one that dies stops the test
     lcore.spent           users that ended themselves: slots never refilled (pure)
     lcore.iterations      -i/--iterations: task runs leased from the master (gevent side)
@@ -35,6 +36,7 @@ Where things live (dependencies point down this list, never up):
     lcore.rest            the rest() helper of HttpUser for JSON APIs
     lcore.user_pool       starts and stops a process's users to match per-class targets
     lcore.user_runners    the greenlets users run on; idle users parked on timers
+    lcore.user_lifecycle  a user's states and stop requests: when it may be killed (pure)
     lcore.task_tags       --tags / --exclude-tags re-applied from the declared tasks
     lcore.step_load       --step-load (Locust 1.x's Step Load mode) as a built-in shape
     lcore.web_ui          environment.web_ui on the master: the Flask app a locustfile extends

@@ -12,11 +12,10 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-import gevent
-
 from . import bundle
 from . import protocol as p
 from ._version import PROTOCOL_VERSION
+from .greenlet_calls import on_native_thread
 
 log = logging.getLogger("lcore.master")
 
@@ -65,7 +64,7 @@ class BundleServer:
     async def _pack(self) -> None:
         assert self.source is not None
         try:
-            self._bundle = await _on_native_thread(self.pack, self.source)
+            self._bundle = await on_native_thread(self.pack, self.source)
         except bundle.BundleError as e:
             self._error = str(e)
             log.error("%s", e)
@@ -79,31 +78,3 @@ class BundleServer:
     def close(self) -> None:
         if self._packing is not None:
             self._packing.cancel()
-
-
-async def _on_native_thread(fn: Callable[..., bundle.Bundle], *args: object) -> bundle.Bundle:
-    """``fn(*args)`` on a real thread; a greenlet waits for it and hands the result to the loop."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[bundle.Bundle] = loop.create_future()
-
-    def settle(value: bundle.Bundle | None, error: BaseException | None) -> None:
-        if future.done():
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(value)  # type: ignore[arg-type]
-
-    def guarded() -> tuple[bundle.Bundle | None, BaseException | None]:
-        # caught on the thread: gevent's pool would print the traceback of what escapes it
-        try:
-            return fn(*args), None
-        except BaseException as e:
-            return None, e
-
-    def wait() -> None:
-        value, error = gevent.get_hub().threadpool.apply(guarded)
-        loop.call_soon(settle, value, error)
-
-    gevent.spawn(wait)
-    return await future

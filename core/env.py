@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from . import schedule_lag
 from .event import Events
 from .stats import RecordingStats
 
@@ -64,6 +65,8 @@ class Environment:
         self.stats = stats
         self.events.request.recorder = stats.recorder.record
         self.exception_recorder = stats.recorder.log_exception
+        # scheduled starts (pacing, the open model) are tallied in the process' recorder
+        schedule_lag.set_lag_sink(stats.recorder.record_schedule)
 
     def _validate_user_class_name_uniqueness(self) -> None:
         names = [cls.__name__ for cls in self.user_classes]

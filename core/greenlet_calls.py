@@ -6,6 +6,10 @@ Locust runs those in order too), and spawns a greenlet of its own for each concu
 The loop can ``await drained()`` where Locust's order matters (``test_stop`` listeners finish
 before the final report) and ``await call(fn)`` for a value (a shape's ``tick()``).
 A call that raises is logged with its traceback and counted; it never reaches the loop.
+
+``on_native_thread(fn)`` is for the master's own CPU-heavy work on data nobody changes any more
+(packing a bundle, encoding a metrics push): a real thread of gevent's pool, so the loop keeps
+its timing meanwhile (the GIL is handed back every switch interval).
 """
 
 from __future__ import annotations
@@ -14,13 +18,14 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import gevent
 from gevent.event import Event
 from gevent.pool import Group
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class LocustfileCalls:
@@ -119,3 +124,24 @@ def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None
 
 def _name(fn: Callable[..., Any]) -> str:
     return getattr(fn, "__qualname__", None) or repr(fn)
+
+
+async def on_native_thread(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` on a real thread; a greenlet waits for it and hands the result to the loop
+    (the master's ``threading`` is gevent's, so an executor would run on the hub)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def guarded() -> tuple[Any, BaseException | None]:
+        # caught on the thread: gevent's pool would print the traceback of what escapes it
+        try:
+            return fn(*args), None
+        except BaseException as e:  # noqa: BLE001 - handed to the awaiting coroutine
+            return None, e
+
+    def wait() -> None:
+        value, error = gevent.get_hub().threadpool.apply(guarded)
+        loop.call_soon(_settle, future, value, error)
+
+    gevent.spawn(wait)
+    return await future

@@ -99,8 +99,9 @@ class LocalRuntime(LocalRunner):
             gevent.sleep(0.1 if due is None else min(max(due - time.monotonic(), 0.01), 0.1))
 
     def _user_ended(self, user: Any) -> None:
-        if isinstance(user._ended_by, StopTest):
-            self._stop_test(str(user._ended_by) or "StopTest raised by a user")
+        ended_by = user._lifecycle.ended_by
+        if isinstance(ended_by, StopTest):
+            self._stop_test(str(ended_by) or "StopTest raised by a user")
 
     def _stop_test(self, reason: str) -> None:
         """StopTest ends the run, as Locust's runners do (from a greenlet of its own: the

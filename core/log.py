@@ -7,19 +7,23 @@ forwarded to the master.
             count goes with the next line sent, or alone (``flush_dropped``).
     master: ``LogBuffer`` keeps the last lines (the master's own, via ``LogCapture``, and every
             worker's) for the status page's Logs view and ``/logs``; memory is bounded.
+    both:   ``--log-format json`` (``JsonFormatter``): one JSON object a line, with the process
+            role, worker id and run id of ``LOG_CONTEXT``; a line a worker forwarded keeps its
+            worker's id, logger and time on the master, and a traceback is a field, never lines.
 
 No gevent, no asyncio here: master and worker share this module.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import sys
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 MAX_MESSAGE_CHARS = 4000
@@ -35,17 +39,102 @@ SOURCE_ATTRIBUTE = "lcore_log_source"
 """A record carrying this attribute was forwarded by a worker; ``LogCapture`` skips it."""
 FORWARDED_ATTRIBUTE = "lcore_forwarded"
 """Set on a record the forwarder handed to the master (``not_forwarded`` filters on it)."""
+FORWARDED_LINE = "lcore_forwarded_line"
+"""On the master, a worker's forwarded line as it came (a ``ForwardedLine``), for JSON logs."""
 MASTER = "master"
+LOG_FORMATS = ("text", "json")
 
 
-def setup_logging(loglevel: str = "INFO", logfile: str | None = None, role: str = "") -> None:
+@dataclass
+class LogContext:
+    """Who is logging, for JSON lines: set once per process (role, worker id) and when the
+    master makes or sends a run id."""
+
+    role: str = "local"  # "master", "worker", "launcher", "local" (one process, no master)
+    worker_id: str | None = None
+    run_id: str | None = None
+    host: str = field(default_factory=socket.gethostname)
+
+
+LOG_CONTEXT = LogContext()
+
+
+@dataclass(frozen=True)
+class ForwardedLine:
+    worker_id: str
+    host: str
+    logger: str
+    message: str
+    traceback: str
+    created: float
+
+
+def _iso_time(seconds: float) -> str:
+    whole = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    return f"{whole}.{int(seconds % 1 * 1000):03d}Z"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, on one line: ``time`` (UTC, ISO 8601), ``level``, ``role``,
+    ``worker_id``, ``host``, ``logger``, ``message``, ``run_id``, and ``traceback`` / ``stack``
+    when the record has them (newlines escaped, so a shipper reads one event per line)."""
+
+    def __init__(self, context: LogContext = LOG_CONTEXT) -> None:
+        super().__init__()
+        self.context = context
+
+    def format(self, record: logging.LogRecord) -> str:
+        context = self.context
+        line: ForwardedLine | None = getattr(record, FORWARDED_LINE, None)
+        if line is not None:  # a worker's line, as the worker logged it
+            doc: dict[str, Any] = {
+                "time": _iso_time(line.created or record.created),
+                "level": record.levelname,
+                "role": "worker",
+                "worker_id": line.worker_id,
+                "host": line.host,
+                "logger": line.logger or "root",
+                "message": line.message,
+                "run_id": context.run_id,
+            }
+            if line.traceback:
+                doc["traceback"] = line.traceback
+            return json.dumps(doc, ensure_ascii=False, default=str)
+        doc = {
+            "time": _iso_time(record.created),
+            "level": record.levelname,
+            "role": context.role,
+            "worker_id": context.worker_id,
+            "host": context.host,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "run_id": context.run_id,
+        }
+        if record.exc_info:
+            doc["traceback"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            doc["traceback"] = record.exc_text
+        if record.stack_info:
+            doc["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(doc, ensure_ascii=False, default=str)
+
+
+def setup_logging(
+    loglevel: str = "INFO", logfile: str | None = None, role: str = "", log_format: str = "text"
+) -> None:
     hostname = socket.gethostname()
-    who = f"{hostname}/{role}" if role else hostname
-    fmt = f"[%(asctime)s] {who}/%(levelname)s/%(name)s: %(message)s"
     handler: logging.Handler = (
         logging.FileHandler(logfile) if logfile else logging.StreamHandler(sys.stderr)
     )
-    handler.setFormatter(logging.Formatter(fmt))
+    if log_format == "json":
+        # the text format's "worker-3" is role "worker"; its id comes with the worker runtime
+        LOG_CONTEXT.role = "worker" if role.startswith("worker") else (role or "local")
+        handler.setFormatter(JsonFormatter())
+        _route_stray_tracebacks()
+    else:
+        who = f"{hostname}/{role}" if role else hostname
+        fmt = f"[%(asctime)s] {who}/%(levelname)s/%(name)s: %(message)s"
+        handler.setFormatter(logging.Formatter(fmt))
     root = logging.getLogger()
     for h in list(root.handlers):
         if not isinstance(h, (LogForwarder, LogCapture)):
@@ -53,6 +142,30 @@ def setup_logging(loglevel: str = "INFO", logfile: str | None = None, role: str 
     root.addHandler(handler)
     level = getattr(logging, str(loglevel).upper(), None)
     root.setLevel(level if isinstance(level, int) else logging.INFO)
+
+
+def _route_stray_tracebacks() -> None:
+    """With JSON logs, what Python and gevent would print across lines on stderr (warnings, an
+    uncaught exception, a greenlet that died) goes through logging, as one JSON line."""
+    logging.captureWarnings(True)
+    stray = logging.getLogger("lcore.uncaught")
+
+    def excepthook(kind: Any, value: Any, tb: Any) -> None:
+        stray.critical("Uncaught exception: %s", value, exc_info=(kind, value, tb))
+
+    sys.excepthook = excepthook
+    gevent = sys.modules.get("gevent")
+    if gevent is not None:  # a greenlet's death, which gevent's hub prints itself
+        hub = gevent.get_hub()
+
+        def print_exception(context: Any, kind: Any, value: Any, tb: Any) -> None:
+            name = getattr(kind, "__name__", str(kind))
+            stray.error("%s failed with %s", context, name, exc_info=(kind, value, tb))
+
+        try:
+            hub.print_exception = print_exception
+        except AttributeError:  # a compiled hub that takes no attribute: keep gevent's
+            pass
 
 
 def level_number(name: str) -> int:
@@ -86,8 +199,9 @@ class TokenBucket:
         return False
 
 
-# send(level, logger name, message, lines dropped before this one) -> False if not sent
-SendLog = Callable[[str, str, str, int], "bool | None"]
+# send(level, logger name, message, lines dropped before this one, traceback) -> False if not
+# sent; the traceback (and stack) travels apart from the message, so JSON logs keep it a field
+SendLog = Callable[[str, str, str, int, str], "bool | None"]
 
 
 def not_forwarded(record: logging.LogRecord) -> bool:
@@ -126,7 +240,8 @@ class LogForwarder(logging.Handler):
         self._busy = True
         dropped, self.dropped = self.dropped, 0
         try:
-            sent = self._send(record.levelname, record.name, self._text(record), dropped)
+            message, traceback = self._text(record)
+            sent = self._send(record.levelname, record.name, message, dropped, traceback)
             if sent is False:
                 self.dropped += dropped
             else:
@@ -144,7 +259,7 @@ class LogForwarder(logging.Handler):
         self._busy = True
         dropped, self.dropped = self.dropped, 0
         try:
-            if self._send("WARNING", "", "", dropped) is False:
+            if self._send("WARNING", "", "", dropped, "") is False:
                 self.dropped += dropped
         except Exception:  # noqa: BLE001 - as in emit
             self.failed += 1
@@ -152,13 +267,14 @@ class LogForwarder(logging.Handler):
         finally:
             self._busy = False
 
-    def _text(self, record: logging.LogRecord) -> str:
-        text = record.getMessage()
+    def _text(self, record: logging.LogRecord) -> tuple[str, str]:
+        """The message and the traceback (with the stack), each cut to size."""
+        parts = []
         if record.exc_info:
-            text += "\n" + self._formatter.formatException(record.exc_info)
+            parts.append(self._formatter.formatException(record.exc_info))
         if record.stack_info:
-            text += "\n" + record.stack_info
-        return text[:MAX_MESSAGE_CHARS]
+            parts.append(record.stack_info)
+        return record.getMessage()[:MAX_MESSAGE_CHARS], "\n".join(parts)[:MAX_MESSAGE_CHARS]
 
 
 # -- master side -----------------------------------------------------------------------------

@@ -28,7 +28,16 @@ from .curve import MasterKeys, apply_server
 from .dispatch import Dispatcher, Ramp, UserClassSpec
 from .exception import StopTest
 from .greenlet_calls import LocustfileCalls
-from .log import SOURCE_ATTRIBUTE, LogBuffer, level_number
+from .log import (
+    FORWARDED_LINE,
+    LOG_CONTEXT,
+    MAX_MESSAGE_CHARS,
+    SOURCE_ATTRIBUTE,
+    ForwardedLine,
+    LogBuffer,
+    level_number,
+)
+from .run_ids import new_run_id
 from .runners import (
     STATE_CLEANUP,
     STATE_INIT,
@@ -129,10 +138,15 @@ class MasterRuntime(MasterRunner):
         bundle_source: bundle.Source | None = None,
         max_stats_entries: int = DEFAULT_MAX_ENTRIES,
         clock: Clock | None = None,
+        run_uid: str | None = None,
     ) -> None:
         super().__init__(environment)
         # heartbeats, lost workers, the ramp and the usage monitor run on it (lcore.clock)
         self.clock: Clock = clock or SystemClock()
+        # the run id of logs, pushed metrics and stored results (``run_id`` below counts the
+        # tests this master started, for the protocol); a new test from the page gets a new one
+        self.run_uid = run_uid or new_run_id()
+        LOG_CONTEXT.run_id = self.run_uid
         self.endpoints = endpoints
         self.digest = digest
         self.options_for_workers = options_for_workers or {}
@@ -392,6 +406,8 @@ class MasterRuntime(MasterRunner):
         self.owner.spawn(self._shape_loop(), "shape loop")
 
     def _begin_run(self) -> None:
+        if self.run_id:  # not the first test of this master: a new run
+            self.run_uid = LOG_CONTEXT.run_id = new_run_id()
         self.run_id += 1
         if self.start_time is not None:
             # a new test after a stopped one starts from zero, as in Locust's web UI
@@ -666,12 +682,18 @@ class MasterRuntime(MasterRunner):
             note = f"{message.dropped} log line(s) dropped by the worker's rate limit"
             self.logs.add(node.id, "WARNING", "lcore", note)
             worker_log.warning("[%s] %s", node.id, note, extra=tag)
-        if message.message:
+        if message.message or message.traceback:
             level = level_number(message.level)
             name = message.name[:200]
-            entry = self.logs.add(node.id, logging.getLevelName(level), name, message.message)
+            text = message.message[:MAX_MESSAGE_CHARS]
+            traceback = message.traceback[:MAX_MESSAGE_CHARS]
+            combined = f"{text}\n{traceback}" if traceback else text
+            entry = self.logs.add(node.id, logging.getLevelName(level), name, combined)
             where = f"{node.id}] {name}:" if name else f"{node.id}]"
-            worker_log.log(level, "[%s %s", where, entry.message, extra=tag)
+            # JSON logs show the line as the worker logged it: its id, logger, time, traceback
+            created = message.created if 0 < message.created < 1e11 else 0.0
+            line = ForwardedLine(node.id, node.host, name, text, traceback, created)
+            worker_log.log(level, "[%s %s", where, entry.message, extra={**tag, FORWARDED_LINE: line})
 
     def _maybe_rejoin(self, node_id: str, message: p.Message) -> WorkerNode | None:
         """A worker declared lost that speaks again (e.g. after SIGSTOP/SIGCONT) is taken back."""
@@ -716,7 +738,9 @@ class MasterRuntime(MasterRunner):
                 log.info("Worker %s (%s, pid %d) connected", node_id, hello.host, hello.pid)
             self._next_index += 1
             self.workers[node_id] = node
-        self._send(node_id, p.Welcome(True, "", self.options_for_workers, node.index))
+        self._send(
+            node_id, p.Welcome(True, "", self.options_for_workers, node.index, self.run_uid)
+        )
         self._fire(self.environment.events.worker_connect, client_id=node_id)
         self._rebalance()
 
@@ -909,6 +933,7 @@ class MasterRuntime(MasterRunner):
                 spawn = p.Spawn(
                     target, spread, self.host, self.run_id,
                     self.spent.charge(node_id), self.spent.seen(node_id), self.options_for_workers,
+                    self.run_uid,
                 )  # fmt: skip
                 self._send(node_id, spawn)
                 self.workers[node_id].state = STATE_SPAWNING

@@ -58,6 +58,7 @@ class Welcome(Message):
     reason: str
     options: WireDict = field(default_factory=dict)
     index: int = 0
+    run_uid: str = ""  # the run id (lcore.run_ids) the worker's JSON log lines carry
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class Spawn(Message):
     spent: WireDict = field(default_factory=dict)
     ended_seen: WireDict = field(default_factory=dict)
     options: WireDict = field(default_factory=dict)  # the locustfile's options, as the page set them
+    run_uid: str = ""  # the run id of this test (a new test from the page gets a new one)
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,8 @@ class Log(Message):
     message: str
     name: str = ""  # the logger's name on the worker
     dropped: int = 0
+    traceback: str = ""  # the record's traceback and stack, apart from its message
+    created: float = 0.0  # when the worker logged it (seconds since the epoch)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .http_response import ResponseContextManager
+from .http import ResponseContextManager
 
 _HOME = re.compile(r"^(/home/[^/]+|/Users/[^/]+|/root)/")
 

@@ -50,9 +50,10 @@ class SingleUserRunner(LocalRunner):
             entry[0](environment=self.environment, msg=CustomMessage(msg_type, data, "local"))
 
     def quit(self) -> None:
-        if self.user is not None and self.user._greenlet is not None:
-            self.user._stop_requested = True
-            self.user._greenlet.kill(block=False)
+        life = self.user._lifecycle if self.user is not None else None
+        if life is not None and life.greenlet is not None:
+            life.request_stop()
+            life.greenlet.kill(block=False)
 
     stop = quit
 
@@ -154,15 +155,14 @@ def run_single_user(
         runner.user = user
         env.single_user_instance = user  # where Locust's run_single_user leaves it
         greenlet = gevent.spawn(user.run)
-        user._greenlet = greenlet
+        user._lifecycle.run_on(greenlet)
         with _ctrl_c_sets() as interrupted:
             try:
                 gevent.wait([greenlet, interrupted], timeout=run_time, count=1)
             except KeyboardInterrupt:
                 pass
         if not greenlet.dead:
-            user._stop_requested = True
-            user._stop_requests = True
+            user._lifecycle.request_stop(requests_too=True)
             greenlet.join(timeout=5)
             greenlet.kill(block=True)
         runner.state = STATE_STOPPED

@@ -21,6 +21,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from itertools import accumulate
 from typing import Any
 
 from .histogram import (
@@ -29,6 +30,7 @@ from .histogram import (
 from .stats_delta import (
     DeltaError,
     RequestStats,
+    ScheduleTally,
     StatsDelta,
     Tally,
     error_text,
@@ -42,6 +44,7 @@ __all__ = [
     "MergedStats",
     "RecordingStats",
     "RequestStats",
+    "ScheduleTally",
     "StatsDelta",
     "StatsEntry",
     "StatsError",
@@ -94,6 +97,8 @@ def __getattr__(name: str) -> Any:
 
         return getattr(local_runner, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 CURRENT_RESPONSE_TIME_PERCENTILE_WINDOW = 10
 
 # the most (name, method) entries MergedStats keeps (--max-stats-entries): a locustfile that
@@ -107,6 +112,8 @@ log = logging.getLogger(__name__)
 def overflow_name(max_entries: int) -> str:
     """The row that counts, per method, the names past the cap."""
     return f"Other (over {max_entries} names)"
+
+
 """Seconds covered by "current" figures (RPS, percentiles) unless told otherwise."""
 
 # -- master side -----------------------------------------------------------------------------
@@ -202,6 +209,7 @@ class StatsEntry:
         "num_reqs_per_sec",
         "num_fail_per_sec",
         "_histogram",
+        "_corrected",
         "_binned",
         "_last",
     )
@@ -218,6 +226,8 @@ class StatsEntry:
         self.num_reqs_per_sec: dict[int, int] = {}
         self.num_fail_per_sec: dict[int, int] = {}
         self._histogram = Histogram()
+        # the response times from the intended starts, None while they equal _histogram
+        self._corrected: Histogram | None = None
         self._binned = (0, 0)  # requests and failures already counted in the per-second bins
         self._last: float | None = None
 
@@ -226,6 +236,20 @@ class StatsEntry:
         """All response times of this entry, in µs."""
         self.stats._sync()
         return self._histogram
+
+    @property
+    def corrected_histogram(self) -> Histogram:
+        """The response times (µs) from the intended starts: with the lag of tasks that
+        started behind their schedule, and a paced user's missed slots. The same histogram
+        as ``histogram`` when nothing was late. Do not modify."""
+        self.stats._sync()
+        return self._histogram if self._corrected is None else self._corrected
+
+    @property
+    def is_corrected(self) -> bool:
+        """Some request of this entry started behind its schedule: the corrected figures differ."""
+        self.stats._sync()
+        return self._corrected is not None
 
     @property
     def num_requests(self) -> int:
@@ -317,6 +341,17 @@ class StatsEntry:
         """Several percentiles (ms) in one pass."""
         return [v / 1000 for v in self.histogram.quantiles(percents)]
 
+    def get_corrected_response_time_percentile(self, percent: float) -> float:
+        """The response time (ms) from the intended start that ``percent`` of the requests
+        were within (``get_response_time_percentile`` when nothing was late)."""
+        return self.corrected_histogram.quantile(percent) / 1000
+
+    def get_corrected_response_time_percentiles(
+        self, percents: Sequence[float] = PERCENTILES
+    ) -> list[float]:
+        """Several corrected percentiles (ms) in one pass."""
+        return [v / 1000 for v in self.corrected_histogram.quantiles(percents)]
+
     def get_current_response_time_percentile(self, percent: float) -> float:
         """Like ``get_response_time_percentile``, over the window only (0 without requests)."""
         return self.current_histogram().quantile(percent) / 1000
@@ -324,6 +359,10 @@ class StatsEntry:
     def current_histogram(self) -> Histogram:
         """The response times (µs) of the window: do not modify."""
         return self.stats._window_histogram(self)
+
+    def current_corrected_histogram(self) -> Histogram:
+        """The corrected response times (µs) of the window: do not modify."""
+        return self.stats._window_histogram(self, corrected=True)
 
     def __repr__(self) -> str:
         return (
@@ -342,6 +381,16 @@ class _AggregatedEntry(StatsEntry):
     def histogram(self) -> Histogram:
         self.stats._sync()
         return self.stats._aggregate()
+
+    @property
+    def corrected_histogram(self) -> Histogram:
+        self.stats._sync()
+        return self.stats._aggregate_corrected()
+
+    @property
+    def is_corrected(self) -> bool:
+        self.stats._sync()
+        return self.stats._corrected_entries > 0
 
     @property
     def num_requests(self) -> int:
@@ -406,6 +455,11 @@ class MergedStats:
         self._total = _AggregatedEntry(self, "Aggregated", "", now)
         self._total_histogram = Histogram()
         self._total_dirty = False
+        self._corrected_entries = 0  # entries with a corrected histogram of their own
+        self._total_corrected = Histogram()
+        self._total_corrected_dirty = False
+        self._dropped_arrivals: dict[str, int] = {}
+        self._schedules: dict[str, ScheduleTally] = {}
         self._second: int | None = None  # the second of the latest tick
         # (second, {entry key, or None for the total: histogram at the start of that second})
         self._snapshots: deque[tuple[int, dict[Any, Histogram]]] = deque()
@@ -437,6 +491,25 @@ class MergedStats:
         self._sync()
         return self._per_worker
 
+    @property
+    def dropped_arrivals(self) -> dict[str, int]:
+        """Open-model arrivals that found no free user under the ceiling, per user class."""
+        self._sync()
+        return self._dropped_arrivals
+
+    @property
+    def schedules(self) -> dict[str, ScheduleTally]:
+        """Scheduled task starts per user class: how late (``lag``, µs) and the slots paced
+        users missed (see ``schedule_lag``)."""
+        self._sync()
+        return self._schedules
+
+    @property
+    def fell_behind(self) -> bool:
+        """Some request was counted from an intended start earlier than its send."""
+        self._sync()
+        return self._corrected_entries > 0
+
     # -- merging -------------------------------------------------------------------------
 
     def merge(self, worker_id: str, delta: StatsDelta, now: float | None = None) -> None:
@@ -447,6 +520,8 @@ class MergedStats:
         entries = self._entries
         columns = delta.columns()
         fields, buckets = columns.fields, columns.buckets
+        if columns.corrected.index:
+            self._start_corrected(columns, delta.start)
         field_iter = iter(fields)
         position = 0
         # the master's hottest loop: a few steps per entry, two per non-empty bucket
@@ -486,10 +561,14 @@ class MergedStats:
             for gap, c in zip(values, values, strict=True):
                 index += gap
                 counts[index] += c
+        if self._corrected_entries:
+            self._merge_corrected(columns)
         if delta.errors:
             self._merge_errors(delta)
         if delta.exceptions:
             self._merge_exceptions(worker_id, delta)
+        if delta.dropped_arrivals or delta.schedules:
+            self._merge_schedules(delta)
         requests = sum(fields[2::6])
         failures = sum(fields[0::6]) if delta.errors else 0
         worker = self._per_worker.get(worker_id)
@@ -510,7 +589,77 @@ class MergedStats:
         if self._first_start is None:
             self._first_start = total.start_time = delta.start
             self._first_second = self._second
-        self._total_dirty = True
+        self._total_dirty = self._total_corrected_dirty = True
+
+    def _entry(self, key: tuple[str, str], start: float) -> StatsEntry:
+        """The entry a delta's (name, method) merges into, made if need be (past the cap:
+        the overflow row of its method)."""
+        entries = self._entries
+        entry = entries.get(key)
+        if entry is None:
+            if len(entries) >= self.max_entries:
+                key = self._overflow_key(key)
+                entry = entries.get(key)
+            if entry is None:
+                entry = entries[key] = StatsEntry(self, key[0], key[1], start)
+        return entry
+
+    def _start_corrected(self, columns: Any, start: float) -> None:
+        """Before merging a delta with corrected histograms: each of their entries gets one of
+        its own, a copy of its histogram (what it merged so far had no lag)."""
+        # every entry up to the last corrected one is made now, in the delta's order, as the
+        # merge would make them (which names get a row of their own under the cap must not
+        # depend on lags)
+        entries = [
+            self._entry(key, start) for key in columns.entry_keys[: columns.corrected.index[-1] + 1]
+        ]
+        for position in columns.corrected.index:
+            entry = entries[position]
+            if entry._corrected is None:
+                entry._corrected = entry._histogram.copy()
+                self._corrected_entries += 1
+
+    def _merge_corrected(self, columns: Any) -> None:
+        """After merging a delta's histograms: the entries with a corrected histogram add the
+        delta's corrected one, or its plain one where the delta had no lag."""
+        entries = self._entries
+        corrected = columns.corrected
+        late = dict(zip(corrected.index, range(len(corrected.index)), strict=True))
+        c_starts = list(accumulate(corrected.sizes, initial=0))
+        position = 0
+        fields = columns.fields
+        for i, (key, size, first, last) in enumerate(
+            zip(columns.entry_keys, columns.sizes, columns.firsts, columns.lasts, strict=True)
+        ):
+            stop = position + 2 * size
+            entry = entries.get(key)
+            if entry is None:  # folded past the cap
+                entry = entries[(overflow_name(self.max_entries), key[1])]
+            target = entry._corrected
+            if target is not None:
+                j = late.get(i)
+                if j is None:
+                    n, total, low, high = fields[6 * i + 2 : 6 * i + 6]
+                    pairs = columns.buckets[position:stop]
+                else:
+                    n, total, low, high = corrected.fields[4 * j : 4 * j + 4]
+                    pairs = corrected.buckets[2 * c_starts[j] : 2 * c_starts[j + 1]]
+                    first, last = corrected.firsts[j], corrected.lasts[j]
+                target.merge_wire(n, total, low, high, first, last, pairs)
+            position = stop
+        self._total_corrected_dirty = True
+
+    def _merge_schedules(self, delta: StatsDelta) -> None:
+        dropped = self._dropped_arrivals
+        for user_class, n in delta.dropped_arrivals.items():
+            dropped[user_class] = dropped.get(user_class, 0) + n
+        schedules = self._schedules
+        for user_class, tally in delta.schedules.items():
+            mine = schedules.get(user_class)
+            if mine is None:
+                mine = schedules[user_class] = ScheduleTally()
+            mine.lag.merge(tally.lag)
+            mine.missed += tally.missed
 
     def _overflow_key(self, key: tuple[str, str]) -> tuple[str, str]:
         """Where a new (name, method) past the cap is counted; warns once per reset."""
@@ -599,6 +748,17 @@ class MergedStats:
 
     # -- derived figures (used by StatsEntry) ----------------------------------------------
 
+    def _aggregate_corrected(self) -> Histogram:
+        if not self._corrected_entries:
+            return self._aggregate()
+        if self._total_corrected_dirty:
+            merged = Histogram()
+            for entry in self._entries.values():
+                merged.merge(entry._histogram if entry._corrected is None else entry._corrected)
+            self._total_corrected = merged
+            self._total_corrected_dirty = False
+        return self._total_corrected
+
     def _aggregate(self) -> Histogram:
         if self._total_dirty:
             merged = Histogram()
@@ -663,32 +823,38 @@ class MergedStats:
         snapshots = self._snapshots
         previous = snapshots[-1][1] if snapshots else {}
         current: dict[Any, Histogram] = {}
-        for key, entry in self._entries.items():
-            histogram = entry._histogram
+
+        def keep(key: Any, histogram: Histogram) -> None:
             old = previous.get(key)
             same = old is not None and old.count == histogram.count
             current[key] = old if same else histogram.compact_copy()  # type: ignore[assignment]
-        total = self._aggregate()
-        old = previous.get(None)
-        current[None] = (
-            old if old is not None and old.count == total.count else total.compact_copy()
-        )
+
+        for key, entry in self._entries.items():
+            keep(key, entry._histogram)
+            if entry._corrected is not None:  # (a paced user's missed slots add to its count)
+                keep(("corrected", key), entry._corrected)
+        keep(None, self._aggregate())
+        if self._corrected_entries:
+            keep(("corrected", None), self._aggregate_corrected())
         snapshots.append((second, current))
         horizon = second - self.window
         while len(snapshots) > 1 and snapshots[1][0] <= horizon:
             snapshots.popleft()
 
-    def _window_histogram(self, entry: StatsEntry) -> Histogram:
-        key = None if entry is self._total else (entry.name, entry.method)
+    def _window_histogram(self, entry: StatsEntry, corrected: bool = False) -> Histogram:
+        plain_key = None if entry is self._total else (entry.name, entry.method)
+        key: Any = ("corrected", plain_key) if corrected else plain_key
         cutoff = self._now() - self.window
-        cumulative = entry.histogram
+        cumulative = entry.corrected_histogram if corrected else entry.histogram
         baseline: Histogram | None = None
         baseline_second = None
         for snap_second, snapshot in reversed(self._snapshots):
             if snap_second <= cutoff:
                 baseline, baseline_second = snapshot.get(key), snap_second
+                if baseline is None and corrected:  # nothing was late yet: the same then
+                    baseline = snapshot.get(plain_key)
                 break
-        stamp = (baseline_second, cumulative.count)
+        stamp = (baseline_second, cumulative.count, cumulative is entry._histogram)
         cached = self._window_cache.get(key)
         if cached is not None and cached[0] == stamp:
             return cached[1]
@@ -718,7 +884,13 @@ class RecordingStats(MergedStats):
     def flush(self) -> None:
         """Merge what the recorder holds (nothing to do, and no delta, when it holds nothing)."""
         recorder = self.recorder
-        if recorder.entries or recorder.errors or recorder.exceptions:
+        if (
+            recorder.entries
+            or recorder.errors
+            or recorder.exceptions
+            or recorder.dropped_arrivals
+            or recorder.schedules
+        ):
             self.merge(self.node, recorder.take_delta())
 
     def reset(self) -> None:

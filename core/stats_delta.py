@@ -3,8 +3,16 @@
     RequestStats   ``record`` is the hot path of every request (one dict lookup);
                    ``take_delta`` swaps in fresh tallies and hands back the old ones.
     StatsDelta     one interval of one worker: tallies per (method, name), errors, task
-                   exceptions. ``to_wire``/``from_wire`` (and ``encode``/``decode``) carry it
-                   to the master; decoding validates everything first and raises ``DeltaError``.
+                   exceptions, and per user class the open model's dropped arrivals and how
+                   late scheduled tasks started. ``to_wire``/``from_wire`` (and
+                   ``encode``/``decode``) carry it to the master; decoding validates
+                   everything first and raises ``DeltaError``.
+
+Coordinated omission: a request recorded during a task that started behind its schedule (see
+``schedule_lag``) is also counted, with the lag added, in its tally's ``corrected`` histogram,
+the response time from the intended start. A tally gets that histogram on its first late
+request (a copy of the uncorrected one: every request before it was on time) and has none
+while everything is on time, so a run without schedules records and sends what it always did.
 
 No gevent, no asyncio: the master decodes with this module too.
 """
@@ -17,23 +25,28 @@ import time
 import zlib
 from collections.abc import Sequence
 from itertools import accumulate, repeat
-from operator import le, mul, sub
+from operator import le, lt, mul, sub
 from typing import Any, NamedTuple
 
 import msgpack
+from greenlet import getcurrent
 
 from .histogram import (
     EXACT_BITS,
     MAX_COUNT,
+    MAX_TRACKABLE_US,
     MAX_VALUE_US,
     N_BUCKETS,
     TOP_INDEX,
     TOP_SHIFT,
     Histogram,
+    HistogramError,
 )
+from .schedule_lag import late as _late
 
-WIRE_VERSION = 1
+WIRE_VERSION = 2
 MAX_ENTRIES = 100_000
+MAX_USER_CLASSES = 10_000
 MAX_ERRORS = 100_000
 MAX_NAME_LENGTH = 65_536
 MAX_TEXT_LENGTH = 1 << 20
@@ -72,28 +85,42 @@ def error_text(error: object) -> str:
 
 
 class Tally:
-    """What one (method, name) recorded during one interval."""
+    """What one (method, name) recorded during one interval.
 
-    __slots__ = ("histogram", "failures", "content_length")
+    ``corrected``: the response times from the intended starts (µs), None while they equal
+    ``histogram`` (no request of this interval was late)."""
+
+    __slots__ = ("histogram", "failures", "content_length", "corrected")
 
     def __init__(
-        self, histogram: Histogram | None = None, failures: int = 0, content_length: int = 0
+        self,
+        histogram: Histogram | None = None,
+        failures: int = 0,
+        content_length: int = 0,
+        corrected: Histogram | None = None,
     ) -> None:
         self.histogram = Histogram() if histogram is None else histogram
         self.failures = failures
         self.content_length = content_length
+        self.corrected = corrected
 
     @property
     def count(self) -> int:
         return self.histogram.count
 
+    @property
+    def corrected_histogram(self) -> Histogram:
+        """The response times from the intended starts (the uncorrected ones when equal)."""
+        return self.histogram if self.corrected is None else self.corrected
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Tally):
             return NotImplemented
-        return (self.failures, self.content_length, self.histogram) == (
+        return (self.failures, self.content_length, self.histogram, self.corrected) == (
             other.failures,
             other.content_length,
             other.histogram,
+            other.corrected,
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -120,6 +147,10 @@ class RequestStats:
         self._previous: dict[tuple[str, str], Tally] = {}
         # open-model arrivals that found no free user under the ceiling, per user class
         self._dropped_arrivals: dict[str, int] = {}
+        # how late scheduled tasks started, per user class
+        self._schedules: dict[str, ScheduleTally] = {}
+        # some tally of this interval has a corrected histogram (counted in schedule_lag.late)
+        self._late_interval = False
 
     def record(
         self,
@@ -137,6 +168,8 @@ class RequestStats:
         tally.content_length += response_length
         if exception is not None:
             self._failure(tally, request_type, name, exception)
+        if _late[0]:  # some task is behind its schedule, or was in this interval
+            self._record_corrected(tally, value)
         # Histogram.record, inlined: this runs for every request, and a call is a tenth of it
         # (tests check that both count the same)
         if value < 0:
@@ -166,6 +199,38 @@ class RequestStats:
                 pass
         h._add_dense(((index, 1),))
 
+    def __del__(self) -> None:
+        # a recorder dropped in the middle of a late interval gives the fast path back
+        if getattr(self, "_late_interval", False):
+            self._late_interval = False
+            _late[0] -= 1
+
+    def _record_corrected(self, tally: Tally, value: int) -> None:
+        """Count ``value`` (µs, from the send) in ``tally.corrected`` from the intended start:
+        plus the lag, and once more per slot a paced user missed, each with its own lag."""
+        g = getcurrent()
+        lag_us = getattr(g, "lcore_lag_us", 0)
+        corrected = tally.corrected
+        if corrected is None:
+            if not lag_us:
+                return
+            # every request of the interval so far was on time: their corrected times are these
+            corrected = tally.corrected = tally.histogram.copy()
+            if not self._late_interval:
+                # until the interval ends, every request checks whether its tally has a
+                # corrected histogram to count in, late or not
+                self._late_interval = True
+                _late[0] += 1
+        if value < 0:
+            value = 0
+        corrected.record(value + lag_us)
+        if lag_us:
+            missed = g.lcore_missed
+            if missed:
+                record, interval_us = corrected.record, g.lcore_interval_us
+                for k in range(1, missed + 1):
+                    record(value + lag_us - k * interval_us)
+
     def _failure(self, tally: Tally, request_type: str, name: str, exception: object) -> None:
         key = (request_type, name, error_text(exception))
         tally.failures += 1
@@ -181,6 +246,26 @@ class RequestStats:
         """Count arrivals of ``user_class`` that were due but found no free user (never skipped silently)."""
         self._dropped_arrivals[user_class] = self._dropped_arrivals.get(user_class, 0) + count
 
+    def record_schedule(self, user_class: str, lag_s: float, missed: int = 0) -> None:
+        """Tally one scheduled task start of ``user_class``, ``lag_s`` behind its due time,
+        with ``missed`` slots of a paced user's grid gone by meanwhile (``schedule_lag``'s
+        sink)."""
+        tally = self._schedules.get(user_class)
+        if tally is None:
+            tally = self._schedules[user_class] = ScheduleTally()
+        tally.lag.record(int(lag_s * 1e6 + 0.5) if lag_s > 0 else 0)
+        tally.missed += missed
+
+    @property
+    def dropped_arrivals(self) -> dict[str, int]:
+        """The interval in progress' dropped arrivals per user class. Read it, don't keep it."""
+        return self._dropped_arrivals
+
+    @property
+    def schedules(self) -> dict[str, ScheduleTally]:
+        """The interval in progress' scheduled starts per user class. Read it, don't keep it."""
+        return self._schedules
+
     def log_exception(self, message: str, traceback: str) -> None:
         """Count an exception a task raised (not a request failure)."""
         key = (_text(message, MAX_TEXT_LENGTH), _text(traceback, MAX_TEXT_LENGTH))
@@ -190,10 +275,22 @@ class RequestStats:
         """Everything recorded since the last call, as a delta; recording goes on afresh."""
         end = time.time() if now is None else now
         # the whole swap is plain assignments: no greenlet switch can land in the middle
-        delta = StatsDelta(self._interval_start, end, self._entries, self._errors, self._exceptions)
+        delta = StatsDelta(
+            self._interval_start,
+            end,
+            self._entries,
+            self._errors,
+            self._exceptions,
+            self._dropped_arrivals,
+            self._schedules,
+        )
         self._previous = self._entries
         self._entries, self._errors, self._exceptions = {}, {}, {}
+        self._dropped_arrivals, self._schedules = {}, {}
         self._interval_start = end
+        if self._late_interval:
+            self._late_interval = False
+            _late[0] -= 1
         return delta
 
     def reset(self, now: float | None = None) -> None:
@@ -222,7 +319,46 @@ class RequestStats:
         return sum(t.failures for t in self._entries.values())
 
 
+class ScheduleTally:
+    """The scheduled task starts of one user class during one interval: how late each one
+    started (``lag``, µs, on-time ones as 0) and how many slots of paced users' grids went
+    by unstarted (``missed``; counted in the corrected percentiles)."""
+
+    __slots__ = ("lag", "missed")
+
+    def __init__(self, lag: Histogram | None = None, missed: int = 0) -> None:
+        self.lag = Histogram() if lag is None else lag
+        self.missed = missed
+
+    @property
+    def starts(self) -> int:
+        return self.lag.count
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ScheduleTally):
+            return NotImplemented
+        return (self.missed, self.lag) == (other.missed, other.lag)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"<ScheduleTally starts={self.starts} max_lag_us={self.lag.max} missed={self.missed}>"
+        )
+
+
 # -- the delta and its wire form -------------------------------------------------------------
+
+
+class _Corrected(NamedTuple):
+    """The corrected histograms of a delta's entries that have one, columnar as well."""
+
+    index: list[int]  # the entry (its position in the entry columns) of each
+    fields: list[int]  # count, sum, min, max: 4 per corrected entry
+    sizes: list[int]  # non-empty buckets per corrected entry
+    buckets: list[int]  # [gap, n, gap, n, ...] of each, one after the other
+    firsts: list[int]  # lowest bucket index of each (derived, not sent)
+    lasts: list[int]  # highest bucket index of each (derived, not sent)
 
 
 class _Columns(NamedTuple):
@@ -235,29 +371,51 @@ class _Columns(NamedTuple):
     buckets: list[int]  # every entry's [gap, n, gap, n, ...], one after the other
     firsts: list[int]  # lowest bucket index per entry (derived, not sent)
     lasts: list[int]  # highest bucket index per entry (derived, not sent)
+    corrected: _Corrected
+
+
+def _no_corrected() -> _Corrected:
+    return _Corrected([], [], [], [], [], [])
 
 
 class StatsDelta:
     """One interval of one worker (or of the debug runner), from ``start`` to ``end``.
 
     ``entries`` maps (method, name) to a ``Tally``; ``errors`` maps (method, name, error
-    text) to occurrences; ``exceptions`` maps (message, traceback) to a count.
+    text) to occurrences; ``exceptions`` maps (message, traceback) to a count;
+    ``dropped_arrivals`` maps a user class to its open-model arrivals that found no free
+    user; ``schedules`` maps a user class to a ``ScheduleTally`` of its scheduled starts.
 
     The wire form is columnar, so the master checks a delta with a few C-level passes
     whatever its number of entries, and merges it without building an object per entry::
 
-        [1, start, end,
+        [2, start, end,
          [method, name, ...],                                    2 per entry
          [failures, content_length, count, sum_us, min_us, max_us, ...]   6 per entry
          [buckets, ...],                                         1 per entry
          [gap, n, gap, n, ...],                                  the histograms' buckets
          [method, name, error_text, occurrences, ...],           4 per error
-         [message, traceback, count, ...]]                       3 per task exception
+         [message, traceback, count, ...],                       3 per task exception
+         [entry, count, sum_us, min_us, max_us, ...],            5 per corrected histogram
+         [buckets, ...],                                         1 per corrected histogram
+         [gap, n, gap, n, ...],                                  their buckets
+         [user_class, dropped, ...],                             2 per class that dropped
+         [user_class, missed, [lag histogram wire form], ...]]   3 per class with a schedule
 
-    A delta decoded from the wire is read-only.
+    Only entries with a late request have a corrected histogram: the others' corrected
+    response times are their response times. A delta decoded from the wire is read-only.
     """
 
-    __slots__ = ("start", "end", "errors", "exceptions", "_entries", "_columns")
+    __slots__ = (
+        "start",
+        "end",
+        "errors",
+        "exceptions",
+        "dropped_arrivals",
+        "schedules",
+        "_entries",
+        "_columns",
+    )
 
     def __init__(
         self,
@@ -266,6 +424,8 @@ class StatsDelta:
         entries: dict[tuple[str, str], Tally] | None = None,
         errors: dict[tuple[str, str, str], int] | None = None,
         exceptions: dict[tuple[str, str], int] | None = None,
+        dropped_arrivals: dict[str, int] | None = None,
+        schedules: dict[str, ScheduleTally] | None = None,
     ) -> None:
         self.start = start
         self.end = end
@@ -273,6 +433,8 @@ class StatsDelta:
         self._columns: _Columns | None = None
         self.errors = {} if errors is None else errors
         self.exceptions = {} if exceptions is None else exceptions
+        self.dropped_arrivals = {} if dropped_arrivals is None else dropped_arrivals
+        self.schedules = {} if schedules is None else schedules
 
     @property
     def entries(self) -> dict[tuple[str, str], Tally]:
@@ -292,8 +454,14 @@ class StatsDelta:
 
     @property
     def is_empty(self) -> bool:
-        """No request, no error, no task exception."""
-        return not (self.num_requests or self.errors or self.exceptions)
+        """No request, no error, no task exception, no dropped arrival, no scheduled start."""
+        return not (
+            self.num_requests
+            or self.errors
+            or self.exceptions
+            or self.dropped_arrivals
+            or self.schedules
+        )
 
     @property
     def num_requests(self) -> int:
@@ -328,6 +496,23 @@ class StatsDelta:
         exceptions: list[Any] = []
         for (message, tb), n in self.exceptions.items():
             exceptions += (message, tb, n)
+        corrected = columns.corrected
+        corrected_fields: list[int] = []
+        for i, position in enumerate(corrected.index):
+            corrected_fields.append(position)
+            corrected_fields += corrected.fields[4 * i : 4 * i + 4]
+        dropped: list[Any] = []
+        for user_class, n in self.dropped_arrivals.items():
+            if n > 0:
+                dropped += (_text(user_class, MAX_NAME_LENGTH), min(int(n), MAX_COUNT))
+        schedules: list[Any] = []
+        for user_class, tally in self.schedules.items():
+            if tally.starts:
+                schedules += (
+                    _text(user_class, MAX_NAME_LENGTH),
+                    min(int(tally.missed), MAX_COUNT),
+                    tally.lag.to_wire(),
+                )
         return [
             WIRE_VERSION,
             self.start,
@@ -338,6 +523,11 @@ class StatsDelta:
             columns.buckets,
             errors,
             exceptions,
+            corrected_fields,
+            corrected.sizes,
+            corrected.buckets,
+            dropped,
+            schedules,
         ]
 
     def encode(self) -> bytes:
@@ -362,18 +552,30 @@ class StatsDelta:
     @classmethod
     def from_wire(cls, obj: Any) -> StatsDelta:
         """Check ``obj`` completely, then build the delta; ``DeltaError`` if anything is off."""
-        if not _is_list(obj) or len(obj) != 9:
-            raise DeltaError("delta: expected a list of 9 fields")
-        version, start, end, keys, fields, sizes, buckets, errors, exceptions = obj
+        if not _is_list(obj) or len(obj) != 14:
+            raise DeltaError("delta: expected a list of 14 fields")
+        (version, start, end, keys, fields, sizes, buckets, errors, exceptions,
+         c_fields, c_sizes, c_buckets, dropped, schedules) = obj  # fmt: skip
         if version != WIRE_VERSION or type(version) is not int:
             raise DeltaError(f"delta: unsupported wire version {version!r}")
         if not (_is_time(start) and _is_time(end) and start <= end):
             raise DeltaError("delta: bad interval timestamps")
         columns = _check_columns(keys, fields, sizes, buckets)
+        columns = columns._replace(
+            corrected=_check_corrected(columns, c_fields, c_sizes, c_buckets)
+        )
         failures = dict(zip(zip(keys[0::2], keys[1::2], strict=True), fields[0::6], strict=True))
         parsed_errors = _check_errors(errors, failures)
         parsed_exceptions = _check_exceptions(exceptions)
-        delta = cls(float(start), float(end), None, parsed_errors, parsed_exceptions)
+        delta = cls(
+            float(start),
+            float(end),
+            None,
+            parsed_errors,
+            parsed_exceptions,
+            _check_dropped(dropped),
+            _check_schedules(schedules),
+        )
         delta._entries = None
         delta._columns = columns
         return delta
@@ -403,27 +605,45 @@ def _check_columns(keys: Any, fields: Any, sizes: Any, buckets: Any) -> _Columns
     if not n:
         if buckets:
             raise DeltaError("delta: buckets without entries")
-        return _Columns([], [], [], [], [], [], [])
+        return _Columns([], [], [], [], [], [], [], _no_corrected())
     keys, fields, sizes, buckets = list(keys), list(fields), list(sizes), list(buckets)
     if not _all_strings(keys, MAX_NAME_LENGTH):
         raise DeltaError("delta: entry method and name must be strings")
     entry_keys = list(zip(keys[1::2], keys[0::2], strict=True))
     if len(set(entry_keys)) != n:
         raise DeltaError("delta: an entry appears twice")
-    pairs = _int_sum(sizes)
-    if pairs is None or _int_sum(fields) is None or _int_sum(buckets) is None:
+    if _int_sum(sizes) is None or _int_sum(fields) is None or _int_sum(buckets) is None:
         raise DeltaError("delta: entry fields must be integers")
+    failures, lengths, counts = fields[0::6], fields[1::6], fields[2::6]
+    sums, lows, highs = fields[3::6], fields[4::6], fields[5::6]
+    if min(failures) < 0 or min(lengths) < 0 or max(lengths) > MAX_CONTENT_LENGTH:
+        raise DeltaError("delta: negative counts")
+    if not all(map(le, failures, counts)):
+        raise DeltaError("delta: more failures than requests, or min above max")
+    firsts, lasts = _check_histograms(counts, sums, lows, highs, sizes, buckets)
+    return _Columns(keys, entry_keys, fields, sizes, buckets, firsts, lasts, _no_corrected())
+
+
+def _check_histograms(
+    counts: list[int],
+    sums: list[int],
+    lows: list[int],
+    highs: list[int],
+    sizes: list[int],
+    buckets: list[int],
+) -> tuple[list[int], list[int]]:
+    """Validate histograms in columns (integers already checked) with C-level passes;
+    returns their lowest and highest bucket indices."""
+    pairs = sum(sizes)
     if 2 * pairs != len(buckets) or min(sizes) < 1 or max(sizes) > N_BUCKETS:
         raise DeltaError("delta: bucket sizes disagree with the buckets")
     if min(buckets) < 1:  # every gap and every bucket count is at least 1
         raise DeltaError("delta: empty or unordered buckets")
-    failures, lengths, counts = fields[0::6], fields[1::6], fields[2::6]
-    sums, lows, highs = fields[3::6], fields[4::6], fields[5::6]
-    if min(failures) < 0 or min(lengths) < 0 or min(counts) < 1 or min(lows) < 0:
+    if min(counts) < 1 or min(lows) < 0:
         raise DeltaError("delta: negative counts")
-    if max(counts) > MAX_COUNT or max(lengths) > MAX_CONTENT_LENGTH or max(highs) > MAX_VALUE_US:
+    if max(counts) > MAX_COUNT or max(highs) > MAX_VALUE_US:
         raise DeltaError("delta: entry counts out of range")
-    if not all(map(le, failures, counts)) or not all(map(le, lows, highs)):
+    if not all(map(le, lows, highs)):
         raise DeltaError("delta: more failures than requests, or min above max")
     if not (
         all(map(le, map(mul, counts, lows), sums)) and all(map(le, sums, map(mul, counts, highs)))
@@ -445,7 +665,82 @@ def _check_columns(keys: Any, fields: Any, sizes: Any, buckets: Any) -> _Columns
     # entry, and a wrong one can only skew the quantiles of its own entry, which clamp to it)
     firsts = list(map(sub, map(gaps.__getitem__, starts), repeat(1)))
     lasts = list(map(sub, lasts, repeat(1)))
-    return _Columns(keys, entry_keys, fields, sizes, buckets, firsts, lasts)
+    return firsts, lasts
+
+
+def _check_corrected(columns: _Columns, raw: Any, sizes: Any, buckets: Any) -> _Corrected:
+    """Validate the corrected histograms against the entries they belong to."""
+    if not (_is_list(raw) and _is_list(sizes) and _is_list(buckets)):
+        raise DeltaError("delta: corrected columns must be lists")
+    n = len(sizes)
+    if len(raw) != 5 * n or n > len(columns.sizes):
+        raise DeltaError("delta: corrected columns disagree in length")
+    if not n:
+        if buckets:
+            raise DeltaError("delta: corrected buckets without entries")
+        return _no_corrected()
+    raw, sizes, buckets = list(raw), list(sizes), list(buckets)
+    if _int_sum(raw) is None or _int_sum(sizes) is None or _int_sum(buckets) is None:
+        raise DeltaError("delta: corrected fields must be integers")
+    index = raw[0::5]
+    if min(index) < 0 or max(index) >= len(columns.sizes):
+        raise DeltaError("delta: a corrected histogram of no entry")
+    if not all(map(lt, index, index[1:])):
+        raise DeltaError("delta: corrected histograms out of order or twice")
+    counts, sums, lows, highs = raw[1::5], raw[2::5], raw[3::5], raw[4::5]
+    # a late request counts at least once, and a missed slot of pacing once more
+    if not all(map(le, map(columns.fields[2::6].__getitem__, index), counts)):
+        raise DeltaError("delta: a corrected histogram with fewer requests than its entry")
+    firsts, lasts = _check_histograms(counts, sums, lows, highs, sizes, buckets)
+    fields = [0] * (4 * n)
+    fields[0::4], fields[1::4], fields[2::4], fields[3::4] = counts, sums, lows, highs
+    return _Corrected(index, fields, sizes, buckets, firsts, lasts)
+
+
+def _check_dropped(raw: Any) -> dict[str, int]:
+    if not _is_list(raw) or len(raw) % 2 or len(raw) > 2 * MAX_USER_CLASSES:
+        raise DeltaError("delta: dropped arrivals must be a list of 2 fields each")
+    if not raw:
+        return {}
+    names, counts = raw[0::2], raw[1::2]
+    if not (
+        _all_strings(names, MAX_NAME_LENGTH)
+        and _int_sum(counts) is not None
+        and min(counts) >= 1
+        and max(counts) <= MAX_COUNT
+    ):
+        raise DeltaError("delta: a dropped-arrival count has a bad field")
+    dropped = dict(zip(names, counts, strict=True))
+    if len(dropped) != len(counts):
+        raise DeltaError("delta: a user class's dropped arrivals appear twice")
+    return dropped
+
+
+def _check_schedules(raw: Any) -> dict[str, ScheduleTally]:
+    if not _is_list(raw) or len(raw) % 3 or len(raw) > 3 * MAX_USER_CLASSES:
+        raise DeltaError("delta: schedules must be a list of 3 fields each")
+    if not raw:
+        return {}
+    names, missed, lags = raw[0::3], raw[1::3], raw[2::3]
+    if not (
+        _all_strings(names, MAX_NAME_LENGTH)
+        and _int_sum(missed) is not None
+        and min(missed) >= 0
+        and max(missed) <= MAX_COUNT
+    ):
+        raise DeltaError("delta: a schedule has a bad field")
+    schedules: dict[str, ScheduleTally] = {}
+    for name, n, lag in zip(names, missed, lags, strict=True):
+        try:
+            histogram = Histogram.from_wire(lag)
+        except HistogramError as e:
+            raise DeltaError(f"delta: a schedule's lags: {e}") from None
+        if not histogram.count or histogram.max > MAX_TRACKABLE_US:
+            raise DeltaError("delta: a schedule without starts, or lags out of range")
+        schedules[name] = ScheduleTally(histogram, n)
+    if len(schedules) != len(names):
+        raise DeltaError("delta: a user class's schedule appears twice")
+    return schedules
 
 
 def _int_sum(values: list[Any]) -> int | None:
@@ -512,8 +807,8 @@ def _check_exceptions(raw: Any) -> dict[tuple[str, str], int]:
 
 
 def _columns_from_entries(entries: dict[tuple[str, str], Tally]) -> _Columns:
-    columns = _Columns([], [], [], [], [], [], [])
-    keys, entry_keys, fields, sizes, buckets, firsts, lasts = columns
+    columns = _Columns([], [], [], [], [], [], [], _no_corrected())
+    keys, entry_keys, fields, sizes, buckets, firsts, lasts, corrected = columns
     for (method, name), tally in entries.items():
         histogram = tally.histogram
         if not histogram.count:
@@ -523,6 +818,8 @@ def _columns_from_entries(entries: dict[tuple[str, str], Tally]) -> _Columns:
         # rather than per request in record)
         method, name = _text(method, MAX_NAME_LENGTH), _text(name, MAX_NAME_LENGTH)
         length = int(tally.content_length)
+        if tally.corrected is not None:
+            _add_corrected(corrected, len(sizes), tally.corrected)
         keys += (method, name)
         entry_keys.append((name, method))
         fields += (
@@ -538,6 +835,16 @@ def _columns_from_entries(entries: dict[tuple[str, str], Tally]) -> _Columns:
         firsts.append(first)
         lasts.append(last)
     return columns
+
+
+def _add_corrected(corrected: _Corrected, position: int, histogram: Histogram) -> None:
+    pairs, first, last = histogram._wire_pairs_and_span()
+    corrected.index.append(position)
+    corrected.fields.extend((histogram.count, histogram.sum, histogram.min, histogram.max))
+    corrected.sizes.append(len(pairs) // 2)
+    corrected.buckets.extend(pairs)
+    corrected.firsts.append(first)
+    corrected.lasts.append(last)
 
 
 def _entries_from_columns(columns: _Columns) -> dict[tuple[str, str], Tally]:
@@ -556,4 +863,13 @@ def _entries_from_columns(columns: _Columns) -> dict[tuple[str, str], Tally]:
         position += 2 * size
         histogram = Histogram.from_parts(count, total, low, high, pairs)
         entries[(method, name)] = Tally(histogram, failures, length)
+    corrected = columns.corrected
+    if corrected.index:
+        tallies = list(entries.values())
+        position = 0
+        for i, (entry, size) in enumerate(zip(corrected.index, corrected.sizes, strict=True)):
+            count, total, low, high = corrected.fields[4 * i : 4 * i + 4]
+            pairs = corrected.buckets[position : position + 2 * size]
+            position += 2 * size
+            tallies[entry].corrected = Histogram.from_parts(count, total, low, high, pairs)
     return entries

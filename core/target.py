@@ -19,8 +19,16 @@ Endpoints (any method; HEAD answers like GET without a body; ``?delay=MS`` delay
     /cookies/set?k=v    Set-Cookie k=v (Path=/) for every pair; JSON of what was set
     /cookies            JSON {"cookies": {...}} of the request's Cookie header
     /close              answers with Connection: close, then closes
-    GET /__stats        JSON {"total", "connections", "requests": {"METHOD /path": n}}
+    GET /__stats        JSON {"total", "connections", "requests": {"METHOD /path": n}}, and
+                        with a stall "stall": {"every", "length", "origin"} and the wall-clock
+                        times of the first and last counted request
     POST /__reset       zeroes all counters
+
+A stall (``--stall-every P --stall-for S``, ``Target(stall=Stall(P, S))``) makes the target
+stop answering for the last S seconds of every P seconds, counted from when it started
+listening (``origin``, wall clock): a request that arrives during a stall is answered when
+the stall ends (after its own delay, if any). That is a deterministic schedule a load test's
+figures can be checked against (``Stall.wait_at``).
 
 The two control paths are not counted; every other request counts under (method, path
 without query). Request bodies may use Content-Length or chunked; pipelining is safe.
@@ -34,10 +42,11 @@ import json
 import signal
 import sys
 import threading
+import time
 import zlib
 from collections.abc import Callable, Sequence
 from http import HTTPStatus
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import parse_qsl
 
 _T = TypeVar("_T")
@@ -51,6 +60,28 @@ _ROOT_BODY = b"lcore target\n"
 _OTHER_BODY = b"ok\n"
 _JSON_BODY = json.dumps({"message": "hello from lcore", "items": [1, 2, 3], "ok": True}).encode()
 _NO_BODY_STATUSES = frozenset({204, 304})
+
+
+class Stall(NamedTuple):
+    """Stop answering for the last ``length`` seconds of every ``every`` seconds."""
+
+    every: float
+    length: float
+
+    def wait_at(self, elapsed: float) -> float:
+        """How long a request arriving ``elapsed`` s after the origin waits for the stall to
+        end (0 outside a stall)."""
+        phase = elapsed % self.every
+        start = self.every - self.length
+        return self.every - phase if phase >= start else 0.0
+
+    def truth(self, start: float, end: float, rate: float) -> list[float]:
+        """The waits (s) of a schedule of ``rate`` requests per second, evenly spread from
+        ``start`` to ``end`` (seconds after the origin): what a client that keeps to its
+        schedule sees from this stall, before the service time itself."""
+        n = max(1, round((end - start) * rate))
+        step = (end - start) / n
+        return [self.wait_at(start + (i + 0.5) * step) for i in range(n)]
 
 
 def _reason(status: int) -> str:
@@ -236,6 +267,8 @@ class _Connection(asyncio.Protocol):
         if b"content-length" in head or b"transfer-encoding" in head or b"connection" in head:
             return False
         target = self.target
+        if target.stall is not None:
+            return False  # the general path holds answers during a stall
         target._total += 1
         counts = target._counts
         key = ("GET", "/")
@@ -314,9 +347,16 @@ class Target:
     """The embedded target. ``start()`` serves from a background thread; ``run()`` serves
     in the calling thread until ``stop()`` or a signal."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, stall: Stall | None = None) -> None:
+        if stall is not None and not 0 < stall.length < stall.every:
+            raise ValueError("a stall must be shorter than its period, and longer than 0")
         self.host = host
         self.port = port
+        self.stall = stall
+        self.origin = 0.0  # wall clock when the target started listening (the stall's origin)
+        self._origin_loop = 0.0  # the same moment on the loop's clock
+        self._first_request: float | None = None
+        self._last_request: float | None = None
         self._counts: dict[tuple[str, str], int] = {}
         self._total = 0
         self._connections = 0
@@ -343,6 +383,7 @@ class Target:
             lambda: _Connection(self), self.host, self.port, backlog=1024, reuse_address=True
         )
         self.port = self._server.sockets[0].getsockname()[1]
+        self.origin, self._origin_loop = time.time(), loop.time()
 
     async def _serve_until_stopped(self) -> None:
         assert self._stopped is not None
@@ -470,11 +511,20 @@ class Target:
         return self._in_loop(self._stats)
 
     def _stats(self) -> dict[str, Any]:
-        return {
+        stats: dict[str, Any] = {
             "total": self._total,
             "connections": self._connections,
             "requests": {f"{m} {p}": n for (m, p), n in self._counts.items()},
         }
+        if self.stall is not None:
+            stats["stall"] = {
+                "every": self.stall.every,
+                "length": self.stall.length,
+                "origin": self.origin,
+            }
+            stats["first_request"] = self._first_request
+            stats["last_request"] = self._last_request
+        return stats
 
     def reset(self) -> None:
         self._in_loop(self._reset)
@@ -483,6 +533,7 @@ class Target:
         self._counts.clear()
         self._total = 0
         self._connections = 0
+        self._first_request = self._last_request = None
 
     # -- routing -----------------------------------------------------------------------
 
@@ -526,6 +577,13 @@ class Target:
             if head_only:
                 data = data[: data.index(b"\r\n\r\n") + 4]
         delay = min(delay_ms, MAX_DELAY_MS) / 1000.0
+        if self.stall is not None:
+            now = time.time()
+            if self._first_request is None:
+                self._first_request = now
+            self._last_request = now
+            assert self._loop is not None
+            delay += self.stall.wait_at(self._loop.time() - self._origin_loop)
         if delay > 0:
             conn.send_later(delay, data, close=not keep_alive)
         else:
@@ -717,8 +775,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8080, help="port to bind, 0 picks a free one")
+    parser.add_argument(
+        "--stall-every",
+        type=float,
+        metavar="P",
+        help="stall once every P seconds (with --stall-for)",
+    )
+    parser.add_argument(
+        "--stall-for", type=float, metavar="S", help="stop answering for the last S s of every P s"
+    )
     args = parser.parse_args(argv)
-    target = Target(args.host, args.port)
+    stall = None
+    if (args.stall_every is None) != (args.stall_for is None):
+        parser.error("--stall-every and --stall-for go together")
+    if args.stall_every is not None:
+        if not 0 < args.stall_for < args.stall_every:
+            parser.error("--stall-for must be more than 0 and less than --stall-every")
+        stall = Stall(args.stall_every, args.stall_for)
+    target = Target(args.host, args.port, stall)
 
     def announce(t: Target) -> None:
         print(f"lcore target listening on {t.url}", flush=True)

@@ -19,7 +19,7 @@ from gevent.pool import Group
 
 from .exception import StopTest
 from .user_runners import UserRunners, is_alive
-from .users import LOCUST_STATE_STOPPING, LOCUST_STATE_WAITING, User
+from .users import User
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +66,8 @@ class UserPool:
         """Drop users that ended by themselves (StopUser). Checked when counted rather than
         with a link callback per greenlet, which would cost every user a closure."""
         for users in self.users.values():
-            if any(u._done for u in users):
-                users[:] = [u for u in users if not u._done]
+            if any(u._lifecycle.done for u in users):
+                users[:] = [u for u in users if not u._lifecycle.done]
 
     def set_targets(
         self,
@@ -135,7 +135,7 @@ class UserPool:
                 self._failed_classes.add(name)
                 log.exception("Could not start a %s user", name)
             return
-        if "_done" not in user.__dict__ or not hasattr(user, "environment"):
+        if "_lifecycle" not in user.__dict__ or not hasattr(user, "environment"):
             # Locust's message: an __init__ that does not call the base constructor
             message = (
                 f"Attribute 'environment' is missing on user {name}. Perhaps you defined your own "
@@ -177,9 +177,7 @@ class UserPool:
 def stop_users(users: list[User], stop_timeout: float, runners: UserRunners) -> None:
     """Graceful, then forceful. Returns when every one of ``users`` has ended."""
     for user in users:
-        user._stop_requested = True
-        if stop_timeout <= 0:
-            user._stop_requests = True
+        user._lifecycle.request_stop(requests_too=stop_timeout <= 0)
     deadline = time.monotonic() + stop_timeout
     # a request that never ends (a catch_response never closed, a huge timeout) must not hold
     # the test forever
@@ -190,19 +188,17 @@ def stop_users(users: list[User], stop_timeout: float, runners: UserRunners) -> 
             return
         now = time.monotonic()
         past_deadline = now >= deadline
+        force = now >= last_resort
         for user in alive:
-            if past_deadline and user._state != LOCUST_STATE_STOPPING:
-                user._stop_requests = True  # but on_stop's own requests (a logout) go through
+            life = user._lifecycle
+            if past_deadline:
+                life.deadline_passed()
             # a waiting user, or one that is not inside a request once the deadline passed,
-            # is stopped now; one inside a request finishes it first
-            if user._parked is not None:
+            # is stopped now; one inside a request finishes it first (see user_lifecycle)
+            if life.parked is not None:
                 runners.wake_now(user)  # it sees the stop request first thing
-            elif (
-                user._state == LOCUST_STATE_WAITING
-                or (past_deadline and not user._in_request)
-                or now >= last_resort
-            ):
-                runners.interrupt(user, past_deadline, force=now >= last_resort)
+            elif life.may_interrupt(past_deadline, force):
+                runners.interrupt(user, past_deadline, force)
         gevent.sleep(0.01)
 
 

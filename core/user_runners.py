@@ -28,7 +28,7 @@ from gevent.hub import Waiter
 from gevent.pool import Group
 
 from .exception import StopUser
-from .users import LOCUST_STATE_RUNNING, LOCUST_STATE_STOPPING, LOCUST_STATE_WAITING, User
+from .users import User
 
 # a wait at least this long between top-level tasks gives the user's greenlet back
 PARK_AFTER = 0.2
@@ -51,9 +51,9 @@ class UserRunners:
         self._closing = False
         if type(user).run is not User.run:
             # a locustfile's own run(): the loop is its own, nothing to park
-            user._greenlet = self.group.spawn(self._run_custom, user)
+            user._lifecycle.run_on(self.group.spawn(self._run_custom, user))
         else:
-            user._greenlet = self._spawn(user, False)
+            user._lifecycle.run_on(self._spawn(user, False))
 
     def _spawn(self, user: User, resumed: bool) -> gevent.Greenlet:
         # the user goes in a list the runner empties: a greenlet keeps its args until it ends,
@@ -64,13 +64,12 @@ class UserRunners:
         user, resumed = first
         first.clear()
         while True:
-            user._greenlet = gevent.getcurrent()
-            user._state = LOCUST_STATE_RUNNING
+            user._lifecycle.run_on(gevent.getcurrent())
             try:
                 user._run_tasks(self._park, resumed)
             except GreenletExit:
                 return  # killed with its user (a stop, a shutdown): this runner ends too
-            if user._done:
+            if user._lifecycle.done:
                 self._ended(user)
             user = None  # type: ignore[assignment]  # an idle runner holds no user
             if self._closing or len(self._idle) >= IDLE_RUNNERS_MAX:
@@ -86,37 +85,37 @@ class UserRunners:
                 raise
 
     def _park(self, user: User, seconds: float) -> bool:
-        if seconds < PARK_AFTER or user._stop_requested:
+        life = user._lifecycle
+        if seconds < PARK_AFTER or life.stop_requested:
             return False
         timer = self.hub.loop.timer(seconds)
-        user._state = LOCUST_STATE_WAITING
-        user._greenlet = None
-        user._parked = timer
+        life.park(timer)
         timer.start(self._wake, user)
         return True
 
     def _wake(self, user: User) -> None:
         # in the hub: a timer's callback
-        timer, user._parked = user._parked, None
+        life = user._lifecycle
+        timer = life.unpark()  # running again, even before a runner has it: a stop won't kill it
         if timer is not None:
             timer.close()
-        # no longer waiting, even before a new runner has started: a stop must not kill it
-        user._state = LOCUST_STATE_RUNNING
         if self._idle:
             waiter, runner = self._idle.pop()
-            user._greenlet = runner
+            life.run_on(runner)
             waiter.switch((user, True))
         else:
-            user._greenlet = self._spawn(user, True)
+            life.run_on(self._spawn(user, True))
 
     def wake_now(self, user: User) -> None:
         """End a parked user's wait now (to stop it: its loop checks for that first)."""
-        timer = user._parked
+        life = user._lifecycle
+        timer = life.parked
         if timer is None:
             return
         timer.stop()
         timer.close()
-        user._parked = timer = self.hub.loop.timer(0)
+        timer = self.hub.loop.timer(0)
+        life.park(timer)
         timer.start(self._wake, user)
 
     def interrupt(self, user: User, past_deadline: bool = False, force: bool = False) -> None:
@@ -124,18 +123,13 @@ class UserRunners:
         waiting (or, ``past_deadline``, outside a request) — and in this user's loop, never in
         another user's that its runner may have moved on to. ``on_stop`` is not interrupted
         unless ``force``."""
-        runner = user._greenlet
+        life = user._lifecycle
+        runner = life.greenlet
         if runner is None or runner.dead:
             return
 
         def throw() -> None:
-            if user._greenlet is not runner or runner.dead or user._done:
-                return
-            state = user._state
-            if force or (
-                state != LOCUST_STATE_STOPPING
-                and (state == LOCUST_STATE_WAITING or (past_deadline and not user._in_request))
-            ):
+            if life.greenlet is runner and not runner.dead and life.may_interrupt(past_deadline, force):
                 runner.throw(GreenletExit)
 
         self.hub.loop.run_callback(throw)
@@ -149,27 +143,21 @@ class UserRunners:
             runner.kill(block=False)
 
     def _run_custom(self, user: User) -> None:
+        life = user._lifecycle
         try:
             user.run()
         except StopUser as e:
-            user._ended_by = e
+            life.stopped_by(e)
         except GreenletExit:
-            user._done = True
             return
         finally:
-            user._done = True
+            life.end()
         self._ended(user)
 
     def _ended(self, user: User) -> None:
-        if not user._stop_requested and self.on_ended is not None:
+        if not user._lifecycle.stop_requested and self.on_ended is not None:
             self.on_ended(user)
 
 
 def is_alive(user: User) -> bool:
-    if user._done:
-        return False
-    if user._parked is not None:
-        return True
-    runner = user._greenlet
-    # a greenlet killed before it started never ran the loop that would have said "done"
-    return runner is not None and not runner.dead
+    return user._lifecycle.alive

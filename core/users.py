@@ -27,16 +27,16 @@ from .exception import (
     StopUser,
 )
 from .http import HttpSession
+from .schedule_lag import run_paced_task
+from .user_lifecycle import (  # noqa: F401  (Locust's names, importable from here as before)
+    LOCUST_STATE_RUNNING,
+    LOCUST_STATE_STOPPING,
+    LOCUST_STATE_WAITING,
+    UserLifecycle,
+)
 from .wait_time import constant
 
 log = logging.getLogger(__name__)
-
-# User states, as Locust names them
-LOCUST_STATE_RUNNING, LOCUST_STATE_WAITING, LOCUST_STATE_STOPPING = [
-    "running",
-    "waiting",
-    "stopping",
-]
 
 
 def task(weight: int | Callable[..., Any] = 1) -> Any:
@@ -246,14 +246,18 @@ class TaskSet(metaclass=_TaskHolderMeta):
         return self._guard(self._next_task)
 
     def _next_task(self) -> bool:
-        if self.user._stop_requested:
+        if self.user._lifecycle.stop_requested:
             raise StopUser()
         t = self._task_queue.pop(0) if self._task_queue else self.get_next_task()
+        nested = _is_taskset_class(t)
         lease = getattr(self.user.environment, "task_lease", None)
-        if lease is not None and not _is_taskset_class(t):
+        if lease is not None and not nested:
             lease.take()  # -i/--iterations: StopUser once the test's task runs are taken
         try:
-            self.execute_task(t)
+            if nested:  # its own tasks are the scheduled ones
+                self.execute_task(t)
+            else:
+                run_paced_task(self.user, self.execute_task, t)
         except RescheduleTaskImmediately:
             return False
         except RescheduleTask:
@@ -332,21 +336,15 @@ class User(metaclass=_TaskHolderMeta):
     wait_time: Callable[..., float] = constant(0)
     tasks: ClassVar[list[Any]] = []
     abstract: ClassVar[bool] = True
+    # (intended start, interval, grid owner) of the next task, set by constant_pacing's wait:
+    # the task then runs as a scheduled one (schedule_lag.run_paced_task)
+    _lcore_due: tuple[float, float, Any] | None = None
 
     def __init__(self, environment: Any) -> None:
         self.environment = environment
-        self._state = LOCUST_STATE_RUNNING
-        # set by the engine: stop before the next task (and, with _stop_requests, before the
-        # next request — the HTTP client checks that one)
-        self._stop_requested = False
-        self._stop_requests = False
-        self._in_request = False
-        # the greenlet running this user's loop; None while parked (see user_pool)
-        self._greenlet: gevent.Greenlet | None = None
-        self._parked: Any = None  # the timer that resumes a parked user
+        # running, waiting, stopping, ended; asked to stop; inside a request (the engine's)
+        self._lifecycle = UserLifecycle()
         self._taskset: TaskSet | None = None  # the top-level TaskSet being run, if any
-        self._done = False  # the loop has ended: the user is gone
-        self._ended_by: BaseException | None = None  # the StopUser/StopTest that ended it
         self._cp_last_run = time.monotonic()
         self._task_queue: list[Any] = []
 
@@ -362,7 +360,7 @@ class User(metaclass=_TaskHolderMeta):
 
     @property
     def greenlet(self) -> gevent.Greenlet | None:
-        return self._greenlet
+        return self._lifecycle.greenlet  # type: ignore[no-any-return]
 
     @property
     def group(self) -> Any:
@@ -378,19 +376,21 @@ class User(metaclass=_TaskHolderMeta):
     def start(self, group: Any) -> gevent.Greenlet:
         """Run this user in a new greenlet of ``group`` (Locust's User.start); returns it."""
         self._group = group
-        self._greenlet = group.spawn(_run_user, self)
-        return self._greenlet
+        greenlet: gevent.Greenlet = group.spawn(_run_user, self)
+        self._lifecycle.run_on(greenlet)
+        return greenlet
 
     def stop(self, force: bool = False) -> bool:
         """Stop a user started with ``start``: at once if ``force`` or while it waits (True),
         else once its current task is done (False), as Locust's User.stop."""
-        greenlet = self._greenlet
+        life = self._lifecycle
+        greenlet = life.greenlet
         if greenlet is None or greenlet.dead:
             return True
-        if force or self._state == LOCUST_STATE_WAITING:
+        if force or life.waiting:
             self._group.killone(greenlet)
             return True
-        self._stop_requested = True
+        life.request_stop()
         return False
 
     def wait(self) -> None:
@@ -404,12 +404,13 @@ class User(metaclass=_TaskHolderMeta):
 
     # the engine's side ----------------------------------------------------------------------
     def _sleep(self, seconds: float) -> None:
-        self._state = LOCUST_STATE_WAITING
+        life = self._lifecycle
+        life.begin_wait()
         try:
             gevent.sleep(seconds)
         finally:
-            self._state = LOCUST_STATE_RUNNING
-        if self._stop_requested:
+            life.end_wait()
+        if life.stop_requested:
             raise StopUser()
 
     def _task_failed(self, error: BaseException) -> None:
@@ -462,13 +463,14 @@ class User(metaclass=_TaskHolderMeta):
             choice = random.choice
             queue = self._task_queue
             lease = getattr(self.environment, "task_lease", None)
+            life = self._lifecycle
             while True:
                 if self._taskset is not None:
                     seconds = self._taskset_turn()
                     if seconds is None:
                         continue
                 else:
-                    if self._stop_requested:
+                    if life.stop_requested:
                         raise StopUser()
                     t = queue.pop(0) if queue else choice(self.tasks)
                     try:
@@ -482,7 +484,7 @@ class User(metaclass=_TaskHolderMeta):
                         else:
                             if lease is not None:
                                 lease.take()
-                            t(self)
+                            run_paced_task(self, t, self)
                     except RescheduleTaskImmediately:
                         continue
                     except RescheduleTask:
@@ -503,14 +505,14 @@ class User(metaclass=_TaskHolderMeta):
                 else:
                     self._sleep(seconds)
         except StopUser as e:
-            self._ended_by = e  # StopTest (a StopUser) ends the whole test: the pool tells
+            self._lifecycle.stopped_by(e)
             self._finish()
         except GreenletExit:
             self._finish()
             raise
         finally:
             if not parked:
-                self._done = True
+                self._lifecycle.end()
 
     def _taskset_turn(self) -> float | None:
         """One task of the top-level TaskSet; then the wait due: the set's own, or the user's
@@ -534,9 +536,7 @@ class User(metaclass=_TaskHolderMeta):
         return self.wait_time()
 
     def _finish(self) -> None:
-        self._state = LOCUST_STATE_STOPPING
-        # on_stop's own requests (a logout) must go through
-        self._stop_requests = False
+        self._lifecycle.begin_stopping()  # on_stop's own requests (a logout) go through
         try:
             self.on_stop()
         except (StopUser, GreenletExit):

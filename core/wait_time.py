@@ -22,16 +22,38 @@ def constant(wait_time: float) -> WaitTime:
 
 
 def constant_pacing(wait_time: float) -> WaitTime:
-    """Wait so that a task *starts* every ``wait_time`` seconds (no wait if a task took longer)."""
+    """Wait so that a task *starts* every ``wait_time`` seconds (no wait if a task took longer).
+
+    The tasks are due on a grid, ``wait_time`` apart from the first task on: a schedule, so
+    the user's response times are also counted from those due times (``schedule_lag``). A user
+    that fell behind does not burst to catch up: its next task starts at once and stands for
+    the slot it missed first, the slots that went by meanwhile are counted in the corrected
+    figures as missed, and the task after it is due at the grid's next slot. (Locust's own
+    pacing restarts its grid from the late task instead; lcore keeps the grid, so that a stall
+    cannot line every paced user up on the same beat. Called outside lcore's task loop, the
+    function computes Locust's wait exactly.)
+    """
 
     def wait_time_func(self: Any) -> float:
         # Users and task sets set _cp_last_run when created, so the first task's own
         # duration is subtracted too.
         now = time.monotonic()
         run_time = now - getattr(self, "_cp_last_run", now) - getattr(self, "_cp_last_wait", 0.0)
-        wait = max(0.0, wait_time - run_time)
+        # the task loop keeps the user's grid (see schedule_lag.run_paced_task): the next
+        # slot after the one the task that just ended stood for
+        user = getattr(self, "_user", self)  # a TaskSet's own pacing schedules its user
+        grid = getattr(user, "_lcore_grid", None)
+        if grid is not None and grid[0] is wait_time_func:
+            due = grid[1]
+        else:
+            due = now + wait_time - run_time  # Locust's: the previous start + wait_time
+        wait = max(0.0, due - now)
         self._cp_last_wait = wait
         self._cp_last_run = now
+        try:
+            user._lcore_due = (due, wait_time, wait_time_func)
+        except AttributeError:  # not a User (a test calling the function with a stand-in)
+            pass
         return wait
 
     return wait_time_func

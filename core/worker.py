@@ -25,12 +25,13 @@ from gevent.pool import Group
 from zmq.utils.monitor import recv_monitor_message
 
 from . import protocol as p
+from . import schedule_lag
 from ._version import PROTOCOL_VERSION, __version__
 from .cpu import CpuMonitor
 from .curve import WorkerKeys, apply_client
 from .exception import StopTest
 from .iterations import TaskRunLease
-from .log import FORWARD_BURST, FORWARD_RATE, LogForwarder, not_forwarded
+from .log import FORWARD_BURST, FORWARD_RATE, LOG_CONTEXT, LogForwarder, not_forwarded
 from .memory import TRIM_INTERVAL, release_free_memory
 from .runners import (
     STATE_INIT,
@@ -106,6 +107,7 @@ class WorkerRuntime(WorkerRunner):
         environment.stats = self.local_stats = MergedStats()
         environment.events.request.recorder = self.stats_recorder.record
         environment.exception_recorder = self.stats_recorder.log_exception
+        schedule_lag.set_lag_sink(self.stats_recorder.record_schedule)
         self.pool = UserPool(environment, environment.user_classes_by_name)
         self.pool.on_spawning_complete = self._spawning_complete
         self.pool.on_user_ended = self._user_ended
@@ -162,6 +164,7 @@ class WorkerRuntime(WorkerRunner):
         """Connect, call ``on_connected`` (the launcher fires ``events.init`` there), then serve
         until told to quit; returns the exit code."""
         raise_open_file_limit()
+        LOG_CONTEXT.worker_id = self.client_id  # JSON log lines name this worker
         gevent.signal_handler(signal.SIGTERM, self.quit)
         self._open_socket()
         self._forward_logs(True)
@@ -287,11 +290,11 @@ class WorkerRuntime(WorkerRunner):
             for handler in others:
                 (handler.addFilter if on else handler.removeFilter)(not_forwarded)
 
-    def _send_log(self, level: str, name: str, message: str, dropped: int) -> bool:
+    def _send_log(self, level: str, name: str, message: str, dropped: int, traceback: str) -> bool:
         # before the welcome the master would drop it (an unknown node): the line stays local
         if not self._connected.is_set():
             return False
-        return self._send(p.Log(level, message, name, dropped))
+        return self._send(p.Log(level, message, name, dropped, traceback, time.time()))
 
     def _hello(self) -> p.Hello:
         return p.Hello(
@@ -364,6 +367,8 @@ class WorkerRuntime(WorkerRunner):
                 self._quit.set()
                 return
             self.worker_index = message.index
+            if message.run_uid:
+                LOG_CONTEXT.run_id = message.run_uid
             if not self._connected.is_set():
                 log.info("Connected to the master at %s as %s", self.endpoint, self.client_id)
             self._apply_options(message.options)
@@ -449,6 +454,8 @@ class WorkerRuntime(WorkerRunner):
             for cls in self.environment.user_classes:
                 cls.host = message.host
         self._apply_options(message.options)
+        if message.run_uid:
+            LOG_CONTEXT.run_id = message.run_uid
         if self.state in (STATE_INIT, STATE_STOPPED) or message.run_id != self._run_id:
             if self.state not in (STATE_INIT, STATE_STOPPED):
                 self._stop_test()
@@ -464,8 +471,9 @@ class WorkerRuntime(WorkerRunner):
 
     # --- users that end themselves, StopTest, -i/--iterations -------------------------------
     def _user_ended(self, user: Any) -> None:
-        if isinstance(user._ended_by, StopTest):
-            self._stop_test_raised(str(user._ended_by) or "StopTest raised by a user")
+        ended_by = user._lifecycle.ended_by
+        if isinstance(ended_by, StopTest):
+            self._stop_test_raised(str(ended_by) or "StopTest raised by a user")
         if not self._ended_pending:
             # one message for all the users that end in this turn of the hub
             self._ended_pending = True

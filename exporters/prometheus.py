@@ -153,6 +153,7 @@ class LcoreCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         yield from self._request_families()
+        yield from self._schedule_families()
         yield from self._runner_families()
         yield from self._worker_families()
 
@@ -228,9 +229,14 @@ class LcoreCollector(Collector):
         )
         yield from (requests, failures, sizes, times, quantiles, errors, exceptions, rps, fails)
 
-    def _add_quantiles(self, family: SummaryMetricFamily, labels: list[str], entry: Any) -> None:
-        run = entry.histogram
-        for window, histogram in (("run", run), ("current", entry.current_histogram())):
+    def _add_quantiles(
+        self, family: SummaryMetricFamily, labels: list[str], entry: Any, corrected: bool = False
+    ) -> None:
+        if corrected:
+            run, current = entry.corrected_histogram, entry.current_corrected_histogram()
+        else:
+            run, current = entry.histogram, entry.current_histogram()
+        for window, histogram in (("run", run), ("current", current)):
             label_values = {"method": labels[0], "name": labels[1], "window": window}
             if histogram.count:
                 values = histogram.quantiles(self.quantiles)
@@ -238,6 +244,79 @@ class LcoreCollector(Collector):
                     family.add_sample(family.name, {**label_values, "quantile": q}, value / 1e6)
             # as Go's summaries: quantiles over a window, count and sum since the start
             family.add_metric([*labels, window], run.count, run.sum / 1e6)
+
+    # -- schedules: coordinated omission ---------------------------------------------------
+
+    def _schedule_families(self) -> Iterator[Metric]:
+        stats = self.runtime.stats_merged
+        times = HistogramMetricFamily(
+            "lcore_corrected_response_time_seconds",
+            "Response times from each request's intended start (coordinated omission: the lag "
+            "of tasks that started behind their schedule added, a paced user's missed slots "
+            "counted), per method and name; lcore_response_time_seconds where nothing was late.",
+            labels=_ENTRY,
+        )
+        quantiles = SummaryMetricFamily(
+            "lcore_corrected_response_time_quantile_seconds",
+            "lcore_response_time_quantile_seconds from the intended starts.",
+            labels=[*_ENTRY, "window"],
+        )
+        for entry in stats.sorted_entries():
+            if not entry.num_requests:
+                continue
+            labels = [entry.method, entry.name]
+            histogram = entry.corrected_histogram
+            cumulative = histogram.count_at_or_below(self._bounds_us)
+            times.add_metric(
+                labels,
+                list(zip(self._le, [*cumulative, histogram.count], strict=True)),
+                histogram.sum / 1e6,
+            )
+            self._add_quantiles(quantiles, labels, entry, corrected=True)
+        if stats.num_requests:
+            self._add_quantiles(quantiles, ["", "Aggregated"], stats.total, corrected=True)
+        dropped = CounterMetricFamily(
+            "lcore_dropped_arrivals",
+            "Open-model arrivals that were due while every user up to the ceiling was busy, "
+            "per User class.",
+            labels=["user_class"],
+        )
+        starts = CounterMetricFamily(
+            "lcore_scheduled_starts",
+            "Tasks started on a schedule (the open model's arrivals, paced users), per User class.",
+            labels=["user_class"],
+        )
+        missed = CounterMetricFamily(
+            "lcore_missed_slots",
+            "Slots of paced users' schedules that went by while they were behind, per User class "
+            "(counted in the corrected response times).",
+            labels=["user_class"],
+        )
+        lag = SummaryMetricFamily(
+            "lcore_schedule_lag_seconds",
+            "How late scheduled tasks started against their schedule, per User class.",
+            labels=["user_class"],
+        )
+        lag_max = GaugeMetricFamily(
+            "lcore_schedule_lag_max_seconds",
+            "The latest start against its schedule so far, per User class.",
+            labels=["user_class"],
+        )
+        classes = set(stats.schedules) | set(stats.dropped_arrivals)
+        classes |= {cls.__name__ for cls in self.runtime.environment.user_classes}
+        for name in sorted(classes):
+            dropped.add_metric([name], stats.dropped_arrivals.get(name, 0))
+            tally = stats.schedules.get(name)
+            if tally is None:
+                continue
+            starts.add_metric([name], tally.starts)
+            missed.add_metric([name], tally.missed)
+            values = tally.lag.quantiles(self.quantiles)
+            for q, value in zip(self._quantile_labels, values, strict=True):
+                lag.add_sample(lag.name, {"user_class": name, "quantile": q}, value / 1e6)
+            lag.add_metric([name], tally.lag.count, tally.lag.sum / 1e6)
+            lag_max.add_metric([name], tally.lag.max / 1e6)
+        yield from (times, quantiles, dropped, starts, missed, lag, lag_max)
 
     # -- the test and its workers ------------------------------------------------------------
 

@@ -7,6 +7,12 @@ time it is called. Response times are in milliseconds, written with up to three 
 In the history file the requests/s, failures/s and percentile columns cover the last seconds
 (the stats' window), the "Total ..." columns the whole run.
 
+Locust's columns keep Locust's meaning: response times from when each request was sent. After
+them come ``Corrected 50%`` ... ``Corrected 100%``: the same percentiles of the response
+times from each request's intended start (coordinated omission: see ``lcore.schedule_lag``),
+equal to the uncorrected ones for users without a schedule. In the history they cover the
+window, as the uncorrected percentiles there do.
+
 Text that came from the test (request names, methods, error messages, tracebacks) goes through
 ``cell``: a value a spreadsheet would run as a formula gets a leading ``'`` (see ``cell``).
 """
@@ -23,6 +29,7 @@ from lcore.stats import MergedStats, StatsEntry, report_percentiles
 
 __all__ = [
     "EXCEPTIONS_COLUMNS",
+    "corrected_headers",
     "FAILURES_COLUMNS",
     "StatsHistoryWriter",
     "cell",
@@ -50,6 +57,11 @@ def percentile_headers(percentiles: Sequence[float] | None = None) -> list[str]:
     return headers
 
 
+def corrected_headers(percentiles: Sequence[float] | None = None) -> list[str]:
+    """``["Corrected 50%", ..., "Corrected 100%"]``: the columns appended to Locust's."""
+    return [f"Corrected {header}" for header in percentile_headers(percentiles)]
+
+
 def stats_columns(percentiles: Sequence[float] | None = None) -> list[str]:
     if percentiles is None:
         percentiles = report_percentiles()
@@ -66,6 +78,7 @@ def stats_columns(percentiles: Sequence[float] | None = None) -> list[str]:
         "Requests/s",
         "Failures/s",
         *percentile_headers(percentiles),
+        *corrected_headers(percentiles),
     ]
 
 
@@ -87,6 +100,7 @@ def history_columns(percentiles: Sequence[float] | None = None) -> list[str]:
         "Total Min Response Time",
         "Total Max Response Time",
         "Total Average Content Size",
+        *corrected_headers(percentiles),
     ]
 
 
@@ -130,10 +144,15 @@ def _rows_with_total(stats: MergedStats) -> list[StatsEntry]:
     return [*stats.sorted_entries(), stats.total]
 
 
-def _percentiles(entry: StatsEntry, percentiles: Sequence[float], current: bool) -> list[str]:
+def _percentiles(
+    entry: StatsEntry, percentiles: Sequence[float], current: bool, corrected: bool = False
+) -> list[str]:
     if not entry.num_requests:
         return ["N/A"] * len(percentiles)
-    histogram = entry.current_histogram() if current else entry.histogram
+    if corrected:
+        histogram = entry.current_corrected_histogram() if current else entry.corrected_histogram
+    else:
+        histogram = entry.current_histogram() if current else entry.histogram
     return [number(v / 1000) for v in histogram.quantiles(percentiles)]
 
 
@@ -157,6 +176,7 @@ def stats_rows(stats: MergedStats, percentiles: Sequence[float] | None = None) -
                 number(e.total_rps),
                 number(e.total_fail_per_sec),
                 *_percentiles(e, percentiles, current=False),
+                *_percentiles(e, percentiles, current=False, corrected=True),
             ]
         )
     return rows
@@ -164,14 +184,23 @@ def stats_rows(stats: MergedStats, percentiles: Sequence[float] | None = None) -
 
 def failures_rows(stats: MergedStats) -> list[list[Any]]:
     return [
-        [cell(e.method), cell(e.name), cell(e.error), e.occurrences, utc(e.first_seen), utc(e.last_seen)]
+        [
+            cell(e.method),
+            cell(e.name),
+            cell(e.error),
+            e.occurrences,
+            utc(e.first_seen),
+            utc(e.last_seen),
+        ]
         for _, e in sorted(stats.errors.items())
     ]
 
 
 def exceptions_rows(stats: MergedStats) -> list[list[Any]]:
     records = sorted(stats.exceptions.values(), key=lambda r: -r.count)
-    return [[r.count, cell(r.msg), cell(r.traceback), cell(", ".join(sorted(r.nodes)))] for r in records]
+    return [
+        [r.count, cell(r.msg), cell(r.traceback), cell(", ".join(sorted(r.nodes)))] for r in records
+    ]
 
 
 def _write(path: str, header: list[str], rows: Iterable[list[Any]]) -> None:
@@ -237,6 +266,7 @@ class StatsHistoryWriter:
                     number(e.min_response_time or 0),
                     number(e.max_response_time),
                     number(e.avg_content_length),
+                    *_percentiles(e, self.percentiles, current=True, corrected=True),
                 ]
             )
         self._file.flush()

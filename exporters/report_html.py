@@ -79,6 +79,7 @@ def render_html_report(runtime: Any) -> str:
         _section("Run", _definition_list(info)),
         _section("Request statistics", _stats_table(stats)),
         _section("Response time percentiles (ms)", _percentiles_table(stats)),
+        _schedule_sections(stats),
         _charts(stats.history),
         _section("Failures", _errors_table(stats)),
         _section("Exceptions", _exceptions_table(stats)),
@@ -169,6 +170,46 @@ def _percentiles_table(stats: Any) -> str:
     return _mark_total(_table(head, rows, "No requests were made.", name_cols=(1,)))
 
 
+def _schedule_sections(stats: Any) -> str:
+    """What fell behind its schedule, per user class, and the percentiles from the intended
+    start (coordinated omission); nothing for a run without schedules."""
+    from .report_json import schedules_to_json
+
+    classes = schedules_to_json(stats)
+    if not classes:
+        return ""
+    rows = [
+        [
+            escape(name),
+            f"{c['scheduled_starts']:,}",
+            f"{c['late_starts']:,}",
+            _ms(c["lag_percentiles"].get("0.5")),
+            _ms(c["lag_percentiles"].get("0.99")),
+            _ms(c["max_lag"]),
+            f"{c['missed_slots']:,}",
+            f"{c['dropped_arrivals']:,}",
+        ]
+        for name, c in classes.items()
+    ]
+    head = ["User class", "Scheduled starts", "Late (≥1 ms)", "Lag median", "Lag 99%ile",
+            "Max lag", "Missed slots", "Dropped arrivals"]  # fmt: skip
+    parts = [_section("Schedules (ms)", _table(head, rows, "No schedules.", name_cols=(0,)))]
+    if stats.fell_behind:
+        corrected = []
+        for entry in _rows_with_total(stats):
+            histogram = entry.corrected_histogram
+            values = [v / 1000 for v in histogram.quantiles(PERCENTILES)]
+            corrected.append(
+                [escape(entry.method), escape(entry.name), *(_ms(v) for v in values)]
+                + [f"{histogram.count:,}"]
+            )
+        head = ["Type", "Name", *(_percent_label(p) for p in PERCENTILES), "From the schedule"]
+        title = "Response time percentiles from the intended start (corrected, ms)"
+        table = _mark_total(_table(head, corrected, "No requests were made.", name_cols=(1,)))
+        parts.append(_section(title, table))
+    return "".join(parts)
+
+
 def _percent_label(p: float) -> str:
     return f"{p * 100:g}%"
 
@@ -237,7 +278,11 @@ def _charts(history: Sequence[dict[str, Any]]) -> str:
                                  ("current_fail_per_sec", "Failures/s", "#d9453d")]),
         ("Response times (ms)", [("response_time_percentile_0.5", "Median", "#2e9e5b"),
                                  ("response_time_percentile_0.95", "95th percentile", "#e8a33d"),
-                                 ("response_time_percentile_0.99", "99th percentile", "#8b5cf6")]),
+                                 ("response_time_percentile_0.99", "99th percentile", "#8b5cf6")]
+                                + ([("corrected_response_time_percentile_0.99", "99th, corrected",
+                                     "#d9453d")]
+                                   if any("corrected_response_time_percentile_0.99" in h
+                                          for h in history) else [])),
         ("Users", [("user_count", "Users", "#0f9fb4")]),
     ]  # fmt: skip
     body = "".join(

@@ -6,6 +6,14 @@ midpoint (ms, as a string key once in JSON) to its count, and ``num_reqs_per_sec
 ``num_fail_per_sec`` cover the last seconds only. Added: averages, the median, every
 percentile of ``PERCENTILES``, rates and the failure ratio. Like Locust's, the list has no
 "Aggregated" entry.
+
+Also added, from each request's intended start (coordinated omission, see
+``lcore.schedule_lag``; the same as the uncorrected figures without a schedule):
+``corrected_response_time_percentiles``, ``corrected_avg_response_time``,
+``corrected_max_response_time`` and ``corrected_num_requests`` (the requests counted from the
+schedule: a paced user's missed slots count too). ``schedules_to_json`` gives the per user
+class figures (scheduled starts, lag, missed slots, dropped arrivals): the ``--threshold``
+form of the document carries them under ``"schedules"``.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ from typing import Any
 
 from lcore.stats import PERCENTILES, MergedStats, StatsEntry
 
-__all__ = ["entry_to_json", "stats_to_json"]
+__all__ = ["entry_to_json", "schedules_to_json", "stats_to_json"]
 
 
 def _ms(value_us: float) -> float:
@@ -27,6 +35,10 @@ def entry_to_json(entry: StatsEntry) -> dict[str, Any]:
     for low, high, count in histogram.buckets():
         response_times[_ms((low + high) / 2)] = count
     percentiles = histogram.quantiles(PERCENTILES) if histogram.count else [0] * len(PERCENTILES)
+    corrected = entry.corrected_histogram
+    corrected_percentiles = (
+        corrected.quantiles(PERCENTILES) if corrected.count else [0] * len(PERCENTILES)
+    )
     return {
         "name": entry.name,
         "method": entry.method,
@@ -53,9 +65,41 @@ def entry_to_json(entry: StatsEntry) -> dict[str, Any]:
         "total_rps": round(entry.total_rps, 3),
         "total_fail_per_sec": round(entry.total_fail_per_sec, 3),
         "fail_ratio": entry.fail_ratio,
+        "corrected_num_requests": corrected.count,
+        "corrected_avg_response_time": round(corrected.mean / 1000, 3),
+        "corrected_max_response_time": _ms(corrected.max),
+        "corrected_response_time_percentiles": {
+            str(p): _ms(v) for p, v in zip(PERCENTILES, corrected_percentiles, strict=True)
+        },
     }
 
 
 def stats_to_json(stats: MergedStats) -> list[dict[str, Any]]:
     """Every entry with requests or failures, sorted by (name, method)."""
     return [entry_to_json(e) for e in stats.sorted_entries() if e.num_requests or e.num_failures]
+
+
+def schedules_to_json(stats: MergedStats) -> dict[str, dict[str, Any]]:
+    """Per user class that had scheduled starts or dropped arrivals: ``scheduled_starts``,
+    ``late_starts`` (by 1 ms or more), ``lag_percentiles`` and ``max_lag`` (ms),
+    ``missed_slots``, ``dropped_arrivals``."""
+    from lcore.schedule_lag import ON_TIME_US
+
+    out: dict[str, dict[str, Any]] = {}
+    for name in sorted(set(stats.schedules) | set(stats.dropped_arrivals)):
+        tally = stats.schedules.get(name)
+        lag = tally.lag if tally is not None else None
+        figures: dict[str, Any] = {
+            "scheduled_starts": lag.count if lag is not None else 0,
+            "late_starts": (lag.count - lag.count_at_or_below([ON_TIME_US - 1])[0]) if lag else 0,
+            "max_lag": _ms(lag.max) if lag else 0.0,
+            "lag_percentiles": {
+                str(p): _ms(v) for p, v in zip(PERCENTILES, lag.quantiles(PERCENTILES), strict=True)
+            }
+            if lag
+            else {},
+            "missed_slots": tally.missed if tally is not None else 0,
+            "dropped_arrivals": stats.dropped_arrivals.get(name, 0),
+        }
+        out[name] = figures
+    return out

@@ -9,6 +9,15 @@ METRIC is ``pNN`` (any percentile: p50, p99.9), ``median``, ``avg``, ``min``, ``
 a plain number is ms, or give ``ms``, ``s``, ``m``), ``fail_ratio``, ``rps``, ``fail_rps``,
 ``requests`` or ``failures``. Without METHOD and NAME the "Aggregated" row is measured; NAME
 alone selects every method of that name. Pure functions over a ``MergedStats``: no I/O.
+
+Coordinated omission (see ``lcore.schedule_lag``): ``corrected_`` before a time metric
+(``corrected_p99<500ms``, ``corrected_avg``, ``corrected_max``...) measures the response
+times from each request's intended start. Per user class (NAME is then a user class; none:
+every class together)::
+
+    dropped_arrivals==0     arrivals the open model could not start (no free user under -u)
+    dropped_ratio<1%        of the arrivals due, the share dropped
+    max_lag<100ms           how far behind its schedule the latest-starting task started
 """
 
 from __future__ import annotations
@@ -70,8 +79,14 @@ _ALIASES = {
     "num_requests": "requests",
     "num_failures": "failures",
 }
+# figures of user classes' schedules, not of request rows
+_CLASS_METRICS = {"dropped_arrivals": _COUNT, "dropped_ratio": _RATIO, "max_lag": _TIME}
+_METRICS.update(_CLASS_METRICS)
+_CORRECTED = "corrected_"
 # How a figure moves as a test goes on: a breach of a bound it moves away from is final.
-_NEVER_FALLS = frozenset({"max", "requests", "failures"})
+_NEVER_FALLS = frozenset(
+    {"max", "requests", "failures", "corrected_max", "dropped_arrivals", "max_lag"}
+)
 _NEVER_RISES = frozenset({"min"})
 
 _OPS = {
@@ -187,6 +202,11 @@ def _error(source: str, reason: str) -> ThresholdError:
 
 def _metric(source: str, word: str) -> tuple[str, float | None, str]:
     metric = word.lower()
+    if metric.startswith(_CORRECTED):
+        plain, percentile, kind = _metric(source, metric[len(_CORRECTED) :])
+        if kind != _TIME or plain in _CLASS_METRICS:
+            raise _error(source, f"{_CORRECTED} goes before a response time metric (pNN, avg...)")
+        return _CORRECTED + plain, percentile, kind
     metric = _ALIASES.get(metric, metric)
     if metric in _METRICS:
         return metric, (0.5 if metric == "median" else None), _METRICS[metric]
@@ -196,7 +216,7 @@ def _metric(source: str, word: str) -> tuple[str, float | None, str]:
         if not 0 < percent <= 100:
             raise _error(source, f"percentile {word} must be above p0 and at most p100")
         return metric, round(percent / 100, 10), _TIME
-    known = ", ".join(["pNN", *_METRICS])
+    known = ", ".join(["pNN", *_METRICS, "corrected_pNN (and corrected_avg...)"])
     raise _error(source, f"unknown metric {word!r}; known: {known}")
 
 
@@ -252,15 +272,20 @@ class _Rows:
         self.num_requests = sum(e.num_requests for e in entries)
         self.num_failures = sum(e.num_failures for e in entries)
 
-    def histogram(self) -> Histogram:
+    def histogram(self, corrected: bool = False) -> Histogram:
         if len(self.entries) == 1:
-            return self.entries[0].histogram
+            entry = self.entries[0]
+            return entry.corrected_histogram if corrected else entry.histogram
         merged = Histogram()
         for entry in self.entries:
-            merged.merge(entry.histogram)
+            merged.merge(entry.corrected_histogram if corrected else entry.histogram)
         return merged
 
     def measure(self, t: Threshold) -> float | None:
+        if t.metric.startswith(_CORRECTED):
+            if not self.num_requests:
+                return None
+            return _histogram_time(self.histogram(corrected=True), t.metric[len(_CORRECTED) :], t)
         if t.kind == _COUNT:
             return float(self.num_requests if t.metric == "requests" else self.num_failures)
         if t.metric == "rps":
@@ -275,13 +300,37 @@ class _Rows:
             return None  # a time of no requests would pass vacuously; say so instead
         if len(self.entries) == 1:
             return _entry_time(self.entries[0], t)
-        h = self.histogram()
-        if t.metric == "avg":
-            return h.sum / h.count / 1000
-        if t.metric in ("min", "max"):
-            return (h.min if t.metric == "min" else h.max) / 1000
-        assert t.percentile is not None
-        return h.quantile(t.percentile) / 1000
+        return _histogram_time(self.histogram(), t.metric, t)
+
+
+def _histogram_time(h: Histogram, metric: str, t: Threshold) -> float:
+    if metric == "avg":
+        return h.sum / h.count / 1000
+    if metric in ("min", "max"):
+        return (h.min if metric == "min" else h.max) / 1000
+    assert t.percentile is not None
+    return h.quantile(t.percentile) / 1000
+
+
+class _Classes:
+    """The schedule figures of the user class(es) a threshold selects (all when none)."""
+
+    def __init__(self, t: Threshold, stats: MergedStats) -> None:
+        names = set(stats.schedules) | set(stats.dropped_arrivals)
+        if t.name is not None:
+            names &= {t.name}
+        self.dropped = sum(stats.dropped_arrivals.get(n, 0) for n in names)
+        tallies = [stats.schedules[n] for n in names if n in stats.schedules]
+        self.starts = sum(tally.starts for tally in tallies)
+        self.max_lag = max((tally.lag.max for tally in tallies), default=0) / 1000
+        self.num_requests = self.starts + self.dropped  # arrivals due, for --threshold-abort
+
+    def measure(self, t: Threshold) -> float | None:
+        if t.metric == "dropped_arrivals":
+            return float(self.dropped)
+        if t.metric == "dropped_ratio":
+            return self.dropped / self.num_requests if self.num_requests else 0.0
+        return self.max_lag  # nothing scheduled: nothing was late
 
 
 def _entry_time(entry: StatsEntry, t: Threshold) -> float:
@@ -296,7 +345,9 @@ def _entry_time(entry: StatsEntry, t: Threshold) -> float:
     return entry.get_response_time_percentile(t.percentile)
 
 
-def _rows(t: Threshold, stats: MergedStats) -> _Rows:
+def _rows(t: Threshold, stats: MergedStats) -> _Rows | _Classes:
+    if t.metric in _CLASS_METRICS:
+        return _Classes(t, stats)
     if t.name is None:
         return _Rows([stats.total])
     method = t.method.upper() if t.method else None
@@ -310,7 +361,7 @@ def _rows(t: Threshold, stats: MergedStats) -> _Rows:
     )
 
 
-def _check(t: Threshold, rows: _Rows) -> Result:
+def _check(t: Threshold, rows: _Rows | _Classes) -> Result:
     measured = rows.measure(t)
     passed = measured is not None and _OPS[t.op](measured, t.value)
     return Result(t, measured, passed)

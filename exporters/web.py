@@ -69,6 +69,7 @@ from lcore.runners import (
 
 from . import web_flask, web_form, web_guard, web_limits
 from .prometheus import DEFAULT_BUCKETS, make_registry, parse_buckets, render
+from .report_json import schedules_to_json
 
 __all__ = ["HISTORY_INTERVAL", "HISTORY_LIMIT", "StatusServer", "history_sample", "start_web"]
 
@@ -106,6 +107,8 @@ def _number(value: float | None) -> float:
 def entry_row(entry: Any) -> dict[str, Any]:
     """One row of the stats table, with Locust's field names (times in ms)."""
     p50, p90, p95, p99 = entry.get_response_time_percentiles((0.5, 0.9, 0.95, 0.99))
+    # from the intended start (coordinated omission): the same figures without a schedule
+    c95, c99 = entry.get_corrected_response_time_percentiles((0.95, 0.99))
     return {
         "method": entry.method,
         "name": entry.name,
@@ -125,6 +128,9 @@ def entry_row(entry: Any) -> dict[str, Any]:
         "total_fail_per_sec": _number(entry.total_fail_per_sec),
         "avg_content_length": _number(entry.avg_content_length),
         "total_content_length": entry.total_content_length,
+        "corrected_response_time_percentile_0.95": _number(c95),
+        "corrected_response_time_percentile_0.99": _number(c99),
+        "corrected_max_response_time": _number(entry.corrected_histogram.max / 1000),
     }
 
 
@@ -191,6 +197,10 @@ def stats_document(runtime: Any, readonly: bool) -> dict[str, Any]:
         "worker_count": len(runtime.workers),
         "workers": worker_rows(runtime),
         "lost_workers": len(runtime.lost_workers),
+        # schedules (pacing, the open model): per user class, and whether any fell behind
+        "fell_behind": stats.fell_behind,
+        "schedules": schedules_to_json(stats),
+        "dropped_arrivals": sum(stats.dropped_arrivals.values()),
     }
 
 
@@ -226,6 +236,9 @@ def history_sample(runtime: Any, now: float | None = None) -> dict[str, Any]:
     }
     for q, value in zip(CHART_PERCENTILES, window.quantiles(CHART_PERCENTILES), strict=True):
         sample[f"response_time_percentile_{q}"] = _number(value / 1000)
+    if runtime.stats_merged.fell_behind:
+        corrected = total.current_corrected_histogram().quantile(0.99)
+        sample["corrected_response_time_percentile_0.99"] = _number(corrected / 1000)
     return sample
 
 

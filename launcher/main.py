@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from functools import partial
 
 from lcore._version import __version__
-from lcore.log import setup_logging
+from lcore.log import LOG_CONTEXT, setup_logging
+from lcore.run_ids import new_run_id
 
 from .options import OptionsError, find_locustfiles, parse_options, resolve_processes, validate
 from .supervisor import Child, Supervisor
@@ -55,7 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         validate(options)
     except OptionsError as e:
         return _error(str(e))
-    setup_logging(options.loglevel, options.logfile, "launcher")
+    # --run-single-user runs its user in this process: no master, no workers
+    role = "local" if options.run_single_user else "launcher"
+    setup_logging(options.loglevel, options.logfile, role, options.log_format)
 
     from lcore.locustfile import LocustfileError, check_syntax
 
@@ -97,6 +100,8 @@ def run_processes(argv: list[str], options: argparse.Namespace) -> int:
         ]
         return Supervisor(None, workers).run()
 
+    # the run id, made here so that the launcher's own lines carry it too; the master takes it
+    o._run_uid = LOG_CONTEXT.run_id = new_run_id()
     rundir = tempfile.mkdtemp(prefix="lcore-")
     os.chmod(rundir, 0o700)  # the ipc socket is reachable only by the user who started the test
     try:

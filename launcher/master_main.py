@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from lcore.exporters import thresholds
+from lcore.exporters.push import PeriodicPusher, build_outputs, push_interval
 from lcore.master import MasterRuntime
 from lcore.runners import STATE_STOPPED
 from lcore.step_load import StepLoadShape
@@ -112,6 +113,18 @@ async def master_async(runtime: MasterRuntime, options: argparse.Namespace) -> i
                     where,
                     e.strerror or e,
                 )
+    pusher = None
+    try:
+        outputs = build_outputs(runtime, options)
+    except (ValueError, ImportError) as e:
+        log.error("%s", e)
+        if web is not None:
+            await web.close()
+        await close_quietly(runtime)
+        return 1
+    if outputs:
+        pusher = PeriodicPusher(outputs, push_interval(options))
+        push_task = runtime.owner.spawn(pusher.run(), "metrics push")
     notify_ready()
 
     if getattr(options, "step_load", False):
@@ -195,6 +208,9 @@ async def master_async(runtime: MasterRuntime, options: argparse.Namespace) -> i
     await runtime.wait_quit()
     for task in periodic:
         task.cancel()
+    if pusher is not None:
+        # the run's final figures: merged by now (every worker stopped and sent its last delta)
+        await pusher.close(push_task)
     if history is not None:
         history.write(stats, runtime.user_count)
         history.close()
@@ -228,6 +244,9 @@ def final_reports(
     lost = len(runtime.lost_workers)
     print(report_console.stats_table(stats, runtime.user_count), flush=True)
     print(report_console.percentiles_table(stats), flush=True)
+    behind = report_console.schedule_report(stats)
+    if behind:
+        print(behind, flush=True)
     errors = report_console.errors_table(stats)
     if errors:
         print(errors, flush=True)
@@ -253,7 +272,11 @@ def final_reports(
     if options.json or options.json_file:
         document: Any = report_json.stats_to_json(stats)
         if options.thresholds:
-            document = {"stats": document, "thresholds": thresholds.results_to_json(results)}
+            document = {
+                "stats": document,
+                "thresholds": thresholds.results_to_json(results),
+                "schedules": report_json.schedules_to_json(stats),
+            }
         if options.json_file:
             with open(
                 options.json_file

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from .outputs import resolve_outputs
 from .parser import (
     CustomOption,
     LcoreArgumentParser,
@@ -280,6 +281,7 @@ def resolve_processes(n: int | None) -> int:
 
 def validate(options: argparse.Namespace) -> None:
     """Rules that involve more than one option, or a range argparse cannot express."""
+    resolve_outputs(options)  # first: --out csv=... is --csv for every rule below
     get = option_getter(options)
     if get("master") and get("worker"):
         raise OptionsError("--master cannot be combined with --worker")

@@ -195,6 +195,86 @@ Examples:
 """
 
 
+def _label(text: str) -> tuple[str, str]:
+    from .outputs import OutputError, parse_label
+
+    try:
+        return parse_label(text)
+    except OutputError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _add_output_options(parser: argparse.ArgumentParser) -> None:
+    """Where results go besides the console: --out (k6's way to name outputs), the labels they
+    carry, the outputs that push (Prometheus remote write, OpenTelemetry over OTLP)."""
+    out = parser.add_argument_group(
+        "Outputs",
+        "--out NAME=TARGET names an output the k6 way (repeatable):\n"
+        "  json=FILE           as --json-file FILE\n"
+        "  csv=PREFIX          as --csv PREFIX\n"
+        "  html=FILE           as --html FILE\n"
+        "  junit=FILE          as --junit FILE\n"
+        "  prometheus-rw=URL   as --prometheus-remote-write URL\n"
+        "  otlp=URL            as --otel, with that OTLP endpoint\n"
+        "Locust's --csv, --html and --json keep their meaning.",
+    )
+    out.add_argument(
+        "--out",
+        action="append",
+        dest="outputs",
+        metavar="NAME=TARGET",
+        help="An output, e.g. --out csv=results --out prometheus-rw=http://prom:9090/api/v1/write.",
+    )
+    out.add_argument(
+        "--label",
+        action="append",
+        dest="labels",
+        type=_label,
+        metavar="KEY=VALUE",
+        help="A label of this run (repeatable, e.g. --label env=staging --label build=1234): "
+        "pushed metrics carry it beside run_id.",
+    )
+    out.add_argument(
+        "--prometheus-remote-write",
+        metavar="URL",
+        help="Push the /metrics series to URL (Prometheus remote write 1.0: snappy-compressed "
+        "protobuf) every --push-interval and once more at the end, labelled with run_id and the "
+        "--label's, e.g. http://prom:9090/api/v1/write (Prometheus started with "
+        "--web.enable-remote-write-receiver). Basic auth: user:password@ in the URL or "
+        "--prometheus-remote-write-auth.",
+    )
+    out.add_argument(
+        "--prometheus-remote-write-auth",
+        metavar="USER:PASSWORD",
+        help="Basic auth for --prometheus-remote-write (set LCORE_PROMETHEUS_REMOTE_WRITE_AUTH "
+        "rather than the command line, which others can see).",
+    )
+    out.add_argument(
+        "--prometheus-remote-write-token",
+        metavar="TOKEN",
+        help="'Authorization: Bearer TOKEN' for --prometheus-remote-write (set "
+        "LCORE_PROMETHEUS_REMOTE_WRITE_TOKEN rather than the command line).",
+    )
+    out.add_argument(
+        "--otel",
+        action="store_true",
+        env_var="LOCUST_ENABLE_OPENTELEMETRY",
+        help="Push the /metrics series as OpenTelemetry metrics over OTLP (Locust's option; "
+        "needs pip install 'lcore[otel]'), configured by the usual OTEL_* variables: "
+        "OTEL_EXPORTER_OTLP_ENDPOINT (or _METRICS_ENDPOINT), OTEL_EXPORTER_OTLP_PROTOCOL "
+        "(grpc, the default as in Locust, or http/protobuf), OTEL_EXPORTER_OTLP_HEADERS, "
+        "OTEL_METRICS_EXPORTER (otlp, console, none), OTEL_SERVICE_NAME. Metrics only.",
+    )
+    out.add_argument(
+        "--push-interval",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="How often the outputs that push send (OTEL_METRIC_EXPORT_INTERVAL, in ms, sets "
+        "it for OTLP). Default: 5.",
+    )
+
+
 def build_parser(add_help: bool = True) -> argparse.ArgumentParser:
     """The full parser: Locust's options with Locust's defaults, then lcore's own."""
     return _build(add_help=add_help, positionals=True, allow_abbrev=True)
@@ -559,6 +639,16 @@ def _build(*, add_help: bool, positionals: bool, allow_abbrev: bool) -> LcoreArg
         help="DEBUG, INFO, WARNING, ERROR or CRITICAL. Default: INFO.",
     )
     log.add_argument("--logfile", metavar="FILE", help="Log to FILE instead of stderr.")
+    log.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        metavar="FORMAT",
+        help="text (Locust's lines, the default) or json: one JSON object a line with time, "
+        "level, role (master, worker, launcher, local), worker_id, host, logger, message, "
+        "run_id and, when there is one, traceback, for Elasticsearch/Loki shippers. Lines a "
+        "worker forwarded keep that worker's id on the master.",
+    )
 
     other = parser.add_argument_group("Other options")
     other.add_argument(
@@ -595,6 +685,8 @@ def _build(*, add_help: bool, positionals: bool, allow_abbrev: bool) -> LcoreArg
     other.add_argument(
         "--profile", metavar="NAME", help="A name grouping test runs together, shown in the HTML report."
     )
+
+    _add_output_options(parser)
 
     own = parser.add_argument_group("lcore options")
     own.add_argument(

@@ -145,8 +145,9 @@ def run_master(argv: Sequence[str], options: argparse.Namespace, endpoints: list
     from .patching import patch_all
 
     patch_all()
-    setup_logging(options.loglevel, options.logfile, "master")
+    setup_logging(options.loglevel, options.logfile, "master", options.log_format)
     expected = getattr(options, "worker_count_expected", 1)
+    run_uid = getattr(options, "_run_uid", None)  # made by the launcher
     try:
         env, loaded, options = load_environment(argv, options)
         options.worker_count_expected = expected
@@ -174,6 +175,7 @@ def run_master(argv: Sequence[str], options: argparse.Namespace, endpoints: list
         curve=curve,
         iterations=options.iterations,
         max_stats_entries=options.max_stats_entries,
+        run_uid=run_uid,
         # for remote workers started with -f -, packed when the first one asks; a local run
         # has its own workers, and keeps its files to itself
         bundle_source=Source(tuple(locustfile_paths(options)), os.getcwd(), int(options.bundle_max_mb * 1024 * 1024))
@@ -209,7 +211,7 @@ def run_worker(
     from .patching import patch_all
 
     patch_all()
-    setup_logging(options.loglevel, options.logfile, f"worker-{index}")
+    setup_logging(options.loglevel, options.logfile, f"worker-{index}", options.log_format)
     if remote:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if options.locustfile != "-":

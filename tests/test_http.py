@@ -30,6 +30,7 @@ from lcore.http import (
     TooManyRedirects,
 )
 from lcore.target import Target
+from lcore.user_lifecycle import UserLifecycle
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +96,7 @@ def closed_port() -> int:
 
 class FakeUser:
     def __init__(self, context: dict[str, Any] | None = None) -> None:
-        self._stop_requests = False
+        self._lifecycle = UserLifecycle()
         self._context = context or {}
 
     def context(self) -> dict[str, Any]:
@@ -654,7 +655,7 @@ def test_a_stopping_user_stops_before_its_next_request(new_session: SessionFacto
     user = FakeUser()
     session = new_session(target.url, rec.hook, user=user)
     session.get("/")
-    user._stop_requests = True
+    user._lifecycle.request_stop(requests_too=True)
     before = target.total
     with pytest.raises(StopUser):
         session.get("/")
@@ -671,7 +672,7 @@ def test_an_in_flight_request_finishes_when_the_user_is_told_to_stop(
     session = new_session(target.url, rec.hook, user=user)
     job = gevent.spawn(session.get, "/delay/200")
     gevent.sleep(0.05)
-    user._stop_requests = True
+    user._lifecycle.request_stop(requests_too=True)
     response = job.get(timeout=10)
     assert response.status_code == 200
     assert rec.last[4] is None

@@ -13,7 +13,10 @@ import pytest
 CORE = Path(__file__).resolve().parent.parent / "core"
 
 # shared by master and workers, and by the exporters: neither event loop, no sockets
-PURE = ["protocol", "stats", "stats_delta", "histogram", "dispatch", "spent", "user_config", "bundle"]
+PURE = [
+    "protocol", "stats", "stats_delta", "histogram", "dispatch", "spent", "user_config", "bundle",
+    "user_lifecycle",
+]
 EVENT_LOOPS = ("gevent", "asyncio", "zmq", "aiohttp")
 
 
@@ -55,7 +58,7 @@ def test_the_master_does_not_load_the_http_client_or_the_user_modules() -> None:
         """
         import sys
         import lcore.master, lcore.launcher.master_main
-        heavy = [m for m in ("lcore.users", "lcore.http", "lcore.user_pool", "geventhttpclient")
+        heavy = [m for m in ("lcore.users", "lcore.http", "lcore._http", "lcore.user_pool", "geventhttpclient")
                  if m in sys.modules]
         print(heavy)
         """
@@ -63,3 +66,19 @@ def test_the_master_does_not_load_the_http_client_or_the_user_modules() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_the_http_client_is_one_private_package_behind_lcore_http() -> None:
+    assert not sorted(p.name for p in CORE.glob("http_*.py")), "HTTP modules outside lcore._http"
+    assert sorted(p.stem for p in (CORE / "_http").glob("*.py")) == [
+        "__init__", "body", "fields", "response", "session", "wire",
+    ]  # fmt: skip
+    offenders = {}
+    for path in sorted(CORE.rglob("*.py")):
+        rel = path.relative_to(CORE)
+        if rel.parts[0] == "_http" or rel == Path("http.py"):
+            continue
+        bad = sorted(n for n in imported(path) if n == "lcore._http" or n.startswith("lcore._http."))
+        if bad:
+            offenders[str(rel)] = bad
+    assert not offenders, f"import lcore.http, not its private package: {offenders}"

@@ -132,7 +132,7 @@ def test_pytest_fails_the_test_whose_request_fails(tmp_path, target) -> None:
     result = run_pytest(tmp_path, target, env={"PAGE": "/status/500"})
     assert result.returncode == 1, result.stdout + result.stderr
     assert "1 failed, 3 passed" in result.stdout
-    assert "FAILED test_load.py::test_pages - lcore.http_response.HTTPError: 500" in result.stdout
+    assert "FAILED test_load.py::test_pages - lcore.http.HTTPError: 500" in result.stdout
     assert ("GET", "/pytest/checked") not in target.counts()
 
 

@@ -235,7 +235,7 @@ def mutations() -> list[tuple[str, Any]]:
         return apply
 
     return [
-        ("version", at((0,), 2)),
+        ("old version", at((0,), 1)),
         ("start after end", at((1,), 1e9)),
         ("nan end", at((2,), math.nan)),
         ("key not a string", at((3, 1), 5)),

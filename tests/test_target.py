@@ -321,3 +321,49 @@ def test_module_runs_as_a_process_and_stops_on_signal(signum: int) -> None:
         for pipe in (proc.stdout, proc.stderr):
             assert pipe is not None
             pipe.close()
+
+
+def test_a_stall_is_a_fixed_schedule_from_the_origin() -> None:
+    from lcore.target import Stall
+
+    stall = Stall(every=5.0, length=1.0)
+    assert stall.wait_at(0.0) == 0.0 and stall.wait_at(3.99) == 0.0
+    assert stall.wait_at(4.0) == pytest.approx(1.0)
+    assert stall.wait_at(4.75) == pytest.approx(0.25)
+    assert stall.wait_at(5.0) == 0.0 and stall.wait_at(9.5) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="shorter than its period"):
+        Target(stall=Stall(1.0, 1.0))
+
+
+def test_a_stalling_target_holds_answers_until_the_stall_ends() -> None:
+    from lcore.target import Stall
+
+    with Target(stall=Stall(every=1.0, length=0.5)) as t:
+
+        def phase() -> float:
+            return (time.time() - t.origin) % 1.0
+
+        def timed_get() -> float:
+            start = time.monotonic()
+            status, _, _ = fetch(t, "GET", "/")
+            assert status == 200
+            return time.monotonic() - start
+
+        while not 0.05 < phase() < 0.3:  # answering
+            time.sleep(0.01)
+        assert timed_get() < 0.15
+        while not 0.55 < phase() < 0.7:  # stalled: answered when the stall ends, at 1.0
+            time.sleep(0.01)
+        expected = 1.0 - phase()
+        assert timed_get() == pytest.approx(expected, abs=0.1)
+        stats = t.stats()
+        assert stats["stall"] == {"every": 1.0, "length": 0.5, "origin": t.origin}
+        assert stats["total"] == 2 and stats["first_request"] <= stats["last_request"]
+
+
+def test_the_stall_options_go_together(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["--stall-every", "5"], ["--stall-every", "1", "--stall-for", "2"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["--port", "0", *argv])
+        assert exit_info.value.code == 2
+    assert "--stall" in capsys.readouterr().err

@@ -48,7 +48,7 @@ def test_waiting_users_hand_their_greenlets_back_and_wake_up() -> None:
     users = pool.users["Waiter"]
     gevent_wait(lambda: len(runs) == 300)
     # between tasks every user is parked, and no more runners are kept than the idle cap
-    gevent_wait(lambda: sum(u._parked is not None for u in users) == 300)
+    gevent_wait(lambda: sum(u._lifecycle.parked is not None for u in users) == 300)
     assert len(pool.group) <= IDLE_RUNNERS_MAX
     # ... and each one comes back for its next tasks
     gevent_wait(lambda: min(runs[id(u)] for u in users) >= 3)
@@ -78,7 +78,7 @@ def test_a_parked_user_stops_at_once_despite_stop_timeout() -> None:
 
     pool = make_pool(Slow, stop_timeout=30)
     pool.set_targets({"Slow": 5})
-    gevent_wait(lambda: all(u._parked is not None for u in pool.users["Slow"]) and pool.user_count)
+    gevent_wait(lambda: all(u._lifecycle.parked is not None for u in pool.users["Slow"]) and pool.user_count)
     started = time.monotonic()
     pool.stop_all()
     assert len(stopped) == 5
@@ -198,7 +198,7 @@ def test_users_waiting_inside_a_task_set_park_too() -> None:
     pool.set_targets({"Visitor": 50})
     users = pool.users["Visitor"]
     gevent_wait(lambda: events["page"] >= 50)
-    gevent_wait(lambda: sum(u._parked is not None and u._taskset is not None for u in users) == 50)
+    gevent_wait(lambda: sum(u._lifecycle.parked is not None and u._taskset is not None for u in users) == 50)
     assert len(pool.group) <= IDLE_RUNNERS_MAX
     # the interrupt leaves the set (its on_stop runs) and the user enters a fresh one
     gevent_wait(lambda: events["set start"] >= 100, timeout=15)
@@ -228,7 +228,7 @@ def test_on_stop_runs_to_its_end_when_users_are_woken_to_stop() -> None:
         finished.clear()
         pool = make_pool(Leaving, stop_timeout=stop_timeout)
         pool.set_targets({"Leaving": 500})
-        gevent_wait(lambda p=pool: sum(u._parked is not None for u in p.users["Leaving"]) == 500)
+        gevent_wait(lambda p=pool: sum(u._lifecycle.parked is not None for u in p.users["Leaving"]) == 500)
         pool.stop_all()
         assert len(finished) == 500, stop_timeout
 
@@ -246,7 +246,7 @@ def test_stop_all_during_a_ramp_down_returns_promptly_and_frees_the_users() -> N
 
     pool = make_pool(Busy)
     pool.set_targets({"Busy": 20})
-    gevent_wait(lambda: all(u._parked is not None for u in pool.users["Busy"]) and pool.user_count)
+    gevent_wait(lambda: all(u._lifecycle.parked is not None for u in pool.users["Busy"]) and pool.user_count)
     gone = [weakref.ref(u) for u in pool.users["Busy"]]
     pool.set_targets({"Busy": 3})  # 17 stop in the background
     # once the stopping is over, nothing holds the stopped users (idle runners included)

@@ -36,7 +36,7 @@ def make_env() -> Environment:
 
 def run_user(user: User, timeout: float = 5.0) -> None:
     g = gevent.spawn(user.run)
-    user._greenlet = g
+    user._lifecycle.run_on(g)
     g.join(timeout=timeout)
     assert g.dead, "user did not stop in time"
 
@@ -110,7 +110,7 @@ def test_sequential_taskset_runs_in_order_and_interrupts() -> None:
     def stop_after_interrupt() -> None:
         while len(order) < 6:
             gevent.sleep(0.001)
-        u._stop_requested = True
+        u._lifecycle.request_stop()
 
     gevent.spawn(stop_after_interrupt)
     run_user(u)
@@ -149,7 +149,7 @@ def test_nested_taskset_parent_user_and_on_stop() -> None:
     def stopper() -> None:
         while "inner_stopped" not in seen:
             gevent.sleep(0.001)
-        u._stop_requested = True
+        u._lifecycle.request_stop()
 
     gevent.spawn(stopper)
     run_user(u)
@@ -277,7 +277,7 @@ def test_stop_requested_while_waiting_runs_on_stop() -> None:
 
     u = U(make_env())
     g = gevent.spawn(u.run)
-    u._greenlet = g
+    u._lifecycle.run_on(g)
     gevent.sleep(0.05)
     g.kill(block=True, timeout=2)
     assert stopped == [True]

@@ -42,7 +42,7 @@ def forwarder_logger(handler: logging.Handler, name: str) -> logging.Logger:
 
 def test_forwarder_sends_warnings_up_to_the_rate_and_reports_what_it_dropped() -> None:
     clock = FakeClock()
-    sent: list[tuple[str, str, str, int]] = []
+    sent: list[tuple[str, str, str, int, str]] = []
     handler = LogForwarder(lambda *line: sent.append(line), rate=2.0, burst=3, clock=clock)
     logger = forwarder_logger(handler, "test.forward.rate")
     logger.info("not forwarded: below WARNING")
@@ -52,15 +52,15 @@ def test_forwarder_sends_warnings_up_to_the_rate_and_reports_what_it_dropped() -
     assert handler.dropped == 7
     clock.now += 0.5  # one token back: the next line carries the count of the dropped ones
     logger.error("after the pause")
-    assert sent[-1] == ("ERROR", "test.forward.rate", "after the pause", 7)
+    assert sent[-1] == ("ERROR", "test.forward.rate", "after the pause", 7, "")
     for _ in range(5):
         logger.warning("again")
     clock.now += 0.5
     handler.flush_dropped()  # nothing else to send: the count goes alone
-    assert sent[-1] == ("WARNING", "", "", 5)
+    assert sent[-1] == ("WARNING", "", "", 5, "")
     assert handler.dropped == 0 and handler.dropped_total == 12
     handler.flush_dropped()
-    assert sent[-1] == ("WARNING", "", "", 5)  # nothing new, nothing sent
+    assert sent[-1] == ("WARNING", "", "", 5, "")  # nothing new, nothing sent
 
 
 def test_forwarder_never_forwards_its_own_send_failures() -> None:
@@ -80,16 +80,16 @@ def test_forwarder_never_forwards_its_own_send_failures() -> None:
     assert handler.failed == 2 and handler.dropped == 2
 
 
-def test_forwarder_sends_tracebacks_cut_to_size() -> None:
-    sent: list[tuple[str, str, str, int]] = []
+def test_forwarder_sends_tracebacks_apart_and_cut_to_size() -> None:
+    sent: list[tuple[str, str, str, int, str]] = []
     logger = forwarder_logger(LogForwarder(lambda *line: sent.append(line)), "test.forward.tb")
     try:
         raise ValueError("x" * 10_000)
     except ValueError:
-        logger.exception("task failed")
-    level, _, message, _ = sent[0]
-    assert level == "ERROR" and message.startswith("task failed\nTraceback")
-    assert len(message) == 4000
+        logger.exception("task failed %s", "y" * 5000)
+    level, _, message, _, traceback = sent[0]
+    assert level == "ERROR" and message.startswith("task failed yyy") and len(message) == 4000
+    assert traceback.startswith("Traceback (most recent call last)") and len(traceback) == 4000
 
 
 def test_buffer_is_bounded_and_numbered() -> None:

@@ -14,6 +14,7 @@ from ..exception import (
     StopTest,
     StopUser,
 )
+from ..user_lifecycle import lifecycle_of
 
 # exceptions a task raises to steer its user: they pass through a measured call
 CONTROL_FLOW = (StopUser, StopTest, RescheduleTask, RescheduleTaskImmediately, InterruptTaskSet)
@@ -92,13 +93,13 @@ def in_request(user: Any) -> Iterator[None]:
     """Mark ``user`` as inside a request for the block, as lcore's HTTP client does: a user
     being stopped is then let finish the call (and record it) rather than killed in the
     middle, and one already told to stop making requests makes none (``StopUser``)."""
-    if user is None or user._in_request:
+    life = lifecycle_of(user)
+    if life is None or life.in_request:
         yield  # no user, or a call inside a recorded call (socketio's call() emits)
         return
-    if getattr(user, "_stop_requests", False):
-        raise StopUser()
-    user._in_request = True
+    life.check_request()
+    life.enter_request()
     try:
         yield
     finally:
-        user._in_request = False
+        life.leave_request()

@@ -105,9 +105,13 @@ function renderStats(doc) {
       [fmt(r.avg_content_length), "num"],
       [fmt(r.current_rps, 1), "num"],
       [fmt(r.current_fail_per_sec, 1), "num"],
+      [ms(r["corrected_response_time_percentile_0.95"]), "num corrected"],
+      [ms(r["corrected_response_time_percentile_0.99"]), "num corrected"],
     ],
     "No requests yet.",
   );
+  // from the intended start: shown once a scheduled task started late
+  $("stats-table").classList.toggle("show-corrected", Boolean(doc.fell_behind));
   fillTable(
     "errors-table",
     doc.errors,
@@ -148,6 +152,11 @@ function renderFigures(doc) {
   $("fig-rps").textContent = fmt(doc.total_rps, 1);
   $("fig-fail").textContent = `${fmt(100 * doc.fail_ratio)}%`;
   $("fig-fail").classList.toggle("bad", doc.fail_ratio > 0);
+  const classes = Object.values(doc.schedules || {});
+  const maxLag = Math.max(0, ...classes.map((c) => c.max_lag));
+  $("fig-behind-box").hidden = !(doc.fell_behind || doc.dropped_arrivals);
+  $("fig-behind").textContent =
+    `up to ${ms(maxLag)} ms` + (doc.dropped_arrivals ? `, ${fmt(doc.dropped_arrivals)} dropped` : "");
   document.title = `lcore · ${doc.state} · ${fmt(total.current_rps, 1)} RPS`;
 }
 
@@ -383,6 +392,9 @@ function renderCharts() {
     { key: "response_time_percentile_0.5", label: "Median", color: "#2e9e5b" },
     { key: "response_time_percentile_0.95", label: "95th percentile", color: "#e8a33d" },
     { key: "response_time_percentile_0.99", label: "99th percentile", color: "#8b5cf6" },
+    ...(h.some((p) => "corrected_response_time_percentile_0.99" in p)
+      ? [{ key: "corrected_response_time_percentile_0.99", label: "99th, corrected", color: "#d9453d" }]
+      : []),
   ]);
   drawChart($("chart-users"), h, [{ key: "user_count", label: "Users", color: "#0f9fb4" }]);
 }

@@ -66,7 +66,7 @@ class CaseInsensitiveDict(MutableMapping[str, str]):
         return repr(dict(self.items()))
 
 
-def _parse_head_fields(head: bytes) -> list[tuple[str, str]]:
+def parse_head_fields(head: bytes) -> list[tuple[str, str]]:
     fields: list[tuple[str, str]] = []
     for line in head.decode("latin-1").split("\r\n")[1:]:
         if line[:1] in (" ", "\t") and fields:

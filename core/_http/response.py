@@ -12,12 +12,12 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .exception import CatchResponseError, LocustError, ResponseError
-from .http_fields import CaseInsensitiveDict, _parse_head_fields
-from .http_wire import _REDIRECT_STATUSES, _perf_counter
+from ..exception import CatchResponseError, LocustError, ResponseError
+from .fields import CaseInsensitiveDict, parse_head_fields
+from .wire import REDIRECT_STATUSES, perf_counter
 
 if TYPE_CHECKING:
-    from .http import HttpSession
+    from .session import HttpSession
 
 
 class HTTPError(ResponseError):
@@ -28,7 +28,7 @@ class TooManyRedirects(ResponseError):
     pass
 
 
-def _status_error(code: int, reason: str, url: str) -> HTTPError:
+def status_error(code: int, reason: str, url: str) -> HTTPError:
     kind = "Client" if code < 500 else "Server"
     return HTTPError(f"{code} {kind} Error: {reason} for url: {url}")
 
@@ -109,7 +109,7 @@ class Response:
         if headers is None:
             headers = CaseInsensitiveDict()
             store = headers._store
-            for name, value in _parse_head_fields(self._head):
+            for name, value in parse_head_fields(self._head):
                 lower = name.lower()
                 if lower in store:
                     value = f"{store[lower][1]}, {value}"
@@ -190,7 +190,7 @@ class Response:
         if self.error is not None:
             raise self.error
         if self.status_code >= 400:
-            raise _status_error(self.status_code, self.reason, self.url)
+            raise status_error(self.status_code, self.reason, self.url)
 
     @property
     def elapsed(self) -> timedelta:
@@ -214,7 +214,7 @@ class Response:
 
     @property
     def is_redirect(self) -> bool:
-        return self.status_code in _REDIRECT_STATUSES and "location" in self.headers
+        return self.status_code in REDIRECT_STATUSES and "location" in self.headers
 
     def close(self) -> None:
         """Nothing to release: the body was read and the connection went back to the pool."""
@@ -229,7 +229,7 @@ class Response:
     def cookies(self) -> dict[str, str]:
         """The cookies this response set (name to value)."""
         cookies = {}
-        for name, value in _parse_head_fields(self._head):
+        for name, value in parse_head_fields(self._head):
             if name.lower() == "set-cookie":
                 key, sep, val = value.split(";", 1)[0].partition("=")
                 if sep:
@@ -244,7 +244,7 @@ class Response:
     @property
     def start_time(self) -> float:
         """Wall-clock time the request started (derived from the monotonic measurement)."""
-        return time.time() - (_perf_counter() - self._t0)
+        return time.time() - (perf_counter() - self._t0)
 
     @property
     def request_meta(self) -> dict[str, Any]:
@@ -286,7 +286,7 @@ class SentRequest:
             target = (split.path or "/") + (f"?{split.query}" if split.query else "")
         self.path_url = target
         self.url = url
-        self.headers = CaseInsensitiveDict(dict(_parse_head_fields(head)))
+        self.headers = CaseInsensitiveDict(dict(parse_head_fields(head)))
         self.body: bytes | None = body or None
 
     def __repr__(self) -> str:
@@ -339,8 +339,9 @@ class ResponseContextManager(Response):
 
     def __exit__(self, exc_type: type[BaseException] | None, value: Any, tb: Any) -> bool:
         session = self._session
-        if session is not None and session.user is not None:
-            session.user._in_request = False
+        life = session._lifecycle if session is not None else None
+        if life is not None:
+            life.leave_request()
         manual = self._manual_result
         if manual is not None:
             self._report(None if manual is True else manual)  # type: ignore[arg-type]

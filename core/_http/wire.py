@@ -13,7 +13,7 @@ import gevent.socket
 from gevent.monkey import get_original
 from geventhttpclient._parser import HTTPParseError, HTTPResponseParser
 
-_perf_counter = time.perf_counter
+perf_counter = time.perf_counter
 _poll = get_original("select", "poll")
 _POLLIN = 0x001
 
@@ -21,18 +21,18 @@ _RECV_SIZE = 65536
 _MAX_HEAD = 65536
 # A socket idle for longer than this is checked before reuse: the server may have closed it.
 _PROBE_AFTER = 0.25
-_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-_DEFAULT_PORTS = {"http": 80, "https": 443}
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+DEFAULT_PORTS = {"http": 80, "https": 443}
 # What a failed exchange may raise and still be a recorded failure, not a crash of the user.
-_TRANSPORT_ERRORS = (OSError, HTTPException, ValueError)
+TRANSPORT_ERRORS = (OSError, HTTPException, ValueError)
 
 
 # -- connections -----------------------------------------------------------------------
 
 
-class _Origin:
+class Origin:
     """One (scheme, host, port) of a session: its keep-alive sockets and its request head."""
 
     __slots__ = (
@@ -71,7 +71,7 @@ class _Origin:
         self.port = port
         self.secure = scheme == "https"
         netloc = f"[{host}]" if ":" in host else host
-        if port != _DEFAULT_PORTS[scheme]:
+        if port != DEFAULT_PORTS[scheme]:
             netloc = f"{netloc}:{port}"
         self.host_header = netloc
         self.url = f"{scheme}://{netloc}"
@@ -124,7 +124,7 @@ class _Origin:
             if waiter.ready():
                 handed = waiter.get()
                 if handed is not None:
-                    self.release(handed, _perf_counter())
+                    self.release(handed, perf_counter())
                 else:
                     self.open -= 1
                     self._wake()
@@ -179,7 +179,7 @@ class _Origin:
 
     def _close(self, sock: Any) -> None:
         self.open -= 1
-        _close_quietly(sock)
+        close_quietly(sock)
 
     def close(self) -> None:
         idle, self.idle = self.idle, []
@@ -202,7 +202,7 @@ def _open_tunnel(sock: Any, authority: str) -> None:
         raise ConnectionError(f"The proxy refused a tunnel to {authority}: {status}")
 
 
-def _close_quietly(sock: Any) -> None:
+def close_quietly(sock: Any) -> None:
     try:
         sock.close()
     except OSError:
@@ -266,7 +266,7 @@ def _read_with_parser(sock: Any, data: bytes, head_only: bool) -> tuple[bytes, b
     return body, bool(parser.should_keep_alive())
 
 
-def _exchange(
+def exchange(
     sock: Any, payload: bytes, head_only: bool, head_times: list[float] | None = None
 ) -> tuple[int, bytes, bytes | bytearray, bool]:
     """Sends one request and reads its answer: (status, head, body, connection reusable).
@@ -298,7 +298,7 @@ def _exchange(
                 data = data[end + 4 :] or sock.recv(_RECV_SIZE)
                 continue
             if head_times is not None:
-                head_times.append(_perf_counter())
+                head_times.append(perf_counter())
             body, keep = _read_with_parser(sock, data, head_only)
             return code, head, body, keep
         code = int(data[9:12])
@@ -308,7 +308,7 @@ def _exchange(
             continue
         break
     if head_times is not None:
-        head_times.append(_perf_counter())
+        head_times.append(perf_counter())
     head = data[:end]
     low = head.lower()
     keep = True

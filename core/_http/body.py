@@ -10,18 +10,18 @@ from typing import Any
 from urllib.parse import urlencode
 
 
-def _basic_auth(auth: tuple[str | bytes, str | bytes]) -> str:
+def basic_auth(auth: tuple[str | bytes, str | bytes]) -> str:
     user, password = (p.encode("latin-1") if isinstance(p, str) else p for p in auth)
     return "Basic " + base64.b64encode(user + b":" + password).decode("ascii")
 
 
-def _encode_params(params: Any) -> str:
+def encode_params(params: Any) -> str:
     if isinstance(params, (str, bytes)):
         return params.decode() if isinstance(params, bytes) else params
     return urlencode(params, doseq=True)
 
 
-def _encode_body(data: Any, json: Any, files: Any) -> tuple[bytes | None, str | None]:
+def encode_body(data: Any, json: Any, files: Any) -> tuple[bytes | None, str | None]:
     """The request body and its Content-Type (None: leave it to the caller's headers)."""
     if files:
         return _encode_multipart(data, files)

@@ -1,0 +1,1 @@
+"""lcore's HTTP client, private: import it from ``lcore.http`` (whose docstring maps it)."""
