@@ -50,6 +50,7 @@ class Environment:
         self.locustfile = locustfile
         self.runner: Any = None
         self.web_ui: Any = None
+        self.single_user_instance: Any = None  # the user run_single_user runs (Locust's)
         self.process_exit_code: int | None = None
         # (message, traceback) -> None: counts task exceptions; runtimes put their own here
         self.exception_recorder: Callable[[str, str], None] | None = None
