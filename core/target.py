@@ -507,6 +507,11 @@ class Target:
         """Connections accepted since the start (or the last reset)."""
         return self._in_loop(lambda: self._connections)
 
+    @property
+    def open_connections(self) -> int:
+        """Connections open now (the clients have not closed them)."""
+        return self._in_loop(lambda: len(self._open))
+
     def stats(self) -> dict[str, Any]:
         return self._in_loop(self._stats)
 

@@ -240,6 +240,38 @@ def test_run_single_user_takes_the_host_from_locust_host(target, monkeypatch) ->
     assert runner.environment.single_user_instance is runner.user
 
 
+def test_a_user_that_ends_closes_its_connections_and_a_shared_pool_stays_open(target) -> None:
+    import io
+
+    from conftest import wait_until
+
+    from lcore import HttpUser, StopUser, task
+    from lcore.env import Environment
+    from lcore.event import Events
+    from lcore.single import run_single_user
+
+    shared = type("Pool", (), {})()
+
+    class Once(HttpUser):
+        host = target.url
+
+        @task
+        def t(self) -> None:
+            self.client.get("/once")
+            raise StopUser()
+
+    class Sharing(Once):
+        pool_manager = shared
+
+    run_single_user(Once, environment=Environment(user_classes=[Once], events=Events()), out=io.StringIO(), loglevel=None)
+    # its keep-alive connection is closed when its loop ends, not when it is garbage
+    wait_until(lambda: target.open_connections == 0, timeout=10)
+    runner = run_single_user(Sharing, environment=Environment(user_classes=[Sharing], events=Events()), out=io.StringIO(), loglevel=None)
+    assert target.open_connections == 1  # other users of the pool may still use it
+    runner.user.client.close()
+    wait_until(lambda: target.open_connections == 0, timeout=10)
+
+
 def test_library_runner_never_refills_spent_users_and_stops_on_stop_test(target, tmp_path) -> None:
     script = textwrap.dedent(
         f"""
