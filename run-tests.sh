@@ -10,7 +10,8 @@ python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
 python3 -m pip install --quiet --disable-pip-version-check --no-deps locust-plugins==5.0.3 typing-extensions
 
 # Real programs some integration tests drive (Prometheus, Chromium, the PostgreSQL and
-# mosquitto servers of the contrib users' tests). Installed when we can.
+# mosquitto servers of the contrib users' tests; dockerd and debootstrap for the container
+# tests, kubectl for kustomize). Installed when we can.
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     need=()
     command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
@@ -18,10 +19,24 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     command -v ip >/dev/null 2>&1 || need+=(iproute2)
     compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
     command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+    [ -x /usr/sbin/dockerd ] || command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
+    [ -x /usr/sbin/debootstrap ] || command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
+    command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
     if [ ${#need[@]} -gt 0 ]; then
         export DEBIAN_FRONTEND=noninteractive
+        # The tests start their own servers (dockerd on a private socket, no bridge): the
+        # packages must not start system ones.
+        no_services=
+        if [ ! -e /usr/sbin/policy-rc.d ]; then
+            no_services=/usr/sbin/policy-rc.d
+            printf '#!/bin/sh\nexit 101\n' > "$no_services"
+            chmod +x "$no_services"
+            trap 'rm -f "$no_services"' EXIT
+        fi
         apt-get update -qq >/dev/null
         apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+        [ -z "$no_services" ] || rm -f "$no_services"
+        trap - EXIT
     fi
 fi
 

@@ -3,7 +3,7 @@ core sustains.
 
     python bench/master_capacity.py [--steps 100,250,500,750,1000,1250,1500] [--window 5]
                                     [--endpoints 50] [--rps-per-worker 2000] [--json FILE]
-                                    [--loop hub|asyncio]
+                                    [--loop hub|asyncio] [--results-db tmp|off|PATH|URL]
 
 Three processes on loopback:
 
@@ -74,7 +74,9 @@ MAX_LOOP_LAG_S = 1.0
 # --- the master process --------------------------------------------------------------------
 
 
-def serve_master(locustfile: str, port: int, web_port: int | None, users: int, loop: str = "hub") -> int:
+def serve_master(
+    locustfile: str, port: int, web_port: int | None, users: int, loop: str = "hub", results_db: str = "off"
+) -> int:
     """What ``run_master`` does, plus a probe task printing the merged count. ``loop="hub"``
     is the master as it runs (patched, its asyncio loop on gevent's hub); ``"asyncio"`` is a
     plain asyncio loop, unpatched, for comparison."""
@@ -84,8 +86,9 @@ def serve_master(locustfile: str, port: int, web_port: int | None, users: int, l
         monkey.patch_all()
     else:
         monkey.patch_time()
+    from lcore.launcher.config import Config
     from lcore.launcher.master_main import master_async
-    from lcore.launcher.options import find_locustfile, parse_options, validate
+    from lcore.launcher.options import parse_options
     from lcore.launcher.processes import custom_options, load_environment
     from lcore.locustfile import digest
     from lcore.log import setup_logging
@@ -96,13 +99,11 @@ def serve_master(locustfile: str, port: int, web_port: int | None, users: int, l
         "-t", "3600s", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
         "--expect-workers", "1", "-H", "http://127.0.0.1:9", "--loglevel", "WARNING",
         *(["--web-host", "127.0.0.1", "--web-port", str(web_port)] if web_port else ["--no-web"]),
+        *(["--no-results-db"] if results_db == "off" else ["--results-db", results_db]),
     ]  # fmt: skip
-    options = parse_options(argv, partial=True)
-    options.locustfile = find_locustfile(options.locustfile)
-    validate(options)
-    setup_logging(options.loglevel, options.logfile, "master")
-    env, loaded, options = load_environment(argv, options)
-    options.worker_count_expected = 1
+    config = Config.build(argv, parse_options(argv, partial=True))
+    setup_logging(config.loglevel, config.logfile, "master")
+    env, loaded, options = load_environment(config)
     runtime = MasterRuntime(
         env,
         endpoints=[f"tcp://127.0.0.1:{port}"],
@@ -151,7 +152,7 @@ def serve_master(locustfile: str, port: int, web_port: int | None, users: int, l
     async def main() -> int:
         task = asyncio.get_running_loop().create_task(probe())
         try:
-            return await master_async(runtime, options)
+            return await master_async(runtime, options, config.worker_count_expected)
         finally:
             task.cancel()
 
@@ -192,7 +193,9 @@ def build_deltas(
                 stats.record(method, name, rt, rng.randint(200, 5000), error)
         delta = stats.take_delta(now=1.0)
         wire = delta.to_wire()
-        head = b"\x99" + msgpack.packb(wire[0])
+        # a fixarray header of the wire's length (14 fields since the corrected histograms)
+        assert len(wire) < 16
+        head = bytes([0x90 | len(wire)]) + msgpack.packb(wire[0])
         tail = b"".join(msgpack.packb(x, use_bin_type=True) for x in wire[3:])
         out.append((head, tail, delta.num_requests))
     return out
@@ -513,7 +516,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         fakes_log = open(Path(tmp, "fakes.log"), "w+")  # noqa: SIM115
         master_proc = subprocess.Popen(
             [sys.executable, HERE, "--serve-master", str(locustfile), "--port", str(port),
-             "--web-port", str(web_port or 0), "--users", str(args.users), "--loop", args.loop],
+             "--web-port", str(web_port or 0), "--users", str(args.users), "--loop", args.loop,
+             "--results-db", str(Path(tmp, "results.db")) if args.results_db == "tmp" else args.results_db],
             stdout=subprocess.PIPE, stderr=master_log, text=True, preexec_fn=c.pinned(master_cpu),
             start_new_session=True,
         )  # fmt: skip
@@ -712,6 +716,11 @@ def main(argv: list[str] | None = None) -> int:
         help="hub: the master as it runs (its asyncio loop on gevent's hub); asyncio: a plain "
         "asyncio loop, for comparison",
     )  # fmt: skip
+    parser.add_argument(
+        "--results-db", default="tmp", metavar="tmp|off|PATH|URL",
+        help="the master's results store: tmp (default: an SQLite file in the bench's temp "
+        "folder, as lcore saves every run), off (--no-results-db), or a path / postgresql:// URL",
+    )  # fmt: skip
     # the two child roles
     parser.add_argument("--serve-master", metavar="LOCUSTFILE", help=argparse.SUPPRESS)
     parser.add_argument("--fake-workers", metavar="ENDPOINT", help=argparse.SUPPRESS)
@@ -720,7 +729,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--digest", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_master:
-        return serve_master(args.serve_master, args.port, args.web_port or None, args.users, args.loop)
+        return serve_master(
+            args.serve_master, args.port, args.web_port or None, args.users, args.loop, args.results_db
+        )
     if args.fake_workers:
         return fake_workers(args.fake_workers, args.digest, args.endpoints, args.rps_per_worker, 1)
 

@@ -14,6 +14,7 @@ Where things live (dependencies point down this list, never up):
                           master, its buffer
     lcore.run_ids         the run id logs and pushed metrics carry (pure)
     lcore.dispatch        how many users of each class each worker runs (pure)
+    lcore.user_lifecycle  a user's states and stop requests: when it may be killed (pure)
     lcore.users           User, HttpUser, TaskSet, @task, @tag   (gevent side)
     lcore.http            the HTTP client on geventhttpclient      (gevent side); its
                           modules are the private package lcore._http, imported only here
@@ -25,6 +26,7 @@ Where things live (dependencies point down this list, never up):
                           its CPU-heavy work of its own: a native thread
     lcore.task_owner      owns the master's background tasks: one that dies stops the test
     lcore.spent           users that ended themselves: slots never refilled (pure)
+    lcore.unreported      the bound on what lost workers did that no report carried (pure)
     lcore.iterations      -i/--iterations: task runs leased from the master (gevent side)
     lcore.user_config     --config-users: settings for user classes from JSON (pure)
     lcore.target          the embedded HTTP target for demos, tests and benchmarks
@@ -36,7 +38,6 @@ Where things live (dependencies point down this list, never up):
     lcore.rest            the rest() helper of HttpUser for JSON APIs
     lcore.user_pool       starts and stops a process's users to match per-class targets
     lcore.user_runners    the greenlets users run on; idle users parked on timers
-    lcore.user_lifecycle  a user's states and stop requests: when it may be killed (pure)
     lcore.task_tags       --tags / --exclude-tags re-applied from the declared tasks
     lcore.step_load       --step-load (Locust 1.x's Step Load mode) as a built-in shape
     lcore.web_ui          environment.web_ui on the master: the Flask app a locustfile extends

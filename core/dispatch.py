@@ -11,8 +11,9 @@
   class totals equal ``class_totals(requested)``, and between any two workers each class's count,
   and each worker's total, differ by at most one.
 - ``Ramp(dispatcher, target, spawn_rate, now)`` paces ``step_to`` on the caller's clock: user
-  ``j`` of the ramp is due at ``now + j / spawn_rate``. Call ``advance(now)``, then sleep until
-  ``next_due()``. A new target mid-ramp is a new ``Ramp``. On the way no class moves against
+  ``j`` of the ramp is due at ``now + j / spawn_rate``. Call ``advance(now)``, send the changed
+  workers their targets with ``spread(now)``, then sleep ``pause(now)`` (both runtimes that
+  ramp, the master and library mode, pace it so). A new target mid-ramp is a new ``Ramp``. On the way no class moves against
   the ramp (``step_to(n, monotone=True)``), so no user is stopped only to be restarted; the
   last step lands exactly on ``class_totals(target)``.
 """
@@ -29,6 +30,11 @@ __all__ = ["Dispatcher", "Ramp", "UserClassSpec", "class_totals"]
 
 # How many tied candidates _pick scores; more hardly helps (measured up to 100 workers).
 _LOOKAHEAD_CANDIDATES = 8
+# A ramp's step: its users start over at most this long (until the next step is due), and the
+# ramping loop wakes at least this often.
+RAMP_STEP_MAX = 0.1
+# ... and at most this often: at high rates, users due in between start at the next advance.
+RAMP_PAUSE_MIN = 0.01
 # step_to plans a step as a whole when it changes more users than this plus workers / 8:
 # planning costs about as much as placing that many users one by one.
 _BATCH_ABOVE = 8
@@ -578,3 +584,14 @@ class Ramp:
         if self.done:
             return None
         return self._due_at(self._done + 1)
+
+    def spread(self, now: float) -> float:
+        """Over how many seconds a worker starts the users of the step just taken: until the
+        next one is due, at most ``RAMP_STEP_MAX``; 0 once the ramp is done."""
+        due = self.next_due()
+        return 0.0 if due is None else max(0.0, min(RAMP_STEP_MAX, due - now))
+
+    def pause(self, now: float) -> float:
+        """How long the ramping loop sleeps before its next ``advance``."""
+        due = self.next_due()
+        return RAMP_STEP_MAX if due is None else min(max(due - now, RAMP_PAUSE_MIN), RAMP_STEP_MAX)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from . import schedule_lag
 from .event import Events
 from .stats import RecordingStats
+from .stats_delta import RequestStats
 
 if TYPE_CHECKING:
     from .users import User
@@ -61,13 +62,18 @@ class Environment:
         self.record_into(self.stats)
         self._validate_user_class_name_uniqueness()
 
-    def record_into(self, stats: RecordingStats) -> None:
-        """Make ``stats`` what this environment's requests and task exceptions are counted in."""
+    def record_into(self, stats: Any, recorder: RequestStats | None = None) -> None:
+        """Count this environment's requests and task exceptions in ``recorder`` (by default
+        the RecordingStats ``stats``'s own), and make ``stats`` what ``environment.stats``
+        shows: a worker records into a RequestStats whose deltas it ships, and shows what it
+        sent; library mode and ``run_single_user`` record into the view they show."""
+        if recorder is None:
+            recorder = stats.recorder
         self.stats = stats
-        self.events.request.recorder = stats.recorder.record
-        self.exception_recorder = stats.recorder.log_exception
+        self.events.request.recorder = recorder.record
+        self.exception_recorder = recorder.log_exception
         # scheduled starts (pacing, the open model) are tallied in the process' recorder
-        schedule_lag.set_lag_sink(stats.recorder.record_schedule)
+        schedule_lag.set_lag_sink(recorder.record_schedule)
 
     def _validate_user_class_name_uniqueness(self) -> None:
         names = [cls.__name__ for cls in self.user_classes]
@@ -140,10 +146,15 @@ class Environment:
         self.web_ui = _NoWebUI()
         return self.web_ui
 
-    def assign_host(self) -> None:
-        """``--host`` overrides every user class's ``host`` attribute, as in Locust."""
+    def assign_host(
+        self, host: str | None = None, user_classes: list[type[User]] | None = None
+    ) -> None:
+        """``--host`` (``host``, which becomes this environment's, or the one it has) overrides
+        the ``host`` attribute of every user class (or of ``user_classes``), as in Locust."""
+        if host:
+            self.host = host
         if self.host:
-            for cls in self.user_classes:
+            for cls in self.user_classes if user_classes is None else user_classes:
                 cls.host = self.host
 
 

@@ -16,25 +16,17 @@ import gevent
 
 from .dispatch import Dispatcher, Ramp, UserClassSpec
 from .exception import LocustError, StopTest
-from .runners import STATE_INIT, STATE_RUNNING, STATE_SPAWNING, STATE_STOPPED, LocalRunner
-from .stats import MergedStats, RecordingStats
+from .runners import LOCAL, STATE_INIT, STATE_RUNNING, STATE_SPAWNING, STATE_STOPPED, LocalRunner
+from .stats import MergedStats
 from .user_pool import UserPool
 
-LOCAL = "local"
 log = logging.getLogger(__name__)
 
 
 class LocalRuntime(LocalRunner):
     def __init__(self, environment: Any, stats_interval: float = 1.0) -> None:
-        super().__init__(environment)
+        super().__init__(environment)  # env.stats counts every request as soon as it completes
         self.stats_interval = stats_interval
-        stats = environment.stats
-        if not isinstance(stats, RecordingStats):
-            stats = RecordingStats(LOCAL)
-        # env.stats counts every request as soon as it completes (see RecordingStats)
-        environment.record_into(stats)
-        self.merged = stats
-        self.recorder = stats.recorder
         # built at the first start: an Environment may get its user classes after this
         self.pool: UserPool | None = None
         self.dispatcher: Dispatcher | None = None
@@ -49,9 +41,6 @@ class LocalRuntime(LocalRunner):
     @property
     def user_count(self) -> int:
         return self.pool.user_count if self.pool is not None else 0
-
-    def flush(self) -> None:
-        self.merged.flush()
 
     def _prepare(self) -> tuple[UserPool, Dispatcher]:
         if self.pool is None or self.dispatcher is None:
@@ -89,14 +78,11 @@ class LocalRuntime(LocalRunner):
         pool, dispatcher = self._prepare()
         while True:
             now = time.monotonic()
-            due = ramp.next_due()
             if ramp.advance(now):
-                spread = 0.0 if due is None else max(0.0, min(0.1, due - now))
-                pool.set_targets(dispatcher.worker_target(LOCAL), spread)
+                pool.set_targets(dispatcher.worker_target(LOCAL), ramp.spread(now))
             if ramp.done:
                 return
-            due = ramp.next_due()
-            gevent.sleep(0.1 if due is None else min(max(due - time.monotonic(), 0.01), 0.1))
+            gevent.sleep(ramp.pause(time.monotonic()))
 
     def _user_ended(self, user: Any) -> None:
         ended_by = user._lifecycle.ended_by
@@ -131,13 +117,6 @@ class LocalRuntime(LocalRunner):
         self.stop()
         self.environment.events.quitting.fire(environment=self.environment)
         self.greenlet.kill(block=False)
-
-    def send_message(self, msg_type: str, data: Any = None, client_id: str | None = None) -> None:
-        entry = self.custom_messages.get(msg_type)
-        if entry is not None:
-            from .worker import CustomMessage
-
-            entry[0](environment=self.environment, msg=CustomMessage(msg_type, data, LOCAL))
 
 
 def stats_printer(stats: MergedStats, interval: float = 2.0) -> Any:

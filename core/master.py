@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
-from . import bundle, report_bounds
+from . import bundle, report_bounds, unreported
 from . import protocol as p
 from ._version import PROTOCOL_VERSION, __version__
 from .bundle_server import BundleServer
@@ -46,7 +47,6 @@ from .runners import (
     STATE_SPAWNING,
     STATE_STOPPED,
     STATE_STOPPING,
-    CustomMessage,
     MasterRunner,
 )
 from .spent import SpentSlots, snapshot
@@ -96,6 +96,11 @@ class WorkerNode:
     asked_most: dict[str, int] = field(default_factory=dict)
     joined: float = field(default_factory=time.monotonic)
     requests_reported: int = 0
+    # what bounds its unreported requests if it is lost (core/unreported.py): the rate of its
+    # last report, when that report was merged, when it was declared lost
+    last_rate: float | None = None
+    last_report_at: float | None = None
+    lost_at: float | None = None
 
     @property
     def user_count(self) -> int:
@@ -162,6 +167,7 @@ class MasterRuntime(MasterRunner):
         environment.stats = self.stats_merged = MergedStats(max_entries=max_stats_entries)
         self.workers: dict[str, WorkerNode] = {}
         self.lost_workers: list[WorkerNode] = []
+        self.stats_reset_at = -math.inf  # monotonic: what lost workers did before is not counted
         self.refused_workers = 0
         self.refused_reports = 0  # reports claiming more than a worker could have done
         self.malformed_frames = 0
@@ -411,7 +417,7 @@ class MasterRuntime(MasterRunner):
         self.run_id += 1
         if self.start_time is not None:
             # a new test after a stopped one starts from zero, as in Locust's web UI
-            self.stats_merged.reset()
+            self._reset_merged()
         self.start_time = time.time()
         self._stopped_event.clear()
         self.spent.reset()
@@ -443,8 +449,17 @@ class MasterRuntime(MasterRunner):
             self._quit_task = self.owner.spawn(self._quit(), "quit", self._running_loop())
 
     def reset_stats(self) -> None:
-        self.stats_merged.reset()
+        self._reset_merged()
         self._fire(self.environment.events.reset_stats)
+
+    def _reset_merged(self) -> None:
+        self.stats_merged.reset()
+        self.stats_reset_at = time.monotonic()
+
+    def unreported_bound(self) -> list[unreported.Unreported]:
+        """For each worker still lost: at most how many requests it made that no report
+        carried (core/unreported.py)."""
+        return unreported.bound(self.lost_workers, self.stats_reset_at)
 
     # --- locustfile code on the master: on greenlets, never on the loop --------------------
     def _fire(self, hook: Any, **kwargs: Any) -> None:
@@ -732,6 +747,7 @@ class MasterRuntime(MasterRunner):
                 node.last_seq = previous.last_seq
                 node.asked_most, node.joined = previous.asked_most, previous.joined
                 node.requests_reported = previous.requests_reported
+                node.last_rate, node.last_report_at = previous.last_rate, previous.last_report_at
                 self.lost_workers.remove(previous)
                 log.info("Worker %s (%s) rejoined", node_id, hello.host)
             else:
@@ -765,6 +781,10 @@ class MasterRuntime(MasterRunner):
         node.requests_reported = requests
         node.user_classes_count = counts
         self.stats_merged.merge(node.id, delta)
+        node.last_report_at = time.monotonic()
+        rate = unreported.rate_of(delta.num_requests, delta.start, delta.end)
+        if rate is not None:
+            node.last_rate = rate
         if report.extra:
             self._fire(self.environment.events.worker_report, client_id=node.id, data=report.extra)
 
@@ -781,21 +801,16 @@ class MasterRuntime(MasterRunner):
         return True
 
     def _custom(self, node: WorkerNode, message: p.Custom) -> None:
-        entry = self.custom_messages.get(message.msg_type)
-        if entry is None:
-            log.warning(
-                "Unknown message type received from worker %s: %s", node.id, message.msg_type[:60]
-            )
-            return
-        handler, concurrent = entry
-        msg = CustomMessage(message.msg_type, message.data, node.id)
         # Locust's semantics: concurrent handlers each on a greenlet of their own, the others
         # one after another — on greenlets either way, so a handler that sleeps or blocks
         # never stalls the master
-        if concurrent:
-            self.handler_calls.spawn(handler, environment=self.environment, msg=msg)
-        else:
-            self.handler_calls.submit(handler, environment=self.environment, msg=msg)
+        calls = self.handler_calls
+        if not self._deliver_message(
+            message.msg_type, message.data, node.id, spawn=calls.spawn, call=calls.submit
+        ):
+            log.warning(
+                "Unknown message type received from worker %s: %s", node.id, message.msg_type[:60]
+            )
 
     def _remove_worker(self, node: WorkerNode) -> None:
         self.workers.pop(node.id, None)
@@ -888,11 +903,12 @@ class MasterRuntime(MasterRunner):
         self.workers.pop(node.id, None)
         self._workers_changed.set()
         node.state = STATE_MISSING
+        node.lost_at = time.monotonic()
         self.lost_workers.append(node)
         remaining = len(self.workers)
         log.warning(
             "Worker %s (%s, pid %d) lost: silent for %.1f s; its %d users go to the %d remaining "
-            "worker(s); results it had not reported yet (at most one stats interval) are lost",
+            "worker(s); what it did since its last report is missing unless it comes back",
             node.id, node.host, node.pid, silent, node.user_count, remaining,
         )  # fmt: skip
         self._rebalance()
@@ -953,16 +969,12 @@ class MasterRuntime(MasterRunner):
             changed = ramp.advance(now)
             if before is not None:
                 changed |= self.spent.settle(before, self.dispatcher.assignment)
-            due = ramp.next_due()
-            spread = 0.0 if due is None else max(0.0, min(0.1, due - now))
-            self._send_targets(changed, spread)
+            self._send_targets(changed, ramp.spread(now))
             if ramp.done:
                 self._check_spawning_complete()
                 continue
-            # at least 10 ms: at high rates users due in between start at the next advance
-            delay = 0.1 if due is None else min(max(due - self.clock.monotonic(), 0.01), 0.1)
             try:
-                await asyncio.wait_for(self._ramp_wakeup.wait(), timeout=delay)
+                await asyncio.wait_for(self._ramp_wakeup.wait(), timeout=ramp.pause(self.clock.monotonic()))
                 self._ramp_wakeup.clear()
             except asyncio.TimeoutError:
                 pass

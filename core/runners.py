@@ -1,7 +1,11 @@
 """The runner classes a locustfile checks with ``isinstance`` and the states it compares against.
 
 The real runtimes subclass these: ``lcore.master.MasterRuntime`` (asyncio),
-``lcore.worker.WorkerRuntime`` (gevent) and ``lcore.single.SingleUserRunner``.
+``lcore.worker.WorkerRuntime`` (gevent), and the two ``LocalRunner`` ones, library mode's
+``lcore.local_runner.LocalRuntime`` and ``lcore.single.SingleUserRunner``. What they share is
+here: custom messages handed to their handlers (``Runner._deliver_message``), and, for the
+local ones, recording into ``environment.stats`` and messages sent to themselves. Pure: neither
+gevent nor asyncio (a caller passes its own way to spawn a concurrent handler).
 """
 
 from __future__ import annotations
@@ -11,6 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .stats import ExceptionRecord, MergedStats, StatsError
+
+from .stats import RecordingStats
+
+# the sender of the messages a local runner sends itself, and its stats' node
+LOCAL = "local"
 
 STATE_INIT = "ready"
 STATE_SPAWNING = "spawning"
@@ -90,6 +99,30 @@ class Runner:
     def send_message(self, msg_type: str, data: Any = None, client_id: str | None = None) -> None:
         raise NotImplementedError
 
+    def _deliver_message(
+        self,
+        msg_type: str,
+        data: Any,
+        sender: str,
+        spawn: Callable[..., Any] | None = None,
+        call: Callable[..., Any] | None = None,
+    ) -> bool:
+        """Hand a custom message from ``sender`` to the handler registered for its type:
+        through ``spawn(handler, **kwargs)`` if it was registered ``concurrent`` and the
+        runtime passes one, else ``call(handler, **kwargs)``, else called here. False when
+        no handler is registered for it (the caller says so, or not)."""
+        entry = self.custom_messages.get(msg_type)
+        if entry is None:
+            return False
+        handler, concurrent = entry
+        run = spawn if concurrent and spawn is not None else call
+        msg = CustomMessage(msg_type, data, sender)
+        if run is None:
+            handler(environment=self.environment, msg=msg)
+        else:
+            run(handler, environment=self.environment, msg=msg)
+        return True
+
     def start(self, user_count: int, spawn_rate: float, wait: bool = False) -> None:
         raise NotImplementedError
 
@@ -101,7 +134,25 @@ class Runner:
 
 
 class LocalRunner(Runner):
-    pass
+    """Users in this process, no master: requests are counted in ``environment.stats`` (a
+    RecordingStats, kept if the environment has one) as they complete, and messages go to this
+    runner's own handlers, at once, as Locust's LocalRunner.send_message does."""
+
+    def __init__(self, environment: Any) -> None:
+        super().__init__(environment)
+        stats = environment.stats
+        if not isinstance(stats, RecordingStats):
+            stats = RecordingStats(LOCAL)
+        environment.record_into(stats)
+        self.merged = stats
+        self.recorder = stats.recorder
+
+    def flush(self) -> None:
+        """Merge what the recorder holds into ``environment.stats``."""
+        self.merged.flush()
+
+    def send_message(self, msg_type: str, data: Any = None, client_id: str | None = None) -> None:
+        self._deliver_message(msg_type, data, LOCAL)
 
 
 class DistributedRunner(Runner):

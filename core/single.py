@@ -18,7 +18,6 @@ from gevent.event import Event
 from .env import Environment
 from .event import events as global_events
 from .runners import STATE_RUNNING, STATE_STOPPED, LocalRunner
-from .stats import RecordingStats
 
 if TYPE_CHECKING:
     from .users import User
@@ -26,31 +25,14 @@ if TYPE_CHECKING:
 
 class SingleUserRunner(LocalRunner):
     def __init__(self, environment: Environment) -> None:
-        super().__init__(environment)
-        stats = environment.stats
-        if not isinstance(stats, RecordingStats):
-            stats = RecordingStats()
-        # env.stats counts every request as soon as it completes (see RecordingStats)
-        environment.record_into(stats)
-        self.merged = stats
-        self.recorder = stats.recorder
+        super().__init__(environment)  # env.stats counts every request as soon as it completes
         self.user: Any = None
-
-    def flush(self) -> None:
-        self.merged.flush()
 
     @property
     def user_classes_count(self) -> dict[str, int]:
         if self.user is None or self.state != STATE_RUNNING:
             return {}
         return {type(self.user).__name__: 1}
-
-    def send_message(self, msg_type: str, data: Any = None, client_id: str | None = None) -> None:
-        entry = self.custom_messages.get(msg_type)
-        if entry is not None:
-            from .worker import CustomMessage
-
-            entry[0](environment=self.environment, msg=CustomMessage(msg_type, data, "local"))
 
     def quit(self) -> None:
         life = self.user._lifecycle if self.user is not None else None
@@ -146,8 +128,7 @@ def run_single_user(
         or os.environ.get("LOCUST_HOST")
         or None,
     )
-    if env.host:
-        user_class.host = env.host
+    env.assign_host(user_classes=[user_class])
     runner = SingleUserRunner(env)
     printer = _Printer(out or sys.stdout, include_length, include_time, include_context)
     env.events.request.add_listener(printer)

@@ -746,6 +746,55 @@ class MergedStats:
             f"failures={self._total._num_failures} workers={len(self._per_worker)}>"
         )
 
+    # -- a stored run, read back (lcore.exporters.results_*) ------------------------------
+
+    @classmethod
+    def restored(
+        cls,
+        entries: Iterable[tuple[str, str, Histogram, int, int, Histogram | None]],
+        errors: Iterable[tuple[str, str, str, int, float | None, float | None]],
+        exceptions: Iterable[tuple[str, str, int, Iterable[str]]],
+        start: float,
+        last_end: float | None,
+        schedules: dict[str, ScheduleTally] | None = None,
+        dropped_arrivals: dict[str, int] | None = None,
+    ) -> MergedStats:
+        """A view over totals kept elsewhere: ``entries`` as (method, name, histogram,
+        failures, content length, corrected histogram or None), ``errors`` as (method, name,
+        error, occurrences, first seen, last seen), ``exceptions`` as (message, traceback,
+        count, nodes). Every figure the reports read (rates over ``start``..``last_end``,
+        percentiles, corrected ones, the Aggregated row) comes out as it did from the stats
+        these were taken from."""
+        end = last_end if last_end is not None else start
+        stats = cls(clock=lambda: end)
+        for method, name, histogram, failures, content_length, corrected in entries:
+            entry = stats._entries[(name, method)] = StatsEntry(stats, name, method, start)
+            entry._histogram = histogram
+            if corrected is not None:
+                entry._corrected = corrected
+                stats._corrected_entries += 1
+            entry._num_failures = failures
+            entry._total_content_length = content_length
+            entry._binned = (histogram.count, failures)
+            entry._last = last_end
+            stats._num_requests += histogram.count
+            stats._total._num_failures += failures
+            stats._total._total_content_length += content_length
+        for method, name, error, occurrences, first_seen, last_seen in errors:
+            stats._errors[(method, name, error)] = StatsError(
+                method, name, error, occurrences, first_seen, last_seen
+            )
+        for msg, traceback, count, nodes in exceptions:
+            record = stats._exceptions[(msg, traceback)] = ExceptionRecord(msg, traceback)
+            record.count = count
+            record.nodes.update(nodes)
+        stats._schedules.update(schedules or {})
+        stats._dropped_arrivals.update(dropped_arrivals or {})
+        stats._first_start = stats._total.start_time = start
+        stats._last_end = last_end
+        stats._total_dirty = stats._total_corrected_dirty = True
+        return stats
+
     # -- derived figures (used by StatsEntry) ----------------------------------------------
 
     def _aggregate_corrected(self) -> Histogram:

@@ -25,7 +25,6 @@ from gevent.pool import Group
 from zmq.utils.monitor import recv_monitor_message
 
 from . import protocol as p
-from . import schedule_lag
 from ._version import PROTOCOL_VERSION, __version__
 from .cpu import CpuMonitor
 from .curve import WorkerKeys, apply_client
@@ -104,10 +103,8 @@ class WorkerRuntime(WorkerRunner):
         self.stats_recorder = RequestStats()
         # what a locustfile reads on a worker (environment.stats.total.fail_ratio in a quitting
         # hook): this worker's own cumulative figures, fed with each delta it sends
-        environment.stats = self.local_stats = MergedStats()
-        environment.events.request.recorder = self.stats_recorder.record
-        environment.exception_recorder = self.stats_recorder.log_exception
-        schedule_lag.set_lag_sink(self.stats_recorder.record_schedule)
+        self.local_stats = MergedStats()
+        environment.record_into(self.local_stats, self.stats_recorder)
         self.pool = UserPool(environment, environment.user_classes_by_name)
         self.pool.on_spawning_complete = self._spawning_complete
         self.pool.on_user_ended = self._user_ended
@@ -434,25 +431,15 @@ class WorkerRuntime(WorkerRunner):
         # handlers are registered by init listeners: a message sent right after the welcome
         # waits for them, as a spawn does
         self._ready.wait()
-        entry = self.custom_messages.get(message.msg_type)
-        if entry is None:
+        if not self._deliver_message(message.msg_type, message.data, "master", spawn=gevent.spawn):
             log.warning("Unknown message type received from the master: %s", message.msg_type)
-            return
-        handler, concurrent = entry
-        msg = CustomMessage(message.msg_type, message.data, "master")
-        if concurrent:
-            gevent.spawn(handler, environment=self.environment, msg=msg)
-        else:
-            handler(environment=self.environment, msg=msg)
 
     def _spawn(self, message: p.Spawn) -> None:
         self._ready.wait()
         if self._stopper is not None and not self._stopper.dead:
             self._stopper.join()
         if message.host:
-            self.environment.host = message.host
-            for cls in self.environment.user_classes:
-                cls.host = message.host
+            self.environment.assign_host(message.host)
         self._apply_options(message.options)
         if message.run_uid:
             LOG_CONTEXT.run_id = message.run_uid

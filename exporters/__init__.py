@@ -1,2 +1,5 @@
 """lcore.exporters: what reads the master's merged state — Prometheus /metrics, the status page,
-CSV / JSON / HTML reports and the Grafana dashboard. Imports core; core never imports it."""
+CSV / JSON / HTML reports, the Grafana dashboard and the results store (``results_db`` the
+tables, ``results_record`` what a run keeps, ``results_writer`` the master's writer,
+``results_compare`` the statistics of ``lcore runs compare``, ``results_trend``, and
+``web_history`` the page's History view). Imports core; core never imports it."""

@@ -4,12 +4,26 @@ at scrape time (no second copy to keep in sync), on a registry of its own.
 Counters and the response-time histogram are per (method, name) only, so ``sum()`` over them is
 the run's total. Quantiles cannot be summed, so the quantile gauges also carry the
 "Aggregated" row (``method=""``, ``name="Aggregated"``), as the reports do.
+
+Bounded: at most ``max_series`` (``--metrics-max-series``) (method, name) pairs get series of
+their own, the most requested first, and keep them until the stats are reset (a series that
+moved in and out would make its counters go backwards); the others are summed into one
+``name="Other (over N names on /metrics)"`` row per method, ``lcore_metrics_folded_names``
+says how many, and the first fold is logged once.
+
+Built in two steps so that a scrape never holds the master's event loop (exporters/
+prometheus_render.py): ``snapshot_steps`` copies what a scrape needs from the merged state on
+the loop, a slice of entries at a time; ``build`` turns that snapshot into metric families,
+which needs no access to the live state and runs in a thread of its own. ``collect`` does both
+at once, for a plain registry.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client.core import (
@@ -25,7 +39,9 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
+from lcore import unreported
 from lcore._version import __version__
+from lcore.histogram import Histogram
 from lcore.runners import (
     STATE_CLEANUP,
     STATE_INIT,
@@ -38,8 +54,12 @@ from lcore.runners import (
 
 __all__ = [
     "DEFAULT_BUCKETS",
+    "MAX_SERIES",
     "QUANTILES",
     "LcoreCollector",
+    "Snapshot",
+    "folded_name",
+    "make_collectors",
     "make_registry",
     "parse_buckets",
     "render",
@@ -50,6 +70,12 @@ DEFAULT_BUCKETS: tuple[float, ...] = (
 )  # fmt: skip
 """Upper bounds (seconds) of the ``lcore_response_time_seconds`` buckets; +Inf is added."""
 QUANTILES: tuple[float, ...] = (0.5, 0.9, 0.95, 0.99, 0.999)
+MAX_SERIES = 300
+"""(method, name) pairs with series of their own (``--metrics-max-series``); each costs about
+67 samples (three counters, a histogram of 16 buckets and quantiles over two windows, the
+histogram and the quantiles again from the intended starts): 300 are about 20,000."""
+SNAPSHOT_SLICE = 32
+"""Entries copied from the live state between two turns of the event loop."""
 MAX_ERROR_SERIES = 20
 """Distinct (method, name, error) series exported; later ones are counted as error="other"."""
 MAX_ERROR_LABEL = 200
@@ -65,6 +91,7 @@ RUNNER_STATES = (
     STATE_MISSING,
 )
 _ENTRY = ["method", "name"]
+log = logging.getLogger(__name__)
 _WORKER = ["worker", "host"]
 
 
@@ -100,23 +127,117 @@ class _ErrorSeries:
         self._source: object = None
 
     def fold(self, errors: dict[tuple[str, str, str], Any]) -> dict[tuple[str, str, str], int]:
-        if errors is not self._source:  # MergedStats.reset() starts a new dict
-            self._source = errors
+        return self.fold_seen(errors, [(key, e, e.occurrences) for key, e in errors.items()])
+
+    def fold_seen(
+        self, source: object, seen: list[tuple[tuple[str, str, str], Any, int]]
+    ) -> dict[tuple[str, str, str], int]:
+        """``seen``: (key, error, its occurrences then) of every error in ``source``."""
+        if source is not self._source:  # MergedStats.reset() starts a new dict
+            self._source = source
             self._admitted = set()
         admitted = self._admitted
-        if len(admitted) < self.limit and len(errors) > len(admitted):
+        if len(admitted) < self.limit and len(seen) > len(admitted):
             candidates = sorted(
-                (e for key, e in errors.items() if key not in admitted),
-                key=lambda e: -e.occurrences,
+                (item for item in seen if item[0] not in admitted), key=lambda item: -item[2]
             )
-            for e in candidates[: self.limit - len(admitted)]:
-                admitted.add((e.method, e.name, e.error))
+            for key, _e, _n in candidates[: self.limit - len(admitted)]:
+                admitted.add(key)
         folded: dict[tuple[str, str, str], int] = {}
-        for key, e in errors.items():
+        for key, e, n in seen:
             label = _error_label(e.error) if key in admitted else OTHER_ERROR
             series = (e.method, e.name, label)
-            folded[series] = folded.get(series, 0) + e.occurrences
+            folded[series] = folded.get(series, 0) + n
         return folded
+
+
+class _AdmittedNames:
+    """Which (method, name) pairs get series of their own: the most requested, up to
+    ``limit``, kept until the stats are reset (as ``_ErrorSeries``)."""
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError("max_series must be at least 1")
+        self.limit = limit
+        self._admitted: set[tuple[str, str]] = set()
+        self._source: object = None
+        self.warned = False
+
+    def split(self, stats: Any, entries: list[Any]) -> tuple[list[Any], list[Any]]:
+        """``entries`` (sorted) as (those with series of their own, those folded)."""
+        if stats.entries is not self._source:  # MergedStats.reset() starts a new dict
+            self._source = stats.entries
+            self._admitted = set()
+        admitted = self._admitted
+        if len(admitted) < self.limit and len(entries) > len(admitted):
+            candidates = sorted(
+                (e for e in entries if (e.method, e.name) not in admitted),
+                key=lambda e: -e.num_requests,
+            )
+            for e in candidates[: self.limit - len(admitted)]:
+                admitted.add((e.method, e.name))
+        if len(entries) <= len(admitted):
+            return entries, []
+        own: list[Any] = []
+        folded: list[Any] = []
+        for e in entries:
+            (own if (e.method, e.name) in admitted else folded).append(e)
+        return own, folded
+
+
+def folded_name(limit: int) -> str:
+    """The row that sums, per method, the names beyond ``--metrics-max-series``."""
+    return f"Other (over {limit} names on /metrics)"
+
+
+@dataclass(slots=True)
+class _Figures:
+    """One entry as a scrape saw it: numbers and histograms nobody changes afterwards."""
+
+    method: str
+    name: str
+    requests: int
+    failures: int
+    size: int
+    run: Histogram
+    window: Histogram  # the stats' own window histogram: replaced, never modified, by them
+    # from the intended starts (coordinated omission); the same objects where nothing was late
+    corrected_run: Histogram
+    corrected_window: Histogram
+
+
+@dataclass
+class Snapshot:
+    """What ``build`` needs, taken from the master's state on its loop."""
+
+    own: list[_Figures] = field(default_factory=list)
+    folded: list[_Figures] = field(default_factory=list)
+    errors: list[tuple[tuple[str, str, str], Any, int]] = field(default_factory=list)
+    errors_source: object = None
+    exceptions: int = 0
+    rps: float = 0.0
+    fail_rate: float = 0.0
+    families: list[Metric] = field(default_factory=list)  # runner and workers, built at once
+
+
+def _figures(entry: Any) -> _Figures:
+    run, window = entry.histogram.copy(), entry.current_histogram()
+    if entry.is_corrected:
+        corrected_run = entry.corrected_histogram.copy()
+        corrected_window = entry.current_corrected_histogram()
+    else:
+        corrected_run, corrected_window = run, window
+    return _Figures(
+        entry.method,
+        entry.name,
+        entry.num_requests,
+        entry.num_failures,
+        entry.total_content_length,
+        run,
+        window,
+        corrected_run,
+        corrected_window,
+    )
 
 
 def _error_label(text: str) -> str:
@@ -128,7 +249,9 @@ def _error_label(text: str) -> str:
 class LcoreCollector(Collector):
     """Metric families over a ``MasterRuntime`` (``runtime.stats_merged``, workers, state).
 
-    Runs in the master's event loop (aiohttp handlers call it), so it reads a consistent state.
+    ``snapshot_steps`` reads the runtime and must run on the master's loop; ``build`` reads
+    only its snapshot. Scrapes are one at a time (prometheus_render.py), so the sets of
+    admitted names and error series are touched by one scrape at a time.
     """
 
     def __init__(
@@ -138,6 +261,7 @@ class LcoreCollector(Collector):
         buckets: Sequence[float] = DEFAULT_BUCKETS,
         quantiles: Sequence[float] = QUANTILES,
         max_error_series: int = MAX_ERROR_SERIES,
+        max_series: int = MAX_SERIES,
     ) -> None:
         _check_buckets(buckets)
         self.runtime = runtime
@@ -147,20 +271,73 @@ class LcoreCollector(Collector):
         self.quantiles = tuple(quantiles)
         self._quantile_labels = [floatToGoString(q) for q in self.quantiles]
         self._errors = _ErrorSeries(max_error_series)
+        self._names = _AdmittedNames(max_series)
+
+    @property
+    def max_series(self) -> int:
+        return self._names.limit
 
     def describe(self) -> Iterable[Metric]:
         return []  # built at scrape time; nothing to check at registration
 
     def collect(self) -> Iterator[Metric]:
-        yield from self._request_families()
-        yield from self._schedule_families()
-        yield from self._runner_families()
-        yield from self._worker_families()
+        snapshot = Snapshot()
+        for _ in self.snapshot_steps(snapshot):
+            pass
+        yield from self.build(snapshot)
+
+    # -- on the loop: copy what a scrape needs ----------------------------------------------
+
+    def snapshot_steps(self, snapshot: Snapshot, size: int = SNAPSHOT_SLICE) -> Iterator[None]:
+        """Fill ``snapshot``, yielding after every ``size`` entries copied: the caller gives
+        the event loop a turn there. Each entry is copied whole between two yields."""
+        stats = self.runtime.stats_merged
+        entries = [e for e in stats.sorted_entries() if e.num_requests]
+        own, folded = self._names.split(stats, entries)
+        if folded and not self._names.warned:
+            self._names.warned = True
+            log.warning(
+                "/metrics: %d request names are beyond --metrics-max-series %d and are summed "
+                'into one "%s" series per method. A locustfile that names requests by URL '
+                "with ids in them makes one name per id: group them with name=",
+                len(folded), self._names.limit, folded_name(self._names.limit),
+            )  # fmt: skip
+        for kind, chosen in ((snapshot.own, own), (snapshot.folded, folded)):
+            for start in range(0, len(chosen), size):
+                kind.extend(_figures(e) for e in chosen[start : start + size])
+                yield
+        errors = stats.errors
+        snapshot.errors_source = errors
+        items = list(errors.items())  # one C-level copy; the counts are read below
+        for start in range(0, len(items), size * 16):
+            snapshot.errors.extend(
+                (key, e, e.occurrences) for key, e in items[start : start + size * 16]
+            )
+            yield
+        snapshot.exceptions = sum(record.count for record in stats.exceptions.values())
+        total = stats.total
+        snapshot.rps, snapshot.fail_rate = total.current_rps, total.current_fail_per_sec
+        snapshot.families = [
+            *self._schedule_families(),
+            *self._runner_families(),
+            *self._worker_families(),
+        ]
+        folded_count = GaugeMetricFamily(
+            "lcore_metrics_folded_names",
+            f"(method, name) pairs beyond --metrics-max-series ({self._names.limit}), summed "
+            "into one series per method here (the reports keep them apart).",
+            value=len(folded),
+        )
+        snapshot.families.append(folded_count)
+
+    # -- anywhere: families from a snapshot ---------------------------------------------------
+
+    def build(self, snapshot: Snapshot) -> list[Metric]:
+        return [*self._request_families(snapshot), *snapshot.families]
 
     # -- requests ------------------------------------------------------------------------
 
-    def _request_families(self) -> Iterator[Metric]:
-        stats = self.runtime.stats_merged
+    def _request_families(self, snapshot: Snapshot) -> Iterator[Metric]:
         requests = CounterMetricFamily(
             "lcore_requests", "Requests made, per method and name.", labels=_ENTRY
         )
@@ -186,56 +363,103 @@ class LcoreCollector(Collector):
             'name="Aggregated" is every request together.',
             labels=[*_ENTRY, "window"],
         )
-        for entry in stats.sorted_entries():
-            count = entry.num_requests
-            if not count:
-                continue
-            labels = [entry.method, entry.name]
-            requests.add_metric(labels, count)
-            failures.add_metric(labels, entry.num_failures)
-            sizes.add_metric(labels, entry.total_content_length)
-            histogram = entry.histogram
+        corrected_times = HistogramMetricFamily(
+            "lcore_corrected_response_time_seconds",
+            "Response times from each request's intended start (coordinated omission: the lag "
+            "of tasks that started behind their schedule added, a paced user's missed slots "
+            "counted), per method and name; lcore_response_time_seconds where nothing was late.",
+            labels=_ENTRY,
+        )
+        corrected_quantiles = SummaryMetricFamily(
+            "lcore_corrected_response_time_quantile_seconds",
+            "lcore_response_time_quantile_seconds from the intended starts.",
+            labels=[*_ENTRY, "window"],
+        )
+        total_run, total_window = Histogram(), Histogram()
+        corrected_total_run, corrected_total_window = Histogram(), Histogram()
+        rows = list(snapshot.own)
+        rows += self._folded_rows(snapshot.folded)
+        for row in rows:
+            labels = [row.method, row.name]
+            requests.add_metric(labels, row.requests)
+            failures.add_metric(labels, row.failures)
+            sizes.add_metric(labels, row.size)
+            histogram = row.run
             cumulative = histogram.count_at_or_below(self._bounds_us)
             times.add_metric(
                 labels,
                 list(zip(self._le, [*cumulative, histogram.count], strict=True)),
                 histogram.sum / 1e6,
             )
-            self._add_quantiles(quantiles, labels, entry)
-        if stats.num_requests:
-            self._add_quantiles(quantiles, ["", "Aggregated"], stats.total)
+            self._add_quantiles(quantiles, labels, row.run, row.window)
+            total_run.merge(row.run)
+            total_window.merge(row.window)
+            corrected = row.corrected_run
+            cumulative = corrected.count_at_or_below(self._bounds_us)
+            corrected_times.add_metric(
+                labels,
+                list(zip(self._le, [*cumulative, corrected.count], strict=True)),
+                corrected.sum / 1e6,
+            )
+            self._add_quantiles(corrected_quantiles, labels, corrected, row.corrected_window)
+            corrected_total_run.merge(corrected)
+            corrected_total_window.merge(row.corrected_window)
+        if total_run.count:
+            self._add_quantiles(quantiles, ["", "Aggregated"], total_run, total_window)
+            self._add_quantiles(
+                corrected_quantiles,
+                ["", "Aggregated"],
+                corrected_total_run,
+                corrected_total_window,
+            )
         errors = CounterMetricFamily(
             "lcore_request_errors",
             f"Failed requests per error text; beyond {self._errors.limit} distinct series they "
             f'are counted as error="{OTHER_ERROR}".',
             labels=[*_ENTRY, "error"],
         )
-        for (method, name, label), n in sorted(self._errors.fold(stats.errors).items()):
+        folded_errors = self._errors.fold_seen(snapshot.errors_source, snapshot.errors)
+        for (method, name, label), n in sorted(folded_errors.items()):
             errors.add_metric([method, name, label], n)
         exceptions = CounterMetricFamily(
             "lcore_task_exceptions", "Exceptions raised by tasks (not request failures)."
         )
-        exceptions.add_metric([], sum(record.count for record in stats.exceptions.values()))
-        total = stats.total
+        exceptions.add_metric([], snapshot.exceptions)
         rps = GaugeMetricFamily(
             "lcore_current_requests_per_second",
             "Requests per second over the last seconds, every request together.",
-            value=total.current_rps,
+            value=snapshot.rps,
         )
         fails = GaugeMetricFamily(
             "lcore_current_failures_per_second",
             "Failures per second over the last seconds, every request together.",
-            value=total.current_fail_per_sec,
+            value=snapshot.fail_rate,
         )
         yield from (requests, failures, sizes, times, quantiles, errors, exceptions, rps, fails)
+        yield from (corrected_times, corrected_quantiles)
+
+    def _folded_rows(self, folded: list[_Figures]) -> list[_Figures]:
+        """One row per method summing the entries without series of their own."""
+        rows: dict[str, _Figures] = {}
+        name = folded_name(self._names.limit)
+        for f in folded:
+            row = rows.get(f.method)
+            if row is None:
+                row = rows[f.method] = _Figures(
+                    f.method, name, 0, 0, 0, Histogram(), Histogram(), Histogram(), Histogram()
+                )
+            row.requests += f.requests
+            row.failures += f.failures
+            row.size += f.size
+            row.run.merge(f.run)
+            row.window.merge(f.window)
+            row.corrected_run.merge(f.corrected_run)
+            row.corrected_window.merge(f.corrected_window)
+        return [rows[method] for method in sorted(rows)]
 
     def _add_quantiles(
-        self, family: SummaryMetricFamily, labels: list[str], entry: Any, corrected: bool = False
+        self, family: SummaryMetricFamily, labels: list[str], run: Histogram, current: Histogram
     ) -> None:
-        if corrected:
-            run, current = entry.corrected_histogram, entry.current_corrected_histogram()
-        else:
-            run, current = entry.histogram, entry.current_histogram()
         for window, histogram in (("run", run), ("current", current)):
             label_values = {"method": labels[0], "name": labels[1], "window": window}
             if histogram.count:
@@ -248,33 +472,8 @@ class LcoreCollector(Collector):
     # -- schedules: coordinated omission ---------------------------------------------------
 
     def _schedule_families(self) -> Iterator[Metric]:
+        """Per User class (few): built on the loop with the snapshot."""
         stats = self.runtime.stats_merged
-        times = HistogramMetricFamily(
-            "lcore_corrected_response_time_seconds",
-            "Response times from each request's intended start (coordinated omission: the lag "
-            "of tasks that started behind their schedule added, a paced user's missed slots "
-            "counted), per method and name; lcore_response_time_seconds where nothing was late.",
-            labels=_ENTRY,
-        )
-        quantiles = SummaryMetricFamily(
-            "lcore_corrected_response_time_quantile_seconds",
-            "lcore_response_time_quantile_seconds from the intended starts.",
-            labels=[*_ENTRY, "window"],
-        )
-        for entry in stats.sorted_entries():
-            if not entry.num_requests:
-                continue
-            labels = [entry.method, entry.name]
-            histogram = entry.corrected_histogram
-            cumulative = histogram.count_at_or_below(self._bounds_us)
-            times.add_metric(
-                labels,
-                list(zip(self._le, [*cumulative, histogram.count], strict=True)),
-                histogram.sum / 1e6,
-            )
-            self._add_quantiles(quantiles, labels, entry, corrected=True)
-        if stats.num_requests:
-            self._add_quantiles(quantiles, ["", "Aggregated"], stats.total, corrected=True)
         dropped = CounterMetricFamily(
             "lcore_dropped_arrivals",
             "Open-model arrivals that were due while every user up to the ceiling was busy, "
@@ -316,7 +515,7 @@ class LcoreCollector(Collector):
                 lag.add_sample(lag.name, {"user_class": name, "quantile": q}, value / 1e6)
             lag.add_metric([name], tally.lag.count, tally.lag.sum / 1e6)
             lag_max.add_metric([name], tally.lag.max / 1e6)
-        yield from (times, quantiles, dropped, starts, missed, lag, lag_max)
+        yield from (dropped, starts, missed, lag, lag_max)
 
     # -- the test and its workers ------------------------------------------------------------
 
@@ -395,14 +594,26 @@ class LcoreCollector(Collector):
         )
         for worker_id, figures in sorted(runtime.stats_merged.per_worker.items()):
             reported.add_metric([worker_id, hosts.get(worker_id, "")], figures.num_requests)
-        yield from (workers, cpu, warning, users, reported)
+        shares = runtime.unreported_bound() if hasattr(runtime, "unreported_bound") else []
+        missing = GaugeMetricFamily(
+            "lcore_unreported_requests",
+            "At most this many requests of workers still lost are in no report: each one's "
+            "last reported rate times the seconds it was silent before it was declared lost.",
+            value=unreported.total(shares)[0],
+        )
+        yield from (workers, cpu, warning, users, reported, missing)
+
+
+def make_collectors(runtime: Any, **collector_options: Any) -> tuple[LcoreCollector, Collector]:
+    """lcore's collector and the master's process metrics, registered nowhere."""
+    return LcoreCollector(runtime, **collector_options), ProcessCollector(registry=None)
 
 
 def make_registry(runtime: Any, **collector_options: Any) -> CollectorRegistry:
     """A registry of its own with lcore's collector and the master's process metrics."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(LcoreCollector(runtime, **collector_options))
-    ProcessCollector(registry=registry)
+    for collector in make_collectors(runtime, **collector_options):
+        registry.register(collector)
     return registry
 
 

@@ -44,12 +44,13 @@ tr.total td{font-weight:700;border-top:2px solid #e3e7ee}
 """
 
 
-def write_html_report(runtime: Any, path: str) -> None:
-    """Write the report of ``runtime``'s merged stats to ``path``."""
-    Path(path).write_text(render_html_report(runtime), encoding="utf-8")
+def write_html_report(runtime: Any, path: str, trend: Sequence[dict[str, Any]] | None = None) -> None:
+    """Write the report of ``runtime``'s merged stats to ``path``; ``trend`` (points of
+    ``results_trend``, oldest first, this run last) adds the trend over stored runs."""
+    Path(path).write_text(render_html_report(runtime, trend), encoding="utf-8")
 
 
-def render_html_report(runtime: Any) -> str:
+def render_html_report(runtime: Any, trend: Sequence[dict[str, Any]] | None = None) -> str:
     stats = runtime.stats_merged
     env = runtime.environment
     start = runtime.start_time or stats.start_time
@@ -81,6 +82,7 @@ def render_html_report(runtime: Any) -> str:
         _section("Response time percentiles (ms)", _percentiles_table(stats)),
         _schedule_sections(stats),
         _charts(stats.history),
+        _trend(trend or ()),
         _section("Failures", _errors_table(stats)),
         _section("Exceptions", _exceptions_table(stats)),
         _section("Workers", _workers_table(runtime)),
@@ -289,6 +291,45 @@ def _charts(history: Sequence[dict[str, Any]]) -> str:
         _section(title, svg_line_chart(history, series, title)) for title, series in charts
     )
     return f'<div class="charts">{body}</div><div style="height:18px"></div>'
+
+
+def _trend(points: Sequence[dict[str, Any]]) -> str:
+    """This run among the stored runs with the same labels: a chart and a table."""
+    if len(points) < 2:
+        return ""
+    samples = [{**p, "time": p["started"]} for p in points]
+    times = svg_line_chart(
+        samples,
+        [("p50", "Median", "#2e9e5b"), ("p95", "95th percentile", "#e8a33d"),
+         ("p99", "99th percentile", "#8b5cf6")],
+        "Response times over runs (ms)",
+    )  # fmt: skip
+    rates = svg_line_chart(samples, [("rps", "Requests/s", "#2f7de1")], "Requests per second over runs")
+    charts = (
+        '<div class="charts">'
+        f"{_section('Response times over runs (ms)', times)}"
+        f"{_section('Requests per second over runs', rates)}</div>"
+    )
+    rows = [
+        [
+            escape(p["id"]),
+            escape(_when(p["started"])),
+            f"{p.get('requests', 0):,}",
+            f"{p.get('failures', 0):,}",
+            f"{float(p.get('rps') or 0):,.1f}",
+            _ms(p.get("avg")),
+            _ms(p.get("p50")),
+            _ms(p.get("p95")),
+            _ms(p.get("p99")),
+        ]
+        for p in points
+    ]
+    table = _table(
+        ["Run", "Started", "Requests", "Failures", "RPS", "Avg", "Median", "95%", "99%"],
+        rows, "", name_cols=(0, 1),
+    )  # fmt: skip
+    title = f"Trend over the last {len(points)} runs with the same labels"
+    return _section(title, charts + '<div style="height:14px"></div>' + _mark_total(table))
 
 
 def _nice_step(highest: float) -> float:

@@ -14,6 +14,10 @@ Also added, from each request's intended start (coordinated omission, see
 schedule: a paced user's missed slots count too). ``schedules_to_json`` gives the per user
 class figures (scheduled starts, lag, missed slots, dropped arrivals): the ``--threshold``
 form of the document carries them under ``"schedules"``.
+
+With ``--threshold`` the document is an object (``stats``, ``thresholds``), which also holds
+``unreported``: the bound on requests that lost workers made and no report carried
+(``unreported_to_json``).
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ from __future__ import annotations
 from typing import Any
 
 from lcore.stats import PERCENTILES, MergedStats, StatsEntry
+from lcore.unreported import Unreported, total
 
-__all__ = ["entry_to_json", "schedules_to_json", "stats_to_json"]
+__all__ = ["entry_to_json", "schedules_to_json", "stats_to_json", "unreported_to_json"]
 
 
 def _ms(value_us: float) -> float:
@@ -77,6 +82,26 @@ def entry_to_json(entry: StatsEntry) -> dict[str, Any]:
 def stats_to_json(stats: MergedStats) -> list[dict[str, Any]]:
     """Every entry with requests or failures, sorted by (name, method)."""
     return [entry_to_json(e) for e in stats.sorted_entries() if e.num_requests or e.num_failures]
+
+
+def unreported_to_json(shares: list[Unreported]) -> dict[str, Any]:
+    """``{"requests_at_most": N, "workers": [...]}``: the workers still lost at the end, each
+    with its last known rate, its silent seconds and its bound (null: no report ever came)."""
+    known, unknown = total(shares)
+    return {
+        "requests_at_most": known,
+        "workers_without_a_rate": unknown,
+        "workers": [
+            {
+                "worker": s.worker,
+                "host": s.host,
+                "last_rate": None if s.rate is None else round(s.rate, 3),
+                "silent_seconds": round(s.silent, 3),
+                "requests_at_most": s.requests,
+            }
+            for s in shares
+        ],
+    }
 
 
 def schedules_to_json(stats: MergedStats) -> dict[str, dict[str, Any]]:

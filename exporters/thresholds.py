@@ -18,10 +18,21 @@ every class together)::
     dropped_arrivals==0     arrivals the open model could not start (no free user under -u)
     dropped_ratio<1%        of the arrivals due, the share dropped
     max_lag<100ms           how far behind its schedule the latest-starting task started
+
+VALUE may be relative to a baseline run (``--baseline``): ``baseline``, ``baseline+10%``,
+``baseline-5%`` (a percentage of the baseline's figure) or ``baseline+50ms`` (in the metric's
+unit)::
+
+    p95<baseline+10%     rps>baseline-5%     GET /api avg<=baseline+20ms
+
+``resolve_relative`` turns them into plain thresholds once the baseline's stats are known;
+the printed outcome then gives the run's figure and the baseline's.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -42,6 +53,8 @@ __all__ = [
     "failed",
     "format_value",
     "parse_threshold",
+    "resolve_relative",
+    "skipped_lines",
     "report_lines",
     "results_to_json",
 ]
@@ -100,7 +113,8 @@ _EXPRESSION = re.compile(r"(?P<left>.*?)\s*(?P<op><=|>=|==|<|>)\s*(?P<value>[^<>
 _PERCENTILE = re.compile(r"p(\d{1,3}(?:\.\d+)?)")
 _NUMBER = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|%)?")
 _METHOD_AND_NAME = re.compile(r"([A-Za-z][A-Za-z_-]*)\s+(\S.*)", re.S)
-_EXAMPLE = "e.g. 'p95<300ms', 'GET /api p99<1s', 'fail_ratio<0.01', 'rps>500'"
+_EXAMPLE = "e.g. 'p95<300ms', 'GET /api p99<1s', 'fail_ratio<0.01', 'rps>500', 'p95<baseline+10%'"
+_RELATIVE = re.compile(r"baseline\s*(?:(?P<sign>[+-])\s*(?P<amount>.+))?", re.I)
 
 
 class ThresholdError(ValueError):
@@ -119,6 +133,15 @@ class Threshold:
     method: str | None = None
     name: str | None = None
     percentile: float | None = None  # 0.95 for p95
+    # relative to a baseline run: (sign, amount, unit) as written, e.g. ("+", 10.0, "%"); the
+    # value is known once the baseline is (``resolve_relative``), which fills the two below
+    relative: tuple[str, float, str] | None = None
+    baseline: float | None = None
+    baseline_run: str | None = None
+
+    @property
+    def unresolved(self) -> bool:
+        return self.relative is not None and self.baseline is None
 
     def __str__(self) -> str:
         return self.text
@@ -161,9 +184,15 @@ class Result:
         return f"Threshold {verdict}: {self.threshold.text} ({self.describe()})"
 
     def describe(self) -> str:
+        t = self.threshold
         if self.measured is None:
-            return f"no requests for {self.threshold.selector}"
-        text = f"measured {format_value(self.threshold.kind, self.measured)}"
+            return f"no requests for {t.selector}"
+        text = f"measured {format_value(t.kind, self.measured)}"
+        if t.baseline is not None:
+            text += (
+                f", baseline {format_value(t.kind, t.baseline)} (run {t.baseline_run}), "
+                f"limit {format_value(t.kind, t.value)}"
+            )
         return f"{text}, stopped the test" if self.during_run else text
 
     def message(self) -> str:
@@ -192,8 +221,55 @@ def parse_threshold(text: str) -> Threshold:
         raise _error(source, "no metric before the comparison")
     metric, percentile, kind = _metric(source, words[-1])
     method, name = _selector(words[0] if len(words) == 2 else "")
+    relative = _RELATIVE.fullmatch(raw_value)
+    if relative is not None:
+        return Threshold(
+            source, metric, kind, op, math.nan, method, name, percentile,
+            relative=_relative(source, metric, kind, relative),
+        )  # fmt: skip
     value = _value(source, metric, kind, raw_value)
     return Threshold(source, metric, kind, op, value, method, name, percentile)
+
+
+def _relative(source: str, metric: str, kind: str, found: re.Match[str]) -> tuple[str, float, str]:
+    sign, amount = found.group("sign"), found.group("amount")
+    if sign is None:
+        return ("+", 0.0, "%")
+    amount = amount.strip()
+    if amount.endswith("%"):
+        number = _NUMBER.fullmatch(amount[:-1].strip())
+        if number is None or number.group(2):
+            raise _error(source, f"{amount!r} is not a percentage")
+        return (sign, float(number.group(1)), "%")
+    if kind == _RATIO:
+        # a ratio's own unit: baseline+0.01 (one point); percentages are of the baseline
+        number = _NUMBER.fullmatch(amount)
+        if number is None or number.group(2):
+            raise _error(source, f"{amount!r}: write baseline+0.01 or baseline+10%")
+        return (sign, float(number.group(1)), "")
+    return (sign, _value(source, metric, kind, amount), "")
+
+
+def resolve_relative(thresholds: Iterable[Threshold], baseline: MergedStats, run_id: str) -> list[Threshold]:
+    """Relative thresholds made plain from the ``baseline`` run's figures (measured on the same
+    row, the same way); a relative threshold whose row the baseline lacks stays unresolved,
+    others are returned as they are."""
+    out = []
+    for t in thresholds:
+        if t.relative is None:
+            out.append(t)
+            continue
+        base = _rows(t, baseline).measure(t)
+        if base is None:
+            out.append(t)
+            continue
+        sign, amount, unit = t.relative
+        delta = base * amount / 100 if unit == "%" else amount
+        value = base + delta if sign == "+" else base - delta
+        if t.kind == _TIME:
+            value = round(value, 3)
+        out.append(dataclasses.replace(t, value=value, baseline=base, baseline_run=run_id))
+    return out
 
 
 def _error(source: str, reason: str) -> ThresholdError:
@@ -376,6 +452,8 @@ def evaluate(
     stopped = {r.threshold: r for r in earlier if not r.passed}
     results = []
     for t in thresholds:
+        if t.unresolved:
+            continue  # no baseline to compare with: see skipped_lines
         result = _check(t, _rows(t, stats))
         if t in stopped:
             measured = stopped[t].measured if result.passed else result.measured
@@ -391,7 +469,7 @@ def breached(
     a non-empty answer means stop the test. Results carry ``during_run=True``."""
     found = []
     for t in thresholds:
-        if not t.abortable:
+        if not t.abortable or t.unresolved:
             continue
         rows = _rows(t, stats)
         result = _check(t, rows)
@@ -418,6 +496,11 @@ def exit_code(results: Iterable[Result]) -> int | None:
     return THRESHOLD_EXIT_CODE if failed(results) else None
 
 
+def skipped_lines(thresholds: Iterable[Threshold], why: str) -> list[str]:
+    """``Threshold skipped: p95<baseline+10% (no baseline run yet)`` for each unresolved one."""
+    return [f"Threshold skipped: {t.text} ({why})" for t in thresholds if t.unresolved]
+
+
 def report_lines(results: Iterable[Result]) -> list[str]:
     """One line per threshold, as printed after the final statistics."""
     return [r.line() for r in results]
@@ -440,18 +523,23 @@ def _decimals(value: float, places: int) -> str:
 
 def results_to_json(results: Iterable[Result]) -> list[dict[str, Any]]:
     """The results as plain JSON-ready dicts (times in ms, ratios as fractions)."""
-    return [
-        {
-            "threshold": r.threshold.text,
-            "metric": r.threshold.metric,
-            "method": r.threshold.method,
-            "name": r.threshold.name,
-            "operator": r.threshold.op,
-            "expected": r.threshold.value,
-            "unit": "ms" if r.threshold.kind == _TIME else None,
-            "measured": r.measured,
-            "passed": r.passed,
-            "during_run": r.during_run,
-        }
-        for r in results
-    ]
+    return [_result_json(r) for r in results]
+
+
+def _result_json(r: Result) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "threshold": r.threshold.text,
+        "metric": r.threshold.metric,
+        "method": r.threshold.method,
+        "name": r.threshold.name,
+        "operator": r.threshold.op,
+        "expected": r.threshold.value,
+        "unit": "ms" if r.threshold.kind == _TIME else None,
+        "measured": r.measured,
+        "passed": r.passed,
+        "during_run": r.during_run,
+    }
+    if r.threshold.relative is not None:  # compared with a stored run: which, and its figure
+        document["baseline"] = r.threshold.baseline
+        document["baseline_run"] = r.threshold.baseline_run
+    return document

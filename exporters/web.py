@@ -14,13 +14,17 @@
     GET  /api/start-form    what the start form shows (web_form.describe)
     GET  /metrics           Prometheus exposition (exporters/prometheus.py)
     GET  /healthz           200 and the state, never behind authentication
+    POST /logout            ends a --web-login session (the cookie goes), then the login form
+    GET  /api/runs...       the History view: stored runs, trends, two runs compared
+                            (web_history.py)
     Locust's paths:         POST /swarm, POST (or GET) /stop and /stats/reset, GET /stats/requests,
                             GET /exceptions,
                             GET /stats/requests/csv, /stats/failures/csv, /exceptions/csv,
                             /stats/report (the HTML report; ``?download=1`` to save it)
 
 Authentication (optional): ``--web-auth USER:PASSWORD`` (HTTP basic; with ``--web-login`` a
-login form and a session cookie instead of the browser's prompt) and/or ``--web-token TOKEN``
+login form and a session cookie instead of the browser's prompt; a session lasts
+``SESSION_LIFETIME``, 8 h, and ``POST /logout`` ends it) and/or ``--web-token TOKEN``
 (``Authorization: Bearer TOKEN``); with ``--web-login`` and a Flask-Login login set up by the
 locustfile, that login instead (web_flask.py). ``--headless`` makes the page read-only:
 control calls answer 403.
@@ -57,6 +61,7 @@ from typing import Any
 from aiohttp import web
 from multidict import MultiDict
 
+from lcore import unreported
 from lcore._version import __version__
 from lcore.log import MASTER, LogCapture
 from lcore.runners import (
@@ -68,8 +73,11 @@ from lcore.runners import (
 )
 
 from . import web_flask, web_form, web_guard, web_limits
-from .prometheus import DEFAULT_BUCKETS, make_registry, parse_buckets, render
+from .prometheus import DEFAULT_BUCKETS, MAX_SERIES, make_collectors, parse_buckets
+from .prometheus_render import MetricsRenderer
 from .report_json import schedules_to_json
+from .results_db import store_location
+from .web_history import HistoryRoutes
 
 __all__ = ["HISTORY_INTERVAL", "HISTORY_LIMIT", "StatusServer", "history_sample", "start_web"]
 
@@ -84,7 +92,12 @@ MAX_ROWS = 500
 """Rows of the stats and errors tables sent to the page (the Aggregated row always is)."""
 CHART_PERCENTILES = (0.5, 0.95, 0.99)
 SESSION_COOKIE = "lcore_session"
-_OPEN_PATHS = frozenset({"/healthz", "/login", "/static/style.css"})
+SESSION_LIFETIME = 8 * 3600.0
+"""Seconds a login (``--web-login``) lasts; then the form asks again. ``POST /logout`` ends it
+sooner."""
+MAX_SESSIONS = 1000
+"""Sessions kept at once; a login beyond them ends the oldest."""
+_OPEN_PATHS = frozenset({"/healthz", "/login", "/logout", "/static/style.css"})
 _UNHOOKED_PATHS = frozenset({"/healthz", "/metrics"})
 _ACTIVE = (STATE_SPAWNING, STATE_RUNNING, STATE_STOPPING)
 
@@ -197,11 +210,19 @@ def stats_document(runtime: Any, readonly: bool) -> dict[str, Any]:
         "worker_count": len(runtime.workers),
         "workers": worker_rows(runtime),
         "lost_workers": len(runtime.lost_workers),
+        # at most this many requests of lost workers are in no report (core/unreported.py)
+        "unreported_requests": unreported_requests(runtime),
         # schedules (pacing, the open model): per user class, and whether any fell behind
         "fell_behind": stats.fell_behind,
         "schedules": schedules_to_json(stats),
         "dropped_arrivals": sum(stats.dropped_arrivals.values()),
     }
+
+
+def unreported_requests(runtime: Any) -> int:
+    """At most this many requests of lost workers are in no report (0 without a master)."""
+    bound = getattr(runtime, "unreported_bound", None)
+    return unreported.total(bound())[0] if bound is not None else 0
 
 
 def logs_document(logs: Any, since: int = 0) -> dict[str, Any]:
@@ -249,7 +270,14 @@ class Auth:
     """Basic credentials, a bearer token, and sessions made by the login form."""
 
     def __init__(
-        self, basic: str | None, token: str | None, login_form: bool, external_login: bool = False
+        self,
+        basic: str | None,
+        token: str | None,
+        login_form: bool,
+        external_login: bool = False,
+        *,
+        session_lifetime: float = SESSION_LIFETIME,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.user = self.password = None
         if basic:
@@ -267,7 +295,9 @@ class Auth:
                 "locustfile (environment.web_ui.login_manager)",
             )
         self.login_form = login_form
-        self._sessions: set[str] = set()
+        self.session_lifetime = session_lifetime
+        self._clock = clock
+        self._sessions: dict[str, float] = {}  # session -> when it expires (oldest first)
 
     @property
     def enabled(self) -> bool:
@@ -295,12 +325,31 @@ class Auth:
             user, _, password = decoded.partition(":")
             return self.credentials_match(user, password)
         session = request.cookies.get(SESSION_COOKIE)
-        return session is not None and session in self._sessions
+        return session is not None and self.session_valid(session)
+
+    def session_valid(self, session: str) -> bool:
+        expires = self._sessions.get(session)
+        if expires is None:
+            return False
+        if self._clock() >= expires:
+            del self._sessions[session]
+            return False
+        return True
 
     def new_session(self) -> str:
         session = secrets.token_urlsafe(32)
-        self._sessions.add(session)
+        now = self._clock()
+        sessions = self._sessions
+        for old in [s for s, expires in sessions.items() if expires <= now]:
+            del sessions[old]
+        while len(sessions) >= MAX_SESSIONS:
+            del sessions[next(iter(sessions))]
+        sessions[session] = now + self.session_lifetime
         return session
+
+    def end_session(self, session: str | None) -> None:
+        if session is not None:
+            self._sessions.pop(session, None)
 
     def challenge(self, request: web.Request, base: str) -> web.StreamResponse:
         if (
@@ -341,6 +390,7 @@ class StatusServer:
         head_timeout: float = web_limits.HEAD_TIMEOUT,
         body_timeout: float = web_limits.BODY_TIMEOUT,
         throttle: web_guard.LoginThrottle | None = None,
+        metrics_max_series: int = MAX_SERIES,
     ) -> None:
         self.body_timeout = body_timeout
         self.max_connections = max_connections
@@ -356,7 +406,11 @@ class StatusServer:
         self.readonly = readonly
         self.auth = auth or Auth(None, None, False)
         self.base_path = "/" + base_path.strip("/") if base_path.strip("/") else ""
-        self.registry = make_registry(runtime, buckets=buckets)
+        # /metrics: snapshot on the loop, built and encoded in a thread (prometheus_render.py)
+        collector, process = make_collectors(
+            runtime, buckets=buckets, max_series=metrics_max_series
+        )
+        self.metrics = MetricsRenderer(collector, [process])
         self.ssl_context = ssl_context
         self.history_interval = history_interval
         self.options = options
@@ -375,6 +429,7 @@ class StatusServer:
         self._stop_at: float | None = None
         if hasattr(runtime, "on_state_change"):
             runtime.on_state_change.append(self._state_changed)
+        self.history_routes = HistoryRoutes(store_location(options) if options is not None else None)
 
     # -- lifecycle --
 
@@ -434,6 +489,7 @@ class StatusServer:
 
     async def close(self) -> None:
         self._cancel_run_timer()
+        self.history_routes.close()
         if self._log_capture is not None:
             logging.getLogger().removeHandler(self._log_capture)
             self._log_capture = None
@@ -490,6 +546,7 @@ class StatusServer:
         get("/", self._index)
         get("/login", self._login_page)
         post("/login", self._login)
+        post("/logout", self._logout)
         get("/static/{file}", self._static)
         get("/healthz", self._healthz)
         get("/metrics", self._metrics)
@@ -517,6 +574,7 @@ class StatusServer:
         get("/exceptions/csv", self._csv_download("exceptions", "exceptions"))
         get("/stats/requests_full_history/csv", self._full_history)
         get("/stats/report", self._report)
+        self.history_routes.add_to(app)
         if self.flask is not None:  # every other path: the locustfile's Flask app, if any
             self.flask.note_own_routes(app)
             app.router.add_route("*", "/{tail:.*}", self.flask.handle, name=web_flask.FLASK_ROUTE)
@@ -628,11 +686,23 @@ class StatusServer:
         response.set_cookie(
             SESSION_COOKIE,
             self.auth.new_session(),
+            max_age=math.ceil(self.auth.session_lifetime),
             httponly=True,
             samesite="Strict",
             secure=self.ssl_context is not None,
             path=self.base_path + "/",
         )
+        raise response
+
+    async def _logout(self, request: web.Request) -> web.StreamResponse:
+        """``POST /logout``: the session ends here and now, then the login form."""
+        if self.flask is not None and self.flask.login_in_charge:
+            return await self.flask.handle(request)  # the locustfile's own logout, if it has one
+        if not self.auth.login_form:
+            raise web.HTTPNotFound()
+        self.auth.end_session(request.cookies.get(SESSION_COOKIE))
+        response = web.HTTPFound(self.base_path + "/login")
+        response.del_cookie(SESSION_COOKIE, path=self.base_path + "/")
         raise response
 
     # -- read-only API --
@@ -649,13 +719,16 @@ class StatusServer:
         )
 
     async def _metrics(self, request: web.Request) -> web.StreamResponse:
-        body, content_type = render(self.registry, request.headers.get("Accept", ""))
+        body, content_type = await self.metrics.render(request.headers.get("Accept", ""))
         response = web.Response(body=body)
         response.headers["Content-Type"] = content_type
         return response
 
     async def _stats(self, request: web.Request) -> web.StreamResponse:
         document = stats_document(self.runtime, self.readonly)
+        # the page shows its "Log out" button for lcore's own login form (a locustfile's login
+        # has its own way out, if any)
+        document["logout"] = self.auth.login_form and not self.auth.external_login
         document["stop_at"] = self._stop_at  # a run time set on the page: when the test ends
         return web.json_response(document)
 
@@ -958,5 +1031,6 @@ async def start_web(runtime: Any, options: Any) -> StatusServer:
         ssl_context=_ssl_context(options),
         options=options,
         allowed_hosts=web_guard.parse_allowed_hosts(getattr(options, "web_allowed_hosts", None)),
+        metrics_max_series=getattr(options, "metrics_max_series", None) or MAX_SERIES,
     )
     return await server.start()

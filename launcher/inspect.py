@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .config import Config
 
 log = logging.getLogger("lcore.main")
 
@@ -28,14 +29,14 @@ def task_ratios(holder: Any, ratio: float = 1.0) -> dict[str, Any]:
     return result
 
 
-def run_inspection(argv: Sequence[str], options: argparse.Namespace) -> int:
+def run_inspection(config: Config) -> int:
     from .patching import patch_all
 
     patch_all()
     from .processes import StartupError, load_environment
 
     try:
-        env, _loaded, options = load_environment(argv, options)
+        env, _loaded, options = load_environment(config)
     except StartupError as e:
         sys.stderr.write(f"lcore: error: {e}\n")
         return 1
@@ -57,7 +58,7 @@ def run_inspection(argv: Sequence[str], options: argparse.Namespace) -> int:
     from lcore.single import run_single_user
 
     user_class = env.user_classes[0]
-    runner = run_single_user(user_class, environment=env, loglevel=None, run_time=options.run_time or None)
+    runner = run_single_user(user_class, environment=env, loglevel=None, run_time=config.run_time)
     return 1 if runner.merged.total.num_failures or runner.merged.exceptions else 0
 
 

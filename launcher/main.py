@@ -1,4 +1,5 @@
-"""``lcore``: the console script. Validates options, then forks and supervises the processes.
+"""``lcore``: the console script. Builds the configuration (launcher/config.py: every option
+checked before anything forks), then forks and supervises the processes.
 
 The launcher does not import the locustfile (it compiles it to catch syntax errors early) and
 imports neither gevent nor asyncio: the processes it forks start clean.
@@ -6,12 +7,9 @@ imports neither gevent nor asyncio: the processes it forks start clean.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Sequence
 from functools import partial
 
@@ -19,7 +17,8 @@ from lcore._version import __version__
 from lcore.log import LOG_CONTEXT, setup_logging
 from lcore.run_ids import new_run_id
 
-from .options import OptionsError, find_locustfiles, parse_options, resolve_processes, validate
+from .config import Config
+from .options import OptionsError, parse_options
 from .supervisor import Child, Supervisor
 
 log = logging.getLogger("lcore.main")
@@ -36,6 +35,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .keys import keys_main
 
         return keys_main(argv[1:])
+    if argv[:1] == ["runs"]:
+        from .runs_cli import runs_main
+
+        return runs_main(argv[1:])
     if "--demo" in argv:
         from .demo import run_demo
 
@@ -45,81 +48,49 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(options, "version", False):
             print(f"lcore {__version__}")
             return 0
-        inspects = options.run_single_user or options.list_commands or options.show_task_ratio or options.show_task_ratio_json
-        # '-': each worker process fetches the locustfile (and its directory) from the master
-        fetched = options.locustfile == "-"
-        if fetched and inspects:
-            raise OptionsError("-f - (fetch the locustfile from the master) only runs a worker")
-        if not fetched:
-            # -f FILE, a name without .py, a directory or a comma-separated list (as Locust)
-            options.locustfile = ",".join(find_locustfiles(options.locustfile))
-        validate(options)
+        config = Config.build(argv, options)
     except OptionsError as e:
         return _error(str(e))
     # --run-single-user runs its user in this process: no master, no workers
     role = "local" if options.run_single_user else "launcher"
-    setup_logging(options.loglevel, options.logfile, role, options.log_format)
+    setup_logging(config.loglevel, config.logfile, role, config.log_format)
 
     from lcore.locustfile import LocustfileError, check_syntax
 
     try:
-        if not fetched:
-            for path in options.locustfile.split(","):
-                check_syntax(path)
+        for path in config.locustfiles:
+            check_syntax(path)
     except LocustfileError as e:
         return _error(str(e))
 
-    if inspects:
+    if config.inspects:
         from .inspect import run_inspection
 
-        return run_inspection(argv, options)
-    return run_processes(argv, options)
+        return run_inspection(config)
+    return run_processes(config)
 
 
-def run_processes(argv: list[str], options: argparse.Namespace) -> int:
-    from lcore.curve import CurveError, load_master_keys, load_worker_keys, local_worker_keys
-
+def run_processes(config: Config) -> int:
+    """Fork the master and the workers the configuration asks for, and supervise them."""
     from .processes import run_master, run_worker
 
-    o = options
-    n_workers = resolve_processes(o.processes) if o.processes else (0 if o.master else 1)
-    master_keys = worker_keys = None
-    try:
-        if o.curve_keys and o.worker:
-            worker_keys = load_worker_keys(o.curve_keys)
-        elif o.curve_keys:
-            master_keys = load_master_keys(o.curve_keys)
-            worker_keys = local_worker_keys(master_keys)
-    except CurveError as e:
-        return _error(str(e))
-    if o.worker:
-        endpoint = f"tcp://{_bracket(o.master_host)}:{o.master_port}"
+    c = config
+    if c.worker:
         workers = [
-            Child("worker", i, partial(run_worker, argv, o, endpoint, remote=True, index=i, curve=worker_keys))
-            for i in range(max(1, n_workers))
+            Child("worker", i, partial(run_worker, c, c.master_endpoint, remote=True, index=i))
+            for i in range(max(1, c.local_workers))
         ]
         return Supervisor(None, workers).run()
 
     # the run id, made here so that the launcher's own lines carry it too; the master takes it
-    o._run_uid = LOG_CONTEXT.run_id = new_run_id()
-    rundir = tempfile.mkdtemp(prefix="lcore-")
-    os.chmod(rundir, 0o700)  # the ipc socket is reachable only by the user who started the test
-    try:
+    run_uid = LOG_CONTEXT.run_id = new_run_id()
+    with c.run_directory() as rundir:
         ipc = f"ipc://{rundir}/master.sock"
-        endpoints = [ipc]
-        if o.master:
-            # only a distributed master opens a port for workers on other machines; a local run
-            # (one master and its own workers) speaks over the private ipc socket alone, as
-            # Locust's local mode opens no port (--master-bind-port is accepted and unused)
-            bind_host = o.master_bind_host or "*"
-            endpoints.append(f"tcp://{_bracket(bind_host)}:{o.master_bind_port}")
-        # headless: wait for the local workers, or for --expect-workers remote ones with --master
-        # (without --master no other worker can join, so waiting for more would never end)
-        o.worker_count_expected = o.expect_workers if o.master else max(n_workers, 1)
-        master = Child("master", 0, lambda: run_master(argv, o, endpoints, curve=master_keys))
+        endpoints = [ipc] if c.master_bind_endpoint is None else [ipc, c.master_bind_endpoint]
+        master = Child("master", 0, lambda: run_master(c, endpoints, run_uid))
         workers = [
-            Child("worker", i, partial(run_worker, argv, o, ipc, remote=False, index=i, curve=worker_keys))
-            for i in range(n_workers)
+            Child("worker", i, partial(run_worker, c, ipc, remote=False, index=i))
+            for i in range(c.local_workers)
         ]
         supervisor = Supervisor(master, workers)
         if not supervisor.start_master():
@@ -127,8 +98,6 @@ def run_processes(argv: list[str], options: argparse.Namespace) -> int:
             code = supervisor_master_exit(master)
             return code or 1
         return supervisor.run()
-    finally:
-        shutil.rmtree(rundir, ignore_errors=True)
 
 
 def supervisor_master_exit(master: Child) -> int:
@@ -139,10 +108,6 @@ def supervisor_master_exit(master: Child) -> int:
     _, status = os.waitpid(master.pid, 0)
     master.pid = 0
     return exit_code_of(status)
-
-
-def _bracket(host: str) -> str:
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from lcore import unreported
 from lcore.exporters import thresholds
 from lcore.exporters.push import PeriodicPusher, build_outputs, push_interval
 from lcore.master import MasterRuntime
@@ -78,7 +79,11 @@ def warn_shape_options(shape: Any, options: argparse.Namespace) -> None:
         log.warning("The following option(s) will be ignored: %s", ", ".join(given))
 
 
-async def master_async(runtime: MasterRuntime, options: argparse.Namespace) -> int:
+async def master_async(
+    runtime: MasterRuntime, options: argparse.Namespace, worker_count_expected: int = 1
+) -> int:
+    """Serve, run the test as ``options`` (the locustfile's parsed_options) say, report, and
+    return the exit code; headless, wait for ``worker_count_expected`` workers first."""
     from lcore.exporters import report_console, report_csv
 
     loop = asyncio.get_running_loop()
@@ -125,6 +130,16 @@ async def master_async(runtime: MasterRuntime, options: argparse.Namespace) -> i
     if outputs:
         pusher = PeriodicPusher(outputs, push_interval(options))
         push_task = runtime.owner.spawn(pusher.run(), "metrics push")
+    try:
+        recorder, skipped = open_results(runtime, options)
+    except ResultsStartupError as e:
+        log.error("%s", e)
+        if pusher is not None:
+            push_task.cancel()
+        if web is not None:
+            await web.close()
+        await close_quietly(runtime)
+        return 1
     notify_ready()
 
     if getattr(options, "step_load", False):
@@ -185,14 +200,12 @@ async def master_async(runtime: MasterRuntime, options: argparse.Namespace) -> i
         periodic.append(runtime.owner.spawn(_every(1.0, check_thresholds), "threshold check"))
 
     if headless:
-        if options.worker_count_expected:
-            ok = await runtime.wait_for_workers(
-                options.worker_count_expected, options.expect_workers_max_wait
-            )
+        if worker_count_expected:
+            ok = await runtime.wait_for_workers(worker_count_expected, options.expect_workers_max_wait)
             if not ok and not runtime._quit_event.is_set():
                 log.error(
                     "Gave up waiting for workers: %d of %d connected after %s s",
-                    runtime.worker_count, options.worker_count_expected, options.expect_workers_max_wait,
+                    runtime.worker_count, worker_count_expected, options.expect_workers_max_wait,
                 )  # fmt: skip
                 await close_quietly(runtime)
                 return 1
@@ -217,13 +230,91 @@ async def master_async(runtime: MasterRuntime, options: argparse.Namespace) -> i
     if web is not None:
         await web.close()
 
-    results = final_reports(runtime, options, breaches)
+    results = final_reports(runtime, options, breaches, recorder)
+    for line in skipped:
+        print(line, flush=True)
     try:
         await runtime.close()
     except TaskFailed as e:
         log.error("The test ended early: %s", e)
-        return 1
-    return exit_code(runtime, options, results)
+        code = 1
+    else:
+        code = exit_code(runtime, options, results)
+    if recorder is not None:
+        run_id = recorder.finish(code, thresholds.results_to_json(results))
+        recorder.close()
+        if run_id is not None:
+            where = results_db_redact(recorder.where)
+            print(f"Run saved as {run_id} in {where} (lcore runs show {run_id})", flush=True)
+    return code
+
+
+def results_db_redact(where: str) -> str:
+    from lcore.exporters.results_db import redact
+
+    return redact(where)
+
+
+class ResultsStartupError(Exception):
+    """The results store or the baseline asked for cannot be used: one line, exit 1."""
+
+
+def open_results(runtime: MasterRuntime, options: argparse.Namespace) -> tuple[Any, list[str]]:
+    """The recorder that saves this master's runs (None with --no-results-db), with the
+    baseline's relative thresholds resolved in ``options.thresholds``; and the lines telling
+    which relative thresholds had no baseline to compare with."""
+    from lcore.exporters import results_db, results_record
+    from lcore.exporters.results_writer import ResultsRecorder
+
+    from .results_options import results_db_of
+
+    where = results_db_of(options)
+    if where is None:
+        return None, []
+    relative = [t for t in options.thresholds or () if t.relative is not None]
+    try:
+        store = results_db.open_store(where)
+    except results_db.StoreError as e:
+        if options.results_db or relative or options.baseline:
+            raise ResultsStartupError(f"{e} (--no-results-db runs without it)") from e
+        log.warning("This run is not saved: %s", e)  # the default path only: never fatal
+        return None, []
+    skipped: list[str] = []
+    try:
+        if relative or options.baseline:
+            spec = options.baseline or "last"
+            try:
+                base = store.find_baseline(spec)
+            except results_db.RunNotFound as e:
+                raise ResultsStartupError(f"--baseline {spec}: {e}") from e
+            if base is None:
+                why = f"no finished run in {store.where} matches --baseline {spec} yet"
+                skipped = thresholds.skipped_lines(relative, why)
+                for line in skipped:
+                    log.warning("%s", line)
+            else:
+                stats = results_record.restore_stats(base["results"])
+                options.thresholds = thresholds.resolve_relative(options.thresholds, stats, base["id"])
+                log.info("Baseline: run %s (started %s)", base["id"], _when(base["started"]))
+                skipped = thresholds.skipped_lines(options.thresholds, f"run {base['id']} has no such requests")
+    finally:
+        store.close()
+
+    def outcome() -> tuple[int | None, Any]:
+        results = thresholds.evaluate(options.thresholds or [], runtime.stats_merged)
+        return exit_code(runtime, options, results), thresholds.results_to_json(results)
+
+    recorder = ResultsRecorder(
+        where, runtime, options, labels=dict(options.labels or []), outcome=outcome
+    )
+    recorder.attach()
+    return recorder, skipped
+
+
+def _when(timestamp: float) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
 
 
 async def close_quietly(runtime: MasterRuntime) -> None:
@@ -235,7 +326,10 @@ async def close_quietly(runtime: MasterRuntime) -> None:
 
 
 def final_reports(
-    runtime: MasterRuntime, options: argparse.Namespace, breaches: Sequence[thresholds.Result] = ()
+    runtime: MasterRuntime,
+    options: argparse.Namespace,
+    breaches: Sequence[thresholds.Result] = (),
+    recorder: Any = None,
 ) -> list[thresholds.Result]:
     """The summary on stdout and the files asked for, from the master's merged stats."""
     from lcore.exporters import report_console, report_csv, report_json
@@ -250,12 +344,9 @@ def final_reports(
     errors = report_console.errors_table(stats)
     if errors:
         print(errors, flush=True)
+    shares = runtime.unreported_bound()
     if lost:
-        print(
-            f"{lost} worker(s) lost during the test: each may have had up to one stats interval "
-            f"({options.stats_interval:g} s) of unreported results, which are missing from these figures",
-            flush=True,
-        )
+        print(unreported.summary_line(shares, lost), flush=True)
     results = thresholds.evaluate(options.thresholds or [], stats, breaches)
     for line in thresholds.report_lines(results):
         print(line, flush=True)
@@ -276,6 +367,8 @@ def final_reports(
                 "stats": document,
                 "thresholds": thresholds.results_to_json(results),
                 "schedules": report_json.schedules_to_json(stats),
+                # Locust's list has no room for it; the object form has
+                "unreported": report_json.unreported_to_json(shares),
             }
         if options.json_file:
             with open(
@@ -292,7 +385,12 @@ def final_reports(
         try:
             from lcore.exporters.report_html import write_html_report
 
-            write_html_report(runtime, options.html_file)
+            trend = None
+            if recorder is not None and recorder.info is not None and options.report_trend:
+                from lcore.exporters.results_trend import trend_for_report
+
+                trend = trend_for_report(recorder, options.report_trend)
+            write_html_report(runtime, options.html_file, trend=trend)
         except ImportError:
             log.warning("--html is not available in this build")
     return results

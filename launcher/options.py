@@ -61,6 +61,8 @@ def parse_options(
     *,
     extra_parser_hook: ParserHook | None = None,
     partial: bool = False,
+    checked: bool = False,
+    locustfile: str | None = None,
 ) -> argparse.Namespace:
     """Options from all sources. ``partial=True`` tolerates options nobody declared (a
     locustfile's, before it is imported): they are kept in ``_unknown``, abbreviations are not
@@ -69,7 +71,12 @@ def parse_options(
 
     ``options._custom_options`` describes the locustfile's own options (CustomOption, for the
     status page); ``options._notices`` holds one-line notices (an old option name was used).
-    The partial parse is the launcher's, once per command line: it prints the notices."""
+    The partial parse is the launcher's, once per command line: it prints the notices.
+
+    ``checked=True``: the values were checked already, by the launcher's parse of the same
+    sources (a forked process parsing again with its locustfile's options); ``locustfile``:
+    the files the launcher found for ``-f`` (comma-separated), which ``locustfile`` and
+    ``locustfiles`` then say instead of ``-f`` as given."""
     argv = list(sys.argv[1:] if argv is None else argv)
     environ = os.environ if environ is None else environ
     # Partial: no abbreviations, or a locustfile's --user would be read as our --users.
@@ -117,8 +124,14 @@ def parse_options(
     missing = [_flag(a) for a in required if getattr(options, a.dest, None) is None]
     if missing:
         raise OptionsError(f"the following arguments are required: {', '.join(missing)}")
-    validate(options)
-    if not options.demo and options.locustfile != "-":  # '-': a worker fetches it from the master
+    if checked:
+        resolve_outputs(options)  # --out csv=... is --csv here too (checked by the launcher)
+    else:
+        validate(options)
+    if locustfile is not None:
+        options.locustfile = locustfile
+        options.locustfiles = [p for p in locustfile.split(",") if p]
+    elif not options.demo and options.locustfile != "-":  # '-': a worker fetches it from the master
         options.locustfiles = find_locustfiles(options.locustfile or "")
     return options
 
@@ -312,6 +325,7 @@ def validate(options: argparse.Namespace) -> None:
         ("connect_timeout", "--connect-timeout"),
         ("bundle_max_mb", "--bundle-max-mb"),
         ("max_stats_entries", "--max-stats-entries"),
+        ("metrics_max_series", "--metrics-max-series"),
     ):
         if dest in options.__dict__ and not get(dest) > 0:
             raise OptionsError(f"{flag} must be greater than 0, not {get(dest)}")
@@ -325,6 +339,11 @@ def validate(options: argparse.Namespace) -> None:
     for dest, flag in (("threshold_abort", "--threshold-abort"), ("junit_file", "--junit")):
         if get(dest) and not get("thresholds"):
             raise OptionsError(f"{flag} needs at least one --threshold")
+    from .results_options import validate_results_options
+
+    results_problem = validate_results_options(options)
+    if results_problem:
+        raise OptionsError(results_problem)
     if get("stats_history_enabled") and not get("csv_prefix"):
         raise OptionsError("--csv-full-history requires --csv")
     if get("iterations", 0) < 0:

@@ -39,15 +39,15 @@ ALIASES = {
 
 
 def parse_label(text: str) -> tuple[str, str]:
-    """``"env=staging"`` -> ``("env", "staging")``. Any key: the outputs that need label names
-    (Prometheus, OTLP) make one of it (``exporters.push.label_name``)."""
-    key, sep, value = text.partition("=")
-    key = key.strip()
-    if not sep or not key:
-        raise OutputError(f"a label is KEY=VALUE, e.g. env=staging, not {text!r}")
-    if len(key) > 100 or len(value) > 500:
-        raise OutputError(f"label {key[:40]!r} is too long (keys up to 100, values up to 500 characters)")
-    return key, value.strip()
+    """``"env=staging"`` -> ``("env", "staging")``, by the results store's rule (any key: the
+    outputs that need label names, Prometheus and OTLP, make one of it with
+    ``exporters.push.label_name``)."""
+    from lcore.exporters.results_record import parse_label as parse
+
+    try:
+        return parse(text)
+    except ValueError as e:
+        raise OutputError(str(e)) from None
 
 
 def resolve_outputs(options: argparse.Namespace) -> None:

@@ -430,6 +430,16 @@ def _build(*, add_help: bool, positionals: bool, allow_abbrev: bool) -> LcoreArg
         "0.01,0.1,1. Default: 0.001 to 60.",
     )
     web.add_argument(
+        "--metrics-max-series",
+        type=int,
+        default=300,
+        metavar="N",
+        help="The most request names (method and name) with series of their own on /metrics, "
+        "the most requested first; the others are summed into one 'Other (over N names on "
+        "/metrics)' series per method, with a warning and lcore_metrics_folded_names. "
+        "Default: 300.",
+    )
+    web.add_argument(
         "--tls-cert", default="", metavar="FILE", help="TLS certificate to serve HTTPS."
     )
     web.add_argument(
@@ -763,6 +773,10 @@ def _build(*, add_help: bool, positionals: bool, allow_abbrev: bool) -> LcoreArg
     own.add_argument(
         "--demo", action="store_true", help="Run the built-in demo (no locustfile needed)."
     )
+
+    from .results_options import add_results_options
+
+    add_results_options(parser)
 
     if positionals:
         classes = parser.add_argument_group("User classes")

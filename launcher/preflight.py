@@ -81,6 +81,17 @@ def check_tls_files(cert: str, key: str) -> None:
         ) from None
 
 
+def check_metrics_buckets(text: str) -> None:
+    """--metrics-buckets as /metrics will use them: the master's web server would otherwise
+    refuse them only once it starts, after the processes are forked."""
+    from lcore.exporters.prometheus import parse_buckets
+
+    try:
+        parse_buckets(text)
+    except ValueError as e:
+        raise OptionsError(f"--metrics-buckets: {e}") from None
+
+
 def check_master_host(host: str, timeout: float) -> None:
     """A worker's --master-host resolves, or this is one line and exit 1 (zmq would retry an
     unresolvable name silently, as "Waiting for the master"). A name is retried for up to
@@ -108,8 +119,14 @@ def check_world(options: argparse.Namespace) -> None:
     get = option_getter(options)
     if get("host"):
         check_host(get("host"))
-    if get("web_auth") is not None and ":" not in get("web_auth"):
-        raise OptionsError("--web-auth must be USER:PASSWORD (with a colon)")
+    if get("web_auth") is not None:
+        user, colon, _ = get("web_auth").partition(":")
+        if not colon:
+            raise OptionsError("--web-auth must be USER:PASSWORD (with a colon)")
+        if not user:
+            raise OptionsError("--web-auth must be USER:PASSWORD (a user name before the colon)")
+    if get("metrics_buckets") and not get("worker") and not get("no_web"):
+        check_metrics_buckets(get("metrics_buckets"))
     if get("csv_prefix"):
         # PREFIX_stats.csv and the others land next to the prefix
         check_output_file("--csv", get("csv_prefix") + "_stats.csv")

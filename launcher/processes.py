@@ -7,11 +7,12 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 from lcore.log import setup_logging
 
+from .config import Config
 from .supervisor import EXIT_FATAL
 
 log = logging.getLogger("lcore.main")
@@ -22,30 +23,34 @@ class StartupError(Exception):
 
 
 def load_environment(
-    argv: Sequence[str], options: argparse.Namespace, options_cwd: str | None = None
+    config: Config, options_cwd: str | None = None, locustfile: str | None = None
 ) -> tuple[Any, Any, argparse.Namespace]:
-    """Import the locustfile, parse the command line again with the locustfile's own options
-    (config files and a relative --config read from ``options_cwd`` when given)."""
+    """Import the locustfile (``locustfile``, else the configuration's), then parse the
+    command line again with the locustfile's own options (config files and a relative
+    --config read from ``options_cwd`` when given): that namespace is Locust's
+    ``environment.parsed_options``, with ``locustfile`` the files loaded. The launcher has
+    checked the values already (Config.build): they are not checked a second time here."""
     from lcore import locustfile as lf
     from lcore.event import events
     from lcore.task_tags import apply_tags
 
     from .options import OptionsError, parse_options
 
-    resolved = options.locustfile  # as the launcher found it: files, comma-separated
+    resolved = locustfile or config.locustfile  # files, comma-separated
     try:
-        loaded = lf.load_all(locustfile_paths(options))
+        loaded = lf.load_all([p for p in resolved.split(",") if p])
     except lf.LocustfileError as e:
         raise StartupError(str(e)) from e
     try:
         with _working_directory(options_cwd):
             options = parse_options(
-                argv,
+                list(config.argv),
                 extra_parser_hook=lambda parser: events.init_command_line_parser.fire(parser=parser),
+                checked=True,
+                locustfile=resolved,
             )
     except OptionsError as e:
         raise StartupError(str(e)) from e
-    options.locustfile = resolved
 
     if getattr(options, "config_users", None):
         from lcore import user_config
@@ -113,8 +118,8 @@ def locustfile_paths(options: argparse.Namespace) -> list[str]:
     return [p for p in str(options.locustfile).split(",") if p]
 
 
-# attributes the launcher sets on the options besides the parser's (launcher/options.py, main.py)
-_LAUNCHER_STATE = frozenset({"locustfiles", "worker_count_expected"})
+# what parse_options adds to the parser's options (launcher/options.py)
+_LAUNCHER_STATE = frozenset({"locustfiles"})
 
 
 def custom_options(options: argparse.Namespace) -> dict[str, Any]:
@@ -139,18 +144,17 @@ def custom_options(options: argparse.Namespace) -> dict[str, Any]:
     return sent
 
 
-def run_master(argv: Sequence[str], options: argparse.Namespace, endpoints: list[str], curve: Any = None) -> int:
+def run_master(config: Config, endpoints: list[str], run_uid: str | None = None) -> int:
+    """The master process: ``run_uid`` is the run id the launcher made (its lines carry it)."""
     # the locustfile's code on the master gets the patching Locust gives it (its greenlets and
     # handlers block cooperatively); the master's own asyncio loop runs on the hub beside them
     from .patching import patch_all
 
     patch_all()
-    setup_logging(options.loglevel, options.logfile, "master", options.log_format)
-    expected = getattr(options, "worker_count_expected", 1)
-    run_uid = getattr(options, "_run_uid", None)  # made by the launcher
+    c = config
+    setup_logging(c.loglevel, c.logfile, "master", c.log_format)
     try:
-        env, loaded, options = load_environment(argv, options)
-        options.worker_count_expected = expected
+        env, loaded, options = load_environment(c)
     except StartupError as e:
         log.error("%s", e)
         return 1
@@ -161,42 +165,43 @@ def run_master(argv: Sequence[str], options: argparse.Namespace, endpoints: list
 
     from .master_main import master_async
 
-    # --autostart keeps the page up after the test, unless --autoquit says when to leave
-    quits = bool(options.headless)
     runtime = MasterRuntime(
         env,
         endpoints=endpoints,
-        digest=digest_all(locustfile_paths(options)),
+        digest=digest_all(c.locustfiles),
         options_for_workers=custom_options(options),
-        heartbeat_interval=options.heartbeat_interval,
-        heartbeat_timeout=options.heartbeat_timeout,
-        run_time=options.run_time or None,
-        quit_when_stopped=quits,
-        curve=curve,
-        iterations=options.iterations,
-        max_stats_entries=options.max_stats_entries,
+        heartbeat_interval=c.heartbeat_interval,
+        heartbeat_timeout=c.heartbeat_timeout,
+        run_time=c.run_time,
+        # --autostart keeps the page up after the test, unless --autoquit says when to leave
+        quit_when_stopped=c.headless,
+        curve=c.master_keys,
+        iterations=c.iterations,
+        max_stats_entries=c.max_stats_entries,
         run_uid=run_uid,
         # for remote workers started with -f -, packed when the first one asks; a local run
         # has its own workers, and keeps its files to itself
-        bundle_source=Source(tuple(locustfile_paths(options)), os.getcwd(), int(options.bundle_max_mb * 1024 * 1024))
-        if options.master
-        else None,
+        bundle_source=Source(tuple(c.locustfiles), os.getcwd(), c.bundle_max_bytes) if c.master else None,
     )
-    if not options.no_web:  # before init: its listeners add routes to environment.web_ui.app
+    if not c.no_web:  # before init: its listeners add routes to environment.web_ui.app
         from lcore.exporters.web_flask import app_templates, login_page
         from lcore.web_ui import WebUI
 
         WebUI(
             env,
-            web_login=bool(options.web_login),
-            base_path=options.web_base_path or "",
+            web_login=c.web_login,
+            base_path=c.web_base_path,
             login_page=login_page,
-            templates=app_templates(options.web_base_path or ""),
+            templates=app_templates(c.web_base_path),
         )
     try:
         if not fire_init(env, runtime):
             return 1
-        code = hub_loop.run(master_async(runtime, options))
+        code = hub_loop.run(master_async(runtime, options, c.worker_count_expected))
+        # The test is over and reported; the loop that handled SIGTERM is gone. A SIGTERM from
+        # now on (docker compose stops every container once the workers have quit) would only
+        # replace lcore's exit code with 143: ignore it. A second Ctrl-C still kills (launcher).
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         env.events.quit.fire(exit_code=code)
         return code
     except StartupError as e:
@@ -204,18 +209,16 @@ def run_master(argv: Sequence[str], options: argparse.Namespace, endpoints: list
         return 1
 
 
-def run_worker(
-    argv: Sequence[str], options: argparse.Namespace, endpoint: str, remote: bool, index: int, curve: Any = None
-) -> int:
+def run_worker(config: Config, endpoint: str, remote: bool, index: int) -> int:
     # before anything else is imported: the locustfile and its libraries must see patched modules
     from .patching import patch_all
 
     patch_all()
-    setup_logging(options.loglevel, options.logfile, f"worker-{index}", options.log_format)
+    setup_logging(config.loglevel, config.logfile, f"worker-{index}", config.log_format)
     if remote:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    if options.locustfile != "-":
-        return _serve_worker(argv, options, endpoint, remote, curve)
+    if not config.fetched:
+        return _serve_worker(config, endpoint, remote)
     from lcore.bundle import BundleError
 
     from .fetch import fetch
@@ -227,17 +230,16 @@ def run_worker(
     try:
         fetched = fetch(
             endpoint,
-            timeout=options.connect_timeout,
-            max_bytes=int(options.bundle_max_mb * 1024 * 1024),
-            curve=curve,
+            timeout=config.connect_timeout,
+            max_bytes=config.bundle_max_bytes,
+            curve=config.worker_keys,
         )
-        options.locustfile = fetched.locustfile
         # relative paths in the locustfile (a CSV feeder) resolve as on the master; the
         # worker's own options (lcore.conf, --config) are still read where it was started
         started_in = os.getcwd()
         os.chdir(fetched.manifest.workdir)
         return _serve_worker(
-            argv, options, endpoint, remote, curve, locustfile=fetched.locustfile, options_cwd=started_in
+            config, endpoint, remote, locustfile=fetched.locustfile, options_cwd=started_in
         )
     except BundleError as e:
         log.error("%s", e)
@@ -265,18 +267,15 @@ def _exit_on_signal(signum: int, _frame: object) -> None:
 
 
 def _serve_worker(
-    argv: Sequence[str],
-    options: argparse.Namespace,
+    config: Config,
     endpoint: str,
     remote: bool,
-    curve: Any,
     locustfile: str | None = None,
     options_cwd: str | None = None,
 ) -> int:
+    c = config
     try:
-        env, loaded, options = load_environment(argv, options, options_cwd)
-        if locustfile is not None:
-            options.locustfile = locustfile  # parsed again from argv: '-'
+        env, loaded, options = load_environment(c, options_cwd, locustfile)
     except StartupError as e:
         log.error("%s", e)
         return 1
@@ -288,19 +287,19 @@ def _serve_worker(
         endpoint=endpoint,
         digest=digest_all(locustfile_paths(options)),
         remote=remote,
-        stats_interval=options.stats_interval,
-        heartbeat_interval=options.heartbeat_interval,
-        heartbeat_timeout=options.heartbeat_timeout,
-        first_connect_timeout=options.connect_timeout,
-        curve=curve,
+        stats_interval=c.stats_interval,
+        heartbeat_interval=c.heartbeat_interval,
+        heartbeat_timeout=c.heartbeat_timeout,
+        first_connect_timeout=c.connect_timeout,
+        curve=c.worker_keys,
     )
-    if not remote and not options.no_web:
+    if not remote and not c.no_web:
         # a local worker stands where Locust's single process stands: a locustfile that
         # asserts environment.web_ui in init (Locust's bottlenecked_server.py) runs; the
         # routes it adds here are served by the master, which imported the same file
         from lcore.web_ui import WebUI
 
-        WebUI(env, web_login=bool(options.web_login), base_path=options.web_base_path or "")
+        WebUI(env, web_login=c.web_login, base_path=c.web_base_path)
     # init fires once the master has welcomed this worker, as in Locust: worker_index and the
     # options the master passes on are known by then
     def on_connected() -> None:

@@ -17,6 +17,15 @@ from lcore.target import Target
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True)
+def private_results_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every lcore process a test starts saves its runs in a store of the test's own (the
+    variable --results-db reads), never in the user's default one."""
+    path = tmp_path_factory.mktemp("results-store") / "results.db"
+    monkeypatch.setenv("LCORE_RESULTS_DB", str(path))
+    return path
+
+
 @pytest.fixture
 def target() -> Iterator[Target]:
     t = Target().start()

@@ -111,7 +111,7 @@ def test_openai_example_records_what_the_endpoint_answered(tmp_path, run_lcore, 
     def count(key: tuple[str, str]) -> int:
         return int(rows[key]["Request Count"])
 
-    assert count(("POST", "mini")) == seen["/v1/responses gpt-4o-mini"] > 5
+    assert count(("POST", "mini")) == seen["/v1/responses gpt-4o-mini"] > 0
     assert (
         count(("POST", "/v1/responses"))
         == seen["/v1/responses gpt-4o"] + seen["/v1/responses no-such-model"]

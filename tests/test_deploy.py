@@ -10,6 +10,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -249,6 +250,11 @@ def test_dockerfile_builds_a_slim_non_root_lcore_image() -> None:
 
     parsed = DockerfileParser(path=str(DEPLOY / "Dockerfile"))
     assert re.fullmatch(r"python:[\w.${}]+-slim", parsed.baseimage), parsed.baseimage
+    # the base is a build argument (tests/test_containers.py builds on a local Debian image),
+    # the official slim Python image unless one is given; every stage starts from it
+    base = [v for v in instructions("ARG") if v.startswith("BASE_IMAGE=")]
+    assert base == ["BASE_IMAGE=python:${PYTHON_VERSION}-slim"]
+    assert {v.split()[0] for v in instructions("FROM")} == {"${BASE_IMAGE}"}
     assert instructions("USER")[-1] not in ("root", "0")
     assert json.loads(instructions("ENTRYPOINT")[-1]) == ["lcore"]
     setup = (ROOT / "setup.cfg").read_text()
@@ -264,18 +270,21 @@ def test_dockerfile_builds_a_slim_non_root_lcore_image() -> None:
 
 
 def copied_sources() -> list[str]:
+    """What the COPY instructions take from the build context (not from another stage)."""
     sources = []
     for value in instructions("COPY"):
-        sources += value.split()[:-1]
+        if not value.startswith("--from="):
+            sources += value.split()[:-1]
     return sources
 
 
 def test_dockerfile_copies_enough_to_install_lcore(tmp_path) -> None:
-    """What the image's ``pip install .`` sees — the COPY sources, less the dockerignore's
+    """What the image's wheel is built from — the COPY sources, less the .dockerignore's
     exclusions — builds the whole package."""
     sources = copied_sources()
     assert sources and all((ROOT / s).exists() for s in sources)
-    ignore = (DEPLOY / "Dockerfile.dockerignore").read_text().split()
+    assert not (DEPLOY / "Dockerfile.dockerignore").exists()  # BuildKit would prefer it
+    ignore = [line for line in (ROOT / ".dockerignore").read_text().split("\n") if line and not line.startswith("#")]
     kept = {line[1:] for line in ignore if line.startswith("!")}
     assert "*" in ignore and set(sources) <= kept  # nothing copied is ignored
     context = tmp_path / "context"
@@ -444,15 +453,31 @@ def test_service_links_cannot_masquerade_as_lcore_options() -> None:
                 assert deployment["spec"]["template"]["spec"]["enableServiceLinks"] is False
 
 
-@pytest.mark.skipif(shutil.which("kubectl") is None, reason="needs kubectl (kustomize)")
+def kustomize() -> str | None:
+    """kubectl, if its kustomize reads deploy/k8s/kustomization.yaml (``labels:`` and
+    ``replicas:`` need kustomize v4.1; Debian bookworm's kubernetes-client 1.20 has v2.0)."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        return None
+    version = subprocess.run([kubectl, "version", "--client"], capture_output=True, text=True, timeout=30)
+    match = re.search(r"Kustomize Version: v(\d+)\.(\d+)", version.stdout)
+    return kubectl if match and (int(match.group(1)), int(match.group(2))) >= (4, 1) else None
+
+
+KUSTOMIZE_MISSING = "needs kubectl with kustomize v4.1 or later (kubectl >= 1.22) to render deploy/k8s"
+
+
 def test_kustomize_renders_valid_manifests(tmp_path) -> None:
+    kubectl = kustomize()
+    if kubectl is None:
+        pytest.skip(KUSTOMIZE_MISSING)
     kv = pytest.importorskip("kubernetes_validate")
     curve = pytest.importorskip("lcore.curve")
     copy = tmp_path / "k8s"
     shutil.copytree(K8S, copy)
     curve.generate(str(copy / "curve"))
     rendered = subprocess.run(
-        ["kubectl", "kustomize", str(copy)], capture_output=True, text=True, timeout=60, check=True
+        [kubectl, "kustomize", str(copy)], capture_output=True, text=True, timeout=60, check=True
     ).stdout
     documents = [d for d in yaml.safe_load_all(rendered) if d]
     kinds = sorted(d["kind"] for d in documents)
@@ -519,3 +544,72 @@ def test_environment_variables_in_deploy_files_are_lcore_options() -> None:
     for path in [DEPLOY / "Dockerfile", COMPOSE, *K8S.glob("*.yaml"), *CI.glob("*.yml")]:
         for variable in re.findall(r"\bLCORE_[A-Z_]+\b", path.read_text()):
             assert variable in option_variables, (path.name, variable)
+
+
+@pytest.mark.parametrize("name", ["github-actions-baseline.yml", "gitlab-ci-baseline.yml"])
+def test_ci_baseline_examples_keep_the_store_and_fail_on_a_regression(name, monkeypatch) -> None:
+    text = (CI / name).read_text()
+    monkeypatch.chdir(ROOT)
+    commands = lcore_command_lines(text)
+    [run] = [c for c in commands if c[:1] != ["runs"]]
+    options = parse_options(run, environ={})
+    store = options.results_db
+    assert store and store.startswith(".lcore/") and options.baseline.startswith("label:branch=")
+    relative = [t for t in options.thresholds if t.relative is not None]
+    assert {t.metric for t in relative} >= {"p95", "rps"}
+    assert dict(options.labels)["branch"].startswith("$")
+    # the history goes on with the next pipeline: the store's folder is cached both ways
+    document = yaml.safe_load(text)
+    if name == "gitlab-ci-baseline.yml":
+        job = document["load-test-baseline"]
+        assert ".lcore/" in job["cache"]["paths"] and job["cache"]["when"] == "always"
+    else:
+        steps = document["jobs"]["load-test"]["steps"]
+        restore = next(s for s in steps if "cache/restore" in s.get("uses", ""))
+        save = next(s for s in steps if "cache/save" in s.get("uses", ""))
+        assert restore["with"]["path"] == save["with"]["path"] == ".lcore"
+        assert save["if"] == "always()" and restore["with"]["restore-keys"]
+    compare = [c for c in commands if c[:2] == ["runs", "compare"]]
+    assert compare and "--results-db" in compare[0] and store in compare[0]
+
+
+QUIT_SLOWLY = """
+
+# -- added by tests/test_deploy.py: the master lingers after its test, as any exit may
+from locust import events as _events
+from locust.runners import MasterRunner as _MasterRunner
+
+_master = []
+
+
+@_events.init.add_listener
+def _which(environment, **kwargs):
+    _master.append(isinstance(environment.runner, _MasterRunner))
+
+
+@_events.quit.add_listener
+def _slowly(exit_code, **kwargs):
+    if _master and _master[0]:
+        import time
+
+        open({marker!r}, "w").write(str(exit_code))
+        time.sleep(3)
+"""
+
+
+@pytest.mark.integration
+def test_a_sigterm_once_the_test_is_over_keeps_lcores_exit_code(tmp_path, target, run_lcore) -> None:
+    """``docker compose up --exit-code-from master`` stops every container as soon as the first
+    exits: the workers quit a moment before the master, so the master gets SIGTERM after its
+    test, while it writes its report and exits. Its exit code must still be lcore's."""
+    marker = tmp_path / "quitting"
+    locustfile = tmp_path / "locustfile.py"
+    locustfile.write_text((DEPLOY / "locustfile.py").read_text() + QUIT_SLOWLY.format(marker=str(marker)))
+    lcore = run_lcore(
+        "-f", str(locustfile), "--headless", "-u", "2", "-r", "2", "-t", "2s", "-H", target.url,
+        "--processes", "1", "--web-port", str(free_port()), "--threshold", "rps>100000",
+    )  # fmt: skip
+    wait_until(lambda: marker.exists() or lcore.proc.poll() is not None, timeout=60, interval=0.05)
+    assert marker.read_text() == "4", lcore.output  # a failed threshold
+    lcore.proc.send_signal(signal.SIGTERM)
+    assert lcore.wait(30) == 4, lcore.output

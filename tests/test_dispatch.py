@@ -620,3 +620,26 @@ def test_a_ramp_never_moves_a_class_against_its_direction() -> None:
                 assert moved * (target - start) >= 0, (name, previous, now)
             previous = dict(now)
         assert d.class_counts == class_totals(classes, target)
+
+
+def test_ramp_paces_its_steps_the_same_for_every_runtime() -> None:
+    """spread: the step's users start until the next one is due (at most 0.1 s); pause: the
+    loop sleeps until then, 10 ms at least, 100 ms at most (the master and library mode)."""
+    d = Dispatcher(specs(("A", 1)))
+    d.set_workers(["w1"])
+    slow = Ramp(d, target=10, spawn_rate=20, now=0.0)  # a user every 50 ms
+    slow.advance(0.06)
+    assert d.user_count == 1
+    assert slow.spread(0.06) == pytest.approx(0.04)
+    assert slow.pause(0.06) == pytest.approx(0.04)
+    assert slow.pause(0.0999) == pytest.approx(0.01)  # never a busy loop
+    d2 = Dispatcher(specs(("A", 1)))
+    d2.set_workers(["w1"])
+    crawl = Ramp(d2, target=3, spawn_rate=1, now=0.0)  # a user a second
+    crawl.advance(1.0)
+    assert crawl.spread(1.0) == pytest.approx(0.1)
+    assert crawl.pause(1.0) == pytest.approx(0.1)
+    crawl.advance(3.0)
+    assert crawl.done
+    assert crawl.spread(3.0) == 0.0
+    assert crawl.pause(3.0) == pytest.approx(0.1)

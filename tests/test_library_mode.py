@@ -355,3 +355,38 @@ def test_python_locustfile_with_dash_h_runs_a_single_user(target, tmp_path) -> N
     assert result.returncode == 0, result.stderr[-3000:]
     assert "/debug-me" in result.stdout
     assert target.counts()[("GET", "/debug-me")] == 1
+
+
+def test_local_runners_deliver_messages_to_themselves_without_the_worker_runtime() -> None:
+    script = textwrap.dedent(
+        """
+        from gevent import monkey
+        monkey.patch_all()
+        import sys
+        from lcore import User, constant, task
+        from lcore.env import Environment
+        from lcore.single import SingleUserRunner
+
+        class U(User):
+            wait_time = constant(1)
+            @task
+            def t(self):
+                pass
+
+        got = []
+        for runner in (Environment(user_classes=[U]).create_local_runner(),
+                       SingleUserRunner(Environment(user_classes=[U]))):
+            runner.register_message("ping", lambda environment, msg: got.append((msg.type, msg.data, msg.node_id)))
+            runner.register_message("fast", lambda environment, msg: got.append(msg.type), concurrent=True)
+            runner.send_message("ping", 1)
+            runner.send_message("fast")
+            runner.send_message("unknown")
+        print("GOT", got)
+        print("LOADED", sorted(m for m in ("lcore.worker", "zmq") if m in sys.modules))
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    # delivered at once, concurrent or not, as Locust's LocalRunner does; an unknown type is ignored
+    assert "GOT [('ping', 1, 'local'), 'fast', ('ping', 1, 'local'), 'fast']" in result.stdout
+    assert "LOADED []" in result.stdout  # a custom message no longer imports the worker (zmq)

@@ -342,6 +342,7 @@ import asyncio
 from lcore import bundle, hub_loop
 from lcore import protocol as p
 from lcore.bundle_server import BundleServer
+from lcore._version import PROTOCOL_VERSION
 
 native_lock = monkey.get_original("_thread", "allocate_lock")()
 native_lock.acquire()
@@ -353,8 +354,8 @@ def pack(source):
 async def main():
     server = BundleServer(bundle.Source((__file__,), "."), pack=pack)
     answers = []
-    server.answer("w", p.BundleRequest(1, "0.1.0", 0), lambda n, m: answers.append((n, m)))
-    server.answer("w2", p.BundleRequest(1, "0.1.0", 0), lambda n, m: answers.append((n, m)))
+    server.answer("w", p.BundleRequest(PROTOCOL_VERSION, "0.1.0", 0), lambda n, m: answers.append((n, m)))
+    server.answer("w2", p.BundleRequest(PROTOCOL_VERSION, "0.1.0", 0), lambda n, m: answers.append((n, m)))
     for _ in range(5):
         await asyncio.sleep(0.01)  # the loop keeps running while the pack waits
     assert not answers

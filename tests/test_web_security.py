@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from test_web import make_runtime, record, run, serving
 
-from lcore.exporters.web import Auth, StatusServer
+from lcore.exporters.web import SESSION_COOKIE, Auth, StatusServer
 from lcore.exporters.web_guard import LoginThrottle
 from lcore.exporters.web_limits import AcceptErrorFilter
 from lcore.launcher.options import build_parser, parse_options
@@ -330,3 +330,58 @@ def test_web_auth_comes_from_the_environment_too(tmp_path: Path) -> None:
     environ = {"LCORE_WEB_AUTH": "ann:pw", "HOME": str(tmp_path)}
     options = parse_options(["-f", str(locustfile)], environ)
     assert options.web_auth == "ann:pw"
+
+
+def test_login_sessions_expire_and_log_out() -> None:
+    async def scenario() -> None:
+        now = [1000.0]
+        auth = Auth("ann:pw", None, True, session_lifetime=3600.0, clock=lambda: now[0])
+        server = StatusServer(make_runtime(), host="127.0.0.1", port=0, auth=auth)
+        await server.start()
+        base = f"http://127.0.0.1:{server.port}/"
+        page = {"Accept": "text/html"}
+        try:
+            # unsafe: a jar that keeps cookies of an IP address (127.0.0.1), as browsers do
+            async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+
+                async def log_in() -> str:
+                    form = {"username": "ann", "password": "pw"}
+                    async with http.post(base + "login", data=form, allow_redirects=False) as r:
+                        assert r.status == 302
+                        cookie = r.cookies[SESSION_COOKIE]
+                        assert cookie["max-age"] == "3600" and cookie["httponly"]
+                        return cookie.value
+
+                first = await log_in()
+                assert await status(http, "GET", base + "api/stats") == 200
+                async with http.get(base + "api/stats") as r:
+                    assert (await r.json())["logout"] is True  # the page shows its button
+                # past its lifetime the session no longer opens anything
+                now[0] += 3600
+                assert await status(http, "GET", base + "api/stats") == 401
+                assert await status(http, "GET", base, **page) == 302  # to the login form
+                second = await log_in()
+                assert second != first
+                assert await status(http, "GET", base + "api/stats") == 200
+                # another site's page cannot log the user out
+                assert (
+                    await status(http, "POST", base + "logout", **{"Sec-Fetch-Site": "cross-site"})
+                    == 403
+                )
+                assert await status(http, "GET", base + "api/stats") == 200
+                async with http.post(base + "logout", allow_redirects=False) as r:
+                    assert r.status == 302 and r.headers["Location"] == "/login"
+                    assert r.cookies[SESSION_COOKIE].value == ""  # the browser drops it
+                assert await status(http, "GET", base + "api/stats") == 401
+            # the cookie kept by someone else is dead too: the server forgot the session
+            jar = {SESSION_COOKIE: second}
+            async with aiohttp.ClientSession(
+                cookies=jar, cookie_jar=aiohttp.CookieJar(unsafe=True)
+            ) as other:
+                assert await status(other, "GET", base + "api/stats") == 401
+                # logging out without a session is harmless: back to the form
+                assert await status(other, "POST", base + "logout") == 302
+        finally:
+            await server.close()
+
+    run(scenario)

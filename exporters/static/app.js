@@ -164,6 +164,7 @@ function renderControls(doc) {
   state.readonly = doc.readonly;
   state.running = ACTIVE.has(doc.state);
   $("readonly-note").hidden = !doc.readonly;
+  $("logout").hidden = !doc.logout;
   for (const id of ["btn-start", "btn-stop", "btn-reset", "in-users", "in-rate", "in-host", "in-runtime", "in-shape"]) {
     $(id).disabled = doc.readonly;
   }
@@ -399,6 +400,107 @@ function renderCharts() {
   drawChart($("chart-users"), h, [{ key: "user_count", label: "Users", color: "#0f9fb4" }]);
 }
 
+// -- history: the stored runs (api/runs, web_history.py) -------------------------------------
+
+const HISTORY_MS = 10000;
+const runs = { a: null, b: null, list: [], metric: "p95", lastState: null };
+
+function historyQuery() {
+  const params = new URLSearchParams();
+  const label = $("history-label").value.trim();
+  if (label) params.append("label", label);
+  params.set("last", $("history-last").value || "20");
+  return params;
+}
+
+async function refreshRuns() {
+  let doc;
+  try {
+    doc = await api(`api/runs?${historyQuery()}`);
+  } catch (err) {
+    // 404: this master saves no runs; other errors: say so in the view
+    if (String(err.message).includes("saves no runs")) $("history").hidden = true;
+    return;
+  }
+  $("history").hidden = false;
+  $("history-store").textContent = `(${doc.store})`;
+  const select = $("history-metric");
+  if (!select.options.length) {
+    for (const m of doc.metrics) select.appendChild(new Option(m, m, m === runs.metric, m === runs.metric));
+  }
+  runs.list = doc.runs.slice().reverse(); // newest first in the table
+  if (!runs.b && runs.list.length) runs.b = runs.list[0].id;
+  if (!runs.a && runs.list.length > 1) runs.a = runs.list[1].id;
+  renderRuns();
+  await refreshTrend();
+  await refreshCompare();
+}
+
+function pick(which, id) {
+  const input = document.createElement("input");
+  input.type = "radio";
+  input.name = `run-${which}`;
+  input.checked = runs[which] === id;
+  input.addEventListener("change", () => {
+    runs[which] = id;
+    refreshCompare();
+  });
+  return input;
+}
+
+function renderRuns() {
+  fillTable("runs-table", runs.list, (r) => {
+    const s = r.summary || {};
+    const labels = Object.entries(r.labels || {}).map(([k, v]) => `${k}=${v}`).join(" ");
+    return [["", ""], ["", ""], [r.id, "name"], [new Date(r.started * 1000).toLocaleString("en-GB"), "name"],
+      [r.status + (r.exit_code === null ? "" : ` (${r.exit_code})`)], [fmt(r.users)], [fmt(s.requests)],
+      [fmt(100 * (s.fail_ratio || 0), 2)], [fmt(s.rps, 1)], [ms(s.p50)], [ms(s.p95)], [labels, "name"]];
+  }, "No runs saved yet.");
+  const body = $("runs-table").tBodies[0];
+  runs.list.forEach((r, i) => {
+    const row = body.rows[i];
+    if (!row || row.cells.length < 2) return;
+    row.cells[0].appendChild(pick("a", r.id));
+    row.cells[1].appendChild(pick("b", r.id));
+  });
+}
+
+async function refreshTrend() {
+  runs.metric = $("history-metric").value || runs.metric;
+  const params = historyQuery();
+  params.set("metric", runs.metric);
+  const doc = await api(`api/runs/trend?${params}`);
+  drawChart($("chart-trend"), doc.points, [{ key: "value", label: `${doc.metric} over runs`, color: "#e8a33d" }]);
+}
+
+function arrow(a, b, digits) {
+  const show = (v) => (v === null || v === undefined ? "–" : fmt(v, digits));
+  const change = a && b !== null && b !== undefined ? ` (${b >= a ? "+" : ""}${fmt((b / a - 1) * 100, 1)}%)` : "";
+  return `${show(a)} → ${show(b)}${change}`;
+}
+
+async function refreshCompare() {
+  renderRuns();
+  if (!runs.a || !runs.b) return;
+  const doc = await api(`api/runs/compare?a=${encodeURIComponent(runs.a)}&b=${encodeURIComponent(runs.b)}`);
+  $("compare-title").textContent = `Run B ${doc.b} against run A ${doc.a}` +
+    (doc.regression ? ": regression beyond the tolerance" : "");
+  const index = (q) => doc.percentiles.indexOf(q);
+  const at = (side, q) => (index(q) < 0 ? null : side.percentiles[index(q)]);
+  fillTable("compare-table", doc.rows, (r) => [
+    [r.method], [r.name, "name"], [arrow(r.a.rps, r.b.rps, 1)], [`${fmt(r.a.failures)} → ${fmt(r.b.failures)}`],
+    [arrow(at(r.a, 0.5), at(r.b, 0.5), 2)], [arrow(at(r.a, 0.95), at(r.b, 0.95), 2)], [arrow(at(r.a, 0.99), at(r.b, 0.99), 2)],
+    [r.response_times ? r.response_times.p_value.toPrecision(2) : "–"],
+    [r.verdict + (r.regressions.length ? ` — regression: ${r.regressions.join("; ")}` : ""), "name"],
+  ], "Nothing to compare.");
+}
+
+async function pollRuns() {
+  // a run that just ended is in the store: refresh at once, else every HISTORY_MS
+  await refreshRuns().catch(() => {});
+  setTimeout(pollRuns, HISTORY_MS);
+}
+
 // -- polling and controls --------------------------------------------------------------------
 
 async function refreshHistory() {
@@ -455,7 +557,14 @@ function setup() {
   $("in-shape").addEventListener("change", showCommonOptions);
   $("btn-stop").addEventListener("click", () => control("api/stop"));
   $("btn-reset").addEventListener("click", () => control("api/reset"));
+  $("history-filter").addEventListener("submit", (event) => {
+    event.preventDefault();
+    runs.a = runs.b = null;
+    refreshRuns();
+  });
+  $("history-metric").addEventListener("change", () => refreshTrend());
   refreshForm().then(poll);
+  pollRuns();
 }
 
 async function poll() {
