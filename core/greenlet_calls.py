@@ -145,3 +145,21 @@ async def on_native_thread(fn: Callable[..., T], *args: Any) -> T:
 
     gevent.spawn(wait)
     return await future
+
+
+async def on_greenlet(fn: Callable[[], T]) -> T:
+    """``fn()`` on a greenlet of its own (for blocking I/O gevent has patched); the loop
+    awaits its value."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def run() -> None:
+        try:
+            value = fn()
+        except BaseException as e:  # noqa: BLE001 - handed to the awaiting coroutine
+            loop.call_soon_threadsafe(_settle, future, None, e)
+        else:
+            loop.call_soon_threadsafe(_settle, future, value, None)
+
+    gevent.spawn(run)
+    return await future

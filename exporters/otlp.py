@@ -31,7 +31,7 @@ from functools import partial
 from typing import Any
 
 from lcore._version import __version__
-from lcore.greenlet_calls import on_native_thread
+from lcore.greenlet_calls import on_greenlet, on_native_thread
 
 from .push import PUSH_TIMEOUT, FailureLog
 
@@ -40,33 +40,6 @@ log = logging.getLogger("lcore.push")
 Offload = Callable[[Callable[[], Any]], Awaitable[Any]]
 FAILING_FINAL_TIMEOUT = 2.0
 INSTALL_HINT = "--otel needs the OpenTelemetry SDK: pip install 'lcore[otel]'"
-
-
-async def on_greenlet(fn: Callable[[], Any]) -> Any:
-    """``fn()`` on a greenlet of its own; the loop awaits its value."""
-    import gevent
-
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[Any] = loop.create_future()
-
-    def settle(value: Any, error: BaseException | None) -> None:
-        if future.done():
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(value)
-
-    def run() -> None:
-        try:
-            value = fn()
-        except BaseException as e:  # noqa: BLE001 - handed to the awaiting coroutine
-            loop.call_soon_threadsafe(settle, None, e)
-        else:
-            loop.call_soon_threadsafe(settle, value, None)
-
-    gevent.spawn(run)
-    return await future
 
 
 def _env(*names: str, default: str = "") -> str:
