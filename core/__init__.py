@@ -15,6 +15,7 @@ Where things live (dependencies point down this list, never up):
     lcore.run_ids         the run id logs and pushed metrics carry (pure)
     lcore.dispatch        how many users of each class each worker runs (pure)
     lcore.user_lifecycle  a user's states and stop requests: when it may be killed (pure)
+    lcore.arrivals        the open model's schedule: arrival times, worker slots, class mix (pure)
     lcore.users           User, HttpUser, TaskSet, @task, @tag   (gevent side)
     lcore.http            the HTTP client on geventhttpclient      (gevent side); its
                           modules are the private package lcore._http, imported only here
@@ -38,6 +39,10 @@ Where things live (dependencies point down this list, never up):
     lcore.rest            the rest() helper of HttpUser for JSON APIs
     lcore.user_pool       starts and stops a process's users to match per-class targets
     lcore.user_runners    the greenlets users run on; idle users parked on timers
+    lcore.open_pool       the open model on a worker: arrivals on schedule, a pool of users
+    lcore.open_tasks      what one arrival runs: one task function (TaskSets entered, left)
+    lcore.rate_cap        --max-rps: the gate each request waits at for its slot
+    lcore.precise_timer   a hub timer to the microsecond (a timerfd; libev's are to the ms)
     lcore.task_tags       --tags / --exclude-tags re-applied from the declared tasks
     lcore.step_load       --step-load (Locust 1.x's Step Load mode) as a built-in shape
     lcore.web_ui          environment.web_ui on the master: the Flask app a locustfile extends
@@ -68,7 +73,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
         StopUser,
     )
     from .markov import MarkovTaskSet, transition, transitions
-    from .shape import LoadTestShape
+    from .shape import ArrivalRate, LoadTestShape, RampingArrivalRate
     from .single import run_single_user
     from .users import FastHttpUser, HttpUser, SequentialTaskSet, TaskSet, User, tag, task
     from .wait_time import between, constant, constant_pacing, constant_throughput, poisson
@@ -92,6 +97,8 @@ _EXPORTS = {
     "poisson": "wait_time",
     "events": "event",
     "LoadTestShape": "shape",
+    "ArrivalRate": "shape",
+    "RampingArrivalRate": "shape",
     "run_single_user": "single",
     "Environment": "env",
     "StopUser": "exception",
@@ -121,6 +128,8 @@ __all__ = [
     "poisson",
     "events",
     "LoadTestShape",
+    "ArrivalRate",
+    "RampingArrivalRate",
     "run_single_user",
     "Environment",
     "StopUser",

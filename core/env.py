@@ -55,6 +55,8 @@ class Environment:
         self.process_exit_code: int | None = None
         # (message, traceback) -> None: counts task exceptions; runtimes put their own here
         self.exception_recorder: Callable[[str, str], None] | None = None
+        # --max-rps on a worker: the gate every request waits at (lcore.rate_cap); None: no cap
+        self.rate_gate: Any = None
         # Requests are counted from the start, runner or not (a test that calls a user's
         # client directly reads them here). Runtimes that record elsewhere (a worker) or
         # merge others' figures (the master) replace both.

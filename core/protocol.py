@@ -9,6 +9,7 @@ else happens. No gevent, no asyncio here: master and worker share this module.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -85,6 +86,8 @@ class Stop(Message):
 
     TYPE: ClassVar[str] = "stop"
     run_id: int
+    # the open model: no arrival due after this (wall clock) runs, however late Stop arrives
+    at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -213,6 +216,68 @@ class Custom(Message):
     data: Any
 
 
+def _check_schedule(kind: str, start: float, position: float, rate: float, slot: int, slots: int) -> None:
+    values = (start, position, rate)
+    if not all(math.isfinite(v) for v in values) or position < 0 or not 0 <= rate <= MAX_RATE:
+        raise ProtocolError(f"{kind}: start, position or rate out of range")
+    if not 0 <= slots <= MAX_SLOTS or (slots and not 0 <= slot < slots):
+        raise ProtocolError(f"{kind}: slot {slot} of {slots} out of range")
+
+
+# what a schedule may ask of a worker: more than any test runs is not a real schedule
+MAX_RATE = 10_000_000.0
+MAX_SLOTS = 1_000_000
+
+
+@dataclass(frozen=True)
+class Arrivals(Message):
+    """master -> worker, the open model (``--arrival-rate``): run arrivals ``k ≡ slot (mod slots)``
+    of the segment (``start`` wall clock, ``position``, ``rate``; see lcore.arrivals), each on a
+    free user, starting users on demand up to ``ceiling``; a user class per arrival by
+    ``weights``. A later Arrivals of the same run takes over at its segment's boundary."""
+
+    TYPE: ClassVar[str] = "arrivals"
+    run_id: int
+    start: float
+    position: float
+    rate: float
+    slot: int
+    slots: int
+    ceiling: int
+    weights: WireDict
+    host: str = ""
+    options: WireDict = field(default_factory=dict)
+    end: float = 0.0  # no arrival due after this (wall clock) runs; 0: until told to stop
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.end):
+            raise ProtocolError("arrivals: end out of range")
+        _check_schedule("arrivals", self.start, self.position, self.rate, self.slot, self.slots)
+        if not 0 <= self.ceiling <= 10_000_000 or len(self.weights) > 1000:
+            raise ProtocolError("arrivals: ceiling or weights out of range")
+        for name, weight in self.weights.items():
+            if not isinstance(name, str) or isinstance(weight, bool) or not isinstance(weight, (int, float)):
+                raise ProtocolError("arrivals: weights must map class names to numbers")
+            if not 0 <= weight < 1e12:
+                raise ProtocolError("arrivals: a weight out of range")
+
+
+@dataclass(frozen=True)
+class RateCap(Message):
+    """master -> worker (``--max-rps``): send each request in a slot of this schedule (same
+    form as Arrivals'), at most one request per slot; slots nobody used are not saved up."""
+
+    TYPE: ClassVar[str] = "rate_cap"
+    start: float
+    position: float
+    rate: float
+    slot: int
+    slots: int
+
+    def __post_init__(self) -> None:
+        _check_schedule("rate_cap", self.start, self.position, self.rate, self.slot, self.slots)
+
+
 # A locustfile bundle travels in chunks no bigger than this (see lcore.bundle).
 MAX_CHUNK_BYTES = 1024 * 1024
 _MAX_OFFSET = 2**40
@@ -261,7 +326,8 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
     for cls in (
         Hello, Welcome, Spawn, Stop, Quit, Heartbeat, StatsReport, Stopped,
         SpawningComplete, CpuWarning, Log, Goodbye, Custom, UsersEnded, StopTestRequest,
-        IterationsWanted, IterationsGranted, IterationsDone, BundleRequest, BundleChunk,
+        IterationsWanted, IterationsGranted, IterationsDone, BundleRequest, BundleChunk, Arrivals,
+        RateCap,
     )
 }  # fmt: skip
 

@@ -26,12 +26,15 @@ from zmq.utils.monitor import recv_monitor_message
 
 from . import protocol as p
 from ._version import PROTOCOL_VERSION, __version__
+from .arrivals import Segment, Share
 from .cpu import CpuMonitor
 from .curve import WorkerKeys, apply_client
 from .exception import StopTest
 from .iterations import TaskRunLease
 from .log import FORWARD_BURST, FORWARD_RATE, LOG_CONTEXT, LogForwarder, not_forwarded
 from .memory import TRIM_INTERVAL, release_free_memory
+from .open_pool import OpenPool
+from .rate_cap import RateGate
 from .runners import (
     STATE_INIT,
     STATE_RUNNING,
@@ -109,6 +112,10 @@ class WorkerRuntime(WorkerRunner):
         self.pool.on_spawning_complete = self._spawning_complete
         self.pool.on_user_ended = self._user_ended
         self.pool.on_stop_test = self._stop_test_raised
+        # the open model's pool (--arrival-rate), made at the first Arrivals
+        self.open_pool: OpenPool | None = None
+        # --max-rps: this worker's slots of the test's request rate, from the master
+        self.rate_gate: RateGate | None = None
         self._ended_pending = False
         self._iterations = False
         self.lease: TaskRunLease | None = None
@@ -131,11 +138,18 @@ class WorkerRuntime(WorkerRunner):
     # --- the Runner API a locustfile uses ------------------------------------------------
     @property
     def user_classes_count(self) -> dict[str, int]:
-        return self.pool.counts()
+        return self._counts()
 
     @property
     def user_count(self) -> int:
-        return self.pool.user_count
+        return self.pool.user_count + (self.open_pool.user_count if self.open_pool is not None else 0)
+
+    def _counts(self) -> dict[str, int]:
+        counts = self.pool.counts()
+        if self.open_pool is not None:
+            for name, n in self.open_pool.counts().items():
+                counts[name] = counts.get(name, 0) + n
+        return counts
 
     @property
     def target_user_classes_count(self) -> dict[str, int]:
@@ -212,7 +226,7 @@ class WorkerRuntime(WorkerRunner):
         self._quit.set()
 
     def _shutdown(self) -> None:
-        if self.state in (STATE_SPAWNING, STATE_RUNNING, STATE_STOPPING) or self.pool.user_count:
+        if self.state in (STATE_SPAWNING, STATE_RUNNING, STATE_STOPPING) or self.user_count:
             self._stop_test()
         if self._stopper is not None:
             self._stopper.join(timeout=30)
@@ -379,7 +393,13 @@ class WorkerRuntime(WorkerRunner):
             self._connected.set()
         elif isinstance(message, p.Spawn):
             self._spawn(message)
+        elif isinstance(message, p.Arrivals):
+            self._arrivals(message)
+        elif isinstance(message, p.RateCap):
+            self._rate_cap(message)
         elif isinstance(message, p.Stop):
+            if self.open_pool is not None and message.at:
+                self.open_pool.end_at(message.at)
             if not self._stop_test():
                 # nothing was running here (fewer users than workers): say so at once, or the
                 # master would wait for this worker until its timeout
@@ -456,6 +476,50 @@ class WorkerRuntime(WorkerRunner):
         self._targets = dict(message.targets)
         self.pool.set_targets(message.targets, message.spread, message.spent, message.ended_seen)
 
+    # --- the open model (--arrival-rate) and the rate cap (--max-rps) -----------------------
+    def _arrivals(self, message: p.Arrivals) -> None:
+        self._ready.wait()
+        if self._stopper is not None and not self._stopper.dead:
+            self._stopper.join()
+        if message.host:
+            self.environment.host = message.host
+            for cls in self.environment.user_classes:
+                cls.host = message.host
+        self._apply_options(message.options)
+        new_run = self.state in (STATE_INIT, STATE_STOPPED) or message.run_id != self._run_id
+        if new_run:
+            if self.state not in (STATE_INIT, STATE_STOPPED):
+                self._stop_test()
+                if self._stopper is not None:
+                    self._stopper.join()
+            self._run_id = message.run_id
+            self.pool.new_run()
+            self.state = STATE_SPAWNING
+            self.environment.events.test_start.fire(environment=self.environment)
+        if self.open_pool is None:
+            self.open_pool = OpenPool(
+                self.environment,
+                self.environment.user_classes_by_name,
+                self.stats_recorder.record_dropped_arrival,
+            )
+            self.open_pool.on_stop_test = self._stop_test_raised
+        segment = Segment(message.start, message.position, message.rate)
+        share = Share(segment, message.slot, message.slots)
+        self.target_user_count = message.ceiling
+        self.open_pool.set_share(share, message.ceiling, message.weights)
+        if message.end:
+            self.open_pool.end_at(message.end)  # -t: the schedule's end, known from the start
+        if new_run:
+            # no ramp in the open model: users start as arrivals need them
+            self.state = STATE_RUNNING
+            self.environment.events.spawning_complete.fire(user_count=self.user_count)
+
+    def _rate_cap(self, message: p.RateCap) -> None:
+        share = Share(Segment(message.start, message.position, message.rate), message.slot, message.slots)
+        if self.rate_gate is None:
+            self.rate_gate = self.environment.rate_gate = RateGate()
+        self.rate_gate.add(share)
+
     # --- users that end themselves, StopTest, -i/--iterations -------------------------------
     def _user_ended(self, user: Any) -> None:
         ended_by = user._lifecycle.ended_by
@@ -505,7 +569,7 @@ class WorkerRuntime(WorkerRunner):
         """Stop every user in the background; False when there was nothing to stop."""
         if self._stopper is not None and not self._stopper.dead:
             return True
-        if self.state in (STATE_INIT, STATE_STOPPED) and not self.pool.user_count:
+        if self.state in (STATE_INIT, STATE_STOPPED) and not self.user_count:
             return False
         self.environment.events.test_stopping.fire(environment=self.environment)
         self.state = STATE_STOPPING
@@ -513,6 +577,8 @@ class WorkerRuntime(WorkerRunner):
         return True
 
     def _stop_users(self) -> None:
+        if self.open_pool is not None:
+            self.open_pool.stop_all()
         self.pool.stop_all()
         self.state = STATE_STOPPED
         # the final delta goes before "stopped", so the master has everything when it sees it
@@ -526,7 +592,7 @@ class WorkerRuntime(WorkerRunner):
         self.environment.events.report_to_master.fire(client_id=self.client_id, data=extra)
         delta = self.stats_recorder.take_delta()
         self.local_stats.merge(self.client_id, delta)
-        self._send(p.StatsReport(self._seq, delta.to_wire(), self.pool.counts(), extra))
+        self._send(p.StatsReport(self._seq, delta.to_wire(), self._counts(), extra))
 
     def _stats_loop(self) -> None:
         while True:
@@ -563,7 +629,7 @@ class WorkerRuntime(WorkerRunner):
             if not self._connected.is_set():
                 continue
             self.log_forwarder.flush_dropped()
-            self._send(p.Heartbeat(self.state, cpu, self.pool.user_count))
+            self._send(p.Heartbeat(self.state, cpu, self.user_count))
             if time.monotonic() - self._last_master_seen > self.heartbeat_timeout:
                 self._master_lost()
 

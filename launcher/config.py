@@ -66,6 +66,10 @@ class Config:
     no_web: bool
     web_login: bool
     web_base_path: str
+    # the open model and the rate cap (None: closed model, no cap); -u as the open model's ceiling
+    arrival_rate: float | None = None
+    max_rps: float | None = None
+    num_users: int | None = None
 
     @property
     def fetched(self) -> bool:
@@ -127,6 +131,9 @@ class Config:
             no_web=bool(o.no_web),
             web_login=bool(o.web_login),
             web_base_path=o.web_base_path or "",
+            arrival_rate=o.arrival_rate,
+            max_rps=o.max_rps,
+            num_users=o.num_users,
         )
 
     @contextmanager

@@ -14,7 +14,7 @@ from typing import Any
 from lcore import unreported
 from lcore.exporters import thresholds
 from lcore.exporters.push import PeriodicPusher, build_outputs, push_interval
-from lcore.master import MasterRuntime
+from lcore.master import DEFAULT_ARRIVAL_CEILING, MasterRuntime
 from lcore.runners import STATE_STOPPED
 from lcore.step_load import StepLoadShape
 from lcore.task_owner import TaskFailed
@@ -212,6 +212,13 @@ async def master_async(
         if runtime.shape is not None:
             warn_shape_options(runtime.shape, options)
             runtime.start_shape()
+        elif not runtime._quit_event.is_set() and options.arrival_rate is not None:
+            ceiling = options.num_users if options.num_users is not None else DEFAULT_ARRIVAL_CEILING
+            log.info(
+                "Open model: %g task runs per second, on at most %d concurrent users",
+                options.arrival_rate, ceiling,
+            )  # fmt: skip
+            runtime.start_arrivals(options.arrival_rate, ceiling)
         elif not runtime._quit_event.is_set():
             users = options.num_users if options.num_users is not None else 1
             rate = options.spawn_rate if options.spawn_rate is not None else 1

@@ -356,6 +356,7 @@ def validate(options: argparse.Namespace) -> None:
                 "--run-time can only be used together with --headless or --autostart"
             )
     _validate_step_load(options)
+    _validate_open_model(options)
     if get("locustfile") == "-" and not get("worker"):
         raise OptionsError("-f - (fetch the locustfile from the master) needs --worker")
     if get("run_single_user") and (get("master") or get("worker")):
@@ -363,6 +364,27 @@ def validate(options: argparse.Namespace) -> None:
             "--run-single-user runs in this process; it cannot be combined with --master or --worker"
         )
     check_world(options)
+
+
+def _validate_open_model(options: argparse.Namespace) -> None:
+    """--arrival-rate and --max-rps: rates the master splits over the workers."""
+    get = options.__dict__.get
+    for dest, flag in (("arrival_rate", "--arrival-rate"), ("max_rps", "--max-rps")):
+        value = get(dest)
+        if value is None:
+            continue
+        if not 0 < value < float("inf"):
+            raise OptionsError(f"{flag} must be a number greater than 0, not {value:g}")
+        if get("worker"):
+            raise OptionsError(f"{flag} belongs on the master, not on workers")
+    if get("arrival_rate") is None:
+        return
+    if get("iterations"):
+        raise OptionsError("--arrival-rate cannot be combined with -i/--iterations")
+    if get("step_load"):
+        raise OptionsError("--arrival-rate cannot be combined with --step-load")
+    if get("num_users") == 0:
+        raise OptionsError("--arrival-rate needs a ceiling of at least one user (-u)")
 
 
 def _validate_step_load(options: argparse.Namespace) -> None:

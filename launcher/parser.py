@@ -700,6 +700,22 @@ def _build(*, add_help: bool, positionals: bool, allow_abbrev: bool) -> LcoreArg
 
     own = parser.add_argument_group("lcore options")
     own.add_argument(
+        "--arrival-rate",
+        type=float,
+        metavar="RATE",
+        help="The open model: RATE task runs per second across the whole test, each on a free "
+        "user, whatever the response times; -u is then the ceiling of concurrent users, started "
+        "as arrivals need them (default 1000). An arrival that finds no free user with the "
+        "ceiling reached is counted as dropped.",
+    )
+    own.add_argument(
+        "--max-rps",
+        type=float,
+        metavar="N",
+        help="Never send more than N requests per second across the whole test, all workers "
+        "together (HTTP users; either model). Default: no cap.",
+    )
+    own.add_argument(
         "--stats-interval",
         type=float,
         default=1.0,

@@ -178,6 +178,12 @@ def run_master(config: Config, endpoints: list[str], run_uid: str | None = None)
         curve=c.master_keys,
         iterations=c.iterations,
         max_stats_entries=c.max_stats_entries,
+        arrival_rate=c.arrival_rate,
+        # a shape decides, -u is ignored (Locust's rule) unless it uses the common options
+        arrival_ceiling=c.num_users
+        if env.shape_class is None or getattr(env.shape_class, "use_common_options", False)
+        else None,
+        max_rps=c.max_rps,
         run_uid=run_uid,
         # for remote workers started with -f -, packed when the first one asks; a local run
         # has its own workers, and keeps its files to itself

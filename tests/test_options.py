@@ -769,3 +769,20 @@ def test_step_load_options(project: Path) -> None:
         2.0,
     )
     assert parse([]).step_load is False
+
+
+def test_open_model_options(project: Path) -> None:
+    options = parse(["--arrival-rate", "250.5", "--max-rps", "100", "-u", "40"])
+    assert (options.arrival_rate, options.max_rps, options.num_users) == (250.5, 100.0, 40)
+    assert parse([]).arrival_rate is None and parse([]).max_rps is None
+    assert parse([], env={"LCORE_ARRIVAL_RATE": "12"}).arrival_rate == 12.0
+    for argv, message in (
+        (["--arrival-rate", "0"], "--arrival-rate must be a number greater than 0"),
+        (["--max-rps", "-5"], "--max-rps must be a number greater than 0"),
+        (["--arrival-rate", "inf"], "--arrival-rate must be a number greater than 0"),
+        (["--arrival-rate", "10", "-i", "5"], "cannot be combined with -i/--iterations"),
+        (["--arrival-rate", "10", "-u", "0"], "a ceiling of at least one user"),
+        (["--worker", "--max-rps", "10"], "--max-rps belongs on the master"),
+    ):
+        with pytest.raises(OptionsError, match=message):
+            parse(argv)

@@ -350,6 +350,9 @@ class HttpSession:
             )
 
         connect_timeout, read_timeout = (None, None) if timeout is None else _split_timeout(timeout)
+        gate = self._rate_gate()
+        if gate is not None:
+            gate.wait()  # --max-rps: this request's slot (a stop may end the wait)
         if life is not None:
             # the engine does not kill a user inside a request: it finishes and is recorded
             life.enter_request()
@@ -384,6 +387,10 @@ class HttpSession:
             life.leave_request()  # before recording: a listener may raise StopUser
         self._record(response, response.error)
         return response
+
+    def _rate_gate(self) -> Any:
+        """--max-rps on a worker: the gate its requests wait at (lcore.rate_cap), or None."""
+        return getattr(getattr(self.user, "environment", None), "rate_gate", None)
 
     def _record(self, response: Response, exception: BaseException | None) -> None:
         """Listeners get Locust's keyword arguments; with none, the recorder alone is
@@ -564,6 +571,9 @@ class HttpSession:
                 hop_headers["Authorization"] = None
                 hop_auth = None
             payload = self._build(method, origin, path, hop_headers, body, None, cookies, hop_auth)
+            gate = self._rate_gate()
+            if gate is not None:
+                gate.wait()  # each hop is a request the target counts
             response = self._send(
                 origin,
                 method,
