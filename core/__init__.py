@@ -22,6 +22,7 @@ Where things live (dependencies point down this list, never up):
     lcore.worker          the worker runtime                        (gevent)
     lcore.master          the master runtime                        (asyncio on gevent's hub)
     lcore.hub_loop        the master's asyncio loop, waiting through gevent's hub
+    lcore.clock           the master's clock: real, or a MockClock that tests move (asyncio)
     lcore.greenlet_calls  where the master runs locustfile code: greenlets, never its loop;
                           its CPU-heavy work of its own: a native thread
     lcore.task_owner      owns the master's background tasks: one that dies stops the test

@@ -13,6 +13,7 @@ import glob
 import os
 import shutil
 from dataclasses import dataclass, field
+from typing import Any
 
 import zmq
 import zmq.auth
@@ -118,13 +119,13 @@ def local_worker_keys(master: MasterKeys) -> WorkerKeys:
     return WorkerKeys(public, secret, master.public)
 
 
-def apply_server(sock: zmq.Socket, keys: MasterKeys) -> None:
+def apply_server(sock: zmq.Socket[Any], keys: MasterKeys) -> None:
     sock.curve_secretkey = keys.secret
     sock.curve_publickey = keys.public
     sock.curve_server = True
 
 
-def apply_client(sock: zmq.Socket, keys: WorkerKeys) -> None:
+def apply_client(sock: zmq.Socket[Any], keys: WorkerKeys) -> None:
     sock.curve_secretkey = keys.secret
     sock.curve_publickey = keys.public
     sock.curve_serverkey = keys.server_public

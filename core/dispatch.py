@@ -87,7 +87,8 @@ class _KlSequence:
             (w * math.log2(w / (w + 1.0)), w + 1.0, w, name, i) for i, name, w in weights if w > 0
         ]
         heapq.heapify(self._heap)
-        self._order = bytearray() if self._width <= 256 else []  # type: ignore[var-annotated]
+        # one byte per user while the class indices fit in one
+        self._order: bytearray | list[int] = bytearray() if self._width <= 256 else []
         self._marks: list[list[int]] = [[0] * self._width]
 
     def _extend(self, n: int) -> None:
@@ -329,11 +330,11 @@ class Dispatcher:
             if not bucket:
                 del buckets[key]
             key = (n + delta, new_total) if d == c else (n, new_total)
-            bucket = buckets.get(key)
-            if bucket is None:
+            filed = buckets.get(key)
+            if filed is None:
                 buckets[key] = {worker: None}
             else:
-                bucket[worker] = None
+                filed[worker] = None
         bucket = self._by_total[total]
         del bucket[worker]
         if not bucket:

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import schedule_lag
 from .event import Events
 from .stats import RecordingStats
 from .stats_delta import RequestStats
 
+if TYPE_CHECKING:
+    from .users import User
+
 
 class Environment:
     def __init__(
         self,
         *,
-        user_classes: list[type] | None = None,
+        user_classes: list[type[User]] | None = None,
         shape_class: Any = None,
         tags: list[str] | None = None,
         exclude_tags: list[str] | None = None,
@@ -25,7 +28,7 @@ class Environment:
         stop_timeout: float | None = None,
         catch_exceptions: bool = True,
         parsed_options: Any = None,
-        available_user_classes: dict[str, type] | None = None,
+        available_user_classes: dict[str, type[User]] | None = None,
         available_shape_classes: dict[str, Any] | None = None,
         locustfile: str | None = None,
     ) -> None:
@@ -48,6 +51,7 @@ class Environment:
         self.locustfile = locustfile
         self.runner: Any = None
         self.web_ui: Any = None
+        self.single_user_instance: Any = None  # the user run_single_user runs (Locust's)
         self.process_exit_code: int | None = None
         # (message, traceback) -> None: counts task exceptions; runtimes put their own here
         self.exception_recorder: Callable[[str, str], None] | None = None
@@ -118,7 +122,7 @@ class Environment:
             filter_tasks_by_tags(cls, tags, exclude)
 
     @property
-    def user_classes_by_name(self) -> dict[str, type]:
+    def user_classes_by_name(self) -> dict[str, type[User]]:
         return {cls.__name__: cls for cls in self.user_classes}
 
     def create_local_runner(self) -> Any:
@@ -144,7 +148,9 @@ class Environment:
         self.web_ui = _NoWebUI()
         return self.web_ui
 
-    def assign_host(self, host: str | None = None, user_classes: list[type] | None = None) -> None:
+    def assign_host(
+        self, host: str | None = None, user_classes: list[type[User]] | None = None
+    ) -> None:
         """``--host`` (``host``, which becomes this environment's, or the one it has) overrides
         the ``host`` attribute of every user class (or of ``user_classes``), as in Locust."""
         if host:

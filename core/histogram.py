@@ -424,13 +424,13 @@ class Histogram:
         the side that grows: growing copies the list, so it should be rare.
         """
         if self._sparse is not None:
-            indices, counts = self._nonzero_lists()
+            indices, nonzero = self._nonzero_lists()
             self._sparse = None
             self._counts = []
             low, high = min(low, indices[0]), max(high, indices[-1] + 1)
             mine = self._dense(low, high, margin)
             base = self._base
-            for index, count in zip(indices, counts, strict=True):
+            for index, count in zip(indices, nonzero, strict=True):
                 mine[index - base] += count
             return mine
         counts = self._counts

@@ -21,26 +21,38 @@ from __future__ import annotations
 import asyncio
 import selectors
 import time
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import gevent
 from gevent import monkey
 from gevent.hub import get_hub
 
 T = TypeVar("T")
+if TYPE_CHECKING:
+    from contextvars import Context
+
+    from typing_extensions import TypeVarTuple, Unpack
+
+    _Ts = TypeVarTuple("_Ts")
 
 # the longest the hub goes without a turn while the loop has work queued
 BUSY_YIELD = 0.02
 
 # gevent's patch_select removes EpollSelector from `selectors`; the original is kept aside
-_EpollSelector: type[selectors.BaseSelector] = (
-    monkey.get_original("selectors", "EpollSelector")
-    if monkey.is_module_patched("selectors")
-    else getattr(selectors, "EpollSelector", None)
-)
-if _EpollSelector is None:  # pragma: no cover - not Linux
-    _EpollSelector = monkey.get_original("selectors", "PollSelector")
+def _original_selector() -> type[selectors.BaseSelector]:
+    found: type[selectors.BaseSelector] | None
+    if monkey.is_module_patched("selectors"):
+        found = monkey.get_original("selectors", "EpollSelector")
+    else:
+        found = getattr(selectors, "EpollSelector", None)
+    if found is None:  # pragma: no cover - not Linux
+        found = monkey.get_original("selectors", "PollSelector")
+    assert found is not None
+    return found
+
+
+_EpollSelector = _original_selector()
 
 
 class HubSelector(_EpollSelector):  # type: ignore[misc, valid-type]
@@ -51,7 +63,7 @@ class HubSelector(_EpollSelector):  # type: ignore[misc, valid-type]
         self._last_yield = time.monotonic()
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        ready = super().select(0)
+        ready: list[tuple[selectors.SelectorKey, int]] = super().select(0)
         if ready or (timeout is not None and timeout <= 0):
             now = time.monotonic()
             if now - self._last_yield >= BUSY_YIELD:
@@ -64,12 +76,14 @@ class HubSelector(_EpollSelector):  # type: ignore[misc, valid-type]
             if timeout is None:
                 hub.wait(watcher)
             else:
-                with gevent.Timeout(timeout, False):
+                # False: a silent timeout, as gevent documents it (its stubs do not say so)
+                with gevent.Timeout(timeout, False):  # type: ignore[arg-type]
                     hub.wait(watcher)
         finally:
             watcher.close()
         self._last_yield = time.monotonic()
-        return super().select(0)
+        ready = super().select(0)
+        return ready
 
 
 class HubEventLoop(asyncio.SelectorEventLoop):
@@ -90,15 +104,25 @@ class HubEventLoop(asyncio.SelectorEventLoop):
         owner = self._owner
         if owner is not None and gevent.getcurrent() is not owner:
             # the loop may be asleep in the hub: the self-pipe makes its epoll fd readable
-            self._write_to_self()
+            # asyncio's selector loops have it; typeshed leaves their private methods out
+            self._write_to_self()  # type: ignore[attr-defined]
 
-    def call_soon(self, callback: Any, *args: Any, context: Any = None) -> asyncio.Handle:
+    def call_soon(
+        self,
+        callback: Callable[[Unpack[_Ts]], object],
+        *args: Unpack[_Ts],
+        context: Context | None = None,
+    ) -> asyncio.Handle:
         handle = super().call_soon(callback, *args, context=context)
         self._wake_if_foreign()
         return handle
 
     def call_at(
-        self, when: float, callback: Any, *args: Any, context: Any = None
+        self,
+        when: float,
+        callback: Callable[[Unpack[_Ts]], object],
+        *args: Unpack[_Ts],
+        context: Context | None = None,
     ) -> asyncio.TimerHandle:
         handle = super().call_at(when, callback, *args, context=context)
         self._wake_if_foreign()

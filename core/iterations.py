@@ -17,7 +17,7 @@ from .exception import StopUser
 
 
 class TaskRunLease:
-    def __init__(self, ask: Callable[[int], None], users: Callable[[], int]) -> None:
+    def __init__(self, ask: Callable[[int], object], users: Callable[[], int]) -> None:
         self._ask = ask  # sends the master a request for this many more runs
         self._users = users  # how many users this worker runs now (sizes the chunks)
         self.left = 0
@@ -25,7 +25,7 @@ class TaskRunLease:
         self.ran = 0
         self._asked = False
         self._granted = Event()
-        self.on_exhausted: Callable[[], None] | None = None
+        self.on_exhausted: Callable[[], object] | None = None
         self._exhausted = False
 
     def take(self) -> None:

@@ -30,7 +30,7 @@ class LocalRuntime(LocalRunner):
         # built at the first start: an Environment may get its user classes after this
         self.pool: UserPool | None = None
         self.dispatcher: Dispatcher | None = None
-        self._ramper: gevent.Greenlet | None = None
+        self._ramper: gevent.Greenlet[..., Any] | None = None
         # runs until quit(): what `runner.greenlet.join()` waits for
         self.greenlet = gevent.spawn(self._flush_loop)
 

@@ -8,10 +8,13 @@ import os
 import sys
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import compat
 from .exception import LocustError
+
+if TYPE_CHECKING:
+    from .users import User
 
 
 class LocustfileError(LocustError):
@@ -22,7 +25,7 @@ class LocustfileError(LocustError):
 class Locustfile:
     path: str
     module: ModuleType
-    user_classes: dict[str, type] = field(default_factory=dict)
+    user_classes: dict[str, type[User]] = field(default_factory=dict)
     shape_classes: dict[str, Any] = field(default_factory=dict)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from .exception import LocustError
 from .users import TaskSet, _TaskHolderMeta
@@ -66,7 +66,8 @@ def transitions(weights: Mapping[str, int] | Iterable[str | tuple[str, int]]) ->
 def _edges(func: Any) -> dict[str, int]:
     if not hasattr(func, "transitions"):
         func.transitions = {}
-    return func.transitions
+    edges: dict[str, int] = func.transitions
+    return edges
 
 
 class _MarkovMeta(_TaskHolderMeta):
@@ -122,7 +123,7 @@ class _MarkovMeta(_TaskHolderMeta):
         }
         attrs["_markov_first"] = first
         # @task methods play no part in a Markov chain (as in Locust)
-        cls = super().__new__(mcs, name, bases, attrs)
+        cls = cast("type[TaskSet]", super().__new__(mcs, name, bases, attrs))
         cls.tasks = []
         return cls
 

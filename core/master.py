@@ -25,6 +25,7 @@ from . import protocol as p
 from ._version import PROTOCOL_VERSION, __version__
 from .arrivals import ArrivalPlan
 from .bundle_server import BundleServer
+from .clock import Clock, SystemClock
 from .curve import MasterKeys, apply_server
 from .dispatch import Dispatcher, Ramp, UserClassSpec
 from .exception import StopTest
@@ -152,9 +153,12 @@ class MasterRuntime(MasterRunner):
         arrival_ceiling: int | None = None,
         max_rps: float | None = None,
         schedule_lead: float = SCHEDULE_LEAD,
+        clock: Clock | None = None,
         run_uid: str | None = None,
     ) -> None:
         super().__init__(environment)
+        # heartbeats, lost workers, the ramp and the usage monitor run on it (lcore.clock)
+        self.clock: Clock = clock or SystemClock()
         # the run id of logs, pushed metrics and stored results (``run_id`` below counts the
         # tests this master started, for the protocol); a new test from the page gets a new one
         self.run_uid = run_uid or new_run_id()
@@ -408,7 +412,7 @@ class MasterRuntime(MasterRunner):
         if self.state in (STATE_INIT, STATE_STOPPED, STATE_CLEANUP):
             self._begin_run()
         self._set_state(STATE_SPAWNING)
-        self._ramp = Ramp(self.dispatcher, user_count, spawn_rate, time.monotonic())
+        self._ramp = Ramp(self.dispatcher, user_count, spawn_rate, self.clock.monotonic())
         if switched:
             self._send_targets(set(self.workers), spread=0.0)
         self._ramp_wakeup.set()
@@ -578,7 +582,7 @@ class MasterRuntime(MasterRunner):
 
     def _reset_merged(self) -> None:
         self.stats_merged.reset()
-        self.stats_reset_at = time.monotonic()
+        self.stats_reset_at = self.clock.monotonic()
 
     def unreported_bound(self) -> list[unreported.Unreported]:
         """For each worker still lost: at most how many requests it made that no report
@@ -768,7 +772,7 @@ class MasterRuntime(MasterRunner):
             node = self._maybe_rejoin(node_id, message)
             if node is None:
                 return
-        node.last_seen = time.monotonic()
+        node.last_seen = self.clock.monotonic()
         if isinstance(message, p.Heartbeat):
             node.cpu = message.cpu
             if node.state == STATE_MISSING:
@@ -869,7 +873,10 @@ class MasterRuntime(MasterRunner):
         node = self.workers.get(node_id)
         if node is None:
             previous = next((n for n in self.lost_workers if n.id == node_id), None)
-            node = WorkerNode(node_id, hello.host, hello.pid, hello.cores, self._next_index)
+            now = self.clock.monotonic()
+            node = WorkerNode(
+                node_id, hello.host, hello.pid, hello.cores, self._next_index, last_seen=now, joined=now
+            )
             if previous is not None:
                 node.last_seq = previous.last_seq
                 node.asked_most, node.joined = previous.asked_most, previous.joined
@@ -899,7 +906,7 @@ class MasterRuntime(MasterRunner):
         requests = node.requests_reported + delta.num_requests
         why = (
             report_bounds.users_beyond(counts, node.asked_most)
-            or report_bounds.requests_beyond(requests, time.monotonic() - node.joined)
+            or report_bounds.requests_beyond(requests, self.clock.monotonic() - node.joined)
             or report_bounds.time_beyond(delta.end, time.time())
         )
         if self._refuse_report(node, why):
@@ -908,7 +915,7 @@ class MasterRuntime(MasterRunner):
         node.requests_reported = requests
         node.user_classes_count = counts
         self.stats_merged.merge(node.id, delta)
-        node.last_report_at = time.monotonic()
+        node.last_report_at = self.clock.monotonic()
         rate = unreported.rate_of(delta.num_requests, delta.start, delta.end)
         if rate is not None:
             node.last_rate = rate
@@ -997,8 +1004,8 @@ class MasterRuntime(MasterRunner):
     # --- loops ----------------------------------------------------------------------------
     async def _heartbeat_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.heartbeat_interval)
-            now = time.monotonic()
+            await self.clock.sleep(self.heartbeat_interval)
+            now = self.clock.monotonic()
             beat = p.Heartbeat(self.state, 0.0, self.user_count)
             sent = self.environment.events.heartbeat_sent
             for node in list(self.workers.values()):
@@ -1017,7 +1024,7 @@ class MasterRuntime(MasterRunner):
         process.cpu_percent()
         events = self.environment.events
         while True:
-            await asyncio.sleep(USAGE_MONITOR_INTERVAL)
+            await self.clock.sleep(USAGE_MONITOR_INTERVAL)
             cpu = process.cpu_percent()
             if cpu > CPU_WARNING_THRESHOLD:
                 self._fire(events.cpu_warning, environment=self.environment, cpu_usage=cpu)
@@ -1030,7 +1037,7 @@ class MasterRuntime(MasterRunner):
         self.workers.pop(node.id, None)
         self._workers_changed.set()
         node.state = STATE_MISSING
-        node.lost_at = time.monotonic()
+        node.lost_at = self.clock.monotonic()
         self.lost_workers.append(node)
         remaining = len(self.workers)
         log.warning(
@@ -1108,7 +1115,7 @@ class MasterRuntime(MasterRunner):
             if self._run_started is not None:
                 await self._wait_test_start_listeners()
                 continue
-            now = time.monotonic()
+            now = self.clock.monotonic()
             before = snapshot(self.dispatcher.assignment) if self.spent else None
             changed = ramp.advance(now)
             if before is not None:
@@ -1118,7 +1125,7 @@ class MasterRuntime(MasterRunner):
                 self._check_spawning_complete()
                 continue
             try:
-                await asyncio.wait_for(self._ramp_wakeup.wait(), timeout=ramp.pause(time.monotonic()))
+                await asyncio.wait_for(self._ramp_wakeup.wait(), timeout=ramp.pause(self.clock.monotonic()))
                 self._ramp_wakeup.clear()
             except asyncio.TimeoutError:
                 pass

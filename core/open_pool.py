@@ -20,7 +20,7 @@ import logging
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol, cast
 
 import gevent
 from gevent import GreenletExit
@@ -48,6 +48,13 @@ MIN_WAKE_GAP = 0.0005
 _STOP = object()  # what a free user is switched to when it must end
 
 
+class _ArrivalGreenlet(Protocol):
+    """The greenlet running an arrival's task carries when it was due (a greenlet takes any
+    attribute): lcore.rate_cap's wait reads it."""
+
+    lcore_arrival_due: float | None
+
+
 class OpenPool:
     def __init__(
         self,
@@ -68,7 +75,7 @@ class OpenPool:
         self.ceiling = 0
         self.alive: dict[str, int] = dict.fromkeys(self.user_classes, 0)
         self._total = 0  # sum(alive.values()), kept as it changes (read at every arrival)
-        self._free: dict[str, list[tuple[Waiter, User]]] = {n: [] for n in self.user_classes}
+        self._free: dict[str, list[tuple[Waiter[Any], User]]] = {n: [] for n in self.user_classes}
         self._users: set[User] = set()
         self._timer: PreciseTimer | None = None  # stands for the next arrival
         self._running = False
@@ -183,7 +190,7 @@ class OpenPool:
                 raise
             except Exception as e:
                 user._task_failed(e)
-            greenlet = gevent.getcurrent()
+            greenlet = cast(_ArrivalGreenlet, gevent.getcurrent())
             while True:
                 start_scheduled_task(intended, user_class=name)
                 greenlet.lcore_arrival_due = intended  # for a rate cap's wait (lcore.rate_cap)
@@ -194,7 +201,7 @@ class OpenPool:
                     end_scheduled_task()
                 if life.stop_requested or self._total > self.ceiling:
                     break
-                waiter = Waiter()
+                waiter: Waiter[Any] = Waiter()
                 entry = (waiter, user)
                 self._free[name].append(entry)
                 life.begin_wait()

@@ -24,6 +24,12 @@ class ProtocolError(ValueError):
     """A frame that is not a valid message."""
 
 
+# ``decode`` checks that such a field is a dict (a list) and no more: its receiver checks the
+# keys and values it reads, as it reads them.
+WireDict = dict[Any, Any]
+WireList = list[Any]
+
+
 @dataclass(frozen=True)
 class Message:
     TYPE: ClassVar[str] = ""
@@ -51,7 +57,7 @@ class Welcome(Message):
     TYPE: ClassVar[str] = "welcome"
     accepted: bool
     reason: str
-    options: dict = field(default_factory=dict)
+    options: WireDict = field(default_factory=dict)
     index: int = 0
     run_uid: str = ""  # the run id (lcore.run_ids) the worker's JSON log lines carry
 
@@ -61,16 +67,16 @@ class Spawn(Message):
     """master -> worker: run exactly these many users of each class (start new ones over `spread` s)."""
 
     TYPE: ClassVar[str] = "spawn"
-    targets: dict
+    targets: WireDict
     spread: float
     host: str
     run_id: int
     # slots of users that ended themselves (StopUser) charged to this worker, per class: they
     # are never started again; ``ended_seen`` is how many of this worker's own endings that
     # charge already counts (the rest the worker deducts itself)
-    spent: dict = field(default_factory=dict)
-    ended_seen: dict = field(default_factory=dict)
-    options: dict = field(default_factory=dict)  # the locustfile's options, as the page set them
+    spent: WireDict = field(default_factory=dict)
+    ended_seen: WireDict = field(default_factory=dict)
+    options: WireDict = field(default_factory=dict)  # the locustfile's options, as the page set them
     run_uid: str = ""  # the run id of this test (a new test from the page gets a new one)
 
 
@@ -108,9 +114,9 @@ class StatsReport(Message):
 
     TYPE: ClassVar[str] = "stats"
     seq: int
-    delta: list
-    user_classes_count: dict
-    extra: dict = field(default_factory=dict)  # what report_to_master listeners added
+    delta: WireList
+    user_classes_count: WireDict
+    extra: WireDict = field(default_factory=dict)  # what report_to_master listeners added
 
 
 @dataclass(frozen=True)
@@ -124,7 +130,7 @@ class Stopped(Message):
 @dataclass(frozen=True)
 class SpawningComplete(Message):
     TYPE: ClassVar[str] = "spawning_complete"
-    user_classes_count: dict
+    user_classes_count: WireDict
 
 
 @dataclass(frozen=True)
@@ -153,7 +159,7 @@ class UsersEnded(Message):
 
     TYPE: ClassVar[str] = "users_ended"
     run_id: int
-    ended: dict
+    ended: WireDict
 
 
 @dataclass(frozen=True)
@@ -238,9 +244,9 @@ class Arrivals(Message):
     slot: int
     slots: int
     ceiling: int
-    weights: dict
+    weights: WireDict
     host: str = ""
-    options: dict = field(default_factory=dict)
+    options: WireDict = field(default_factory=dict)
     end: float = 0.0  # no arrival due after this (wall clock) runs; 0: until told to stop
 
     def __post_init__(self) -> None:
@@ -341,7 +347,8 @@ def _field_specs(cls: type[Message]) -> list[tuple[str, Any, bool]]:
     specs = []
     for f in dataclasses.fields(cls):
         hint = hints[f.name]
-        py = _PY_TYPES.get(getattr(hint, "__name__", ""), object) if hint is not Any else object
+        origin = typing.get_origin(hint) or hint  # dict[Any, Any] -> dict
+        py = _PY_TYPES.get(getattr(origin, "__name__", ""), object) if hint is not Any else object
         has_default = (
             f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
         )

@@ -42,7 +42,8 @@ def rest(
     if "Accept" not in headers and "accept" not in headers:
         headers["Accept"] = "application/json"
     sent = user.client.request(method, url, catch_response=True, headers=headers, **kwargs)
-    with RestResponseContextManager(sent) as resp:
+    resp = RestResponseContextManager(sent)
+    with resp:
         if resp.status_code == 0 and resp.error is not None:
             resp.failure(str(resp.error))
         else:

@@ -11,7 +11,10 @@ gevent nor asyncio (a caller passes its own way to spawn a concurrent handler).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .stats import ExceptionRecord, MergedStats, StatsError
 
 from .stats import RecordingStats
 
@@ -51,8 +54,9 @@ class Runner:
         self.custom_messages: dict[str, tuple[Callable[..., Any], bool]] = {}
 
     @property
-    def stats(self) -> Any:
-        return self.environment.stats
+    def stats(self) -> MergedStats:
+        stats: MergedStats = self.environment.stats
+        return stats
 
     @property
     def user_count(self) -> int:
@@ -77,11 +81,11 @@ class Runner:
         return class_totals([UserClassSpec.of(c) for c in classes], self.target_user_count)
 
     @property
-    def errors(self) -> dict[Any, Any]:
+    def errors(self) -> dict[tuple[str, str, str], StatsError]:
         return self.stats.errors
 
     @property
-    def exceptions(self) -> dict[Any, Any]:
+    def exceptions(self) -> dict[tuple[str, str], ExceptionRecord]:
         return self.stats.exceptions
 
     def register_message(

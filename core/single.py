@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import gevent
 from gevent.event import Event
@@ -18,6 +18,9 @@ from gevent.event import Event
 from .env import Environment
 from .event import events as global_events
 from .runners import STATE_RUNNING, STATE_STOPPED, LocalRunner
+
+if TYPE_CHECKING:
+    from .users import User
 
 
 class SingleUserRunner(LocalRunner):
@@ -98,11 +101,12 @@ def _host_from_command_line() -> str | None:
         known, _ = parser.parse_known_args(sys.argv[1:])
     except SystemExit:  # "-H" without a value: leave it to the script
         return None
-    return known.host
+    host: str | None = known.host
+    return host
 
 
 def run_single_user(
-    user_class: type,
+    user_class: type[User],
     include_length: bool = False,
     include_time: bool = False,
     include_context: bool = False,
@@ -139,7 +143,8 @@ def run_single_user(
         user._lifecycle.run_on(greenlet)
         with _ctrl_c_sets() as interrupted:
             try:
-                gevent.wait([greenlet, interrupted], timeout=run_time, count=1)
+                waited: list[Event | gevent.Greenlet[..., Any]] = [greenlet, interrupted]
+                gevent.wait(waited, timeout=run_time, count=1)
             except KeyboardInterrupt:
                 pass
         if not greenlet.dead:

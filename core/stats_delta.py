@@ -26,7 +26,7 @@ import zlib
 from collections.abc import Sequence
 from itertools import accumulate, repeat
 from operator import le, lt, mul, sub
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import msgpack
 from greenlet import getcurrent
@@ -42,6 +42,7 @@ from .histogram import (
     Histogram,
     HistogramError,
 )
+from .schedule_lag import LateGreenlet
 from .schedule_lag import late as _late
 
 WIRE_VERSION = 2
@@ -225,9 +226,10 @@ class RequestStats:
             value = 0
         corrected.record(value + lag_us)
         if lag_us:
-            missed = g.lcore_missed
+            late_one = cast(LateGreenlet, g)
+            missed = late_one.lcore_missed
             if missed:
-                record, interval_us = corrected.record, g.lcore_interval_us
+                record, interval_us = corrected.record, late_one.lcore_interval_us
                 for k in range(1, missed + 1):
                     record(value + lag_us - k * interval_us)
 
@@ -353,7 +355,9 @@ class ScheduleTally:
 class _Corrected(NamedTuple):
     """The corrected histograms of a delta's entries that have one, columnar as well."""
 
-    index: list[int]  # the entry (its position in the entry columns) of each
+    # the entry (its position in the entry columns) of each; the name shadows tuple.index,
+    # which nothing here calls
+    index: list[int]  # type: ignore[assignment]
     fields: list[int]  # count, sum, min, max: 4 per corrected entry
     sizes: list[int]  # non-empty buckets per corrected entry
     buckets: list[int]  # [gap, n, gap, n, ...] of each, one after the other

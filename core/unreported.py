@@ -13,7 +13,7 @@ lost before its first report has no rate: its share is unknown, and said so.
 
 A lost worker that comes back (a frozen one after SIGCONT, a cut link restored) delivers its
 late delta, which the master merges once, so it is no longer counted here. Pure: no clock, no
-I/O; the master passes the times in (``time.monotonic()`` values).
+I/O; the master passes the times in (the master's clock's ``monotonic()`` values).
 """
 
 from __future__ import annotations

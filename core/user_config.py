@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .users import User
 
 
 class UserConfigError(ValueError):
@@ -36,7 +39,7 @@ def parse(text: str) -> list[dict[str, Any]]:
     return entries
 
 
-def apply(user_classes: Mapping[str, type], configs: Iterable[Mapping[str, Any]]) -> None:
+def apply(user_classes: Mapping[str, type[User]], configs: Iterable[Mapping[str, Any]]) -> None:
     for config in configs:
         name = config.get("user_class_name")
         cls = user_classes.get(str(name))

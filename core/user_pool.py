@@ -34,7 +34,7 @@ class UserPool:
         self.group = Group()
         self.runners = UserRunners(self.group)
         self.users: dict[str, list[User]] = {name: [] for name in self.user_classes}
-        self._spawner: gevent.Greenlet | None = None
+        self._spawner: gevent.Greenlet[..., Any] | None = None
         self._failed_classes: set[str] = set()
         self.on_spawning_complete: Callable[[dict[str, int]], None] | None = None
         # users of each class that ended themselves in this run: spent, never started again

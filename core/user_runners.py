@@ -40,7 +40,7 @@ class UserRunners:
     def __init__(self, group: Group) -> None:
         self.group = group
         self.hub = gevent.get_hub()
-        self._idle: list[tuple[Waiter, gevent.Greenlet]] = []
+        self._idle: list[tuple[Waiter[Any], gevent.Greenlet[..., Any]]] = []
         # set at the end of a test: runners that finish then end instead of idling
         self._closing = False
         # called with a user whose loop ended by itself (StopUser, StopTest, run() returned)
@@ -55,7 +55,7 @@ class UserRunners:
         else:
             user._lifecycle.run_on(self._spawn(user, False))
 
-    def _spawn(self, user: User, resumed: bool) -> gevent.Greenlet:
+    def _spawn(self, user: User, resumed: bool) -> gevent.Greenlet[..., Any]:
         # the user goes in a list the runner empties: a greenlet keeps its args until it ends,
         # and a runner outlives the users it runs
         return self.group.spawn(self._runner, [user, resumed])
@@ -71,11 +71,13 @@ class UserRunners:
                 return  # killed with its user (a stop, a shutdown): this runner ends too
             if user._lifecycle.done:
                 self._ended(user)
-            user = None  # type: ignore[assignment]  # an idle runner holds no user
+            user = None  # an idle runner holds no user
             if self._closing or len(self._idle) >= IDLE_RUNNERS_MAX:
                 return
-            waiter = Waiter()
-            entry = (waiter, gevent.getcurrent())
+            waiter: Waiter[Any] = Waiter()
+            runner = gevent.getcurrent()
+            assert isinstance(runner, gevent.Greenlet)  # spawned by _spawn
+            entry = (waiter, runner)
             self._idle.append(entry)
             try:
                 user, resumed = waiter.get()
@@ -152,6 +154,7 @@ class UserRunners:
             return
         finally:
             life.end()
+            user._release()
         self._ended(user)
 
     def _ended(self, user: User) -> None:

@@ -13,7 +13,7 @@ import random
 import time
 import traceback
 from collections.abc import Callable, Iterable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar, overload
 
 import gevent
 from gevent import GreenletExit
@@ -39,6 +39,13 @@ from .wait_time import constant
 log = logging.getLogger(__name__)
 
 
+_Task = TypeVar("_Task", bound=Callable[..., Any])
+
+
+@overload
+def task(weight: _Task) -> _Task: ...
+@overload
+def task(weight: int = 1) -> Callable[[_Task], _Task]: ...
 def task(weight: int | Callable[..., Any] = 1) -> Any:
     """``@task`` or ``@task(weight)``: mark a method of a User or TaskSet as a task."""
 
@@ -243,7 +250,8 @@ class TaskSet(metaclass=_TaskHolderMeta):
 
     def _step(self) -> bool:
         """Run the next task; True when the wait after it is due."""
-        return self._guard(self._next_task)
+        due: bool = self._guard(self._next_task)
+        return due
 
     def _next_task(self) -> bool:
         if self.user._lifecycle.stop_requested:
@@ -336,6 +344,8 @@ class User(metaclass=_TaskHolderMeta):
     wait_time: Callable[..., float] = constant(0)
     tasks: ClassVar[list[Any]] = []
     abstract: ClassVar[bool] = True
+    # HttpUser's HTTP client, a contrib user's protocol client (declared only: a User has none)
+    client: Any
     # (intended start, interval, grid owner) of the next task, set by constant_pacing's wait:
     # the task then runs as a scheduled one (schedule_lag.run_paced_task)
     _lcore_due: tuple[float, float, Any] | None = None
@@ -359,8 +369,9 @@ class User(metaclass=_TaskHolderMeta):
         return {}
 
     @property
-    def greenlet(self) -> gevent.Greenlet | None:
-        return self._lifecycle.greenlet  # type: ignore[no-any-return]
+    def greenlet(self) -> gevent.Greenlet[..., Any] | None:
+        runner: gevent.Greenlet[..., Any] | None = self._lifecycle.greenlet
+        return runner
 
     @property
     def group(self) -> Any:
@@ -373,10 +384,10 @@ class User(metaclass=_TaskHolderMeta):
         parts = f"{cls.__module__}.{cls.__qualname__}".split(".")
         return ".".join(p for p in parts if p != "<locals>")
 
-    def start(self, group: Any) -> gevent.Greenlet:
+    def start(self, group: Any) -> gevent.Greenlet[..., Any]:
         """Run this user in a new greenlet of ``group`` (Locust's User.start); returns it."""
         self._group = group
-        greenlet: gevent.Greenlet = group.spawn(_run_user, self)
+        greenlet: gevent.Greenlet[..., Any] = group.spawn(_run_user, self)
         self._lifecycle.run_on(greenlet)
         return greenlet
 
@@ -516,6 +527,7 @@ class User(metaclass=_TaskHolderMeta):
         finally:
             if not parked:
                 self._lifecycle.end()
+                self._release()
 
     def _taskset_turn(self) -> float | None:
         """One task of the top-level TaskSet; then the wait due: the set's own, or the user's
@@ -537,6 +549,10 @@ class User(metaclass=_TaskHolderMeta):
             self._taskset = None
             self._task_failed(e)
         return self.wait_time()
+
+    def _release(self) -> None:
+        """The user is gone: let go of what it holds for itself (HttpUser: its connections),
+        now rather than when the garbage collector gets to it."""
 
     def _finish(self) -> None:
         self._lifecycle.begin_stopping()  # on_stop's own requests (a logout) go through
@@ -595,6 +611,12 @@ class HttpUser(User):
             shared_pool=self.client_pool if self.client_pool is not None else self.pool_manager,
         )
 
+    def _release(self) -> None:
+        client = getattr(self, "client", None)  # a locustfile may have put its own client there
+        # a shared pool's connections serve other users too
+        if isinstance(client, HttpSession) and client.shared_pool is None:
+            client.close()
+
     def rest(
         self, method: str, url: str, headers: dict[str, str] | None = None, **kwargs: Any
     ) -> Any:
@@ -618,7 +640,7 @@ def is_user_class(obj: Any) -> bool:
 
 
 def filter_tasks_by_tags(
-    holder: type,
+    holder: type[TaskSet] | type[User],
     tags: Iterable[str] | None = None,
     exclude_tags: Iterable[str] | None = None,
     checked: dict[Any, bool] | None = None,
@@ -640,7 +662,7 @@ def filter_tasks_by_tags(
             # a TaskSet that picks its tasks itself (a MarkovTaskSet) has no list to filter
             keep = bool(t.tasks) or bool(getattr(t, "_markov_next", None))
         else:
-            t_tags = getattr(t, "locust_tag_set", set())
+            t_tags: set[str] = getattr(t, "locust_tag_set", set())
             keep = (include is None or bool(t_tags & include)) and not (
                 exclude is not None and t_tags & exclude
             )

@@ -43,6 +43,7 @@ def constant_pacing(wait_time: float) -> WaitTime:
         # slot after the one the task that just ended stood for
         user = getattr(self, "_user", self)  # a TaskSet's own pacing schedules its user
         grid = getattr(user, "_lcore_grid", None)
+        due: float
         if grid is not None and grid[0] is wait_time_func:
             due = grid[1]
         else:

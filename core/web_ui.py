@@ -180,7 +180,7 @@ class WebUI:
         if self._templates:
             from jinja2 import DictLoader
 
-            app.jinja_loader = DictLoader(self._templates)  # type: ignore[method-assign]
+            app.jinja_loader = DictLoader(self._templates)
         # Locust's own endpoints that locustfiles name in url_for(): the page and its login
         # (lcore's server answers both paths; these views only exist to build the URLs)
         locust = Blueprint("locust", "lcore.web_ui", url_prefix=self.base_path or None)

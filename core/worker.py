@@ -15,6 +15,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import gevent
@@ -99,7 +100,7 @@ class WorkerRuntime(WorkerRunner):
         self.heartbeat_timeout = heartbeat_timeout
         self.first_connect_timeout = first_connect_timeout
         self.curve = curve
-        self._monitor: gevent.Greenlet | None = None
+        self._monitor: gevent.Greenlet[..., Any] | None = None
         self.client_id = make_node_id()
         self.worker_index = 0
         self.stats_recorder = RequestStats()
@@ -123,11 +124,11 @@ class WorkerRuntime(WorkerRunner):
         self._seq = 0
         self._run_id = -1
         self._socket: Any = None
-        self._context = zmq.Context.instance()
+        self._context: zmq.Context[Any] = zmq.Context.instance()
         self._last_master_seen = time.monotonic()
         self._quit = Event()
         self._exit_code = 0
-        self._stopper: gevent.Greenlet | None = None
+        self._stopper: gevent.Greenlet[..., Any] | None = None
         self._connected = Event()
         # set once the locustfile's init hooks have run: no user starts before that
         self._ready = Event()
@@ -182,7 +183,7 @@ class WorkerRuntime(WorkerRunner):
         services = Group()
         for loop in (self._receive_loop, self._stats_loop, self._heartbeat_loop, self._trim_loop, self._usage_loop):
             name = loop.__name__.lstrip("_").replace("_", " ")
-            services.spawn(loop).link_exception(lambda g, name=name: self._service_died(g, name))
+            services.spawn(loop).link_exception(partial(self._service_died, name=name))
         try:
             if not self._connect(self.first_connect_timeout):
                 if self._quit.is_set():
@@ -212,7 +213,7 @@ class WorkerRuntime(WorkerRunner):
             self._context.destroy(linger=2000 if self._ready.is_set() else 0)
         return self._exit_code
 
-    def _service_died(self, greenlet: gevent.Greenlet, name: str) -> None:
+    def _service_died(self, greenlet: gevent.Greenlet[..., Any], name: str) -> None:
         error = greenlet.exception
         log.error(
             "Worker %s: its %s died, stopping: %s",

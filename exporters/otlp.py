@@ -27,6 +27,7 @@ import socket
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from functools import partial
 from typing import Any
 
 from lcore._version import __version__
@@ -162,8 +163,9 @@ class OtlpMetrics:
             families = list(self.registry.collect())
         extra = {k: v for k, v in (self.labels() if labels is None else labels).items() if v}
         metrics = [m for family in families if (m := _metric(family, extra, start, now))]
-        scope = ScopeMetrics(InstrumentationScope("lcore", __version__), metrics, None)
-        return MetricsData([ResourceMetrics(self.resource, [scope], None)])
+        # schema_url: none (its protobuf default, "")
+        scope = ScopeMetrics(InstrumentationScope("lcore", __version__), metrics, "")
+        return MetricsData([ResourceMetrics(self.resource, [scope], "")])
 
     async def push(self, final: bool = False) -> bool:
         # a final push to a receiver that already fails is not waited for as long: the SDK
@@ -189,7 +191,7 @@ class OtlpMetrics:
         for exporter in self.exporters:
             try:
                 result = await self.offload(
-                    lambda e=exporter: e.export(data, timeout_millis=timeout * 1000)
+                    partial(exporter.export, data, timeout_millis=timeout * 1000)
                 )
             except Exception as e:  # noqa: BLE001 - an output never stops the test
                 ok = False
@@ -206,7 +208,7 @@ class OtlpMetrics:
     async def close(self) -> None:
         async with self._lock:
             for exporter in self.exporters:
-                await self.offload(lambda e=exporter: e.shutdown())
+                await self.offload(exporter.shutdown)
 
 
 def _attributes(labels: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:

@@ -178,7 +178,8 @@ class _AdmittedNames:
                 admitted.add((e.method, e.name))
         if len(entries) <= len(admitted):
             return entries, []
-        own, folded = [], []
+        own: list[Any] = []
+        folded: list[Any] = []
         for e in entries:
             (own if (e.method, e.name) in admitted else folded).append(e)
         return own, folded

@@ -91,7 +91,7 @@ class RemoteWrite:
             return False
 
     async def _push(self, body: bytes, delays: tuple[float | None, ...]) -> bool:
-        reason = "not sent"
+        reason: str | None = "not sent"
         for delay in delays:
             retry, reason = await self._send(body)
             if reason is None:

@@ -21,6 +21,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 from lcore.run_ids import new_run_id
@@ -44,6 +45,7 @@ SNAPSHOT_SLICE = 100
 
 def os_thread_executor() -> concurrent.futures.Executor:
     """One real OS thread, also in a process gevent has patched."""
+    monkey: ModuleType | None
     try:
         from gevent import monkey
     except ImportError:  # pragma: no cover - gevent is a dependency

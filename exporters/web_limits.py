@@ -70,9 +70,9 @@ async def read_body(request: web.Request, timeout: float = BODY_TIMEOUT) -> None
     if not request.can_read_body:
         return
     try:
-        async with asyncio.timeout(timeout):
-            await request.read()
-    except TimeoutError:
+        # wait_for, not asyncio.timeout(): Python 3.10 has no asyncio.timeout
+        await asyncio.wait_for(request.read(), timeout)
+    except asyncio.TimeoutError:
         raise web.HTTPRequestTimeout(text="The request body did not arrive in time") from None
 
 

@@ -37,9 +37,10 @@ def run_demo(argv: Sequence[str]) -> int:
             sys.stderr.write("lcore: error: the embedded target did not start\n")
             return 1
         url = line.rsplit(" ", 1)[-1].strip()
-        locustfile = os.path.join(
-            os.path.dirname(os.path.abspath(__import__("lcore").__file__)), "demo_locustfile.py"
-        )
+        import lcore
+
+        assert lcore.__file__ is not None  # a regular package, not a namespace one
+        locustfile = os.path.join(os.path.dirname(os.path.abspath(lcore.__file__)), "demo_locustfile.py")
         rest = [a for a in argv if a != "--demo"]
         # the demo must not fail because 5557 or 8089 is taken: it picks free ports unless told
         if not any(a.startswith("--master-bind-port") for a in rest):

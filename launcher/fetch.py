@@ -116,7 +116,7 @@ def _download(
         while download.next_offset == asked and (left := until - time.monotonic()) > 0:
             # IMMEDIATE: writable once connected, so the first request leaves at once
             poller.modify(sock, zmq.POLLIN | (zmq.POLLOUT if unsent else 0))
-            events = dict(poller.poll(left * 1000))
+            events = dict(poller.poll(int(left * 1000)))
             if monitor in events:
                 raise bundle.BundleError(_refusal(recv_monitor_message(monitor)["event"], shown, curve))
             flags = events.get(sock, 0)

@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from functools import partial
 
 from lcore._version import __version__
 from lcore.log import LOG_CONTEXT, setup_logging
@@ -76,7 +77,7 @@ def run_processes(config: Config) -> int:
     c = config
     if c.worker:
         workers = [
-            Child("worker", i, lambda i=i: run_worker(c, c.master_endpoint, remote=True, index=i))
+            Child("worker", i, partial(run_worker, c, c.master_endpoint, remote=True, index=i))
             for i in range(max(1, c.local_workers))
         ]
         return Supervisor(None, workers).run()
@@ -88,7 +89,7 @@ def run_processes(config: Config) -> int:
         endpoints = [ipc] if c.master_bind_endpoint is None else [ipc, c.master_bind_endpoint]
         master = Child("master", 0, lambda: run_master(c, endpoints, run_uid))
         workers = [
-            Child("worker", i, lambda i=i: run_worker(c, ipc, remote=False, index=i))
+            Child("worker", i, partial(run_worker, c, ipc, remote=False, index=i))
             for i in range(c.local_workers)
         ]
         supervisor = Supervisor(master, workers)

@@ -8,7 +8,7 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from lcore import unreported
@@ -96,6 +96,7 @@ async def master_async(
     loop.add_signal_handler(signal.SIGTERM, runtime.quit)
     web = None
     if not options.no_web:
+        start_web: Callable[..., Awaitable[Any]] | None
         try:
             from lcore.exporters.web import start_web
         except ImportError:
@@ -367,7 +368,7 @@ def final_reports(
     if options.csv_prefix:
         report_csv.write_csv_files(stats, options.csv_prefix)
     if options.json or options.json_file:
-        document = report_json.stats_to_json(stats)
+        document: Any = report_json.stats_to_json(stats)
         if options.thresholds:
             document = {
                 "stats": document,

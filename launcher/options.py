@@ -24,6 +24,7 @@ from .parser import (
     ParserHook,
     _build,
     build_parser,
+    option_getter,
 )
 from .preflight import check_world
 from .sources import (
@@ -294,7 +295,7 @@ def resolve_processes(n: int | None) -> int:
 def validate(options: argparse.Namespace) -> None:
     """Rules that involve more than one option, or a range argparse cannot express."""
     resolve_outputs(options)  # first: --out csv=... is --csv for every rule below
-    get = options.__dict__.get
+    get = option_getter(options)
     if get("master") and get("worker"):
         raise OptionsError("--master cannot be combined with --worker")
     processes = get("processes")
@@ -388,7 +389,7 @@ def _validate_open_model(options: argparse.Namespace) -> None:
 
 def _validate_step_load(options: argparse.Namespace) -> None:
     """Locust 1.x's Step Load mode: N more users every T up to -u, from the master."""
-    get = options.__dict__.get
+    get = option_getter(options)
     step_users, step_time = get("step_users"), get("step_time")
     if not get("step_load"):
         if step_users is not None or step_time is not None:

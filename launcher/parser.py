@@ -24,6 +24,13 @@ class OptionsError(Exception):
         super().__init__(" ".join(str(message).split()))
 
 
+def option_getter(options: argparse.Namespace) -> Callable[..., Any]:
+    """``get(dest, default=None)``: an option's value, or ``default`` when the parser that
+    made ``options`` has no such option (argparse's values are untyped: Any)."""
+    values: dict[str, Any] = vars(options)
+    return values.get
+
+
 class CustomOption(NamedTuple):
     """An option a locustfile added, as the status page needs it (``options._custom_options``).
 
@@ -53,10 +60,11 @@ class _Multiple(argparse._AppendAction):
     namespace, so the append starts from nothing)."""
 
 
-class _TakesLocustKeywords:
+class _TakesLocustKeywords(argparse._ActionsContainer):
     """``add_argument`` that also takes the keywords Locust's parser takes (``env_var``,
     ``include_in_web_ui`` (default True, as Locust's), ``is_secret``, ``is_required``,
-    ``is_multiple``), as locustfiles pass them."""
+    ``is_multiple``), as locustfiles pass them. A mixin before an argparse container class
+    (a parser, a group), which it names as its base so that its ``super()`` calls type-check."""
 
     def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
         taken = _taken_by(self, args)

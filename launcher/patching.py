@@ -32,7 +32,7 @@ class _OriginalEpollLoader(importlib.abc.Loader):
 
     def exec_module(self, module: ModuleType) -> None:
         had = hasattr(select, "epoll")
-        select.epoll = self.epoll  # type: ignore[attr-defined]
+        select.epoll = self.epoll  # type: ignore[misc]  # a class to mypy; swapped on purpose
         try:
             self.inner.exec_module(module)
         finally:

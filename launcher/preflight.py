@@ -13,7 +13,7 @@ import sys
 import time
 from urllib.parse import urlsplit
 
-from .parser import OptionsError
+from .parser import OptionsError, option_getter
 
 # a scheme as RFC 3986 spells it, followed by '://'
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -116,7 +116,7 @@ def check_master_host(host: str, timeout: float) -> None:
 
 
 def check_world(options: argparse.Namespace) -> None:
-    get = options.__dict__.get
+    get = option_getter(options)
     if get("host"):
         check_host(get("host"))
     if get("web_auth") is not None:

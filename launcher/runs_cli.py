@@ -39,7 +39,7 @@ class _UsageError(Exception):
 
 
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)  # only a parent: its error() is never called
     # SUPPRESS: given before or after the subcommand, neither place's default hides the other
     common.add_argument(
         "--results-db", metavar="PATH|URL", default=argparse.SUPPRESS, help="The results store (default: $LCORE_RESULTS_DB, "

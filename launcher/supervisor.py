@@ -1,10 +1,14 @@
 """Forks the master and the workers and watches them (the launcher never runs an event loop).
 
-Signal handlers only record the signal; the supervisor's loop acts on it. First Ctrl-C or
-SIGTERM: the master is asked to stop the test and quit (it writes the final report and tells
-its workers to quit). Second: everything is killed at once. A local worker that dies is
-restarted; on a --worker box (no master here), one killed by a signal is. Children die with
-the launcher, whatever kills it (PR_SET_PDEATHSIG).
+Signal handlers only record the signal (``signal_queue``); the supervisor's loop acts on it.
+First Ctrl-C or SIGTERM: the master is asked to stop the test and quit (it writes the final
+report and tells its workers to quit). Second: everything is killed at once. A local worker
+that dies is restarted; on a --worker box (no master here), one killed by a signal is.
+Children die with the launcher, whatever kills it (PR_SET_PDEATHSIG).
+
+What the supervisor does to processes (fork, wait, signal) and time goes through one
+``Processes`` object: ``SystemProcesses`` for real, a fake in tests, which queue a signal on
+``signal_queue`` instead of sending one (uvicorn's supervisor tests do the same).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 log = logging.getLogger("lcore.launcher")
 
@@ -94,20 +99,67 @@ def fork_child(child: Child, ready_fd: int | None = None, parent_pid: int | None
         os._exit(code)
 
 
+class Processes(Protocol):
+    """What the supervisor does to processes, and its clock."""
+
+    def fork(self, child: Child, parent_pid: int) -> int:
+        """Start ``child.target`` in a new process, set ``child.pid`` and return it."""
+        ...
+
+    def waitpid(self, pid: int, options: int) -> tuple[int, int]:
+        """``os.waitpid``: (pid, wait status), (0, 0) if none has ended (WNOHANG);
+        ChildProcessError when there is no such child (no child at all, for -1)."""
+        ...
+
+    def kill(self, pid: int, signum: int) -> None:
+        """``os.kill``: ProcessLookupError if it is gone."""
+        ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+    def monotonic(self) -> float: ...
+
+
+class SystemProcesses:
+    """The real ones."""
+
+    def fork(self, child: Child, parent_pid: int) -> int:
+        return fork_child(child, parent_pid=parent_pid)
+
+    def waitpid(self, pid: int, options: int) -> tuple[int, int]:
+        return os.waitpid(pid, options)
+
+    def kill(self, pid: int, signum: int) -> None:
+        os.kill(pid, signum)
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
 class Supervisor:
     def __init__(
-        self, master: Child | None, workers: list[Child], *, restart_workers: bool = True
+        self,
+        master: Child | None,
+        workers: list[Child],
+        *,
+        restart_workers: bool = True,
+        processes: Processes | None = None,
     ) -> None:
         self.master = master
         self.workers = workers
         self.restart_workers = restart_workers
-        self._signals: list[int] = []
+        self.processes: Processes = processes or SystemProcesses()
+        # signals received and not acted on yet, oldest first (the handlers only append here)
+        self.signal_queue: list[int] = []
         self._stopping = False
         self._fatal = False  # a worker exited with EXIT_FATAL
         self._pid = os.getpid()
 
     def _record_signal(self, signum: int, _frame: object) -> None:
-        self._signals.append(signum)
+        self.signal_queue.append(signum)
 
     def _children(self) -> list[Child]:
         return [c for c in ([self.master] if self.master else []) + self.workers if c.pid]
@@ -125,7 +177,7 @@ class Supervisor:
             return target()
 
         self.master.target = run_master
-        fork_child(self.master, parent_pid=self._pid)
+        self.processes.fork(self.master, self._pid)
         self.master.target = target
         os.close(write_fd)
         try:
@@ -137,22 +189,24 @@ class Supervisor:
 
     def run(self) -> int:
         """Supervise until the master (or, without a master, every worker) has exited."""
+        # kept until the launcher exits: a Ctrl-C while it cleans up is recorded, not raised
         signal.signal(signal.SIGINT, self._record_signal)
         signal.signal(signal.SIGTERM, self._record_signal)
         signal.signal(signal.SIGHUP, self._record_signal)
+        processes = self.processes
         for worker in self.workers:
             if not worker.pid:
-                fork_child(worker, parent_pid=self._pid)
+                processes.fork(worker, self._pid)
         exit_code = 0
         try:
             while True:
                 self._handle_signals()
                 try:
-                    pid, status = os.waitpid(-1, os.WNOHANG)
+                    pid, status = processes.waitpid(-1, os.WNOHANG)
                 except ChildProcessError:
                     return exit_code
                 if pid == 0:
-                    time.sleep(0.05)
+                    processes.sleep(0.05)
                     continue
                 if self.master is not None and pid == self.master.pid:
                     self.master.pid = 0
@@ -162,10 +216,10 @@ class Supervisor:
                     self._stop_workers()
                     # a worker that could not start (it may have exited just before the master)
                     return max(exit_code, 1) if self._fatal else exit_code
-                worker = next((w for w in self.workers if w.pid == pid), None)
-                if worker is None:
+                dead = next((w for w in self.workers if w.pid == pid), None)
+                if dead is None:
                     continue
-                dead_pid, worker.pid = worker.pid, 0
+                dead_pid, dead.pid = dead.pid, 0
                 code = exit_code_of(status)
                 if code == EXIT_FATAL:
                     # it said why (an init listener raised): the run cannot go on as asked
@@ -175,7 +229,7 @@ class Supervisor:
                     if not self._stopping:
                         self._stop_everything()
                 restarted = (
-                    code != 0 and not self._stopping and self._worker_died(worker, status, dead_pid)
+                    code != 0 and not self._stopping and self._worker_died(dead, status, dead_pid)
                 )
                 if self.master is None and not restarted:
                     exit_code = max(exit_code, code)
@@ -194,31 +248,31 @@ class Supervisor:
             # gone, refused it, never answered); restarting it would only say that again. One
             # killed (SIGKILL, the OOM killer, a crash) is restarted, as a local one is.
             return False
-        now = time.monotonic()
+        now = self.processes.monotonic()
         worker.restarts = [t for t in worker.restarts if now - t < 60] + [now]
         if len(worker.restarts) > MAX_RESTARTS_PER_MINUTE:
             log.error("Worker process %d keeps dying; not restarting it again", worker.index)
             return False
         log.info("Restarting worker process %d", worker.index)
-        fork_child(worker, parent_pid=self._pid)
+        self.processes.fork(worker, self._pid)
         return True
 
     def _stop_everything(self) -> None:
         self._stopping = True
         if self.master is not None and self.master.pid:
-            os.kill(self.master.pid, signal.SIGTERM)
+            self._signal(self.master.pid, signal.SIGTERM)
         else:
             self._stop_workers()
 
     def _handle_signals(self) -> None:
-        while self._signals:
-            signum = self._signals.pop(0)
+        while self.signal_queue:
+            signum = self.signal_queue.pop(0)
             if not self._stopping:
                 self._stopping = True
                 log.info("Shutting down (press Ctrl-C again to stop at once)")
                 target = self.master if self.master and self.master.pid else None
                 if target is not None:
-                    os.kill(target.pid, signal.SIGTERM)
+                    self._signal(target.pid, signal.SIGTERM)
                 else:
                     self._stop_workers()
             else:
@@ -229,14 +283,15 @@ class Supervisor:
     def _stop_workers(self, timeout: float = 5.0) -> None:
         """The master has gone: workers that are still here get SIGTERM, then SIGKILL."""
         self._stopping = True
+        processes = self.processes
         alive = [w for w in self.workers if w.pid]
         for w in alive:
-            _signal(w.pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while alive and time.monotonic() < deadline:
+            self._signal(w.pid, signal.SIGTERM)
+        deadline = processes.monotonic() + timeout
+        while alive and processes.monotonic() < deadline:
             for w in alive:
                 try:
-                    pid, status = os.waitpid(w.pid, os.WNOHANG)
+                    pid, status = processes.waitpid(w.pid, os.WNOHANG)
                 except ChildProcessError:
                     pid, status = w.pid, 0
                 if pid:
@@ -244,23 +299,22 @@ class Supervisor:
                     if exit_code_of(status) == EXIT_FATAL:
                         self._fatal = True
             alive = [w for w in alive if w.pid]
-            time.sleep(0.02)
+            processes.sleep(0.02)
 
     def _kill_all(self) -> None:
         for child in self._children():
-            _signal(child.pid, signal.SIGKILL)
+            self._signal(child.pid, signal.SIGKILL)
             try:
-                os.waitpid(child.pid, 0)
+                self.processes.waitpid(child.pid, 0)
             except ChildProcessError:
                 pass
             child.pid = 0
 
-
-def _signal(pid: int, signum: int) -> None:
-    try:
-        os.kill(pid, signum)
-    except ProcessLookupError:
-        pass
+    def _signal(self, pid: int, signum: int) -> None:
+        try:
+            self.processes.kill(pid, signum)
+        except ProcessLookupError:
+            pass
 
 
 def notify_ready() -> None:

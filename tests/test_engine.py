@@ -363,7 +363,8 @@ def test_sigkill_worker_is_declared_lost_and_the_test_finishes(tmp_path, target,
         run_lcore("-f", str(lf), "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)) for _ in range(2)
     ]
     master.wait_for_output("Ramping to 6 users", timeout=30)
-    time.sleep(1.5)  # let both workers run users before one dies
+    # both workers run users before one dies: each of the 6 users has its own connection
+    wait_until(lambda: target.connections >= 6, timeout=20)
     os.killpg(workers[0].proc.pid, signal.SIGKILL)
     killed_at = time.monotonic()
     out = master.wait_for_output(" lost: silent for", timeout=10)
@@ -535,7 +536,7 @@ def test_ctrl_c_stops_cleanly_and_writes_the_report(tmp_path, target, run_lcore)
         "--csv", str(prefix), *common(free_port()),
     )  # fmt: skip
     proc.wait_for_output("Ramping to 4 users", timeout=30)
-    time.sleep(1.5)
+    wait_until(lambda: target.connections >= 4, timeout=20)  # every user is sending
     os.kill(proc.proc.pid, signal.SIGINT)
     assert proc.wait(30) == 0, proc.output
     rows = read_stats_csv(prefix)

@@ -6,7 +6,6 @@ import os
 import re
 import signal
 import textwrap
-import time
 
 import psutil
 import pytest
@@ -38,7 +37,8 @@ def test_sigkill_local_worker_is_restarted_and_the_loss_reported(tmp_path, targe
     )  # fmt: skip
     proc.wait_for_output("Ramping to 6 users", timeout=30)
     pids = worker_pids(proc.proc.pid, 2)
-    time.sleep(1.5)
+    # both workers run users before one dies: each of the 6 users has its own connection
+    wait_until(lambda: target.connections >= 6, timeout=20)
     os.kill(pids[0], signal.SIGKILL)
     proc.wait_for_output("Restarting worker process", timeout=10)
     proc.wait_for_output(" lost: silent for", timeout=10)
@@ -61,12 +61,14 @@ def test_sigstop_worker_is_lost_then_rejoins_and_counts_stay_exact(tmp_path, tar
         run_lcore("-f", str(lf), "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)) for _ in range(2)
     ]
     master.wait_for_output("Ramping to 6 users", timeout=30)
-    time.sleep(1.5)
+    # both workers run users: each of the 6 users has its own connection
+    wait_until(lambda: target.connections >= 6, timeout=20)
     frozen = psutil.Process(workers[0].proc.pid).children()[0]
     frozen.send_signal(signal.SIGSTOP)
     try:
         master.wait_for_output(" lost: silent for", timeout=10)
-        time.sleep(1.5)
+        # the other worker takes the frozen one's 3 users over: 3 new connections
+        wait_until(lambda: target.connections >= 9, timeout=20)
     finally:
         frozen.send_signal(signal.SIGCONT)
     workers[0].wait_for_output("Reconnected to the master", timeout=20)

@@ -70,6 +70,24 @@ def session(target: Target, rec: Recorded) -> Iterator[HttpSession]:
     s.close()
 
 
+SessionFactory = Callable[..., HttpSession]
+
+
+@pytest.fixture
+def new_session() -> Iterator[SessionFactory]:
+    """``HttpSession(...)`` for a test's own sessions; each is closed when the test ends (its
+    keep-alive connections with it)."""
+    made: list[HttpSession] = []
+
+    def make(*args: Any, **kwargs: Any) -> HttpSession:
+        made.append(HttpSession(*args, **kwargs))
+        return made[-1]
+
+    yield make
+    for s in made:
+        s.close()
+
+
 def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -131,8 +149,8 @@ def test_3xx_without_following_is_a_success(session: HttpSession, rec: Recorded)
     assert rec.last[4] is None
 
 
-def test_refused_connection_is_a_failure(rec: Recorded) -> None:
-    session = HttpSession(f"http://127.0.0.1:{closed_port()}", rec.hook)
+def test_refused_connection_is_a_failure(new_session: SessionFactory, rec: Recorded) -> None:
+    session = new_session(f"http://127.0.0.1:{closed_port()}", rec.hook)
     response = session.get("/nothing")
     assert response.status_code == 0
     assert not response.ok
@@ -160,8 +178,8 @@ def test_timeout_is_a_failure_and_the_connection_is_not_reused(
     assert session.get("/json").json()["ok"] is True
 
 
-def test_network_timeout_of_the_session(target: Target, rec: Recorded) -> None:
-    session = HttpSession(target.url, rec.hook, network_timeout=0.2)
+def test_network_timeout_of_the_session(new_session: SessionFactory, target: Target, rec: Recorded) -> None:
+    session = new_session(target.url, rec.hook, network_timeout=0.2)
     response = session.get("/delay/3000")
     assert isinstance(response.error, TimeoutError)
 
@@ -227,8 +245,8 @@ def test_params_json_data_and_headers(session: HttpSession) -> None:
     assert "Accept" not in doc["headers"]
 
 
-def test_default_headers_and_session_headers(target: Target, rec: Recorded) -> None:
-    session = HttpSession(target.url, rec.hook, default_headers={"X-Default": "d"})
+def test_default_headers_and_session_headers(new_session: SessionFactory, target: Target, rec: Recorded) -> None:
+    session = new_session(target.url, rec.hook, default_headers={"X-Default": "d"})
     doc = echo(session.get("/echo"))
     assert doc["headers"]["Host"] == f"127.0.0.1:{target.port}"
     assert doc["headers"]["User-Agent"].startswith("lcore/")
@@ -243,13 +261,13 @@ def test_default_headers_and_session_headers(target: Target, rec: Recorded) -> N
     assert "Authorization" not in echo(session.get("/echo"))["headers"]
 
 
-def test_basic_auth(target: Target, session: HttpSession, rec: Recorded) -> None:
+def test_basic_auth(new_session: SessionFactory, target: Target, session: HttpSession, rec: Recorded) -> None:
     expected = "Basic " + base64.b64encode(b"user:pa ss").decode()
     doc = echo(session.get("/echo", auth=("user", "pa ss")))
     assert doc["headers"]["Authorization"] == expected
     session.auth = ("user", "pa ss")
     assert echo(session.get("/echo"))["headers"]["Authorization"] == expected
-    with_credentials = HttpSession(f"http://user:pa%20ss@127.0.0.1:{target.port}", rec.hook)
+    with_credentials = new_session(f"http://user:pa%20ss@127.0.0.1:{target.port}", rec.hook)
     assert with_credentials.auth == ("user", "pa ss")
     assert echo(with_credentials.get("/echo"))["headers"]["Authorization"] == expected
 
@@ -269,8 +287,8 @@ def test_files_are_sent_as_multipart(session: HttpSession) -> None:
     assert "Content-Type: text/csv\r\n\r\na,b\n1,2\n" in body
 
 
-def test_base_url_with_a_path_prefix(target: Target, rec: Recorded) -> None:
-    session = HttpSession(f"{target.url}/api/", rec.hook)
+def test_base_url_with_a_path_prefix(new_session: SessionFactory, target: Target, rec: Recorded) -> None:
+    session = new_session(f"{target.url}/api/", rec.hook)
     session.get("/prefixed")
     assert target.counts()[("GET", "/api/prefixed")] == 1
     assert rec.last[1] == "/prefixed"
@@ -282,8 +300,8 @@ def test_unsafe_characters_in_the_path_are_quoted(session: HttpSession, target: 
     assert target.counts()[("GET", "/unsafe/%C3%A4%20b")] == 1
 
 
-def test_no_base_url_needs_absolute_urls(target: Target, rec: Recorded) -> None:
-    session = HttpSession(None, rec.hook)
+def test_no_base_url_needs_absolute_urls(new_session: SessionFactory, target: Target, rec: Recorded) -> None:
+    session = new_session(None, rec.hook)
     with pytest.raises(LocustError):
         session.get("/")
     assert session.get(f"{target.url}/json").status_code == 200
@@ -376,8 +394,8 @@ def test_redirect_method_rules(session: HttpSession) -> None:
     assert (doc["method"], doc["body"]) == ("PUT", "kept")
 
 
-def test_too_many_redirects(target: Target, rec: Recorded) -> None:
-    session = HttpSession(target.url, rec.hook, max_redirects=2)
+def test_too_many_redirects(new_session: SessionFactory, target: Target, rec: Recorded) -> None:
+    session = new_session(target.url, rec.hook, max_redirects=2)
     response = session.get("/redirect/5")
     assert response.status_code == 302
     assert isinstance(response.error, TooManyRedirects)
@@ -413,9 +431,9 @@ def test_absolute_urls_get_their_own_pool(
     assert session.get("/").status_code == 200
 
 
-def test_keep_alive_reuses_one_connection(rec: Recorded) -> None:
+def test_keep_alive_reuses_one_connection(new_session: SessionFactory, rec: Recorded) -> None:
     with Target() as t:
-        session = HttpSession(t.url, rec.hook)
+        session = new_session(t.url, rec.hook)
         for i in range(20):
             session.get(f"/n/{i}")
         session.post("/echo", json={"a": 1})
@@ -430,9 +448,9 @@ def test_keep_alive_reuses_one_connection(rec: Recorded) -> None:
         assert all(call[4] is None for call in rec.calls)
 
 
-def test_concurrent_greenlets_share_a_session_within_its_limit(rec: Recorded) -> None:
+def test_concurrent_greenlets_share_a_session_within_its_limit(new_session: SessionFactory, rec: Recorded) -> None:
     with Target() as t:
-        session = HttpSession(t.url, rec.hook, concurrency=2)
+        session = new_session(t.url, rec.hook, concurrency=2)
         start = time.perf_counter()
         jobs = [gevent.spawn(session.get, "/delay/150") for _ in range(6)]
         gevent.joinall(jobs, raise_error=True)
@@ -448,7 +466,7 @@ def test_concurrent_greenlets_share_a_session_within_its_limit(rec: Recorded) ->
 
 
 def test_cookies_are_kept_per_session_and_host(
-    session: HttpSession, target: Target, other_target: Target, rec: Recorded
+    new_session: SessionFactory, session: HttpSession, target: Target, other_target: Target, rec: Recorded
 ) -> None:
     response = session.get("/cookies/set?a=1&b=two")
     assert response.cookies == {"a": "1", "b": "two"}
@@ -456,7 +474,7 @@ def test_cookies_are_kept_per_session_and_host(
     assert echo(session.get("/cookies"))["cookies"] == {"a": "1", "b": "two"}
     # Another host (same port rules aside) does not see them; another session neither.
     assert echo(session.get(f"http://localhost:{other_target.port}/cookies"))["cookies"] == {}
-    fresh = HttpSession(target.url, rec.hook)
+    fresh = new_session(target.url, rec.hook)
     assert echo(fresh.get("/cookies"))["cookies"] == {}
     # Per-request cookies add to the jar's, without being stored.
     doc = echo(session.get("/cookies", cookies={"c": "3"}))
@@ -582,8 +600,8 @@ def test_catch_response_verdict_needs_the_with_block(session: HttpSession) -> No
         response.failure("x")
 
 
-def test_catch_response_on_a_refused_connection(rec: Recorded) -> None:
-    session = HttpSession(f"http://127.0.0.1:{closed_port()}", rec.hook)
+def test_catch_response_on_a_refused_connection(new_session: SessionFactory, rec: Recorded) -> None:
+    session = new_session(f"http://127.0.0.1:{closed_port()}", rec.hook)
     with session.get("/", catch_response=True) as response:
         assert response.status_code == 0
     assert isinstance(rec.last[4], ConnectionRefusedError)
@@ -593,12 +611,12 @@ def test_catch_response_on_a_refused_connection(rec: Recorded) -> None:
 
 
 def test_listeners_get_the_full_event_and_the_recorder_still_runs(
-    target: Target, rec: Recorded
+    new_session: SessionFactory, target: Target, rec: Recorded
 ) -> None:
     events: list[dict[str, Any]] = []
     rec.hook.add_listener(lambda **kw: events.append(kw))
     user = FakeUser({"tenant": "a", "shared": "user"})
-    session = HttpSession(target.url, rec.hook, user=user)
+    session = new_session(target.url, rec.hook, user=user)
     before = time.time()
     response = session.get("/status/404", name="n", context={"shared": "request"})
     assert len(rec.calls) == 1
@@ -628,14 +646,14 @@ def test_listeners_see_catch_response_verdicts(session: HttpSession, rec: Record
     assert len(rec.calls) == 1
 
 
-def test_no_recorder_and_no_listener_is_fine(target: Target) -> None:
-    session = HttpSession(target.url, RequestEventHook())
+def test_no_recorder_and_no_listener_is_fine(new_session: SessionFactory, target: Target) -> None:
+    session = new_session(target.url, RequestEventHook())
     assert session.get("/").status_code == 200
 
 
-def test_a_stopping_user_stops_before_its_next_request(target: Target, rec: Recorded) -> None:
+def test_a_stopping_user_stops_before_its_next_request(new_session: SessionFactory, target: Target, rec: Recorded) -> None:
     user = FakeUser()
-    session = HttpSession(target.url, rec.hook, user=user)
+    session = new_session(target.url, rec.hook, user=user)
     session.get("/")
     user._lifecycle.request_stop(requests_too=True)
     before = target.total
@@ -648,10 +666,10 @@ def test_a_stopping_user_stops_before_its_next_request(target: Target, rec: Reco
 
 
 def test_an_in_flight_request_finishes_when_the_user_is_told_to_stop(
-    target: Target, rec: Recorded
+    new_session: SessionFactory, target: Target, rec: Recorded
 ) -> None:
     user = FakeUser()
-    session = HttpSession(target.url, rec.hook, user=user)
+    session = new_session(target.url, rec.hook, user=user)
     job = gevent.spawn(session.get, "/delay/200")
     gevent.sleep(0.05)
     user._lifecycle.request_stop(requests_too=True)
@@ -738,10 +756,10 @@ class ScriptedServer(LoopbackServer):
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 
-def test_an_idle_connection_closed_by_the_server_is_replaced(rec: Recorded) -> None:
+def test_an_idle_connection_closed_by_the_server_is_replaced(new_session: SessionFactory, rec: Recorded) -> None:
     server = ScriptedServer(lambda n: OK, close_after=1)
     try:
-        session = HttpSession(server.url, rec.hook)
+        session = new_session(server.url, rec.hook)
         assert session.get("/").text == "ok"
         # Immediately: the closed socket is noticed when the request finds no answer,
         # and an idempotent request is sent again on a fresh connection.
@@ -766,14 +784,14 @@ def test_an_idle_connection_closed_by_the_server_is_replaced(rec: Recorded) -> N
         server.close()
 
 
-def test_http10_and_length_less_answers(rec: Recorded) -> None:
+def test_http10_and_length_less_answers(new_session: SessionFactory, rec: Recorded) -> None:
     answers = {
         1: b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil close",
         2: b"HTTP/1.1 201 Created\r\nX-A: 1\r\n\r\nread to the end",
     }
     server = ScriptedServer(lambda n: answers[n], close_after=1)
     try:
-        session = HttpSession(server.url, rec.hook)
+        session = new_session(server.url, rec.hook)
         first = session.get("/")
         assert (first.status_code, first.text) == (200, "until close")
         second = session.get("/")
@@ -784,14 +802,14 @@ def test_http10_and_length_less_answers(rec: Recorded) -> None:
         server.close()
 
 
-def test_truncated_and_garbled_answers_are_failures(rec: Recorded) -> None:
+def test_truncated_and_garbled_answers_are_failures(new_session: SessionFactory, rec: Recorded) -> None:
     answers = {
         1: b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
         2: b"NOT HTTP AT ALL\r\n\r\n",
     }
     server = ScriptedServer(lambda n: answers[n], close_after=1)
     try:
-        session = HttpSession(server.url, rec.hook)
+        session = new_session(server.url, rec.hook)
         truncated = session.get("/")
         assert truncated.status_code == 0
         assert "5 of 10" in str(truncated.error)
@@ -821,15 +839,15 @@ def tls_context(tmp_path_factory: pytest.TempPathFactory) -> ssl.SSLContext:
 
 
 def test_https_with_the_default_insecure_context(
-    rec: Recorded, tls_context: ssl.SSLContext
+    new_session: SessionFactory, rec: Recorded, tls_context: ssl.SSLContext
 ) -> None:
     server = ScriptedServer(lambda n: OK, tls=tls_context)
     try:
-        session = HttpSession(server.url, rec.hook)
+        session = new_session(server.url, rec.hook)
         for _ in range(3):
             assert session.get("/").text == "ok"
         assert server.connections == 1
-        strict = HttpSession(server.url, rec.hook, insecure=False)
+        strict = new_session(server.url, rec.hook, insecure=False)
         response = strict.get("/")
         assert response.status_code == 0
         assert isinstance(response.error, ssl.SSLError)
@@ -847,14 +865,14 @@ def test_case_insensitive_dict() -> None:
     assert len(headers) == 0
 
 
-def test_response_request_is_what_was_sent(session: HttpSession, target: Target) -> None:
+def test_response_request_is_what_was_sent(new_session: SessionFactory, session: HttpSession, target: Target) -> None:
     r = session.post("/echo?x=1", json={"a": 1}, headers={"X-Trace": "t1"})
     sent = r.request
     assert (sent.method, sent.path_url, sent.url) == ("POST", "/echo?x=1", f"{target.url}/echo?x=1")
     assert sent.headers["x-trace"] == "t1" and sent.headers["Content-Type"] == "application/json"
     assert sent.body == b'{"a": 1}'
     assert session.get("/redirect/1").request.path_url == "/"  # the last hop
-    refused = HttpSession(f"http://127.0.0.1:{closed_port()}", RequestEventHook())
+    refused = new_session(f"http://127.0.0.1:{closed_port()}", RequestEventHook())
     failed = refused.get("/nothing")
     assert failed.status_code == 0 and failed.request.method == "GET" and failed.request.body is None
 
@@ -906,8 +924,12 @@ class ForwardProxy(LoopbackServer):
             leftover = origin_form + rest
         if leftover:
             upstream.sendall(leftover)
-        threading.Thread(target=_pipe, args=(upstream, conn), daemon=True).start()
+        relay = threading.Thread(target=_pipe, args=(upstream, conn), daemon=True)
+        relay.start()
         _pipe(conn, upstream)
+        relay.join(timeout=10)  # _pipe shut both down: the other direction ends too
+        upstream.close()
+        conn.close()
 
 
 def _pipe(source: socket.socket, sink: socket.socket) -> None:
@@ -924,12 +946,12 @@ def _pipe(source: socket.socket, sink: socket.socket) -> None:
                 pass
 
 
-def test_requests_through_a_proxy(rec: Recorded, tls_context: ssl.SSLContext) -> None:
+def test_requests_through_a_proxy(new_session: SessionFactory, rec: Recorded, tls_context: ssl.SSLContext) -> None:
     plain = ScriptedServer(lambda n: OK)
     secure = ScriptedServer(lambda n: OK, tls=tls_context)
     proxy = ForwardProxy()
     try:
-        session = HttpSession(plain.url, rec.hook, proxy_host="127.0.0.1", proxy_port=proxy.port)
+        session = new_session(plain.url, rec.hook, proxy_host="127.0.0.1", proxy_port=proxy.port)
         for _ in range(3):
             assert session.get("/x?a=1").text == "ok"
         response = session.get(f"{secure.url}/y")
@@ -947,10 +969,10 @@ def test_requests_through_a_proxy(rec: Recorded, tls_context: ssl.SSLContext) ->
             server.close()
 
 
-def test_a_refused_tunnel_is_a_failure_that_says_so(rec: Recorded) -> None:
+def test_a_refused_tunnel_is_a_failure_that_says_so(new_session: SessionFactory, rec: Recorded) -> None:
     proxy = ForwardProxy(refuse_tunnels=True)
     try:
-        session = HttpSession(None, rec.hook, proxy_host="127.0.0.1", proxy_port=proxy.port)
+        session = new_session(None, rec.hook, proxy_host="127.0.0.1", proxy_port=proxy.port)
         response = session.get("https://127.0.0.1:9/")
         assert response.status_code == 0
         assert "407" in str(response.error) and "refused a tunnel" in str(response.error)
@@ -963,8 +985,8 @@ def test_a_refused_tunnel_is_a_failure_that_says_so(rec: Recorded) -> None:
 # -- Locust's API details (checked against Locust 2.47's own tests) -----------------------------
 
 
-def test_content_is_none_after_a_connection_error(rec: Recorded) -> None:
-    s = HttpSession(f"http://127.0.0.1:{closed_port()}", rec.hook)
+def test_content_is_none_after_a_connection_error(new_session: SessionFactory, rec: Recorded) -> None:
+    s = new_session(f"http://127.0.0.1:{closed_port()}", rec.hook)
     response = s.get("/")
     assert response.status_code == 0 and response.error is not None
     assert response.content is None
@@ -1013,12 +1035,14 @@ def test_users_given_one_pool_object_share_its_connections(target: Target, attri
     for user in (c, d, d, c):
         user.client.get("/")
     assert target.connections - before == 2
+    for user in (a, b, c, d):
+        user.client.close()
 
 
-def test_a_shared_pool_sends_each_sessions_own_headers(target: Target, rec: Recorded) -> None:
+def test_a_shared_pool_sends_each_sessions_own_headers(new_session: SessionFactory, target: Target, rec: Recorded) -> None:
     shared = object.__new__(type("Pool", (), {}))
-    one = HttpSession(target.url, rec.hook, shared_pool=shared, default_headers={"X-Who": "one"})
-    two = HttpSession(target.url, rec.hook, shared_pool=shared, default_headers={"X-Who": "two"})
+    one = new_session(target.url, rec.hook, shared_pool=shared, default_headers={"X-Who": "one"})
+    two = new_session(target.url, rec.hook, shared_pool=shared, default_headers={"X-Who": "two"})
     for session, who in ((one, "one"), (two, "two"), (one, "one")):
         assert session.get("/").request.headers["X-Who"] == who
 
@@ -1033,11 +1057,11 @@ def test_iter_lines_and_stream_as_on_locusts_fast_client(session: HttpSession, r
         list(session.iter_lines("/status/500"))
 
 
-def test_a_bad_ssl_context_factory_fails_the_request_not_the_session(target: Target, rec: Recorded) -> None:
+def test_a_bad_ssl_context_factory_fails_the_request_not_the_session(new_session: SessionFactory, target: Target, rec: Recorded) -> None:
     def bad() -> ssl.SSLContext:
         raise ValueError("bad context")
 
-    s = HttpSession(target.url.replace("http:", "https:"), rec.hook, ssl_context_factory=bad)
+    s = new_session(target.url.replace("http:", "https:"), rec.hook, ssl_context_factory=bad)
     with pytest.raises(ValueError, match="bad context"):
         s.get("/")
 
@@ -1059,10 +1083,10 @@ class SlowBodyServer(LoopbackServer):
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_stream_true_records_the_time_until_the_head(rec: Recorded, stream: bool) -> None:
+def test_stream_true_records_the_time_until_the_head(new_session: SessionFactory, rec: Recorded, stream: bool) -> None:
     server = SlowBodyServer()
     try:
-        s = HttpSession(f"http://127.0.0.1:{server.port}", rec.hook)
+        s = new_session(f"http://127.0.0.1:{server.port}", rec.hook)
         response = s.get("/", stream=stream)
         assert response.content == b"0123456789" and rec.last[3] == 10
         response_time = rec.last[2]

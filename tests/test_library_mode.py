@@ -64,12 +64,13 @@ def _client_user(url: str):
     return ClientUser
 
 
-def test_env_stats_count_a_request_as_soon_as_it_completed_without_a_runner(target) -> None:
+def test_env_stats_count_a_request_as_soon_as_it_completed_without_a_runner(target, request) -> None:
     from lcore.env import Environment
 
     user_class = _client_user(target.url)
     env = Environment(user_classes=[user_class])
     user = user_class(env)
+    request.addfinalizer(user.client.close)
     user.client.get("/now")
     entry = env.stats.get("/now", "GET")
     assert entry.num_requests == 1 and env.stats.total.num_requests == 1
@@ -81,7 +82,7 @@ def test_env_stats_count_a_request_as_soon_as_it_completed_without_a_runner(targ
     assert env.stats.num_failures == 1 and len(env.stats.errors) == 1
 
 
-def test_local_runner_stats_are_current_between_flushes(target) -> None:
+def test_local_runner_stats_are_current_between_flushes(target, request) -> None:
     from lcore.env import Environment
 
     user_class = _client_user(target.url)
@@ -89,7 +90,9 @@ def test_local_runner_stats_are_current_between_flushes(target) -> None:
     runner = env.create_local_runner()
     runner.stats_interval = 3600.0  # no periodic flush can help
     try:
-        user_class(env).client.get("/lib-now")
+        user = user_class(env)
+        request.addfinalizer(user.client.close)
+        user.client.get("/lib-now")
         assert env.stats.get("/lib-now", "GET").num_requests == 1
         assert runner.stats is env.stats and env.stats.total.num_requests == 1
     finally:
@@ -235,6 +238,38 @@ def test_run_single_user_takes_the_host_from_locust_host(target, monkeypatch) ->
     runner = run_single_user(NoHost, out=io.StringIO(), loglevel=None)
     assert target.counts()[("GET", "/from-env")] == 1
     assert runner.environment.single_user_instance is runner.user
+
+
+def test_a_user_that_ends_closes_its_connections_and_a_shared_pool_stays_open(target) -> None:
+    import io
+
+    from conftest import wait_until
+
+    from lcore import HttpUser, StopUser, task
+    from lcore.env import Environment
+    from lcore.event import Events
+    from lcore.single import run_single_user
+
+    shared = type("Pool", (), {})()
+
+    class Once(HttpUser):
+        host = target.url
+
+        @task
+        def t(self) -> None:
+            self.client.get("/once")
+            raise StopUser()
+
+    class Sharing(Once):
+        pool_manager = shared
+
+    run_single_user(Once, environment=Environment(user_classes=[Once], events=Events()), out=io.StringIO(), loglevel=None)
+    # its keep-alive connection is closed when its loop ends, not when it is garbage
+    wait_until(lambda: target.open_connections == 0, timeout=10)
+    runner = run_single_user(Sharing, environment=Environment(user_classes=[Sharing], events=Events()), out=io.StringIO(), loglevel=None)
+    assert target.open_connections == 1  # other users of the pool may still use it
+    runner.user.client.close()
+    wait_until(lambda: target.open_connections == 0, timeout=10)
 
 
 def test_library_runner_never_refills_spent_users_and_stops_on_stop_test(target, tmp_path) -> None:

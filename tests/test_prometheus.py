@@ -511,17 +511,18 @@ def test_prometheus_scrapes_lcore_with_basic_auth(tmp_path, target, run_lcore) -
         )
     )
     prom_port = free_port()
-    prom = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{prom_port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=open(tmp_path / "prometheus.log", "wb"),  # noqa: SIM115 - closed with the process
-        start_new_session=True,
-    )
+    with open(tmp_path / "prometheus.log", "wb") as log:  # the child has its own copy
+        prom = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{prom_port}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            start_new_session=True,
+        )
     try:
         api = f"http://127.0.0.1:{prom_port}/api/v1/query?query="
 

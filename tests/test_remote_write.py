@@ -196,19 +196,20 @@ def test_a_run_lands_in_a_real_prometheus_with_the_requests_the_target_served(
     hashed = bcrypt.hashpw(b"s3cret-pw", bcrypt.gensalt(rounds=4)).decode()
     (tmp_path / "web.yml").write_text(f"basic_auth_users:\n  pusher: {hashed}\n")
     prom_port = free_port()
-    prom = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={tmp_path / 'prometheus.yml'}",
-            f"--web.config.file={tmp_path / 'web.yml'}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{prom_port}",
-            "--web.enable-remote-write-receiver",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=open(tmp_path / "prometheus.log", "wb"),  # noqa: SIM115 - closed with the process
-        start_new_session=True,
-    )
+    with open(tmp_path / "prometheus.log", "wb") as log:  # the child has its own copy
+        prom = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={tmp_path / 'prometheus.yml'}",
+                f"--web.config.file={tmp_path / 'web.yml'}",
+                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{prom_port}",
+                "--web.enable-remote-write-receiver",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            start_new_session=True,
+        )
     auth = {"Authorization": "Basic cHVzaGVyOnMzY3JldC1wdw=="}  # pusher:s3cret-pw
     api = f"http://127.0.0.1:{prom_port}/api/v1/"
     try:
@@ -257,7 +258,10 @@ def test_a_run_lands_in_a_real_prometheus_with_the_requests_the_target_served(
 def test_a_receiver_that_never_answers_does_not_hold_up_the_loop() -> None:
     async def scenario() -> tuple[bool, float, float]:
         async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await asyncio.sleep(30)  # reads nothing, answers nothing
+            try:
+                await asyncio.sleep(30)  # reads nothing, answers nothing
+            finally:  # cancelled when the test's loop ends: the connection is closed with it
+                writer.close()
 
         server = await asyncio.start_server(silent, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]

@@ -66,6 +66,16 @@ def test_start_picks_a_free_port_and_listens_at_once() -> None:
         socket.create_connection(("127.0.0.1", t.port), timeout=5).close()
 
 
+def test_a_connection_accepted_as_the_target_stops_is_closed_not_dropped() -> None:
+    import gc
+
+    for _ in range(30):  # connect, then stop at once: the accept races the stop
+        t = Target(port=0).start()
+        socket.create_connection(("127.0.0.1", t.port), timeout=5).close()
+        t.stop()
+        gc.collect()  # an unclosed socket would warn here (filterwarnings: error)
+
+
 def test_start_fails_loudly_on_a_taken_port(target: Target) -> None:
     with pytest.raises(OSError):
         Target(port=target.port).start()
@@ -318,6 +328,9 @@ def test_module_runs_as_a_process_and_stops_on_signal(signum: int) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        for pipe in (proc.stdout, proc.stderr):
+            assert pipe is not None
+            pipe.close()
 
 
 def test_a_stall_is_a_fixed_schedule_from_the_origin() -> None:

@@ -176,13 +176,14 @@ def test_healthz_answers_while_slow_connections_outnumber_the_descriptors(
     script = SLOW_MASTER.replace("__LIMIT__", "256").replace(
         "__TESTS__", repr(str(Path(__file__).parent))
     )
-    master = subprocess.Popen(
-        [sys.executable, "-c", script],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=open(tmp_path / "stderr", "wb"),  # noqa: SIM115 (closed with the process)
-        text=True,
-    )
+    with open(tmp_path / "stderr", "wb") as stderr:  # the child has its own copy
+        master = subprocess.Popen(
+            [sys.executable, "-c", script],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
     try:
         assert master.stdout is not None
         port = int(master.stdout.readline())
@@ -220,6 +221,8 @@ def test_healthz_answers_while_slow_connections_outnumber_the_descriptors(
         except subprocess.TimeoutExpired:
             master.kill()
             master.wait()
+        assert master.stdout is not None
+        master.stdout.close()
     errors = (tmp_path / "stderr").read_text()
     assert errors.count("Traceback") <= 1, errors[-3000:]
 

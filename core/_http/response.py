@@ -9,7 +9,7 @@ import zlib
 from collections.abc import Iterator
 from datetime import timedelta
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from ..exception import CatchResponseError, LocustError, ResponseError
@@ -133,7 +133,7 @@ class Response:
             if not self._head:
                 return None
             # A large body is kept in the bytearray it was read into until someone asks.
-            content = bytes(self._raw) if type(self._raw) is bytearray else self._raw
+            content = bytes(self._raw) if isinstance(self._raw, bytearray) else self._raw
             if content and b"content-encoding" in self._head.lower():
                 content = _decode_content(content, self.headers.get("content-encoding", ""))
             self._content = content
@@ -222,7 +222,9 @@ class Response:
     def __enter__(self) -> Response:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, value: BaseException | None, tb: Any
+    ) -> bool | None:
         return None
 
     @property
@@ -329,7 +331,8 @@ class ResponseContextManager(Response):
     def __init__(self, response: Response) -> None:
         for slot in Response.__slots__:
             object.__setattr__(self, slot, getattr(response, slot))
-        self._manual_result: bool | BaseException | None = None
+        # success(): True, failure(): its error, neither: None
+        self._manual_result: Literal[True] | BaseException | None = None
         self._entered = False
         self._reported = False
 
@@ -344,7 +347,7 @@ class ResponseContextManager(Response):
             life.leave_request()
         manual = self._manual_result
         if manual is not None:
-            self._report(None if manual is True else manual)  # type: ignore[arg-type]
+            self._report(None if manual is True else manual)
             return exc_type is None
         if exc_type is not None:
             if isinstance(value, ResponseError):
@@ -377,10 +380,12 @@ class ResponseContextManager(Response):
             raise LocustError(_OUTSIDE_WITH_BLOCK)
         self._manual_result = True
 
-    def failure(self, exc: BaseException | str) -> None:
+    def failure(self, exc: BaseException | str | None = None) -> None:
         """Record this request as a failure; a string becomes a CatchResponseError."""
         if not self._entered:
             raise LocustError(_OUTSIDE_WITH_BLOCK)
+        if exc is None:  # the default only matches Response.failure's, which takes none
+            raise TypeError("failure() needs the reason: an exception or a message")
         if not isinstance(exc, BaseException):
             exc = CatchResponseError(exc)
         self._manual_result = exc

@@ -86,7 +86,7 @@ def _shared_origins(pool: Any) -> dict[tuple[str, str, int], Origin]:
         if origins is None:
             origins = {}
             pool._lcore_origins = origins
-        return origins  # type: ignore[no-any-return]
+        return origins
 
 
 def _pool_size(pool: Any, default: int) -> int:
@@ -452,11 +452,11 @@ class HttpSession:
         if cookie:
             fields["cookie"] = ("Cookie", cookie)
         if headers:
-            for name, value in headers.items():
-                if value is None:
+            for name, given in headers.items():
+                if given is None:
                     fields.pop(name.lower(), None)
                 else:
-                    fields[name.lower()] = (name, str(value))
+                    fields[name.lower()] = (name, str(given))
         if body is not None or method in BODY_METHODS:
             fields["content-length"] = ("Content-Length", str(len(body) if body else 0))
             fields.pop("transfer-encoding", None)

@@ -114,7 +114,7 @@ class Origin:
     def _wait(self, connect_timeout: float | None) -> tuple[Any, bool]:
         from gevent.event import AsyncResult
 
-        waiter: AsyncResult = AsyncResult()
+        waiter: AsyncResult[Any] = AsyncResult()
         if self.waiters is None:
             self.waiters = deque()
         self.waiters.append(waiter)
@@ -333,8 +333,8 @@ def exchange(
     if have > length:
         return code, head, data[start : start + length], False
     # The rest goes straight into a buffer of the announced size: no over-read, no joins.
-    body = bytearray(length)
-    view = memoryview(body)
+    into = bytearray(length)
+    view = memoryview(into)
     view[:have] = data[start:]
     recv_into = sock.recv_into
     while have < length:
@@ -344,7 +344,7 @@ def exchange(
                 f"Remote end closed connection after {have} of {length} body bytes"
             )
         have += received
-    return code, head, body, keep
+    return code, head, into, keep
 
 
 def _status_code(head: bytes) -> int:

@@ -223,12 +223,12 @@ class MilvusUser(User):
         )  # fmt: skip
 
     def insert(self, data: Any) -> dict[str, Any]:
-        result = self.client.insert(data)
+        result: dict[str, Any] = self.client.insert(data)
         self._fire_event(self.client_type, "insert", result)
         return result
 
     def upsert(self, data: Any) -> dict[str, Any]:
-        result = self.client.upsert(data)
+        result: dict[str, Any] = self.client.upsert(data)
         self._fire_event(self.client_type, "upsert", result)
         return result
 
@@ -243,7 +243,7 @@ class MilvusUser(User):
         calculate_recall: bool = False,
         ground_truth: list[Any] | None = None,
     ) -> dict[str, Any]:
-        result = self.client.search(
+        result: dict[str, Any] = self.client.search(
             data, anns_field, limit, filter=filter, search_params=search_params,
             output_fields=output_fields, calculate_recall=calculate_recall,
             ground_truth=ground_truth,
@@ -263,17 +263,17 @@ class MilvusUser(User):
     def hybrid_search(
         self, reqs: Any, ranker: Any, limit: int, output_fields: list[str] | None = None
     ) -> dict[str, Any]:
-        result = self.client.hybrid_search(reqs, ranker, limit, output_fields)
+        result: dict[str, Any] = self.client.hybrid_search(reqs, ranker, limit, output_fields)
         self._fire_event(self.client_type, "hybrid_search", result)
         return result
 
     def query(self, filter: str, output_fields: list[str] | None = None) -> dict[str, Any]:
-        result = self.client.query(filter=filter, output_fields=output_fields)
+        result: dict[str, Any] = self.client.query(filter=filter, output_fields=output_fields)
         self._fire_event(self.client_type, "query", result)
         return result
 
     def delete(self, filter: str) -> dict[str, Any]:
-        result = self.client.delete(filter)
+        result: dict[str, Any] = self.client.delete(filter)
         self._fire_event(self.client_type, "delete", result)
         return result
 

@@ -16,7 +16,7 @@ import time
 from typing import Any, NamedTuple
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 
 from ..users import User
 from ._record import ContribError, fire
@@ -71,7 +71,7 @@ class MqttClient(mqtt.Client):
         *args: Any,
         environment: Any,
         client_id: str | None = None,
-        protocol: int = mqtt.MQTTv311,
+        protocol: MQTTProtocolVersion = mqtt.MQTTv311,
         use_loop_selectors: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -80,8 +80,10 @@ class MqttClient(mqtt.Client):
         # version asked for is overridden (on_message, the one a user sets, is alike in both)
         if args and isinstance(args[0], CallbackAPIVersion):
             args = args[1:]
-        kwargs["callback_api_version"] = CallbackAPIVersion.VERSION2
-        super().__init__(*args, client_id=client_id, protocol=protocol, **kwargs)
+        kwargs.update(
+            callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol
+        )
+        super().__init__(*args, **kwargs)
         self.environment = environment
         self.client_id = client_id
         # accepted for Locust's attribute; gevent's select has no FD_SETSIZE limit, so the
@@ -243,7 +245,7 @@ class MqttUser(User):
     client_id: str | None = None
     username: str | None = None
     password: str | None = None
-    protocol: int = mqtt.MQTTv311
+    protocol: MQTTProtocolVersion = mqtt.MQTTv311
     use_loop_selectors: bool = False
 
     def __init__(self, environment: Any) -> None:

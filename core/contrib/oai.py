@@ -54,7 +54,7 @@ class OpenAIClient(OpenAI):
         finally:
             self.request_name = None
 
-    def request(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def request(self, *args: Any, **kwargs: Any) -> Any:
         # one SDK call (with its retries) is one request for the engine: a stopping user
         # finishes it rather than being killed in the middle of it
         with in_request(self.user):

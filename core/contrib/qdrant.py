@@ -153,7 +153,7 @@ class QdrantUser(User):
         )  # fmt: skip
 
     def upsert(self, points: Any) -> dict[str, Any]:
-        result = self.client.upsert(points)
+        result: dict[str, Any] = self.client.upsert(points)
         self._fire_event(self.client_type, "upsert", result)
         return result
 
@@ -165,19 +165,19 @@ class QdrantUser(User):
         search_params: Any = None,
         with_payload: Any = True,
     ) -> dict[str, Any]:
-        result = self.client.search(query, limit, query_filter, search_params, with_payload)
+        result: dict[str, Any] = self.client.search(query, limit, query_filter, search_params, with_payload)
         self._fire_event(self.client_type, "search", result)
         return result
 
     def scroll(
         self, scroll_filter: Any = None, limit: int = 10, with_payload: Any = True
     ) -> dict[str, Any]:
-        result = self.client.scroll(scroll_filter, limit, with_payload)
+        result: dict[str, Any] = self.client.scroll(scroll_filter, limit, with_payload)
         self._fire_event(self.client_type, "scroll", result)
         return result
 
     def delete(self, points_selector: Any) -> dict[str, Any]:
-        result = self.client.delete(points_selector)
+        result: dict[str, Any] = self.client.delete(points_selector)
         self._fire_event(self.client_type, "delete", result)
         return result
 

@@ -41,18 +41,18 @@ class SocketIOClient(socketio.Client):
         self.request_event = request_event
         self.user = user
 
-    def connect(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def connect(self, *args: Any, **kwargs: Any) -> None:
         with measure(self.request_event, "WS", "connect", user=self.user):
             super().connect(*args, **kwargs)
 
-    def send(  # type: ignore[override]
+    def send(
         self, data: Any, namespace: str | None = None, callback: Any = None, name: str = "Unnamed"
     ) -> None:
         self._fire_and_forget(
             "WSS", name, data, lambda: super(SocketIOClient, self).send(data, namespace, callback)
         )
 
-    def emit(  # type: ignore[override]
+    def emit(
         self, event: str, data: Any = None, namespace: str | None = None, callback: Any = None
     ) -> None:
         self._fire_and_forget(
@@ -62,7 +62,7 @@ class SocketIOClient(socketio.Client):
             lambda: super(SocketIOClient, self).emit(event, data, namespace, callback),
         )
 
-    def call(self, event: str, data: Any = None, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def call(self, event: str, data: Any = None, *args: Any, **kwargs: Any) -> Any:
         with measure(self.request_event, "WSC", str(event), _size(data), user=self.user) as meta:
             meta["response"] = super().call(event, data, *args, **kwargs)
         return meta["response"]
