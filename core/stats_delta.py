@@ -536,7 +536,7 @@ class StatsDelta:
 
     def encode(self) -> bytes:
         """msgpack bytes with a CRC-32 trailer, so that any flipped or missing byte is caught."""
-        payload = msgpack.packb(self.to_wire(), use_bin_type=True)
+        payload: bytes = msgpack.packb(self.to_wire(), use_bin_type=True)
         return payload + zlib.crc32(payload).to_bytes(4, "big")
 
     @classmethod
