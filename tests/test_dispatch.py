@@ -141,20 +141,20 @@ def test_class_totals_deal_as_locust_does(classes, users):
         assert sum(totals.values()) == users
     else:
         assert sum(totals.values()) == min(users, sum(c.fixed_count for c in fixed))
-    left = users - sum(totals[c.name] for c in fixed)
     for c in classes:
         if not c.fixed_count and not c.weight:
             assert totals[c.name] == 0
-        elif weighted and not c.fixed_count and left >= len(weighted):
-            # every weighted class is represented once there are users enough (Locust's deal is
-            # not the quota rule: weights 1,1,1,5 and 5 users give the heavy class 2, not 3)
-            assert totals[c.name] >= 1
+    # Locust's deal keeps neither the quota rule nor one user per class: see the examples below
 
 
-def test_locusts_deal_favours_representation_over_the_quota() -> None:
-    # measured with Locust 2.47's UsersDispatcher: {'U0': 1, 'U1': 1, 'U2': 1, 'U3': 2}
-    classes = [UserClassSpec(f"C{i}", w, 0) for i, w in enumerate([1, 1, 1, 5])]
-    assert class_totals(classes, 5) == {"C0": 1, "C1": 1, "C2": 1, "C3": 2}
+@pytest.mark.parametrize(
+    ("weights", "users", "expected"),
+    [([1, 1, 1, 5], 5, [1, 1, 1, 2]), ([1, 1, 1, 4], 4, [1, 1, 0, 2])],
+)
+def test_the_deal_matches_locust_where_it_breaks_the_quota(weights, users, expected) -> None:
+    # measured with Locust 2.47's UsersDispatcher, one worker
+    classes = [UserClassSpec(f"C{i}", w, 0) for i, w in enumerate(weights)]
+    assert list(class_totals(classes, users).values()) == expected
 
 
 # -- Dispatcher invariants ------------------------------------------------------------------------
