@@ -43,4 +43,10 @@ fi
 python3 -m ruff check core launcher exporters bench tests
 # strict on core/, mypy's defaults on launcher/ and exporters/: pyproject.toml's [tool.mypy]
 python3 -m mypy
-exec python3 -m pytest "$@"
+# Most tests wait on real runs of a few seconds: those run two at a time (pytest-xdist). The
+# ones that measure time or CPU (tests/conftest.py lists them) run alone afterwards.
+# Exit status 5 means "nothing selected" (a path given as an argument holds no such test).
+status=0
+python3 -m pytest -n 2 -m "not serial" "$@" || { rc=$?; [ "$rc" = 5 ] || status=$rc; }
+python3 -m pytest -m serial "$@" || { rc=$?; [ "$rc" = 5 ] || status=$rc; }
+exit "$status"

@@ -105,3 +105,29 @@ def wait_until(condition: Callable[[], object], timeout: float = 10.0, interval:
         if time.monotonic() >= deadline:
             raise AssertionError(f"condition not met within {timeout:.1f} s")
         time.sleep(interval)
+
+
+# Tests that measure time or CPU: they run alone, after the others (run-tests.sh runs the rest
+# two at a time, since most of the suite waits on real runs of a few seconds).
+SERIAL_FILES = {
+    "test_open_model.py": "rates within 1% and lag within 5% of a schedule",
+    "test_corrected.py": "corrected percentiles within 5% of a stalling target's truth",
+    "test_netns.py": "freezes and cut links timed against heartbeats",
+    "test_containers.py": "image builds and a Docker engine of its own",
+    "test_faults.py": "SIGSTOP/SIGKILL timed against heartbeats",
+    "test_security_low.py": "waits and give-ups timed in seconds",
+}
+SERIAL_TESTS = {
+    "test_cpu_bound_worker_warns": "a worker must saturate a core",
+    "test_healthz_answers_while_slow_connections_outnumber_the_descriptors": "1,500 connections",
+    "test_locustfile_code_on_the_master_never_stalls_it": "the master's loop timing",
+    "test_a_receiver_that_never_answers_does_not_hold_up_the_loop": "the master's loop timing",
+    "test_a_scrape_over_a_thousand_names_does_not_hold_the_event_loop": "the loop's stalls",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        name = getattr(item, "originalname", item.name)
+        if Path(str(item.fspath)).name in SERIAL_FILES or name in SERIAL_TESTS:
+            item.add_marker(pytest.mark.serial)
