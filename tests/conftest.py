@@ -43,7 +43,10 @@ class LcoreProcess:
     """An lcore command line running in its own process group (killed whole at the end)."""
 
     def __init__(self, args: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
-        full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
+        # not the harness's own PYTEST_* variables (xdist's worker id, PYTEST_ADDOPTS): lcore
+        # loads pytest itself for pytest-style locustfiles, and would see a parallel run
+        own = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+        full_env = dict(own, PYTHONUNBUFFERED="1", **(env or {}))
         self.out_path = cwd / f"lcore-{time.monotonic_ns()}.out"
         self._out = open(self.out_path, "w+b")  # noqa: SIM115 - closed in kill()
         self.proc = subprocess.Popen(
@@ -119,6 +122,7 @@ SERIAL_FILES = {
 }
 SERIAL_TESTS = {
     "test_cpu_bound_worker_warns": "a worker must saturate a core",
+    "test_waiting_users_hand_their_greenlets_back_and_wake_up": "300 users parked within 0.3 s",
     "test_healthz_answers_while_slow_connections_outnumber_the_descriptors": "1,500 connections",
     "test_locustfile_code_on_the_master_never_stalls_it": "the master's loop timing",
     "test_a_receiver_that_never_answers_does_not_hold_up_the_loop": "the master's loop timing",
