@@ -35,6 +35,10 @@ class UserPool:
         self.runners = UserRunners(self.group)
         self.users: dict[str, list[User]] = {name: [] for name in self.user_classes}
         self._spawner: gevent.Greenlet[..., Any] | None = None
+        # spawners (current or retired) inside a user's constructor (a DB connect may block
+        # there), with the class; those whose user a new target left no room for
+        self._constructing: dict[Any, str] = {}
+        self._discard: set[Any] = set()
         self._failed_classes: set[str] = set()
         self.on_spawning_complete: Callable[[dict[str, int]], None] | None = None
         # users of each class that ended themselves in this run: spent, never started again
@@ -80,9 +84,8 @@ class UserPool:
         evenly over ``spread`` seconds. A slot whose user ended by itself is spent: ``spent``
         is the master's charge of those slots here, counting ``ended_seen`` of this pool's own
         endings; the endings it does not count yet are deducted too."""
-        if self._spawner is not None:
-            self._spawner.kill(block=True)
-            self._spawner = None
+        self._retire_spawner()
+        self._discard = set()
         to_start: list[str] = []
         self._forget_ended()
         spent = spent or {}
@@ -90,21 +93,36 @@ class UserPool:
         for name, users in self.users.items():
             unseen = max(0, self.ended.get(name, 0) - int(ended_seen.get(name, 0)))
             want = max(0, int(targets.get(name, 0)) - int(spent.get(name, 0)) - unseen)
-            if len(users) > want:
-                # the most recently started stop first
-                self._stop_users(users[want:])
-                del users[want:]
+            # users being constructed count: each joins its class when its constructor returns
+            building = [g for g, cls_name in self._constructing.items() if cls_name == name]
+            if len(users) + len(building) > want:
+                # too many: those not started yet go first, then the most recently started
+                excess = len(users) + len(building) - want
+                self._discard.update(building[:excess])
+                keep = len(building) - min(excess, len(building))
+                self._stop_users(users[want - keep :])
+                del users[want - keep :]
             else:
-                to_start.extend([name] * (want - len(users)))
+                to_start.extend([name] * (want - len(users) - len(building)))
         unknown = set(targets) - set(self.users)
         if unknown:
             log.error("Asked to run unknown user classes: %s", ", ".join(sorted(unknown)))
         if to_start:
             self._spawner = gevent.spawn(self._spawn, _interleave(to_start), spread)
-        elif self.on_spawning_complete is not None:
+        elif not self._constructing and self.on_spawning_complete is not None:
+            # (else the retired spawner says so once its user is constructed)
             self.on_spawning_complete(self.counts())
 
+    def _retire_spawner(self) -> None:
+        """End the spawner of the previous target. One inside a user's constructor is not
+        killed there (the exception would land in locustfile code, half-way through a connect):
+        it finishes that user and then ends by itself."""
+        spawner, self._spawner = self._spawner, None
+        if spawner is not None and spawner not in self._constructing:
+            spawner.kill(block=True)
+
     def _spawn(self, names: list[str], spread: float) -> None:
+        me = gevent.getcurrent()
         gap = spread / len(names) if spread > 0 else 0.0
         start = time.monotonic()
         for i, name in enumerate(names):
@@ -113,12 +131,19 @@ class UserPool:
                 if delay > 0:
                     gevent.sleep(delay)
             self._start_user(name)
+            if self._spawner is not me:
+                # retired while constructing: a new target's spawner (or none) goes on
+                if self._spawner is None and self.on_spawning_complete is not None:
+                    self.on_spawning_complete(self.counts())
+                return
         self._spawner = None
         if self.on_spawning_complete is not None:
             self.on_spawning_complete(self.counts())
 
     def _start_user(self, name: str) -> None:
         cls = self.user_classes[name]
+        me = gevent.getcurrent()
+        self._constructing[me] = name
         try:
             user = cls(self.environment)
         except StopTest as e:
@@ -135,6 +160,8 @@ class UserPool:
                 self._failed_classes.add(name)
                 log.exception("Could not start a %s user", name)
             return
+        finally:
+            self._constructing.pop(me, None)
         if "_lifecycle" not in user.__dict__ or not hasattr(user, "environment"):
             # Locust's message: an __init__ that does not call the base constructor
             message = (
@@ -147,6 +174,10 @@ class UserPool:
             if name not in self._failed_classes:
                 self._failed_classes.add(name)
                 log.error("%s", message)
+            return
+        if me in self._discard:
+            # a new target arrived while it was constructed, with no room for it
+            self._discard.discard(me)
             return
         users = self.users[name]
         users.append(user)

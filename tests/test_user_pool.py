@@ -257,3 +257,44 @@ def test_stop_all_during_a_ramp_down_returns_promptly_and_frees_the_users() -> N
     pool.stop_all()
     assert time.monotonic() - started < 2.0
     assert len(pool.group) == 0
+
+
+def test_a_new_target_never_interrupts_a_user_constructor() -> None:
+    # a constructor that blocks (a database connect, as MilvusUser's) when the master sends a
+    # new target: it was killed half-way (GreenletExit inside locustfile code, the user lost)
+    started, interrupted = [], []
+
+    class Slow(User):
+        wait_time = constant(1)
+
+        def __init__(self, environment) -> None:
+            super().__init__(environment)
+            try:
+                gevent.sleep(0.2)
+            except BaseException:
+                interrupted.append(self)
+                raise
+            started.append(self)
+
+        @task
+        def work(self) -> None:
+            pass
+
+    pool = make_pool(Slow)
+    done: list[dict[str, int]] = []
+    pool.on_spawning_complete = done.append
+    pool.set_targets({"Slow": 2})
+    gevent_wait(lambda: "Slow" in pool._constructing.values())
+    pool.set_targets({"Slow": 3})  # mid-constructor: the user being built counts
+    gevent_wait(lambda: pool.user_count == 3 and pool._spawner is None)
+    assert interrupted == [] and len(started) == 3
+    pool.set_targets({"Slow": 1})
+    assert pool.user_count == 1
+    # a smaller target while one is built: that one is not started at all
+    pool.set_targets({"Slow": 2})
+    gevent_wait(lambda: "Slow" in pool._constructing.values())
+    pool.set_targets({"Slow": 1})
+    gevent_wait(lambda: not pool._constructing)
+    assert interrupted == [] and pool.user_count == 1
+    assert done[-1] == {"Slow": 1}
+    pool.stop_all()
