@@ -27,6 +27,7 @@ Where things live (dependencies point down this list, never up):
                           its CPU-heavy work of its own: a native thread
     lcore.task_owner      owns the master's background tasks: one that dies stops the test
     lcore.spent           users that ended themselves: slots never refilled (pure)
+    lcore.fd_limit        the open-file limit raised to the hard one (workers, the web server; pure)
     lcore.unreported      the bound on what lost workers did that no report carried (pure)
     lcore.iterations      -i/--iterations: task runs leased from the master (gevent side)
     lcore.user_config     --config-users: settings for user classes from JSON (pure)

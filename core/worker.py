@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import resource
 import signal
 import socket
 import time
@@ -30,6 +29,7 @@ from .arrivals import Segment, Share
 from .cpu import CpuMonitor
 from .curve import WorkerKeys, apply_client
 from .exception import StopTest
+from .fd_limit import raise_open_file_limit
 from .iterations import TaskRunLease
 from .log import FORWARD_BURST, FORWARD_RATE, LOG_CONTEXT, LogForwarder, not_forwarded
 from .memory import TRIM_INTERVAL, release_free_memory
@@ -59,15 +59,6 @@ USAGE_MONITOR_INTERVAL = 10.0
 # A worker that has never reached its master gives up after this long, with a clear message.
 FIRST_CONNECT_TIMEOUT = 60.0
 RECONNECT_BACKOFF_MAX = 10.0
-
-
-def raise_open_file_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft < hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        except (ValueError, OSError):
-            log.debug("could not raise the open-file limit from %s", soft)
 
 
 def make_node_id() -> str:

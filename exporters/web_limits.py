@@ -23,6 +23,8 @@ from typing import Any
 
 from aiohttp import web
 
+from lcore.fd_limit import raise_open_file_limit
+
 __all__ = [
     "ACCEPT_LOG_INTERVAL",
     "BODY_TIMEOUT",
@@ -44,16 +46,6 @@ BODY_TIMEOUT = 10.0
 DEFAULT_MAX_CONNECTIONS = 512
 ACCEPT_LOG_INTERVAL = 10.0
 _FD_RESERVE = 64  # descriptors left for the workers' sockets, logs, reports
-
-
-def raise_open_file_limit() -> None:
-    """The soft open-file limit up to the hard one (what ``core/worker.py`` does for workers)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft < hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        except (ValueError, OSError):
-            log.debug("could not raise the open-file limit from %s", soft)
 
 
 def connection_cap_for(max_connections: int = DEFAULT_MAX_CONNECTIONS) -> int:

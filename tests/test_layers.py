@@ -15,7 +15,7 @@ CORE = Path(__file__).resolve().parent.parent / "core"
 # shared by master and workers, and by the exporters: neither event loop, no sockets
 PURE = [
     "protocol", "stats", "stats_delta", "histogram", "dispatch", "spent", "user_config", "bundle",
-    "user_lifecycle", "unreported", "arrivals",
+    "user_lifecycle", "unreported", "arrivals", "fd_limit",
 ]
 EVENT_LOOPS = ("gevent", "asyncio", "zmq", "aiohttp")
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
 from conftest import wait_until
+from test_engine import free_port, write
 
 pytestmark = pytest.mark.integration
 
@@ -57,18 +56,6 @@ def count_dropped(environment, runner, **kwargs):
         with open(f"dropped-{runner.worker_index}.json", "w") as f:
             json.dump(dropped, f)
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def write(tmp_path: Path, source: str, name: str = "locustfile.py") -> Path:
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(source))
-    return path
 
 
 def run(run_lcore, lf: Path, target, *args: str, timeout: float = 90) -> str:
