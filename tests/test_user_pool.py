@@ -22,6 +22,12 @@ def make_pool(*classes: type[User], stop_timeout: float = 0.0) -> UserPool:
     return UserPool(env, {c.__name__: c for c in classes})
 
 
+def live_greenlets(pool: UserPool) -> int:
+    # a greenlet that has just ended leaves its Group only when the hub runs its link callbacks
+    # (seen in CI: 44 ended runners still listed); the cap is on runners kept alive
+    return sum(not g.dead for g in pool.group)
+
+
 def gevent_wait(condition, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -49,7 +55,7 @@ def test_waiting_users_hand_their_greenlets_back_and_wake_up() -> None:
     gevent_wait(lambda: len(runs) == 300)
     # between tasks every user is parked, and no more runners are kept than the idle cap
     gevent_wait(lambda: sum(u._lifecycle.parked is not None for u in users) == 300)
-    assert len(pool.group) <= IDLE_RUNNERS_MAX
+    assert live_greenlets(pool) <= IDLE_RUNNERS_MAX
     # ... and each one comes back for its next tasks
     gevent_wait(lambda: min(runs[id(u)] for u in users) >= 3)
     assert pool.user_count == 300
@@ -199,7 +205,7 @@ def test_users_waiting_inside_a_task_set_park_too() -> None:
     users = pool.users["Visitor"]
     gevent_wait(lambda: events["page"] >= 50)
     gevent_wait(lambda: sum(u._lifecycle.parked is not None and u._taskset is not None for u in users) == 50)
-    assert len(pool.group) <= IDLE_RUNNERS_MAX
+    assert live_greenlets(pool) <= IDLE_RUNNERS_MAX
     # the interrupt leaves the set (its on_stop runs) and the user enters a fresh one
     gevent_wait(lambda: events["set start"] >= 100, timeout=15)
     assert events["set stop"] >= 50
