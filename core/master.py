@@ -333,14 +333,17 @@ class MasterRuntime(MasterRunner):
     async def wait_quit(self) -> None:
         await self._quit_event.wait()
 
-    async def close(self) -> None:
-        """Stop everything the master started; raises TaskFailed if one of its tasks died."""
+    async def close(self, release: bool = True) -> None:
+        """Stop everything the master started; raises TaskFailed if one of its tasks died.
+        ``release=False`` keeps the sockets open until ``release()``: remote workers leave
+        when the master's connection closes (lcore.worker.OUTLIVE_MASTER_GRACE)."""
         try:
             await self.owner.close()
         finally:
-            self._release()
+            if release:
+                self.release()
 
-    def _release(self) -> None:
+    def release(self) -> None:
         self.calls.close()
         self.handler_calls.close(timeout=0)
         self.bundles.close()

@@ -59,6 +59,13 @@ USAGE_MONITOR_INTERVAL = 10.0
 # A worker that has never reached its master gives up after this long, with a clear message.
 FIRST_CONNECT_TIMEOUT = 60.0
 RECONNECT_BACKOFF_MAX = 10.0
+# A remote worker that the master quits at the end of a run exits after the master, not before:
+# `docker compose up --exit-code-from master` stops the master when a worker exits first, and
+# then reports the master's exit code as 0, hiding a failed threshold. The worker waits for
+# the master's connection to close, then this long for its process and container to end ...
+OUTLIVE_MASTER_GRACE = 1.0
+# ... or at most this long after the quit (the master writes its reports and results first)
+OUTLIVE_MASTER_MAX = 30.0
 
 
 def make_node_id() -> str:
@@ -118,6 +125,10 @@ class WorkerRuntime(WorkerRunner):
         self._context: zmq.Context[Any] = zmq.Context.instance()
         self._last_master_seen = time.monotonic()
         self._quit = Event()
+        # the master quit this remote worker at the end of its run: leave after it has gone
+        self._outlive_master = False
+        self._master_closed = Event()
+        self._leave_now = Event()
         self._exit_code = 0
         self._stopper: gevent.Greenlet[..., Any] | None = None
         self._connected = Event()
@@ -151,6 +162,7 @@ class WorkerRuntime(WorkerRunner):
         self._send(p.Custom(msg_type, data))
 
     def quit(self) -> None:
+        self._leave_now.set()  # SIGTERM too: no waiting for the master
         self._quit.set()
 
     def stop(self) -> None:
@@ -196,6 +208,8 @@ class WorkerRuntime(WorkerRunner):
             self._shutdown()
             self._forward_logs(False)
             services.kill(block=True, timeout=2)
+            if self._outlive_master:
+                self._wait_for_master_to_go()
             if self._monitor is not None:
                 self._monitor.kill(block=False)
             # the process ends with os._exit: wait here until the goodbye (and the final delta)
@@ -203,6 +217,11 @@ class WorkerRuntime(WorkerRunner):
             # (never welcomed: nothing is owed to anyone, and what is queued goes nowhere)
             self._context.destroy(linger=2000 if self._ready.is_set() else 0)
         return self._exit_code
+
+    def _wait_for_master_to_go(self) -> None:
+        gevent.wait([self._master_closed, self._leave_now], timeout=OUTLIVE_MASTER_MAX, count=1)
+        if self._master_closed.is_set():
+            self._leave_now.wait(OUTLIVE_MASTER_GRACE)
 
     def _service_died(self, greenlet: gevent.Greenlet[..., Any], name: str) -> None:
         error = greenlet.exception
@@ -240,16 +259,20 @@ class WorkerRuntime(WorkerRunner):
             self._monitor.kill(block=False)
         # with keys or without: a CURVE master refuses a worker without keys (and a plain master
         # one with keys) as a protocol failure, which otherwise looks like a master not there
-        events = zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
-        self._monitor = gevent.spawn(self._watch_handshake, sock.get_monitor_socket(events))
+        events = zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_DISCONNECTED
+        self._monitor = gevent.spawn(self._watch_connection, sock.get_monitor_socket(events))
         sock.connect(self.endpoint)
         self._socket = sock
 
-    def _watch_handshake(self, monitor: Any) -> None:
-        try:
-            event = recv_monitor_message(monitor)
-        except zmq.ZMQError:
-            return
+    def _watch_connection(self, monitor: Any) -> None:
+        while True:
+            try:
+                event = recv_monitor_message(monitor)
+            except zmq.ZMQError:
+                return
+            if event["event"] != zmq.EVENT_DISCONNECTED:
+                break
+            self._master_closed.set()
         if event["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
             log.error("The master at %s refused this worker's CURVE key", self.endpoint)
         elif self.curve is None:
@@ -398,6 +421,10 @@ class WorkerRuntime(WorkerRunner):
         elif isinstance(message, p.Quit):
             if message.reason:
                 log.info("The master told this worker to quit: %s", message.reason)
+            elif self.remote:
+                # the run is over and the master is about to exit: see OUTLIVE_MASTER_GRACE
+                self._master_closed.clear()
+                self._outlive_master = True
             self._quit.set()
         elif isinstance(message, p.Custom):
             self._handle_custom(message)

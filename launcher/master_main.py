@@ -241,18 +241,22 @@ async def master_async(
     for line in skipped:
         print(line, flush=True)
     try:
-        await runtime.close()
-    except TaskFailed as e:
-        log.error("The test ended early: %s", e)
-        code = 1
-    else:
-        code = exit_code(runtime, options, results)
-    if recorder is not None:
-        run_id = recorder.finish(code, thresholds.results_to_json(results))
-        recorder.close()
-        if run_id is not None:
-            where = results_db_redact(recorder.where)
-            print(f"Run saved as {run_id} in {where} (lcore runs show {run_id})", flush=True)
+        try:
+            await runtime.close(release=False)
+        except TaskFailed as e:
+            log.error("The test ended early: %s", e)
+            code = 1
+        else:
+            code = exit_code(runtime, options, results)
+        if recorder is not None:
+            run_id = recorder.finish(code, thresholds.results_to_json(results))
+            recorder.close()
+            if run_id is not None:
+                where = results_db_redact(recorder.where)
+                print(f"Run saved as {run_id} in {where} (lcore runs show {run_id})", flush=True)
+    finally:
+        # last: remote workers wait for this connection to close before they exit
+        runtime.release()
     return code
 
 
