@@ -21,6 +21,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from html import escape
 from itertools import accumulate
 from typing import Any
 
@@ -120,15 +121,19 @@ def overflow_name(max_entries: int) -> str:
 
 
 class StatsError:
-    """Failures of one (method, name) with one error text, as Locust's ``StatsError``."""
+    """Failures of one (method, name) with one error text, as Locust's ``StatsError``.
 
-    __slots__ = ("method", "name", "error", "occurrences", "first_seen", "last_seen")
+    ``error`` is, as in Locust, the first exception object in the process that recorded it
+    (library mode, ``run_single_user``) and its text everywhere else (the master); ``text``
+    is always the text, the error's name in every report."""
+
+    __slots__ = ("method", "name", "error", "text", "occurrences", "first_seen", "last_seen")
 
     def __init__(
         self,
         method: str,
         name: str,
-        error: str,
+        error: object,
         occurrences: int = 0,
         first_seen: float | None = None,
         last_seen: float | None = None,
@@ -136,13 +141,57 @@ class StatsError:
         self.method = method
         self.name = name
         self.error = error
+        self.text = error_text(error)
         self.occurrences = occurrences
         self.first_seen = first_seen
         self.last_seen = last_seen
 
+    @classmethod
+    def parse_error(cls, error: object) -> str:
+        """An error's text: a string as is, an exception by its repr, addresses masked."""
+        return error_text(error)
+
+    @classmethod
+    def create_key(cls, method: str, name: str, error: object) -> tuple[str, str, str]:
+        """The key of ``stats.errors`` for this failure (Locust's classmethod; lcore's keys
+        are (method, name, text) tuples)."""
+        return (method, name, error_text(error))
+
+    def occurred(self) -> None:
+        self.occurrences += 1
+        now = time.time()
+        if self.first_seen is None:
+            self.first_seen = now
+        self.last_seen = now
+
+    def serialize(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "name": self.name,
+            "error": self.text,
+            "occurrences": self.occurrences,
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+        }
+
+    @classmethod
+    def unserialize(cls, data: dict[str, Any]) -> StatsError:
+        return cls(
+            data["method"], data["name"], data["error"], data["occurrences"],
+            data.get("first_seen"), data.get("last_seen"),
+        )  # fmt: skip
+
+    def to_dict(self, escape_string_values: bool = False) -> dict[str, Any]:
+        return {
+            "method": escape(self.method) if escape_string_values else self.method,
+            "name": escape(self.name) if escape_string_values else self.name,
+            "error": escape(self.text) if escape_string_values else self.text,
+            "occurrences": self.occurrences,
+        }
+
     def to_name(self) -> str:
         """``"METHOD name: error"``, with a ``CatchResponseError(...)`` wrapper taken off."""
-        error = self.error
+        error = self.text
         prefix = "CatchResponseError("
         if error.startswith(prefix) and error.endswith(")"):
             error = error[len(prefix) : -1]
@@ -685,6 +734,9 @@ class MergedStats:
             error = errors.get(key)
             if error is None:
                 error = errors[key] = StatsError(*key, first_seen=delta.end)
+                original = delta.error_objects.get(key)
+                if original is not None:
+                    error.error = original
             error.occurrences += occurrences
             error.last_seen = delta.end
 

@@ -141,6 +141,9 @@ class RequestStats:
     def __init__(self, now: float | None = None) -> None:
         self._entries: dict[tuple[str, str], Tally] = {}
         self._errors: dict[tuple[str, str, str], int] = {}
+        # the first exception object of each error of the interval: what Locust's StatsError
+        # holds in the process that recorded it (never sent: the wire carries the text)
+        self._error_objects: dict[tuple[str, str, str], object] = {}
         self._exceptions: dict[tuple[str, str], int] = {}
         self._interval_start = time.time() if now is None else now
         # the previous interval's tallies: a new one reserves the buckets its predecessor
@@ -236,7 +239,13 @@ class RequestStats:
     def _failure(self, tally: Tally, request_type: str, name: str, exception: object) -> None:
         key = (request_type, name, error_text(exception))
         tally.failures += 1
-        self._errors[key] = self._errors.get(key, 0) + 1
+        count = self._errors.get(key)
+        if count is None:
+            self._errors[key] = 1
+            if not isinstance(exception, str):
+                self._error_objects[key] = exception
+        else:
+            self._errors[key] = count + 1
 
     def _new_tally(self, request_type: str, name: str) -> Tally:
         previous = self._previous.get((request_type, name))
@@ -286,6 +295,8 @@ class RequestStats:
             self._dropped_arrivals,
             self._schedules,
         )
+        delta.error_objects = self._error_objects
+        self._error_objects = {}
         self._previous = self._entries
         self._entries, self._errors, self._exceptions = {}, {}, {}
         self._dropped_arrivals, self._schedules = {}, {}
@@ -417,6 +428,7 @@ class StatsDelta:
         "exceptions",
         "dropped_arrivals",
         "schedules",
+        "error_objects",
         "_entries",
         "_columns",
     )
@@ -439,6 +451,8 @@ class StatsDelta:
         self.exceptions = {} if exceptions is None else exceptions
         self.dropped_arrivals = {} if dropped_arrivals is None else dropped_arrivals
         self.schedules = {} if schedules is None else schedules
+        # the recording process' own exception objects, by error key (not on the wire)
+        self.error_objects: dict[tuple[str, str, str], object] = {}
 
     @property
     def entries(self) -> dict[tuple[str, str], Tally]:

@@ -145,7 +145,7 @@ class _ErrorSeries:
                 admitted.add(key)
         folded: dict[tuple[str, str, str], int] = {}
         for key, e, n in seen:
-            label = _error_label(e.error) if key in admitted else OTHER_ERROR
+            label = _error_label(e.text) if key in admitted else OTHER_ERROR
             series = (e.method, e.name, label)
             folded[series] = folded.get(series, 0) + n
         return folded

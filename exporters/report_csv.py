@@ -187,7 +187,7 @@ def failures_rows(stats: MergedStats) -> list[list[Any]]:
         [
             cell(e.method),
             cell(e.name),
-            cell(e.error),
+            cell(e.text),
             e.occurrences,
             utc(e.first_seen),
             utc(e.last_seen),

@@ -227,7 +227,7 @@ def _mark_total(html: str) -> str:
 def _errors_table(stats: Any) -> str:
     errors = sorted(stats.errors.values(), key=lambda e: -e.occurrences)
     rows = [
-        [f"{e.occurrences:,}", escape(e.method), escape(e.name), escape(e.error)] for e in errors
+        [f"{e.occurrences:,}", escape(e.method), escape(e.name), escape(e.text)] for e in errors
     ]
     return _table(["Occurrences", "Type", "Name", "Error"], rows, "No failures.", name_cols=(2, 3))
 

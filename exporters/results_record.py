@@ -145,7 +145,7 @@ def take_results(stats: MergedStats, entries: list[list[Any]] | None = None) -> 
     if entries is None:
         entries = [entry_results(e) for e in stats.entries.values()]
     errors = [
-        [e.method, e.name, e.error, e.occurrences, e.first_seen, e.last_seen]
+        [e.method, e.name, e.text, e.occurrences, e.first_seen, e.last_seen]
         for e in stats.errors.values()
     ]
     exceptions = [

@@ -193,7 +193,7 @@ def stats_document(runtime: Any, readonly: bool) -> dict[str, Any]:
         "shape": runtime.shape is not None,
         "stats": rows,
         "errors": [
-            {"method": e.method, "name": e.name, "error": e.error, "occurrences": e.occurrences}
+            {"method": e.method, "name": e.name, "error": e.text, "occurrences": e.occurrences}
             for e in errors
         ],
         "exceptions": [

@@ -4,6 +4,7 @@ hand-written servers for what the Target never does (dropping idle connections, 
 from __future__ import annotations
 
 import base64
+import errno
 import json
 import shutil
 import socket
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit
 
 import gevent
 import pytest
+import requests
 
 from lcore.event import RequestEventHook
 from lcore.exception import CatchResponseError, LocustError, ResponseError, StopUser
@@ -29,6 +31,7 @@ from lcore.http import (
     ResponseContextManager,
     TooManyRedirects,
 )
+from lcore.stats import error_text
 from lcore.target import Target
 from lcore.user_lifecycle import UserLifecycle
 
@@ -162,6 +165,11 @@ def test_refused_connection_is_a_failure(new_session: SessionFactory, rec: Recor
     assert rec.last[4] is response.error
     with pytest.raises(ConnectionRefusedError):
         response.raise_for_status()
+    # as Locust's HttpUser raises it too (requests'), with FastHttpUser's name in the reports
+    with pytest.raises(requests.exceptions.ConnectionError):
+        response.raise_for_status()
+    assert isinstance(response.error, OSError) and response.error.errno == errno.ECONNREFUSED
+    assert error_text(response.error) == "ConnectionRefusedError(111, 'Connection refused')"
 
 
 def test_timeout_is_a_failure_and_the_connection_is_not_reused(
@@ -172,6 +180,9 @@ def test_timeout_is_a_failure_and_the_connection_is_not_reused(
     elapsed = time.perf_counter() - start
     assert response.status_code == 0
     assert isinstance(response.error, TimeoutError)
+    assert isinstance(response.error, requests.exceptions.ReadTimeout)
+    assert isinstance(response.error.original, socket.timeout)  # FastHttpUser's RetriesExceeded
+    assert error_text(response.error) == error_text(response.error.original)
     assert elapsed < 2.5
     assert 150 <= rec.last[2] < 2500
     # The late answer must not be taken for the next request's.
@@ -305,8 +316,31 @@ def test_no_base_url_needs_absolute_urls(new_session: SessionFactory, target: Ta
     with pytest.raises(LocustError):
         session.get("/")
     assert session.get(f"{target.url}/json").status_code == 200
-    with pytest.raises(LocustError):
-        HttpSession("example.org", rec.hook)
+
+
+@pytest.mark.parametrize(
+    ("base_url", "error"),
+    [
+        ("example.org", requests.exceptions.MissingSchema),
+        ("telnet://127.0.0.1", requests.exceptions.InvalidSchema),
+        ("http://\x94", requests.exceptions.InvalidURL),
+        ("http://", requests.exceptions.InvalidURL),
+    ],
+)
+def test_a_bad_base_url_raises_out_of_each_request_as_requests_does(
+    new_session: SessionFactory, rec: Recorded, base_url: str, error: type[Exception]
+) -> None:
+    session = new_session(base_url, rec.hook)  # as Locust's HttpSession: made, then each call raises
+    with pytest.raises(error):
+        session.get("/")
+    assert rec.calls == []  # a locustfile bug, not a failed request
+
+
+def test_an_error_status_is_requests_http_error(session: HttpSession) -> None:
+    response = session.get("/status/404")
+    with pytest.raises(requests.exceptions.HTTPError):
+        response.raise_for_status()
+    assert repr(response.error).startswith("HTTPError('404 Client Error")
 
 
 # -- what is received --------------------------------------------------------------------
@@ -870,7 +904,9 @@ def test_response_request_is_what_was_sent(new_session: SessionFactory, session:
     sent = r.request
     assert (sent.method, sent.path_url, sent.url) == ("POST", "/echo?x=1", f"{target.url}/echo?x=1")
     assert sent.headers["x-trace"] == "t1" and sent.headers["Content-Type"] == "application/json"
-    assert sent.body == b'{"a": 1}'
+    assert sent.body == '{"a": 1}'  # JSON and forms as text, as Locust's FastHttpSession has them
+    assert session.post("/echo", data={"b": "2"}).request.body == "b=2"
+    assert session.post("/echo", data=b"\x00\xff").request.body == b"\x00\xff"
     assert session.get("/redirect/1").request.path_url == "/"  # the last hop
     refused = new_session(f"http://127.0.0.1:{closed_port()}", RequestEventHook())
     failed = refused.get("/nothing")

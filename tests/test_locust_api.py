@@ -111,3 +111,32 @@ def test_percentiles_to_report_must_be_fractions(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(lcore.stats, "PERCENTILES_TO_REPORT", [50, 95])
     with pytest.raises(ValueError, match="fractions between 0 and 1"):
         lcore.stats.report_percentiles()
+
+
+def test_a_stats_error_holds_the_exception_where_it_was_recorded_and_its_text_elsewhere() -> None:
+    from lcore.env import Environment
+    from lcore.stats import StatsError
+    from lcore.stats_delta import StatsDelta
+
+    env = Environment(user_classes=[])
+    refused = ConnectionRefusedError(111, "Connection refused")
+    for _ in range(3):
+        env.events.request.fire(
+            request_type="GET", name="/", response_time=1, response_length=0,
+            exception=refused if _ == 0 else ConnectionRefusedError(111, "Connection refused"),
+            context={},
+        )  # fmt: skip
+    (error,) = env.stats.errors.values()
+    # in the recording process, as Locust's: the first exception object itself
+    assert error.error is refused and error.occurrences == 3
+    assert error.text == "ConnectionRefusedError(111, 'Connection refused')"
+    assert env.stats.errors[StatsError.create_key("GET", "/", refused)] is error
+    assert error.to_name() == "GET /: ConnectionRefusedError(111, 'Connection refused')"
+    assert error.serialize()["error"] == error.text == StatsError.parse_error(refused)
+    # what went over the wire (the master's view) is the text
+    recorder = RequestStats()
+    recorder.record("GET", "/", 1.0, 0, refused)
+    merged = MergedStats()
+    merged.merge("w1", StatsDelta.decode(recorder.take_delta().encode()))
+    (remote,) = merged.errors.values()
+    assert remote.error == remote.text == error.text

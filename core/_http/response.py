@@ -12,6 +12,8 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
+from requests import exceptions as rex
+
 from ..exception import CatchResponseError, LocustError, ResponseError
 from .fields import CaseInsensitiveDict, parse_head_fields
 from .wire import REDIRECT_STATUSES, perf_counter
@@ -20,12 +22,23 @@ if TYPE_CHECKING:
     from .session import HttpSession
 
 
-class HTTPError(ResponseError):
-    """A response with an error status (4xx or 5xx)."""
+class HTTPError(ResponseError, rex.HTTPError):
+    """A response with an error status (4xx or 5xx); also requests' HTTPError, so
+    ``except requests.exceptions.RequestException`` catches it as with Locust's HttpUser."""
+
+    def __repr__(self) -> str:  # Exception's, not OSError's: the failure's name stays the same
+        return f"{type(self).__name__}({', '.join(map(repr, self.args))})"
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if len(self.args) == 1 else str(self.args)
 
 
-class TooManyRedirects(ResponseError):
-    pass
+class TooManyRedirects(ResponseError, rex.TooManyRedirects):
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(map(repr, self.args))})"
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if len(self.args) == 1 else str(self.args)
 
 
 def status_error(code: int, reason: str, url: str) -> HTTPError:
@@ -272,6 +285,9 @@ class Response:
         return f"<Response [{self.status_code}]>"
 
 
+_TEXT_BODIES = ("application/json", "application/x-www-form-urlencoded")
+
+
 class SentRequest:
     """``response.request``: read from the bytes that went on the wire."""
 
@@ -289,7 +305,14 @@ class SentRequest:
         self.path_url = target
         self.url = url
         self.headers = CaseInsensitiveDict(dict(parse_head_fields(head)))
-        self.body: bytes | None = body or None
+        self.body: str | bytes | None = body or None
+        kind = self.headers.get("content-type", "")
+        if body and kind.startswith(_TEXT_BODIES):
+            # JSON and forms as a str, as Locust's clients give them (json= and data={...})
+            try:
+                self.body = body.decode()
+            except UnicodeDecodeError:
+                pass
 
     def __repr__(self) -> str:
         return f"<SentRequest [{self.method}]>"

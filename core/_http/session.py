@@ -13,11 +13,14 @@ from http.client import RemoteDisconnected
 from typing import Any
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
+from requests.exceptions import RequestException
+
 from .._version import __version__
 from ..event import RequestEventHook
 from ..exception import LocustError, ResponseError, StopUser
 from ..user_lifecycle import UserLifecycle, lifecycle_of
 from .body import basic_auth, encode_body, encode_params
+from .errors import request_error, url_error
 from .fields import CaseInsensitiveDict, CookieJar, parse_head_fields
 from .response import (
     Response,
@@ -57,10 +60,19 @@ def _safe_path(path: str) -> str:
 
 @lru_cache(maxsize=64)
 def _parse_base_url(value: str) -> tuple[str, str, int | None, str, tuple[str, str] | None]:
-    """(scheme, host, port, path prefix, credentials) of a base URL; parsed once, not per user."""
+    """(scheme, host, port, path prefix, credentials) of a base URL; parsed once, not per user.
+    Raises requests' MissingSchema, InvalidSchema or InvalidURL, as requests would."""
     parts = urlsplit(value)
-    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
-        raise LocustError(f"Invalid host {value!r}: it must be a base URL like http://example.org")
+    if "://" not in value:
+        raise url_error(value, "schema")
+    if parts.scheme not in DEFAULT_PORTS:
+        raise url_error(value, "scheme")
+    try:
+        if not parts.hostname or not parts.hostname.encode("idna"):
+            raise url_error(value, "url")
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except (UnicodeError, ValueError) as e:
+        raise url_error(value, "url") from e
     auth = None
     if parts.username is not None:
         auth = (unquote(parts.username), unquote(parts.password or ""))
@@ -185,10 +197,16 @@ class HttpSession:
     @base_url.setter
     def base_url(self, value: str | None) -> None:
         self._base_url = value
+        self._base_error: Exception | None = None
         if not value:
             self._base, self._prefix = None, ""
             return
-        scheme, hostname, port, prefix, auth = _parse_base_url(value)
+        try:
+            scheme, hostname, port, prefix, auth = _parse_base_url(value)
+        except RequestException as e:
+            # raised by each request, as requests does (a locustfile bug, not a failure)
+            self._base, self._prefix, self._base_error = None, "", e
+            return
         if auth is not None:
             self.auth = auth
         self._base = self._origin(scheme, hostname, port)
@@ -308,6 +326,8 @@ class HttpSession:
         if url[:1] == "/" or not url.startswith(("http://", "https://")):
             origin = self._base
             if origin is None:
+                if self._base_error is not None:
+                    raise self._base_error
                 raise LocustError(
                     f"No base URL to request {url!r} against: set the host "
                     "(the User's host attribute or --host)"
@@ -485,7 +505,7 @@ class HttpSession:
         try:
             sock, reused = origin.acquire(t0, connect_timeout, method not in IDEMPOTENT)
         except TRANSPORT_ERRORS as e:
-            return _failed(origin, path, payload, e)
+            return _failed(origin, path, payload, e, connecting=True)
         while True:
             try:
                 if read_timeout is not None:
@@ -501,7 +521,7 @@ class HttpSession:
                     except TRANSPORT_ERRORS as e2:
                         origin.open -= 1
                         origin._wake()
-                        return _failed(origin, path, payload, e2)
+                        return _failed(origin, path, payload, e2, connecting=True)
                     except BaseException:
                         origin.open -= 1
                         origin._wake()
@@ -626,8 +646,10 @@ def _is_stale(error: BaseException) -> bool:
     return isinstance(error, OSError) and error.errno in (errno.ECONNRESET, errno.EPIPE)
 
 
-def _failed(origin: Origin, path: str, payload: bytes, error: BaseException) -> Response:
+def _failed(
+    origin: Origin, path: str, payload: bytes, error: BaseException, connecting: bool = False
+) -> Response:
     response = Response(0, origin.url, path, b"", b"", payload)
-    response.error = error
+    response.error = request_error(error, connecting)
     return response
 
