@@ -21,6 +21,7 @@ Where things live (dependencies point down this list, never up):
                           modules are the private package lcore._http, imported only here
     lcore.worker          the worker runtime                        (gevent)
     lcore.master          the master runtime                        (asyncio on gevent's hub)
+    lcore.master_open     the master's part for the open model and --max-rps (asyncio)
     lcore.hub_loop        the master's asyncio loop, waiting through gevent's hub
     lcore.clock           the master's clock: real, or a MockClock that tests move (asyncio)
     lcore.greenlet_calls  where the master runs locustfile code: greenlets, never its loop;

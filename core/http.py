@@ -15,10 +15,12 @@ Where lcore differs from Locust on purpose:
   and, unless ``success()``/``failure()`` was called first, nothing is recorded.
 
 The client lives in the private package ``lcore._http``, which nothing outside this facade
-imports (one way: ``wire`` ← ``fields`` ← ``response`` ← ``session``; ``body`` on its own):
+imports (one way: ``wire`` ← ``fields`` ← ``response`` ← ``session``; ``body`` and
+``errors`` on their own):
 
     session    HttpSession: builds the request, sends it, follows redirects, records it
     response   Response, catch_response's ResponseContextManager, response.request, HTTPError
+    errors     a failed request's error: requests' exception and the socket error's class at once
     body       request bodies and query strings: form, JSON, multipart, basic auth
     fields     the header mapping and the cookie jar
     wire       keep-alive pools per (scheme, host, port), one request/response exchange

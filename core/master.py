@@ -23,7 +23,6 @@ import zmq.asyncio
 from . import bundle, report_bounds, unreported
 from . import protocol as p
 from ._version import PROTOCOL_VERSION, __version__
-from .arrivals import ArrivalPlan
 from .bundle_server import BundleServer
 from .clock import Clock, SystemClock
 from .curve import MasterKeys, apply_server
@@ -39,6 +38,7 @@ from .log import (
     LogBuffer,
     level_number,
 )
+from .master_open import SCHEDULE_LEAD, OpenModelControl
 from .run_ids import new_run_id
 from .runners import (
     STATE_CLEANUP,
@@ -68,11 +68,6 @@ CPU_WARNING_THRESHOLD = 90.0
 ITERATION_LEASE_MAX = 1000
 # what a worker may claim in one report: more users than any test runs is not a real report
 MAX_REPORTED_COUNT = 10_000_000
-# a new open-model segment (a rate change, a worker joining or leaving) applies this long after
-# the master decides it, so that every worker has it in time and none runs an arrival twice
-SCHEDULE_LEAD = 0.2
-# --arrival-rate without -u: the ceiling of concurrent users
-DEFAULT_ARRIVAL_CEILING = 1000
 
 
 def _bounded_counts(counts: Any) -> dict[str, int]:
@@ -133,7 +128,7 @@ class _AuthorizedKeys:
         return False
 
 
-class MasterRuntime(MasterRunner):
+class MasterRuntime(OpenModelControl, MasterRunner):
     def __init__(
         self,
         environment: Any,
@@ -216,19 +211,8 @@ class MasterRuntime(MasterRunner):
         self._run_started: float | None = None  # set until test_start listeners have returned
         self.on_state_change: list[Callable[[str], None]] = []
         self.logs = LogBuffer()  # the status page's Logs view
-        # the open model: --arrival-rate makes start() run arrivals, -u their ceiling
-        self.arrival_rate = arrival_rate
-        # the ceiling when a shape's ArrivalRate gives none: -u, else DEFAULT_ARRIVAL_CEILING
-        self.arrival_ceiling = arrival_ceiling if arrival_ceiling else DEFAULT_ARRIVAL_CEILING
-        self.current_arrival_rate: float | None = None
-        self.arrival_plan: ArrivalPlan | None = None  # the run's schedule, while one is on
-        self._open_pending: tuple[float, int, float] | None = None  # (rate, ceiling, at)
-        self._open_end: float | None = None  # -t's end of the schedule (wall clock)
-        self.schedule_lead = schedule_lead
-        # --max-rps: the test's request slots, shared by all workers (lcore.rate_cap)
-        self.rate_cap_plan = (
-            ArrivalPlan(max_rps, 1, (), time.time()) if max_rps is not None and max_rps > 0 else None
-        )
+        # the open model (--arrival-rate) and --max-rps: lcore.master_open
+        self._init_open_model(arrival_rate, arrival_ceiling, max_rps, schedule_lead)
 
     # --- what locustfiles and exporters read -------------------------------------------
     @property
@@ -394,7 +378,7 @@ class MasterRuntime(MasterRunner):
             self.start_arrivals(self.arrival_rate, user_count, user_classes)
             return
         running = self.state in (STATE_SPAWNING, STATE_RUNNING)
-        if running and (self.arrival_plan is not None or self._open_pending is not None):
+        if running and self.open_model_on:
             log.error("A test in the open model (arrivals) cannot switch to users and a spawn rate")
             return
         names = self._class_names(user_classes)
@@ -419,102 +403,6 @@ class MasterRuntime(MasterRunner):
         if switched:
             self._send_targets(set(self.workers), spread=0.0)
         self._ramp_wakeup.set()
-
-    # --- the open model -----------------------------------------------------------------
-    def start_arrivals(
-        self,
-        rate: float,
-        ceiling: int | None = None,
-        user_classes: list[Any] | None = None,
-        at: float | None = None,
-    ) -> None:
-        """Run ``rate`` task runs per second across all workers (the open model), on at most
-        ``ceiling`` concurrent users. A running test changes rate from ``at`` (wall clock;
-        default: a little ahead of now, see SCHEDULE_LEAD)."""
-        if not 0 <= rate < float("inf"):
-            raise ValueError(f"arrival rate must be a finite number >= 0, not {rate!r}")
-        ceiling = self.arrival_ceiling if ceiling is None else int(ceiling)
-        self.active_classes = self._class_names(user_classes)
-        self.target_user_count = ceiling
-        self.current_arrival_rate = rate
-        if self.state in (STATE_INIT, STATE_STOPPED, STATE_CLEANUP):
-            self._begin_run()
-            self.arrival_plan = None
-        elif self.arrival_plan is None and self._open_pending is None and self.dispatcher.requested:
-            log.error("A test with users and a spawn rate cannot switch to the open model (arrivals)")
-            return
-        if self.arrival_plan is None:
-            starting = self._open_pending is not None
-            self._open_pending = (rate, ceiling, time.time() if at is None else at)
-            if not starting:
-                self._set_state(STATE_SPAWNING)
-                self.owner.spawn(self._open_start(), "open model start")
-            return
-        when = time.time() + self.schedule_lead if at is None else at
-        self.arrival_plan.change(when, rate=rate, ceiling=ceiling)
-        self._send_arrivals()
-
-    async def _open_start(self) -> None:
-        while self._run_started is not None:
-            # workers start no arrival before the master's test_start listeners have returned
-            await self._wait_test_start_listeners()
-        pending, self._open_pending = self._open_pending, None
-        if pending is None or self.state != STATE_SPAWNING:
-            return  # stopped meanwhile
-        rate, ceiling, at = pending
-        if not any(w > 0 for w in self._arrival_weights().values()):
-            log.error("The open model has no user class to run: every class has weight 0")
-            self._call_on_loop(self.quit if self.quit_when_stopped else self.stop)
-            return
-        start = max(at, time.time())
-        self.arrival_plan = ArrivalPlan(rate, ceiling, self._worker_ids(), start)
-        if self._run_timer is not None and self.run_time:
-            # -t is the schedule's length: from its first arrival, whatever the test_start
-            # listeners took, to the arrival index that ends it (see _stop)
-            self._run_timer.cancel()
-            loop = asyncio.get_running_loop()
-            self._run_timer = loop.call_later(start + self.run_time - time.time(), self._run_time_up)
-            self._open_end = start + self.run_time
-        self._send_arrivals()
-        self._set_state(STATE_RUNNING)
-        self._fire(self.environment.events.spawning_complete, user_count=self.user_count)
-
-    def _worker_ids(self) -> list[str]:
-        return sorted(self.workers, key=lambda i: self.workers[i].index)
-
-    def _arrival_weights(self) -> dict[str, int]:
-        names = self.active_classes
-        return {
-            c.__name__: int(getattr(c, "weight", 1))
-            for c in self.environment.user_classes
-            if names is None or c.__name__ in names
-        }
-
-    def _send_arrivals(self) -> None:
-        plan = self.arrival_plan
-        if plan is None:
-            return
-        weights = self._arrival_weights()
-        for node_id, (share, part) in plan.shares().items():
-            node = self.workers.get(node_id)
-            if node is None:
-                continue
-            for name in weights:  # what bounds its reports: users up to its part of the ceiling
-                node.asked_most[name] = max(node.asked_most.get(name, 0), part)
-            seg = share.segment
-            self._send(node_id, p.Arrivals(
-                self.run_id, seg.start, seg.position, seg.rate, share.slot, share.slots, part,
-                weights, self.host, self.options_for_workers, self._open_end or 0.0,
-            ))  # fmt: skip
-            node.state = STATE_RUNNING
-
-    def _send_rate_cap(self) -> None:
-        plan = self.rate_cap_plan
-        if plan is None:
-            return
-        for node_id, (share, _) in plan.shares().items():
-            seg = share.segment
-            self._send(node_id, p.RateCap(seg.start, seg.position, seg.rate, share.slot, share.slots))
 
     def _class_names(self, user_classes: list[Any] | None) -> tuple[str, ...] | None:
         """The classes a start runs: those given (a shape's third value), else the page's pick."""
@@ -639,15 +527,10 @@ class MasterRuntime(MasterRunner):
             self._run_timer.cancel()
             self._run_timer = None
         self._ramp = None
-        self.arrival_plan = None
-        self._open_pending = None
+        stop_at = self.end_open_model()
         self._set_state(STATE_STOPPING)
         self._fire(self.environment.events.test_stopping, environment=self.environment)
         run_id = self.run_id
-        # the open model ends on schedule: no arrival due after the planned end runs, however
-        # late this loop ran the timer
-        stop_at = min(time.time(), self._open_end) if self._open_end else time.time()
-        self._open_end = None
         for node in self.workers.values():
             self._send(node.id, p.Stop(run_id, stop_at))
         # each worker sends its final delta, then "stopped"
@@ -1053,30 +936,14 @@ class MasterRuntime(MasterRunner):
         self._check_iterations_done()
 
     def _rebalance(self) -> None:
-        workers = self._worker_ids()
-        when = time.time() + self.schedule_lead
-        if self.rate_cap_plan is not None and tuple(workers) != self.rate_cap_plan.workers:
-            # every worker's slots change: ahead of now, so that no slot is used twice (at once
-            # when workers only left: theirs would go unused until then)
-            gone = set(workers) <= set(self.rate_cap_plan.workers)
-            self.rate_cap_plan.change(time.time() if gone else when, workers=workers, ceiling=len(workers))
-            self._send_rate_cap()
-        if self.arrival_plan is not None and tuple(workers) != self.arrival_plan.workers:
-            # a worker that left runs nothing more: the others take its arrivals over at once
-            # (ahead of now, they would be lost until then); with one joining, the new slots
-            # wait for the lead, so that no arrival runs on two workers
-            gone = set(workers) <= set(self.arrival_plan.workers)
-            self.arrival_plan.change(time.time() if gone else when, workers=workers)
-            if self.state in (STATE_SPAWNING, STATE_RUNNING):
-                self._send_arrivals()
+        self._replan_for_workers()
         before = snapshot(self.dispatcher.assignment) if self.spent else None
         changed = self.dispatcher.set_workers(
             sorted(self.workers, key=lambda i: self.workers[i].index)
         )
         if before is not None:
             changed |= self.spent.settle(before, self.dispatcher.assignment)
-        open_model = self.arrival_plan is not None or self._open_pending is not None
-        if self.state in (STATE_SPAWNING, STATE_RUNNING) and not open_model:
+        if self.state in (STATE_SPAWNING, STATE_RUNNING) and not self.open_model_on:
             self._send_targets(changed, spread=0.0)
 
     def _worker_target(self, node_id: str) -> dict[str, int]:
@@ -1133,20 +1000,6 @@ class MasterRuntime(MasterRunner):
             except asyncio.TimeoutError:
                 pass
 
-    def _shape_arrivals(self, result: ArrivalRate) -> None:
-        """A shape's tick in the open model: its rate applies from SCHEDULE_LEAD after now."""
-        classes = list(result.user_classes) if result.user_classes is not None else None
-        ceiling = result.users if result.users is not None else self.arrival_ceiling
-        if (
-            result.rate != self.current_arrival_rate
-            or ceiling != self.target_user_count
-            or self._class_names(classes) != self.active_classes
-            or (self.arrival_plan is None and self._open_pending is None)
-        ):
-            self.start_arrivals(
-                float(result.rate), ceiling, classes, at=time.time() + self.schedule_lead
-            )
-
     async def _shape_loop(self) -> None:
         shape = self.shape
         # ticks on a grid of whole seconds from the start, so that their lateness does not add
@@ -1168,7 +1021,7 @@ class MasterRuntime(MasterRunner):
             next_tick = max(next_tick, time.monotonic())
             if result is None:
                 log.info("Shape test stopping")
-                if self.arrival_plan is not None or self._open_pending is not None:
+                if self.open_model_on:
                     # its rates apply SCHEDULE_LEAD after each tick: so does its end
                     await asyncio.sleep(self.schedule_lead)
                 self.stop()

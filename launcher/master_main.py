@@ -14,7 +14,8 @@ from typing import Any
 from lcore import unreported
 from lcore.exporters import thresholds
 from lcore.exporters.push import PeriodicPusher, build_outputs, push_interval
-from lcore.master import DEFAULT_ARRIVAL_CEILING, MasterRuntime
+from lcore.master import MasterRuntime
+from lcore.master_open import DEFAULT_ARRIVAL_CEILING
 from lcore.runners import STATE_STOPPED
 from lcore.step_load import StepLoadShape
 from lcore.task_owner import TaskFailed

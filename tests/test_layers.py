@@ -71,7 +71,7 @@ def test_the_master_does_not_load_the_http_client_or_the_user_modules() -> None:
 def test_the_http_client_is_one_private_package_behind_lcore_http() -> None:
     assert not sorted(p.name for p in CORE.glob("http_*.py")), "HTTP modules outside lcore._http"
     assert sorted(p.stem for p in (CORE / "_http").glob("*.py")) == [
-        "__init__", "body", "fields", "response", "session", "wire",
+        "__init__", "body", "errors", "fields", "response", "session", "wire",
     ]  # fmt: skip
     offenders = {}
     for path in sorted(CORE.rglob("*.py")):
