@@ -349,34 +349,39 @@ class LcoreCollector(Collector):
             "Bytes of response bodies received, per method and name.",
             labels=_ENTRY,
         )
-        times = HistogramMetricFamily(
-            "lcore_response_time_seconds",
-            "Response times, per method and name (HDR histogram: bucket bounds are resolved "
-            "within 1/64 of their value).",
-            labels=_ENTRY,
+        # the times as measured, and from the intended starts: the same two families each
+        measured = _TimeFamilies(
+            self,
+            HistogramMetricFamily(
+                "lcore_response_time_seconds",
+                "Response times, per method and name (HDR histogram: bucket bounds are resolved "
+                "within 1/64 of their value).",
+                labels=_ENTRY,
+            ),
+            # a summary, not a gauge: only summaries may carry a "quantile" label (promtool)
+            SummaryMetricFamily(
+                "lcore_response_time_quantile_seconds",
+                'Response time quantiles over the whole run (window="run") or the last seconds '
+                '(window="current"); _count and _sum cover the whole run either way. '
+                'name="Aggregated" is every request together.',
+                labels=[*_ENTRY, "window"],
+            ),
         )
-        # a summary, not a gauge: only summaries may carry a "quantile" label (promtool)
-        quantiles = SummaryMetricFamily(
-            "lcore_response_time_quantile_seconds",
-            'Response time quantiles over the whole run (window="run") or the last seconds '
-            '(window="current"); _count and _sum cover the whole run either way. '
-            'name="Aggregated" is every request together.',
-            labels=[*_ENTRY, "window"],
+        corrected = _TimeFamilies(
+            self,
+            HistogramMetricFamily(
+                "lcore_corrected_response_time_seconds",
+                "Response times from each request's intended start (coordinated omission: the lag "
+                "of tasks that started behind their schedule added, a paced user's missed slots "
+                "counted), per method and name; lcore_response_time_seconds where nothing was late.",
+                labels=_ENTRY,
+            ),
+            SummaryMetricFamily(
+                "lcore_corrected_response_time_quantile_seconds",
+                "lcore_response_time_quantile_seconds from the intended starts.",
+                labels=[*_ENTRY, "window"],
+            ),
         )
-        corrected_times = HistogramMetricFamily(
-            "lcore_corrected_response_time_seconds",
-            "Response times from each request's intended start (coordinated omission: the lag "
-            "of tasks that started behind their schedule added, a paced user's missed slots "
-            "counted), per method and name; lcore_response_time_seconds where nothing was late.",
-            labels=_ENTRY,
-        )
-        corrected_quantiles = SummaryMetricFamily(
-            "lcore_corrected_response_time_quantile_seconds",
-            "lcore_response_time_quantile_seconds from the intended starts.",
-            labels=[*_ENTRY, "window"],
-        )
-        total_run, total_window = Histogram(), Histogram()
-        corrected_total_run, corrected_total_window = Histogram(), Histogram()
         rows = list(snapshot.own)
         rows += self._folded_rows(snapshot.folded)
         for row in rows:
@@ -384,34 +389,10 @@ class LcoreCollector(Collector):
             requests.add_metric(labels, row.requests)
             failures.add_metric(labels, row.failures)
             sizes.add_metric(labels, row.size)
-            histogram = row.run
-            cumulative = histogram.count_at_or_below(self._bounds_us)
-            times.add_metric(
-                labels,
-                list(zip(self._le, [*cumulative, histogram.count], strict=True)),
-                histogram.sum / 1e6,
-            )
-            self._add_quantiles(quantiles, labels, row.run, row.window)
-            total_run.merge(row.run)
-            total_window.merge(row.window)
-            corrected = row.corrected_run
-            cumulative = corrected.count_at_or_below(self._bounds_us)
-            corrected_times.add_metric(
-                labels,
-                list(zip(self._le, [*cumulative, corrected.count], strict=True)),
-                corrected.sum / 1e6,
-            )
-            self._add_quantiles(corrected_quantiles, labels, corrected, row.corrected_window)
-            corrected_total_run.merge(corrected)
-            corrected_total_window.merge(row.corrected_window)
-        if total_run.count:
-            self._add_quantiles(quantiles, ["", "Aggregated"], total_run, total_window)
-            self._add_quantiles(
-                corrected_quantiles,
-                ["", "Aggregated"],
-                corrected_total_run,
-                corrected_total_window,
-            )
+            measured.add(labels, row.run, row.window)
+            corrected.add(labels, row.corrected_run, row.corrected_window)
+        measured.add_aggregated()
+        corrected.add_aggregated()
         errors = CounterMetricFamily(
             "lcore_request_errors",
             f"Failed requests per error text; beyond {self._errors.limit} distinct series they "
@@ -435,8 +416,8 @@ class LcoreCollector(Collector):
             "Failures per second over the last seconds, every request together.",
             value=snapshot.fail_rate,
         )
-        yield from (requests, failures, sizes, times, quantiles, errors, exceptions, rps, fails)
-        yield from (corrected_times, corrected_quantiles)
+        yield from (requests, failures, sizes, measured.times, measured.quantiles)
+        yield from (errors, exceptions, rps, fails, corrected.times, corrected.quantiles)
 
     def _folded_rows(self, folded: list[_Figures]) -> list[_Figures]:
         """One row per method summing the entries without series of their own."""
@@ -602,6 +583,35 @@ class LcoreCollector(Collector):
             value=unreported.total(shares)[0],
         )
         yield from (workers, cpu, warning, users, reported, missing)
+
+
+class _TimeFamilies:
+    """One view of the response times (as measured, or from the intended starts): a histogram
+    and a quantile summary per entry, and the quantiles of every entry together."""
+
+    def __init__(
+        self, collector: LcoreCollector, times: HistogramMetricFamily, quantiles: SummaryMetricFamily
+    ) -> None:
+        self._collector = collector
+        self.times = times
+        self.quantiles = quantiles
+        self._total_run, self._total_window = Histogram(), Histogram()
+
+    def add(self, labels: list[str], run: Histogram, window: Histogram) -> None:
+        c = self._collector
+        cumulative = run.count_at_or_below(c._bounds_us)
+        self.times.add_metric(
+            labels, list(zip(c._le, [*cumulative, run.count], strict=True)), run.sum / 1e6
+        )
+        c._add_quantiles(self.quantiles, labels, run, window)
+        self._total_run.merge(run)
+        self._total_window.merge(window)
+
+    def add_aggregated(self) -> None:
+        if self._total_run.count:
+            self._collector._add_quantiles(
+                self.quantiles, ["", "Aggregated"], self._total_run, self._total_window
+            )
 
 
 def make_collectors(runtime: Any, **collector_options: Any) -> tuple[LcoreCollector, Collector]:

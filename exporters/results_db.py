@@ -30,7 +30,8 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -173,10 +174,22 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _migrate(self) -> None:
-        migrations = _migrations(self.pg)
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        """A cursor whose work is committed when the block ends, and rolled back if it raises."""
         cur = self._db.cursor()
         try:
+            yield cur
+            self._db.commit()
+        except BaseException:
+            self._db.rollback()
+            raise
+        finally:
+            cur.close()
+
+    def _migrate(self) -> None:
+        migrations = _migrations(self.pg)
+        with self._transaction() as cur:
             if self.pg:
                 self._execute(cur, "SELECT pg_advisory_xact_lock(?)", (_PG_MIGRATION_LOCK,))
             else:
@@ -193,12 +206,6 @@ class Store:
                 for statement in migrations[version - 1]:
                     self._execute(cur, statement)
                 self._execute(cur, "INSERT INTO schema_version (version) VALUES (?)", (version,))
-            self._db.commit()
-        except BaseException:
-            self._db.rollback()
-            raise
-        finally:
-            cur.close()
 
     # -- writing --
 
@@ -220,8 +227,7 @@ class Store:
         columns = ", ".join(_RUN_COLUMNS)
         marks = ", ".join("?" for _ in _RUN_COLUMNS)
         updates = ", ".join(f"{c} = excluded.{c}" for c in _RUN_COLUMNS if c != "id")
-        cur = self._db.cursor()
-        try:
+        with self._transaction() as cur:
             self._execute(
                 cur,
                 f"INSERT INTO runs ({columns}) VALUES ({marks}) ON CONFLICT (id) DO UPDATE SET {updates}",
@@ -263,28 +269,15 @@ class Store:
                 "INSERT INTO run_history (run_id, t, point) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 [(run_id, p["time"], _dumps(p)) for p in history],
             )
-            self._db.commit()
-        except BaseException:
-            self._db.rollback()
-            raise
-        finally:
-            cur.close()
 
     def delete(self, run_id: str) -> str:
         """Delete a run (an id or a unique prefix) and everything stored with it."""
         full = self.resolve(run_id)
-        cur = self._db.cursor()
-        try:
+        with self._transaction() as cur:
             # child rows first: SQLite enforces ON DELETE CASCADE only with foreign_keys on
             for table in ("run_labels", "run_entries", "run_errors", "run_exceptions", "run_history"):
                 self._execute(cur, f"DELETE FROM {table} WHERE run_id = ?", (full,))
             self._execute(cur, "DELETE FROM runs WHERE id = ?", (full,))
-            self._db.commit()
-        except BaseException:
-            self._db.rollback()
-            raise
-        finally:
-            cur.close()
         return full
 
     # -- reading --
