@@ -43,14 +43,10 @@ one: ``web_flask.py`` runs its views on greenlets, behind the same authenticatio
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import errno
-import hmac
 import json
 import logging
 import math
-import secrets
 import ssl
 import tempfile
 import time
@@ -61,11 +57,8 @@ from typing import Any
 from aiohttp import web
 from multidict import MultiDict
 
-from lcore import unreported
-from lcore._version import __version__
-from lcore.log import MASTER, LogCapture
+from lcore.log import LogCapture
 from lcore.runners import (
-    STATE_MISSING,
     STATE_RUNNING,
     STATE_SPAWNING,
     STATE_STOPPED,
@@ -75,8 +68,9 @@ from lcore.runners import (
 from . import web_flask, web_form, web_guard, web_limits
 from .prometheus import DEFAULT_BUCKETS, MAX_SERIES, make_collectors, parse_buckets
 from .prometheus_render import MetricsRenderer
-from .report_json import schedules_to_json
 from .results_db import store_location
+from .web_auth import SESSION_COOKIE, Auth
+from .web_documents import MAX_ROWS, history_sample, logs_document, stats_document, worker_rows
 from .web_history import HistoryRoutes
 
 __all__ = ["HISTORY_INTERVAL", "HISTORY_LIMIT", "StatusServer", "history_sample", "start_web"]
@@ -88,15 +82,6 @@ HISTORY_INTERVAL = 1.0
 """Seconds between two samples of the charts' history."""
 HISTORY_LIMIT = 3600
 """Samples kept (an hour at one a second); older ones are dropped."""
-MAX_ROWS = 500
-"""Rows of the stats and errors tables sent to the page (the Aggregated row always is)."""
-CHART_PERCENTILES = (0.5, 0.95, 0.99)
-SESSION_COOKIE = "lcore_session"
-SESSION_LIFETIME = 8 * 3600.0
-"""Seconds a login (``--web-login``) lasts; then the form asks again. ``POST /logout`` ends it
-sooner."""
-MAX_SESSIONS = 1000
-"""Sessions kept at once; a login beyond them ends the oldest."""
 _OPEN_PATHS = frozenset({"/healthz", "/login", "/logout", "/static/style.css"})
 _UNHOOKED_PATHS = frozenset({"/healthz", "/metrics"})
 _ACTIVE = (STATE_SPAWNING, STATE_RUNNING, STATE_STOPPING)
@@ -106,264 +91,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 class Unavailable(Exception):
     """A download whose generator is missing from this build."""
-
-
-# -- what the page and the API show ----------------------------------------------------------
-
-
-def _number(value: float | None) -> float:
-    if value is None or not math.isfinite(value):
-        return 0.0
-    return round(value, 3)
-
-
-def entry_row(entry: Any) -> dict[str, Any]:
-    """One row of the stats table, with Locust's field names (times in ms)."""
-    p50, p90, p95, p99 = entry.get_response_time_percentiles((0.5, 0.9, 0.95, 0.99))
-    # from the intended start (coordinated omission): the same figures without a schedule
-    c95, c99 = entry.get_corrected_response_time_percentiles((0.95, 0.99))
-    return {
-        "method": entry.method,
-        "name": entry.name,
-        "safe_name": entry.name,
-        "num_requests": entry.num_requests,
-        "num_failures": entry.num_failures,
-        "avg_response_time": _number(entry.avg_response_time),
-        "min_response_time": _number(entry.min_response_time),
-        "max_response_time": _number(entry.max_response_time),
-        "median_response_time": _number(p50),
-        "response_time_percentile_0.9": _number(p90),
-        "response_time_percentile_0.95": _number(p95),
-        "response_time_percentile_0.99": _number(p99),
-        "current_rps": _number(entry.current_rps),
-        "current_fail_per_sec": _number(entry.current_fail_per_sec),
-        "total_rps": _number(entry.total_rps),
-        "total_fail_per_sec": _number(entry.total_fail_per_sec),
-        "avg_content_length": _number(entry.avg_content_length),
-        "total_content_length": entry.total_content_length,
-        "corrected_response_time_percentile_0.95": _number(c95),
-        "corrected_response_time_percentile_0.99": _number(c99),
-        "corrected_max_response_time": _number(entry.corrected_histogram.max / 1000),
-    }
-
-
-def worker_rows(runtime: Any) -> list[dict[str, Any]]:
-    per_worker = runtime.stats_merged.per_worker
-    rows = []
-    for node in [*runtime.workers.values(), *runtime.lost_workers]:
-        reported = per_worker.get(node.id)
-        rows.append(
-            {
-                "id": node.id,
-                "host": node.host,
-                "pid": node.pid,
-                "index": node.index,
-                "state": STATE_MISSING if node in runtime.lost_workers else node.state,
-                "user_count": node.user_count,
-                "user_classes_count": dict(node.user_classes_count),
-                "cpu_usage": _number(node.cpu),
-                "cpu_warning": bool(node.cpu_warning),
-                "num_requests": reported.num_requests if reported else 0,
-                "num_failures": reported.num_failures if reported else 0,
-            }
-        )
-    return rows
-
-
-def stats_document(runtime: Any, readonly: bool) -> dict[str, Any]:
-    """``/api/stats``: Locust's ``/stats/requests`` document plus what the page needs."""
-    stats = runtime.stats_merged
-    rows = [entry_row(e) for e in stats.sorted_entries()[:MAX_ROWS]]
-    total = stats.total
-    rows.append(entry_row(total))
-    current = total.current_histogram().quantiles(CHART_PERCENTILES)
-    errors = sorted(stats.errors.values(), key=lambda e: -e.occurrences)[:MAX_ROWS]
-    exceptions = sorted(stats.exceptions.values(), key=lambda r: -r.count)[:MAX_ROWS]
-    return {
-        "version": __version__,
-        "state": runtime.state,
-        "readonly": readonly,
-        "host": runtime.host or runtime.environment.host or "",
-        "user_count": runtime.user_count,
-        "target_user_count": runtime.target_user_count,
-        "spawn_rate": runtime.spawn_rate,
-        "start_time": runtime.start_time,
-        "user_classes": [cls.__name__ for cls in runtime.environment.user_classes],
-        "user_classes_count": runtime.user_classes_count,
-        "shape": runtime.shape is not None,
-        "stats": rows,
-        "errors": [
-            {"method": e.method, "name": e.name, "error": e.text, "occurrences": e.occurrences}
-            for e in errors
-        ],
-        "exceptions": [
-            {"count": r.count, "msg": r.msg, "traceback": r.traceback, "nodes": sorted(r.nodes)}
-            for r in exceptions
-        ],
-        "total_rps": rows[-1]["current_rps"],
-        "total_fail_per_sec": rows[-1]["current_fail_per_sec"],
-        "fail_ratio": _number(total.fail_ratio),
-        "current_response_time_percentiles": {
-            f"response_time_percentile_{q}": _number(v / 1000)
-            for q, v in zip(CHART_PERCENTILES, current, strict=True)
-        },
-        "worker_count": len(runtime.workers),
-        "workers": worker_rows(runtime),
-        "lost_workers": len(runtime.lost_workers),
-        # at most this many requests of lost workers are in no report (core/unreported.py)
-        "unreported_requests": unreported_requests(runtime),
-        # schedules (pacing, the open model): per user class, and whether any fell behind
-        "fell_behind": stats.fell_behind,
-        "schedules": schedules_to_json(stats),
-        "dropped_arrivals": sum(stats.dropped_arrivals.values()),
-    }
-
-
-def unreported_requests(runtime: Any) -> int:
-    """At most this many requests of lost workers are in no report (0 without a master)."""
-    bound = getattr(runtime, "unreported_bound", None)
-    return unreported.total(bound())[0] if bound is not None else 0
-
-
-def logs_document(logs: Any, since: int = 0) -> dict[str, Any]:
-    """``/logs``: Locust's ``{"master": [line, ...], "workers": {id: [line, ...]}}``, and the
-    entries themselves for the Logs view."""
-    entries = logs.since(since)
-    master: list[str] = []
-    workers: dict[str, list[str]] = {}
-    for entry in entries:
-        (master if entry.source == MASTER else workers.setdefault(entry.source, [])).append(
-            entry.line()
-        )
-    return {
-        "master": master,
-        "workers": workers,
-        "entries": [e.to_json() for e in entries],
-        "last_seq": logs.last_seq,
-        "dropped": dict(logs.dropped),
-    }
-
-
-def history_sample(runtime: Any, now: float | None = None) -> dict[str, Any]:
-    """One point of the charts: users, current RPS and current percentiles (ms)."""
-    total = runtime.stats_merged.total
-    window = total.current_histogram()
-    sample: dict[str, Any] = {
-        "time": round(time.time() if now is None else now, 3),
-        "user_count": runtime.user_count,
-        "current_rps": _number(total.current_rps),
-        "current_fail_per_sec": _number(total.current_fail_per_sec),
-        "total_avg_response_time": _number(total.avg_response_time),
-    }
-    for q, value in zip(CHART_PERCENTILES, window.quantiles(CHART_PERCENTILES), strict=True):
-        sample[f"response_time_percentile_{q}"] = _number(value / 1000)
-    if runtime.stats_merged.fell_behind:
-        corrected = total.current_corrected_histogram().quantile(0.99)
-        sample["corrected_response_time_percentile_0.99"] = _number(corrected / 1000)
-    return sample
-
-
-# -- authentication --------------------------------------------------------------------------
-
-
-class Auth:
-    """Basic credentials, a bearer token, and sessions made by the login form."""
-
-    def __init__(
-        self,
-        basic: str | None,
-        token: str | None,
-        login_form: bool,
-        external_login: bool = False,
-        *,
-        session_lifetime: float = SESSION_LIFETIME,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.user = self.password = None
-        if basic:
-            user, sep, password = basic.partition(":")
-            if not sep or not user:
-                raise OSError(errno.EINVAL, "--web-auth must be USER:PASSWORD")
-            self.user, self.password = user, password
-        self.token = token or None
-        # a login the locustfile set up (Flask-Login, web_flask.py) checks users itself
-        self.external_login = external_login
-        if login_form and self.user is None and not external_login:
-            raise OSError(
-                errno.EINVAL,
-                "--web-login needs --web-auth USER:PASSWORD to check, or a login set up by the "
-                "locustfile (environment.web_ui.login_manager)",
-            )
-        self.login_form = login_form
-        self.session_lifetime = session_lifetime
-        self._clock = clock
-        self._sessions: dict[str, float] = {}  # session -> when it expires (oldest first)
-
-    @property
-    def enabled(self) -> bool:
-        return self.user is not None or self.token is not None or self.external_login
-
-    def credentials_match(self, user: str, password: str) -> bool:
-        if self.user is None or self.password is None:
-            return False
-        # both compared, always: the time taken says nothing about which one differs
-        ok_user = hmac.compare_digest(user.encode(), self.user.encode())
-        ok_password = hmac.compare_digest(password.encode(), self.password.encode())
-        return ok_user and ok_password
-
-    def allows(self, request: web.Request) -> bool:
-        header = request.headers.get("Authorization", "")
-        scheme, _, value = header.partition(" ")
-        scheme = scheme.lower()
-        if scheme == "bearer" and self.token is not None:
-            return hmac.compare_digest(value.strip().encode(), self.token.encode())
-        if scheme == "basic" and self.user is not None:
-            try:
-                decoded = base64.b64decode(value.strip(), validate=True).decode()
-            except (binascii.Error, UnicodeDecodeError):
-                return False
-            user, _, password = decoded.partition(":")
-            return self.credentials_match(user, password)
-        session = request.cookies.get(SESSION_COOKIE)
-        return session is not None and self.session_valid(session)
-
-    def session_valid(self, session: str) -> bool:
-        expires = self._sessions.get(session)
-        if expires is None:
-            return False
-        if self._clock() >= expires:
-            del self._sessions[session]
-            return False
-        return True
-
-    def new_session(self) -> str:
-        session = secrets.token_urlsafe(32)
-        now = self._clock()
-        sessions = self._sessions
-        for old in [s for s, expires in sessions.items() if expires <= now]:
-            del sessions[old]
-        while len(sessions) >= MAX_SESSIONS:
-            del sessions[next(iter(sessions))]
-        sessions[session] = now + self.session_lifetime
-        return session
-
-    def end_session(self, session: str | None) -> None:
-        if session is not None:
-            self._sessions.pop(session, None)
-
-    def challenge(self, request: web.Request, base: str) -> web.StreamResponse:
-        if (
-            self.login_form
-            and request.method == "GET"
-            and "text/html" in request.headers.get("Accept", "")
-        ):
-            raise web.HTTPFound(base + "/login")
-        realm = 'Basic realm="lcore"' if self.user is not None else 'Bearer realm="lcore"'
-        return web.json_response(
-            {"success": False, "message": "Authentication required"},
-            status=401,
-            headers={"WWW-Authenticate": realm},
-        )
 
 
 # -- the server ------------------------------------------------------------------------------

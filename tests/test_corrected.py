@@ -568,7 +568,7 @@ def test_metrics_export_corrected_times_and_per_class_schedules() -> None:
 def test_html_report_and_status_page_show_what_fell_behind() -> None:
     from types import SimpleNamespace
 
-    from lcore.exporters import web
+    from lcore.exporters import web_documents
     from lcore.exporters.report_html import render_html_report
 
     stats = late_run_stats()
@@ -589,7 +589,7 @@ def test_html_report_and_status_page_show_what_fell_behind() -> None:
     html = render_html_report(runtime)
     assert "Schedules (ms)" in html and "Dropped arrivals" in html
     assert "Response time percentiles from the intended start (corrected, ms)" in html
-    document = web.stats_document(runtime, readonly=True)
+    document = web_documents.stats_document(runtime, readonly=True)
     assert document["fell_behind"] and document["dropped_arrivals"] == 3
     row = next(r for r in document["stats"] if r["name"] == "/slow")
     assert row["corrected_response_time_percentile_0.99"] == pytest.approx(305, rel=0.01)

@@ -10,7 +10,7 @@ from lcore import unreported
 from lcore.env import Environment
 from lcore.exporters.prometheus import make_registry, render
 from lcore.exporters.report_json import unreported_to_json
-from lcore.exporters.web import stats_document
+from lcore.exporters.web_documents import stats_document
 from lcore.master import MasterRuntime
 from lcore.protocol import StatsReport
 from lcore.stats import RequestStats

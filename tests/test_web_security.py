@@ -16,7 +16,8 @@ import aiohttp
 import pytest
 from test_web import make_runtime, record, run, serving
 
-from lcore.exporters.web import SESSION_COOKIE, Auth, StatusServer
+from lcore.exporters.web import StatusServer
+from lcore.exporters.web_auth import SESSION_COOKIE, Auth
 from lcore.exporters.web_guard import LoginThrottle
 from lcore.exporters.web_limits import AcceptErrorFilter
 from lcore.launcher.options import build_parser, parse_options
