@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import signal
 import time
+from typing import Any
 
 from conftest import wait_until
 from test_engine import common, free_port, write
@@ -42,14 +43,20 @@ def exit_times(*procs, timeout: float) -> list[float]:
     return [ended[i] for i in range(len(procs))]
 
 
-def test_a_remote_worker_quit_by_the_master_exits_after_it(tmp_path, run_lcore) -> None:
-    lf = write(tmp_path, LOCUSTFILE)
+def master_and_worker(tmp_path, run_lcore, source: str) -> tuple[Any, Any]:
+    """A headless master (2 users, 1 s) and one remote worker over TCP."""
+    lf = write(tmp_path, source)
     port = free_port()
     master = run_lcore(
         "-f", str(lf), "--master", "--headless", "--expect-workers", "1", "-u", "2", "-r", "2",
         "-t", "1s", *common(port),
     )  # fmt: skip
     worker = run_lcore("-f", str(lf), "--worker", "--master-host", "127.0.0.1", "--master-port", str(port))
+    return master, worker
+
+
+def test_a_remote_worker_quit_by_the_master_exits_after_it(tmp_path, run_lcore) -> None:
+    master, worker = master_and_worker(tmp_path, run_lcore, LOCUSTFILE)
     master_ended, worker_ended = exit_times(master, worker, timeout=60)
     assert master.proc.returncode == 0, master.output
     assert worker.proc.returncode == 0, worker.output
@@ -58,13 +65,8 @@ def test_a_remote_worker_quit_by_the_master_exits_after_it(tmp_path, run_lcore) 
 
 
 def test_sigterm_ends_a_worker_waiting_for_its_master(tmp_path, run_lcore) -> None:
-    lf = write(tmp_path, LOCUSTFILE.replace("time.sleep(2)", "print('master quitting', flush=True); time.sleep(15)"))
-    port = free_port()
-    master = run_lcore(
-        "-f", str(lf), "--master", "--headless", "--expect-workers", "1", "-u", "2", "-r", "2",
-        "-t", "1s", *common(port),
-    )  # fmt: skip
-    worker = run_lcore("-f", str(lf), "--worker", "--master-host", "127.0.0.1", "--master-port", str(port))
+    slow = LOCUSTFILE.replace("time.sleep(2)", "print('master quitting', flush=True); time.sleep(15)")
+    master, worker = master_and_worker(tmp_path, run_lcore, slow)
     wait_until(lambda: "master quitting" in master.output, timeout=30)
     assert worker.proc.poll() is None, worker.output  # waiting for the master to go
     worker.proc.send_signal(signal.SIGTERM)
