@@ -41,6 +41,7 @@ ALIASES: dict[str, str] = {
     "locust.contrib.mongodb": "lcore.contrib.mongodb",
     "locust.contrib.qdrant": "lcore.contrib.qdrant",
     "locust.contrib.milvus": "lcore.contrib.milvus",
+    "locust.contrib.csv_request_logger": "lcore.contrib.csv_request_logger",
     "locust.clients": "lcore.http",
     "locust.debug": "lcore.single",
     "locust.log": "lcore.log",
@@ -53,8 +54,9 @@ ALIASES: dict[str, str] = {
 }
 
 # aliases that are the lcore module itself rather than a copy of its names: a locustfile sets
-# module attributes there (``locust.stats.PERCENTILES_TO_REPORT = [...]``) that lcore reads
-SAME_MODULE = {"locust.stats"}
+# module attributes there (``locust.stats.PERCENTILES_TO_REPORT = [...]``) that lcore reads, or
+# reads its private state (``locust.debug._env``) or helpers (the CSV request logger's)
+SAME_MODULE = {"locust.stats", "locust.debug", "locust.contrib.csv_request_logger"}
 
 # names an alias must carry besides its target module's own (Locust keeps them elsewhere)
 EXTRA_NAMES: dict[str, dict[str, tuple[str, str]]] = {

@@ -105,6 +105,11 @@ def _host_from_command_line() -> str | None:
     return host
 
 
+# the environment of the last run_single_user, as Locust's ``locust.debug._env`` (a test or a
+# debugging hook reads ``_env.single_user_instance`` to reach the running user)
+_env: Environment | None = None
+
+
 def run_single_user(
     user_class: type[User],
     include_length: bool = False,
@@ -129,6 +134,8 @@ def run_single_user(
         or None,
     )
     env.assign_host(user_classes=[user_class])
+    global _env
+    _env = env
     runner = SingleUserRunner(env)
     printer = _Printer(out or sys.stdout, include_length, include_time, include_context)
     env.events.request.add_listener(printer)

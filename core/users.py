@@ -369,6 +369,18 @@ class User(metaclass=_TaskHolderMeta):
         return {}
 
     @property
+    def _state(self) -> str:
+        """Locust's ``User._state``: running, waiting or stopping."""
+        return self._lifecycle.state
+
+    @_state.setter
+    def _state(self, value: str) -> None:
+        # Locust's loop raises StopUser before the next task once _state is "stopping", and
+        # locustfiles (and Locust's own tests) stop a user that way
+        if value == LOCUST_STATE_STOPPING:
+            self._lifecycle.request_stop()
+
+    @property
     def greenlet(self) -> gevent.Greenlet[..., Any] | None:
         runner: gevent.Greenlet[..., Any] | None = self._lifecycle.greenlet
         return runner

@@ -140,3 +140,37 @@ def test_a_stats_error_holds_the_exception_where_it_was_recorded_and_its_text_el
     merged.merge("w1", StatsDelta.decode(recorder.take_delta().encode()))
     (remote,) = merged.errors.values()
     assert remote.error == remote.text == error.text
+
+
+def test_a_user_stopped_through_locusts_state_attribute_ends_run_single_user() -> None:
+    """Locust's own debugging test: a Timer sets ``user._state`` on the user that
+    ``locust.debug._env.single_user_instance`` names, and run_single_user returns."""
+    import gevent
+
+    from lcore import single
+    from lcore.user_lifecycle import (
+        LOCUST_STATE_RUNNING,
+        LOCUST_STATE_STOPPING,
+        LOCUST_STATE_WAITING,
+    )
+    from lcore.users import User, constant, task
+
+    class Looping(User):
+        wait_time = constant(0)
+
+        @task
+        def nothing(self) -> None:
+            pass
+
+    seen: list[str] = []
+
+    def stop_it() -> None:
+        user = single._env.single_user_instance  # type: ignore[union-attr]
+        seen.append(user._state)
+        user._state = LOCUST_STATE_STOPPING
+
+    gevent.spawn_later(0.3, stop_it)
+    runner = gevent.spawn(single.run_single_user, Looping, loglevel=None)
+    runner.join(timeout=10)
+    assert runner.dead, "run_single_user did not return"
+    assert len(seen) == 1 and seen[0] in (LOCUST_STATE_RUNNING, LOCUST_STATE_WAITING)

@@ -14,5 +14,8 @@ exception of a failure. ``_record`` holds the one timing helper they share.
     lcore.contrib.qdrant     QdrantUser  (qdrant-client)
     lcore.contrib.milvus     MilvusUser  (pymilvus)
 
+and, needing nothing: ``lcore.contrib.csv_request_logger`` (CsvRequestLogger: one CSV row per
+request, from every worker into one file).
+
 Importing this package imports none of them.
 """
