@@ -62,7 +62,7 @@ SAME_MODULE = {"locust.stats", "locust.debug", "locust.contrib.csv_request_logge
 EXTRA_NAMES: dict[str, dict[str, tuple[str, str]]] = {
     "locust.contrib.fasthttp": {
         "FastHttpUser": ("lcore.users", "FastHttpUser"),
-        "FastHttpSession": ("lcore.http", "HttpSession"),
+        "FastHttpSession": ("lcore.http", "FastHttpSession"),
         "FastResponse": ("lcore.http", "Response"),
         "RestResponseContextManager": ("lcore.rest", "RestResponseContextManager"),
         "FastHttpLocust": ("lcore.compat", "FastHttpLocust"),

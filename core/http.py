@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from ._http.fields import CaseInsensitiveDict, CookieJar
 from ._http.response import HTTPError, Response, ResponseContextManager, TooManyRedirects
-from ._http.session import HttpSession
+from ._http.session import FastHttpSession, HttpSession
 
 __all__ = [
     "CaseInsensitiveDict",
@@ -49,6 +49,7 @@ __all__ = [
 for _cls in (
     CaseInsensitiveDict,
     CookieJar,
+    FastHttpSession,
     HTTPError,
     HttpSession,
     Response,
@@ -59,6 +60,5 @@ for _cls in (
 del _cls
 
 # Locust's names for the same things (locust.clients, locust.contrib.fasthttp).
-FastHttpSession = HttpSession
 FastResponse = Response
 LocustResponse = Response

@@ -52,16 +52,18 @@ def _has_locust_plugin(config: pytest.Config) -> bool:
     )
 
 
-def _session(user: Any = None) -> Any:
+def _session(user: Any = None, fast: bool = False) -> Any:
     """Locust's fixture contract: called with the user under a load test, with nothing
-    under pytest (then ``--host`` is the base URL and nothing is recorded)."""
+    under pytest (then ``--host`` is the base URL and nothing is recorded). ``fast``: the
+    ``fastsession`` fixture's FastHttpSession (requests named as FastHttpUser names them)."""
     from .event import RequestEventHook
-    from .http import HttpSession
+    from .http import FastHttpSession, HttpSession
 
+    cls = FastHttpSession if fast else HttpSession
     if user is not None:
-        return HttpSession(base_url=user.host, request_event=user.environment.events.request, user=user)
+        return cls(base_url=user.host, request_event=user.environment.events.request, user=user)
     host = _config.getoption("--host") if _config is not None else None
-    return HttpSession(base_url=host, request_event=RequestEventHook(), user=None)
+    return cls(base_url=host, request_event=RequestEventHook(), user=None)
 
 
 def _fixtures() -> types.ModuleType:
@@ -76,7 +78,7 @@ def _fixtures() -> types.ModuleType:
 
     @pytest.fixture
     def fastsession(user: Any = None) -> Iterator[Any]:
-        s = _session(user)
+        s = _session(user, fast=True)
         yield s
         s.close()
 

@@ -26,7 +26,7 @@ from .exception import (
     RescheduleTaskImmediately,
     StopUser,
 )
-from .http import HttpSession
+from .http import FastHttpSession, HttpSession
 from .schedule_lag import run_paced_task
 from .user_lifecycle import (  # noqa: F401  (Locust's names, importable from here as before)
     LOCUST_STATE_RUNNING,
@@ -600,6 +600,8 @@ class HttpUser(User):
     # takes its size from it (urllib3's maxsize, geventhttpclient's concurrency).
     pool_manager: Any = None
     client_pool: Any = None
+    # Locust's HttpSession names requests by the path sent; FastHttpUser's client by the URL
+    _session_class: type[HttpSession] = HttpSession
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
@@ -608,7 +610,7 @@ class HttpUser(User):
                 "You must specify the base host. Either in the host attribute in the User class, "
                 "or on the command line using the --host option."
             )
-        self.client = HttpSession(
+        self.client = self._session_class(
             base_url=self.host,
             request_event=environment.events.request,
             user=self,
@@ -641,8 +643,12 @@ class HttpUser(User):
         return _rest.rest_(self, method, url, name, **kwargs)
 
 
-# Locust has two HTTP users; in lcore both are the same fast client.
-FastHttpUser = HttpUser
+class FastHttpUser(HttpUser):
+    """Locust's FastHttpUser: the same fast client as HttpUser here, with FastHttpSession's
+    request names (the URL as given, where HttpUser's are the path sent)."""
+
+    abstract = True
+    _session_class = FastHttpSession
 
 
 def is_user_class(obj: Any) -> bool:

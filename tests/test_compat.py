@@ -27,7 +27,7 @@ def test_locust_names_resolve_to_lcore_in_a_fresh_process() -> None:
         from locust.user.wait_time import between as b2
         from locust.user import wait_time
         import locust.event
-        assert HttpUser is lcore.users.HttpUser is F2
+        assert HttpUser is lcore.users.HttpUser and F2 is lcore.users.FastHttpUser
         assert b2 is lcore.wait_time.between and wait_time.between is b2
         assert events is lcore.events
         assert MasterRunner is lcore.runners.MasterRunner

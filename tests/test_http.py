@@ -25,6 +25,7 @@ from lcore.exception import CatchResponseError, LocustError, ResponseError, Stop
 from lcore.http import (
     CaseInsensitiveDict,
     CookieJar,
+    FastHttpSession,
     HTTPError,
     HttpSession,
     Response,
@@ -82,8 +83,8 @@ def new_session() -> Iterator[SessionFactory]:
     keep-alive connections with it)."""
     made: list[HttpSession] = []
 
-    def make(*args: Any, **kwargs: Any) -> HttpSession:
-        made.append(HttpSession(*args, **kwargs))
+    def make(*args: Any, cls: type[HttpSession] = HttpSession, **kwargs: Any) -> HttpSession:
+        made.append(cls(*args, **kwargs))
         return made[-1]
 
     yield make
@@ -302,7 +303,33 @@ def test_base_url_with_a_path_prefix(new_session: SessionFactory, target: Target
     session = new_session(f"{target.url}/api/", rec.hook)
     session.get("/prefixed")
     assert target.counts()[("GET", "/api/prefixed")] == 1
-    assert rec.last[1] == "/prefixed"
+    assert rec.last[1] == "/api/prefixed"  # HttpSession's name: the path sent
+    fast = new_session(f"{target.url}/api/", rec.hook, cls=FastHttpSession)
+    fast.get("/prefixed")
+    assert rec.last[1] == "/prefixed"  # FastHttpSession's: the URL as given
+
+
+def test_requests_are_named_as_each_of_locusts_clients_names_them(
+    new_session: SessionFactory, target: Target, other_target: Target, rec: Recorded
+) -> None:
+    """Locust 2.47, measured: HttpSession names a request by the first hop's path_url,
+    FastHttpSession by the URL as passed."""
+    plain = new_session(target.url, rec.hook)
+    fast = new_session(target.url, rec.hook, cls=FastHttpSession)
+    cases = [
+        ((f"{other_target.url}/json?b=2",), {}, "/json?b=2", f"{other_target.url}/json?b=2"),
+        (("/json",), {"params": {"a": "1"}}, "/json?a=1", "/json"),
+        (("/redirect/1",), {}, "/redirect/1", "/redirect/1"),
+        (("/json",), {"name": "mine"}, "mine", "mine"),
+    ]
+    for args, kwargs, plain_name, fast_name in cases:
+        plain.get(*args, **kwargs)
+        assert rec.last[1] == plain_name, args
+        fast.get(*args, **kwargs)
+        assert rec.last[1] == fast_name, args
+    with plain.rename_request("grouped"):
+        plain.get("/json?id=7")
+    assert rec.last[1] == "grouped"
 
 
 def test_unsafe_characters_in_the_path_are_quoted(session: HttpSession, target: Target) -> None:
@@ -459,7 +486,7 @@ def test_absolute_urls_get_their_own_pool(
     url = f"{other_target.url}/json?x=1"
     for _ in range(3):
         assert session.get(url).status_code == 200
-    assert rec.last[1] == url
+    assert rec.last[1] == "/json?x=1"
     assert other_target.counts() == {("GET", "/json"): 3}
     assert other_target.connections == 1
     assert session.get("/").status_code == 200

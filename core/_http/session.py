@@ -121,6 +121,10 @@ class HttpSession:
     """A user's HTTP client: Locust's HttpSession/FastHttpSession API with one keep-alive
     pool per host, a cookie jar, and every request recorded through ``request_event``."""
 
+    # how a request without name= is named: Locust's HttpSession uses the path it sent,
+    # its FastHttpSession the URL as given (FastHttpSession below)
+    names_by_url = False
+
     def __init__(
         self,
         base_url: str | None,
@@ -321,7 +325,7 @@ class HttpSession:
             raise StopUser()  # the user is told to make no new request (life.check_request)
         method = method.upper()
         if name is None:
-            name = self.request_name or url
+            name = self.request_name or None  # else from the URL, below
 
         if url[:1] == "/" or not url.startswith(("http://", "https://")):
             origin = self._base
@@ -344,6 +348,10 @@ class HttpSession:
             if encoded:
                 path = f"{path}&{encoded}" if "?" in path else f"{path}?{encoded}"
         path = _safe_path(path)
+        if name is None:
+            # Locust's HttpSession names a request by the path it sends (the host's base path,
+            # params= and all); its FastHttpSession by the URL as it was given
+            name = url if self.names_by_url else path
 
         if (
             data is None
@@ -653,3 +661,9 @@ def _failed(
     response.error = request_error(error, connecting)
     return response
 
+
+class FastHttpSession(HttpSession):
+    """Locust's FastHttpSession: the same client; a request without ``name=`` is named by the
+    URL as it was given (an absolute URL keeps its host, ``params=`` are not in the name)."""
+
+    names_by_url = True
