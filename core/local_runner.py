@@ -39,6 +39,12 @@ class LocalRuntime(LocalRunner):
         return self.pool.counts() if self.pool is not None else {}
 
     @property
+    def spawning_greenlet(self) -> gevent.Greenlet[..., Any] | None:
+        """Locust's: the greenlet ramping to the last start's users (it ends once they have
+        all been started); None before the first start."""
+        return self._ramper
+
+    @property
     def user_count(self) -> int:
         return self.pool.user_count if self.pool is not None else 0
 
@@ -81,6 +87,7 @@ class LocalRuntime(LocalRunner):
             if ramp.advance(now):
                 pool.set_targets(dispatcher.worker_target(LOCAL), ramp.spread(now))
             if ramp.done:
+                pool.join_spawning()  # as Locust's spawning_greenlet: over once all are started
                 return
             gevent.sleep(ramp.pause(time.monotonic()))
 

@@ -113,6 +113,12 @@ class UserPool:
             # (else the retired spawner says so once its user is constructed)
             self.on_spawning_complete(self.counts())
 
+    def join_spawning(self, timeout: float | None = None) -> None:
+        """Wait until the users of the last target have been started (constructed)."""
+        spawner = self._spawner
+        if spawner is not None and spawner is not gevent.getcurrent():
+            spawner.join(timeout)
+
     def _retire_spawner(self) -> None:
         """End the spawner of the previous target. One inside a user's constructor is not
         killed there (the exception would land in locustfile code, half-way through a connect):
