@@ -527,7 +527,10 @@ class Ramp:
     """Paces the dispatcher toward ``target`` at ``spawn_rate`` users/s, on the caller's clock.
 
     Counts from ``dispatcher.requested`` at ``now``; user ``j`` (1-based) of the ramp is due at
-    ``now + j / spawn_rate``, whichever way the ramp goes. ``spawn_rate`` may be ``math.inf``.
+    ``now + (j - 1) / spawn_rate``, whichever way the ramp goes: the first at once, as Locust
+    starts its first batch at once (``-u 1 -r 1 -t 1`` runs a user), then one every
+    1/spawn_rate s, where Locust starts floor(spawn_rate) users every second in a burst.
+    ``spawn_rate`` may be ``math.inf``.
     """
 
     def __init__(self, dispatcher: Dispatcher, target: int, spawn_rate: float, now: float) -> None:
@@ -557,7 +560,7 @@ class Ramp:
         return self._done == self._steps
 
     def _due_at(self, j: int) -> float:
-        return self._t0 + j / self._rate
+        return self._t0 + (j - 1) / self._rate
 
     def advance(self, now: float) -> set[str]:
         """Step the dispatcher to the users due by ``now``; returns the changed worker ids."""

@@ -24,6 +24,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from lcore.log import setup_logging
+
 from .options import OptionsError, find_locustfiles, resolve_processes
 
 
@@ -63,6 +65,8 @@ class Config:
     iterations: int
     run_time: float | None
     headless: bool
+    # --skip-log-setup: the locustfile configures logging itself (no handler of lcore's)
+    skip_log_setup: bool
     no_web: bool
     web_login: bool
     web_base_path: str
@@ -126,8 +130,10 @@ class Config:
             bundle_max_bytes=int(o.bundle_max_mb * 1024 * 1024),
             max_stats_entries=int(o.max_stats_entries),
             iterations=int(o.iterations or 0),
-            run_time=o.run_time or None,
+            # the master's own timer; with the web UI the page's start sets its own (lcore.exporters.web)
+            run_time=(o.run_time or None) if not o.worker and (o.headless or o.autostart) else None,
             headless=bool(o.headless),
+            skip_log_setup=bool(getattr(o, "skip_log_setup", False)),
             no_web=bool(o.no_web),
             web_login=bool(o.web_login),
             web_base_path=o.web_base_path or "",
@@ -135,6 +141,11 @@ class Config:
             max_rps=o.max_rps,
             num_users=o.num_users,
         )
+
+    def setup_logging(self, role: str) -> None:
+        """lcore's log format for this process, unless --skip-log-setup (as Locust's)."""
+        if not self.skip_log_setup:
+            setup_logging(self.loglevel, self.logfile, role, self.log_format)
 
     @contextmanager
     def run_directory(self) -> Iterator[str]:

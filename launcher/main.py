@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from functools import partial
 
 from lcore._version import __version__
-from lcore.log import LOG_CONTEXT, setup_logging
+from lcore.log import LOG_CONTEXT
 from lcore.run_ids import new_run_id
 
 from .config import Config
@@ -53,7 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _error(str(e))
     # --run-single-user runs its user in this process: no master, no workers
     role = "local" if options.run_single_user else "launcher"
-    setup_logging(config.loglevel, config.logfile, role, config.log_format)
+    config.setup_logging(role)
+    if config.worker and options.run_time:
+        log.info("--run-time on a worker is ignored: its master ends the test")
 
     from lcore.locustfile import LocustfileError, check_syntax
 

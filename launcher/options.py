@@ -1,6 +1,7 @@
 """lcore's options: Locust's names and defaults, gathered from these sources, later ones winning:
 
-    defaults < ~/.lcore.conf < ./lcore.conf < [tool.lcore] in ./pyproject.toml < --config FILE
+    defaults < ~/.locust.conf < ~/.lcore.conf < ./locust.conf < ./lcore.conf
+             < [tool.locust], then [tool.lcore], in ./pyproject.toml < --config FILE
              < environment (LCORE_<OPTION>, then Locust's LOCUST_<OPTION>) < command line
 
 The command line is parsed once with argparse into a namespace that records only what it set;
@@ -348,13 +349,9 @@ def validate(options: argparse.Namespace) -> None:
         raise OptionsError("--csv-full-history requires --csv")
     if get("iterations", 0) < 0:
         raise OptionsError(f"--iterations must be 0 (no limit) or more, not {get('iterations')}")
-    if get("run_time"):
-        if get("worker"):
-            raise OptionsError("--run-time belongs on the master, not on workers")
-        if not (get("headless") or get("autostart")):
-            raise OptionsError(
-                "--run-time can only be used together with --headless or --autostart"
-            )
+    # -t with the web UI fills the start form's run time (the page's start then applies it),
+    # and a worker leaves it to its master: both as Locust (a shared conf file or LOCUST_RUN_TIME
+    # reaches every role)
     _validate_step_load(options)
     _validate_open_model(options)
     if get("locustfile") == "-" and not get("worker"):

@@ -184,7 +184,8 @@ def _old_name(today: str) -> type[argparse.Action]:
 
 _EPILOG = """\
 Every option can also be set in a config file (~/.lcore.conf, ./lcore.conf, [tool.lcore] in
-./pyproject.toml, or --config FILE) as `spawn-rate = 10`, or in the environment as
+./pyproject.toml, or --config FILE; Locust's ~/.locust.conf, ./locust.conf and [tool.locust]
+too, beneath lcore's) as `spawn-rate = 10` (or `r = 10`), or in the environment as
 LCORE_SPAWN_RATE=10 (Locust's LOCUST_SPAWN_RATE works too). The command line beats the
 environment, which beats config files, which beat the defaults.
 

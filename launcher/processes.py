@@ -10,8 +10,6 @@ import signal
 from collections.abc import Iterator
 from typing import Any
 
-from lcore.log import setup_logging
-
 from .config import Config
 from .supervisor import EXIT_FATAL
 
@@ -152,7 +150,7 @@ def run_master(config: Config, endpoints: list[str], run_uid: str | None = None)
 
     patch_all()
     c = config
-    setup_logging(c.loglevel, c.logfile, "master", c.log_format)
+    c.setup_logging("master")
     try:
         env, loaded, options = load_environment(c)
     except StartupError as e:
@@ -220,7 +218,7 @@ def run_worker(config: Config, endpoint: str, remote: bool, index: int) -> int:
     from .patching import patch_all
 
     patch_all()
-    setup_logging(config.loglevel, config.logfile, f"worker-{index}", config.log_format)
+    config.setup_logging(f"worker-{index}")
     if remote:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if not config.fetched:

@@ -129,19 +129,28 @@ def _unquote(text: str) -> str:
 
 
 def _config_keys(parser: LcoreArgumentParser) -> dict[str, argparse.Action]:
-    """Config-file keys: every long option name without dashes; ``-`` and ``_`` both work."""
+    """Config-file keys: every long option name without dashes (``-`` and ``_`` both work),
+    and the short ones (``u = 10``), as configargparse reads them for Locust."""
     keys: dict[str, argparse.Action] = {}
+    shorts: dict[str, argparse.Action] = {}
     for action in parser._actions:
         names = [s for s in action.option_strings if s.startswith("--")] or [action.dest]
         for name in names:
             keys[name.lstrip("-").replace("_", "-")] = action
+        for name in action.option_strings:
+            if not name.startswith("--"):
+                shorts[name.lstrip("-")] = action
+    for name, action in shorts.items():
+        keys.setdefault(name, action)  # a long name of the same spelling wins
     return keys
 
 
 def _config_paths(cli_config: str | None, environ: Mapping[str, str]) -> list[tuple[Path, bool]]:
+    """The config files, lowest precedence first: Locust's names, then lcore's, for each place
+    (a Locust user's ``locust.conf`` keeps working; an ``lcore.conf`` beside it wins)."""
     home = environ.get("HOME") or environ.get("USERPROFILE")
-    paths = [(Path(home) / ".lcore.conf", False)] if home else []
-    paths += [(Path("lcore.conf"), False), (Path("pyproject.toml"), False)]
+    paths = [(Path(home) / name, False) for name in (".locust.conf", ".lcore.conf")] if home else []
+    paths += [(Path("locust.conf"), False), (Path("lcore.conf"), False), (Path("pyproject.toml"), False)]
     if cli_config:
         paths.append((Path(cli_config).expanduser(), True))
     return paths
@@ -201,15 +210,19 @@ def _conf_items(text: str, path: Path) -> list[tuple[str, str | list[str], str]]
     return items
 
 
+# pyproject.toml's tables, lowest precedence first: Locust's, then lcore's
+TOML_TABLES = ("locust", "lcore")
+
+
 def _toml_items(text: str, path: Path) -> list[tuple[str, str | list[str], str]]:
-    table = _toml_section(text, path)
-    where = f"{path} [tool.lcore]"
     items: list[tuple[str, str | list[str], str]] = []
-    for key, value in table.items():
-        if isinstance(value, list):
-            items.append((key, [_toml_scalar(v, key, where) for v in value], where))
-        else:
-            items.append((key, _toml_scalar(value, key, where), where))
+    for tool in TOML_TABLES:
+        where = f"{path} [tool.{tool}]"
+        for key, value in _toml_section(text, path, tool).items():
+            if isinstance(value, list):
+                items.append((key, [_toml_scalar(v, key, where) for v in value], where))
+            else:
+                items.append((key, _toml_scalar(value, key, where), where))
     return items
 
 
@@ -221,37 +234,35 @@ def _toml_scalar(value: object, key: str, where: str) -> str:
     raise OptionsError(f"{where}: {key!r} must be a string, number, boolean or list")
 
 
-def _toml_section(text: str, path: Path) -> dict[str, Any]:
+def _toml_section(text: str, path: Path, tool: str) -> dict[str, Any]:
     try:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
         try:
             import tomli as tomllib  # type: ignore[no-redef]
         except ModuleNotFoundError:
-            return _toml_section_without_tomllib(text, path)
+            return _toml_section_without_tomllib(text, path, tool)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise OptionsError(f"Could not read {path}: {e}")
-    table = data.get("tool", {}).get("lcore", {})
+    table = data.get("tool", {}).get(tool, {})
     if not isinstance(table, dict):
-        raise OptionsError(f"{path}: [tool.lcore] must be a table")
+        raise OptionsError(f"{path}: [tool.{tool}] must be a table")
     return table
 
 
-_TOML_HEADER = re.compile(r"\[\s*tool\s*\.\s*lcore\s*\]")
-
-
-def _toml_section_without_tomllib(text: str, path: Path) -> dict[str, Any]:
-    """Just enough TOML for ``[tool.lcore]`` when neither tomllib nor tomli is there:
+def _toml_section_without_tomllib(text: str, path: Path, tool: str) -> dict[str, Any]:
+    """Just enough TOML for ``[tool.<tool>]`` when neither tomllib nor tomli is there:
     ``key = value`` with strings, numbers, booleans and (possibly multi-line) arrays of those."""
+    header = re.compile(rf"\[\s*tool\s*\.\s*{tool}\s*\]")
     table: dict[str, Any] = {}
     inside = False
     pending = ""
     for number, line in enumerate(text.splitlines(), 1):
         line = _strip_toml_comment(line)
         if not pending and line.startswith("["):
-            inside = bool(_TOML_HEADER.fullmatch(line))
+            inside = bool(header.fullmatch(line))
             continue
         if not inside or not line:
             continue

@@ -464,11 +464,10 @@ def test_rate_one_two_workers_one_user_a_second_alternating():
     d = Dispatcher(specs(("A", 1)))
     d.set_workers(["w1", "w2"])
     ramp = Ramp(d, target=4, spawn_rate=1, now=100.0)
-    assert ramp.next_due() == 101.0
-    assert ramp.advance(100.0) == set()
-    assert ramp.advance(100.99) == set()
+    assert ramp.next_due() == 100.0  # the first at once, as Locust's first batch
+    assert ramp.advance(99.99) == set()
     log = drive(ramp, 100.0, tick=0.25)
-    assert log == [(101.0, {"w1"}), (102.0, {"w2"}), (103.0, {"w1"}), (104.0, {"w2"})]
+    assert log == [(100.0, {"w1"}), (101.0, {"w2"}), (102.0, {"w1"}), (103.0, {"w2"})]
     assert ramp.done
     assert ramp.next_due() is None
     assert d.assignment == {"w1": {"A": 2}, "w2": {"A": 2}}
@@ -483,21 +482,21 @@ def test_rate_below_worker_count_never_bursts():
     while not ramp.done:
         count = d.user_count
         changed = ramp.advance(now)
-        # At most one user a second, started where it is due.
-        assert d.user_count == min(12, math.floor(now + 1e-9))
+        # At most one user a second, started where it is due (the first at once).
+        assert d.user_count == min(12, math.floor(now + 1e-9) + 1)
         if d.user_count > count:
             assert d.user_count == count + 1
             assert changed
         check(d, classes)
         now += 0.25
-    assert now == pytest.approx(12.25)
+    assert now == pytest.approx(11.25)
 
 
 def test_rate_half():
     d = Dispatcher(specs(("A", 1)))
     d.set_workers(["w1", "w2"])
     ramp = Ramp(d, target=3, spawn_rate=0.5, now=0.0)
-    assert [t for t, _ in drive(ramp, 0.0)] == [2.0, 4.0, 6.0]
+    assert [t for t, _ in drive(ramp, 0.0)] == [0.0, 2.0, 4.0]
 
 
 def test_rate_100_reaches_1000_at_ten_seconds():
@@ -505,11 +504,11 @@ def test_rate_100_reaches_1000_at_ten_seconds():
     d = Dispatcher(classes)
     d.set_workers(["w1", "w2", "w3", "w4"])
     ramp = Ramp(d, target=1000, spawn_rate=100, now=0.0)
-    ramp.advance(9.999)
+    ramp.advance(9.989)
     assert d.user_count == 999
     assert not ramp.done
-    assert ramp.next_due() == pytest.approx(10.0)
-    ramp.advance(10.0)
+    assert ramp.next_due() == pytest.approx(9.99)
+    ramp.advance(9.99)
     assert d.user_count == 1000
     assert ramp.done
     check(d, classes)
@@ -524,12 +523,12 @@ def test_master_loop_counts_on_schedule(t0):
     now = t0
     while not ramp.done:
         ramp.advance(now)
-        assert d.user_count == min(1000, math.floor(100 * (now - t0) + 1e-6))
+        assert d.user_count == min(1000, math.floor(100 * (now - t0) + 1e-6) + 1)
         due = ramp.next_due()
         if due is not None:
             assert due > now
             now = min(due, now + 0.1)
-    assert now - t0 == pytest.approx(10.0)
+    assert now - t0 == pytest.approx(9.99)
     check(d, classes)
 
 
@@ -539,14 +538,14 @@ def test_ramp_down():
     d.set_workers(["w1", "w2"])
     d.step_to(10)
     ramp = Ramp(d, target=2, spawn_rate=2, now=0.0)
-    assert ramp.next_due() == 0.5
-    ramp.advance(0.5)
+    assert ramp.next_due() == 0.0
+    ramp.advance(0.0)
     assert d.user_count == 9
     ramp.advance(2.0)
-    assert d.user_count == 6
+    assert d.user_count == 5
     check(d, classes)
     log = drive(ramp, 2.0)
-    assert [t for t, _ in log] == [2.5, 3.0, 3.5, 4.0]
+    assert [t for t, _ in log] == [2.5, 3.0, 3.5]
     assert d.user_count == 2
     assert ramp.done
     check(d, classes)
@@ -556,12 +555,12 @@ def test_new_target_mid_ramp_starts_from_current_count():
     d = Dispatcher(specs(("A", 1)))
     d.set_workers(["w1", "w2"])
     up = Ramp(d, target=100, spawn_rate=10, now=0.0)
-    up.advance(3.0)
+    up.advance(2.95)
     assert d.user_count == 30
     down = Ramp(d, target=10, spawn_rate=5, now=3.0)
-    down.advance(6.9)
+    down.advance(6.7)
     assert d.user_count == 11
-    down.advance(7.0)
+    down.advance(6.8)
     assert d.user_count == 10
     assert down.done
 
@@ -582,7 +581,7 @@ def test_ramp_edge_cases():
     r = Ramp(d, target=60, spawn_rate=1, now=10.0)
     r.advance(15.0)
     assert r.advance(12.0) == set()
-    assert d.user_count == 55
+    assert d.user_count == 56
     for bad_rate in (0, -1, math.nan):
         with pytest.raises(ValueError, match="spawn rate"):
             Ramp(d, target=1, spawn_rate=bad_rate, now=0.0)
@@ -633,7 +632,7 @@ def test_ramp_paces_its_steps_the_same_for_every_runtime() -> None:
     d.set_workers(["w1"])
     slow = Ramp(d, target=10, spawn_rate=20, now=0.0)  # a user every 50 ms
     slow.advance(0.06)
-    assert d.user_count == 1
+    assert d.user_count == 2
     assert slow.spread(0.06) == pytest.approx(0.04)
     assert slow.pause(0.06) == pytest.approx(0.04)
     assert slow.pause(0.0999) == pytest.approx(0.01)  # never a busy loop

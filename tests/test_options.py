@@ -197,6 +197,26 @@ def test_precedence_config_files_then_environment_then_command_line(
     assert (o.host, o.num_users, o.web_port) == ("http://from-cli", 2, 1001)
 
 
+def test_locusts_config_files_are_read_beneath_lcores(project: Path, home: Path) -> None:
+    """A Locust user's locust.conf, ~/.locust.conf and [tool.locust] keep working (measured
+    with Locust 2.47: all three are its defaults); lcore's names win where both are set."""
+    (home / ".locust.conf").write_text("users = 3\nweb-port = 1003\n")
+    assert (parse([]).num_users, parse([]).web_port) == (3, 1003)
+    (project / "locust.conf").write_text("headless = true\nu = 4\nr 2\nH = http://from-locust-conf\n")
+    o = parse([])
+    assert (o.headless, o.num_users, o.spawn_rate, o.host) == (True, 4, 2.0, "http://from-locust-conf")
+    (project / "lcore.conf").write_text("users = 5\n")
+    assert (parse([]).num_users, parse([]).spawn_rate) == (5, 2.0)
+    (project / "pyproject.toml").write_text(
+        '[tool.locust]\nhost = "http://from-tool-locust"\nrun-time = "1m"\n'
+        '[tool.lcore]\nrun-time = "2m"\n'
+    )
+    assert (parse([]).host, parse([]).run_time) == ("http://from-tool-locust", 120)
+    other = project / "ci.toml"
+    other.write_text('[tool.locust]\nusers = 9\n')
+    assert parse(["--config", str(other)]).num_users == 9
+
+
 def test_false_in_a_later_source_switches_a_flag_off(project: Path, home: Path) -> None:
     (home / ".lcore.conf").write_text("headless = true\nreset-stats = yes\n")
     assert parse([]).headless is True
@@ -441,8 +461,6 @@ def test_required_custom_option_may_come_from_the_environment(project: Path) -> 
         (["-f", "nothere.py"], "Could not find 'nothere.py'"),
         (["-L", "verbose"], "invalid choice: 'VERBOSE'"),
         (["--csv-full-history"], "--csv-full-history requires --csv"),
-        (["-t", "1m"], "--run-time can only be used together with --headless or --autostart"),
-        (["-t", "1m", "--worker", "--headless"], "--run-time belongs on the master"),
         (["--heartbeat-interval", "5"], "--heartbeat-timeout (3.0) must be longer"),
         (["--web-port", "70000"], "--web-port must be between 0 and 65535"),
         (["-f", "-"], "needs --worker"),
