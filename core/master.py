@@ -10,6 +10,7 @@ Exporters (status page, /metrics, reports) read this object; core never imports 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import time
@@ -68,6 +69,11 @@ CPU_WARNING_THRESHOLD = 90.0
 ITERATION_LEASE_MAX = 1000
 # what a worker may claim in one report: more users than any test runs is not a real report
 MAX_REPORTED_COUNT = 10_000_000
+
+
+def format_user_counts(counts: dict[str, int]) -> str:
+    """Users per class as Locust logs them: ``{"A": 2, "B": 1} (3 total users)``."""
+    return f"{json.dumps(dict(sorted(counts.items())))} ({sum(counts.values())} total users)"
 
 
 def _bounded_counts(counts: Any) -> dict[str, int]:
@@ -451,7 +457,8 @@ class MasterRuntime(OpenModelControl, MasterRunner):
             self._run_timer = loop.call_later(self.run_time, self._run_time_up)
 
     def _run_time_up(self) -> None:
-        log.info("--run-time limit reached, stopping test")
+        # Locust's words: a headless run ends here, a run from the page only stops
+        log.info("--run-time limit reached, %s", "shutting down" if self.quit_when_stopped else "stopping test")
         self.stop()
 
     def stop(self) -> None:
@@ -846,6 +853,7 @@ class MasterRuntime(OpenModelControl, MasterRunner):
             n.user_classes_count == self._alive_target(n.id) for n in self.workers.values()
         ):
             self._set_state(STATE_RUNNING)
+            log.info("All users spawned: %s", format_user_counts(self.user_classes_count))
             if self.environment.reset_stats:
                 log.info("Resetting stats (--reset-stats): spawning is complete")
                 self.reset_stats()

@@ -223,8 +223,13 @@ async def master_async(
         elif not runtime._quit_event.is_set():
             users = options.num_users if options.num_users is not None else 1
             rate = options.spawn_rate if options.spawn_rate is not None else 1
-            log.info("Ramping to %d users at a rate of %g per second", users, rate)
+            log.info("Ramping to %d users at a rate of %.2f per second", users, rate)
             runtime.start(users, rate)
+        if runtime.shape is None and not runtime._quit_event.is_set():
+            if options.run_time:
+                log.info("Run time limit set to %s seconds", options.run_time)
+            else:
+                log.info("No run time limit set, use CTRL+C to interrupt")
 
     await runtime.wait_quit()
     for task in periodic:
@@ -249,6 +254,7 @@ async def master_async(
             code = 1
         else:
             code = exit_code(runtime, options, results)
+        log.info("Shutting down (exit code %d)", code)
         if recorder is not None:
             run_id = recorder.finish(code, thresholds.results_to_json(results))
             recorder.close()

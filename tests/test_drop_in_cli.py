@@ -32,6 +32,15 @@ def test_the_first_user_starts_at_once(tmp_path, target, run_lcore) -> None:
     code, out, _, _ = headless(tmp_path, run_lcore, target, QUICK, "-u", "1", "-r", "1", "-t", "1s")
     assert code == 0, out[-2000:]
     assert target.counts()[("GET", "/")] >= 5
+    # Locust's lines, which CI scripts grep for
+    for line in (
+        "Ramping to 1 users at a rate of 1.00 per second",
+        "Run time limit set to 1 seconds",
+        'All users spawned: {"Quick": 1} (1 total users)',
+        "--run-time limit reached, shutting down",
+        "Shutting down (exit code 0)",
+    ):
+        assert line in out, line
 
 
 def test_run_time_with_the_web_ui_fills_the_start_form(tmp_path, target, run_lcore) -> None:
