@@ -49,6 +49,11 @@ ALIASES: dict[str, str] = {
     "locust.web": "lcore.web_compat",
     "locust.util": "lcore.users",
     "locust.util.load_locustfile": "lcore.users",
+    "locust.util.rounding": "lcore.rounding",
+    "locust.util.timespan": "lcore.launcher.timespan",
+    # a script's Locust run from Python: ``from locust.main import main`` (launcher modules as
+    # strings, so core imports nothing of the launcher until a script asks)
+    "locust.main": "lcore.launcher.locust_api",
     # the parser a locustfile's init_command_line_parser listener is given (a string, so core
     # imports nothing of the launcher: it is imported only when a locustfile asks for it)
     "locust.argument_parser": "lcore.launcher.parser",
@@ -80,6 +85,8 @@ EXTRA_NAMES: dict[str, dict[str, tuple[str, str]]] = {
     "locust.user.users": {"PytestUser": ("lcore.pytest_users", "PytestUser")},
     "locust.argument_parser": {
         "LocustArgumentParser": ("lcore.launcher.parser", "LcoreArgumentParser"),
+        "parse_options": ("lcore.launcher.locust_api", "parse_options"),
+        "get_parser": ("lcore.launcher.locust_api", "get_parser"),
     },
     "locust.user": {
         "wait_time": ("lcore.wait_time", None),  # type: ignore[dict-item]

@@ -119,6 +119,28 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, ensure_ascii=False, default=str)
 
 
+# Locust's flag: set by greenlet_exception_logger's handler; a master ending with it set exits 2
+unhandled_greenlet_exception = False
+
+
+def greenlet_exception_logger(
+    logger: logging.Logger, level: int = logging.CRITICAL
+) -> Callable[[Any], None]:
+    """Locust's handler for ``greenlet.link_exception``: logs the greenlet's exception (a
+    ``sys.exit()`` in it at INFO) and sets ``unhandled_greenlet_exception``."""
+
+    def exception_handler(greenlet: Any) -> None:
+        global unhandled_greenlet_exception
+        exc_info = greenlet.exc_info
+        if exc_info and exc_info[0] is SystemExit:
+            logger.log(min(logging.INFO, level), "sys.exit(%s) called", exc_info[1])
+        else:
+            logger.log(level, "Unhandled exception in greenlet: %s", greenlet, exc_info=exc_info)
+        unhandled_greenlet_exception = True
+
+    return exception_handler
+
+
 def setup_logging(
     loglevel: str = "INFO", logfile: str | None = None, role: str = "", log_format: str = "text"
 ) -> None:

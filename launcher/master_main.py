@@ -11,6 +11,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from lcore import log as lcore_log
 from lcore import unreported
 from lcore.exporters import thresholds
 from lcore.exporters.push import PeriodicPusher, build_outputs, push_interval
@@ -60,8 +61,15 @@ def exit_code(
     stats = runtime.stats_merged
     if stats.total.num_failures or stats.exceptions:
         return int(options.exit_code_on_error)
-    if runtime.listener_errors or runtime.calls.errors or runtime.handler_calls.errors:
-        return 2  # as Locust: locustfile code on the master raised (logged when it did)
+    if (
+        runtime.listener_errors
+        or runtime.calls.errors
+        or runtime.handler_calls.errors
+        or lcore_log.unhandled_greenlet_exception
+    ):
+        # as Locust: locustfile code on the master raised (logged when it did), or a greenlet
+        # linked to greenlet_exception_logger died
+        return 2
     return 0
 
 

@@ -64,6 +64,7 @@ def parse_options(
     partial: bool = False,
     checked: bool = False,
     locustfile: str | None = None,
+    locate: bool = True,
 ) -> argparse.Namespace:
     """Options from all sources. ``partial=True`` tolerates options nobody declared (a
     locustfile's, before it is imported): they are kept in ``_unknown``, abbreviations are not
@@ -77,7 +78,8 @@ def parse_options(
     ``checked=True``: the values were checked already, by the launcher's parse of the same
     sources (a forked process parsing again with its locustfile's options); ``locustfile``:
     the files the launcher found for ``-f`` (comma-separated), which ``locustfile`` and
-    ``locustfiles`` then say instead of ``-f`` as given."""
+    ``locustfiles`` then say instead of ``-f`` as given; ``locate=False``: ``-f`` is not looked
+    for (Locust's parse_options, called by a script that runs no locustfile)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     environ = os.environ if environ is None else environ
     # Partial: no abbreviations, or a locustfile's --user would be read as our --users.
@@ -132,7 +134,7 @@ def parse_options(
     if locustfile is not None:
         options.locustfile = locustfile
         options.locustfiles = [p for p in locustfile.split(",") if p]
-    elif not options.demo and options.locustfile != "-":  # '-': a worker fetches it from the master
+    elif locate and not options.demo and options.locustfile != "-":  # '-': fetched from the master
         options.locustfiles = find_locustfiles(options.locustfile or "")
     return options
 

@@ -104,3 +104,47 @@ def test_locust_conf_is_read(tmp_path, target, run_lcore) -> None:
     proc = run_lcore("--no-web", "--master-bind-port", str(free_port()))
     assert proc.wait(60) == 0, proc.output
     assert target.counts()[("GET", "/")] > 0
+
+
+def test_a_script_runs_a_test_through_locust_main(tmp_path, target) -> None:
+    """Locust's launcher recipe: ``sys.argv = [...]; from locust.main import main; main()``."""
+    import subprocess
+    import sys
+
+    lf = write(tmp_path, QUICK)
+    script = tmp_path / "launch.py"
+    script.write_text(
+        "import sys\n"
+        "from locust.main import main\n"
+        "from locust.util.timespan import parse_timespan\n"
+        "from locust.util.rounding import proper_round\n"
+        "assert parse_timespan('1m30s') == 90 and proper_round(2.5) == 3.0\n"
+        f"sys.argv = ['locust', '-f', {str(lf)!r}, '-H', {target.url!r}, '--headless', '-u', '1',"
+        f" '-r', '1', '-t', '1s', '--no-web', '--master-bind-port', '{free_port()}']\n"
+        "main()\n"
+    )
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert target.counts()[("GET", "/")] > 0
+
+
+GREENLET_DIES = QUICK + """
+import logging
+import gevent
+from locust import events
+from locust.log import greenlet_exception_logger
+from locust.runners import MasterRunner
+
+@events.init.add_listener
+def on_init(environment, **kwargs):
+    if isinstance(environment.runner, MasterRunner):
+        def background():
+            raise RuntimeError("the background job failed")
+        gevent.spawn(background).link_exception(greenlet_exception_logger(logging.getLogger("mine")))
+"""
+
+
+def test_a_greenlet_linked_to_greenlet_exception_logger_makes_the_exit_code_2(tmp_path, target, run_lcore) -> None:
+    code, out, _, _ = headless(tmp_path, run_lcore, target, GREENLET_DIES, "-u", "1", "-r", "1", "-t", "1s")
+    assert code == 2, out[-2000:]  # Locust's code for an unhandled greenlet exception
+    assert "Unhandled exception in greenlet" in out and "the background job failed" in out
