@@ -98,6 +98,11 @@ def load(path: str, require_users: bool = True) -> Locustfile:
     path = os.path.abspath(path)
     directory, filename = os.path.split(path)
     name = os.path.splitext(filename)[0]
+    if name == "locust":
+        # as Locust: a locust.py must not take the locust package's place, neither as this
+        # module's name nor for the file's own `import locust` (its directory joins sys.path)
+        name = "locustfile"
+        importlib.import_module("locust")
     if directory not in sys.path:
         sys.path.insert(0, directory)
     spec = importlib.util.spec_from_file_location(name, path)

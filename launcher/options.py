@@ -28,6 +28,7 @@ from .parser import (
     option_getter,
 )
 from .preflight import check_world
+from .remote_locustfile import fetch_locustfile, is_url
 from .sources import (
     _config_keys,
     _config_paths,
@@ -241,10 +242,6 @@ def find_locustfile(value: str) -> str:
     """The absolute path of one locustfile, given as a path or as a name without ``.py``."""
     name = os.path.expanduser(value.strip())
     shown = name if name.endswith(".py") else f"{name}.py"
-    if os.path.basename(shown) == "locust.py":
-        raise OptionsError(
-            "A locustfile must not be named locust.py (it would hide the locust module); rename it."
-        )
     if not os.path.isfile(shown):
         raise OptionsError(
             f"Could not find '{shown}'. Pass -f/--locustfile with a .py file, a module name or a "
@@ -255,10 +252,14 @@ def find_locustfile(value: str) -> str:
 
 def find_locustfiles(value: str) -> list[str]:
     """All locustfiles ``-f`` names: comma-separated entries, each a file, a name without
-    ``.py`` or a directory (its .py files, recursively, except ``_*.py``)."""
+    ``.py``, a directory (its .py files, recursively, except ``_*.py``) or an http(s) URL
+    (fetched once, as Locust does)."""
     paths: list[str] = []
     for entry in (e.strip() for e in value.split(",")):
         if not entry:
+            continue
+        if is_url(entry):
+            paths.append(fetch_locustfile(entry))
             continue
         expanded = os.path.expanduser(entry)
         if os.path.isdir(expanded) and not os.path.isfile(f"{expanded}.py"):
@@ -277,7 +278,7 @@ def _python_files(directory: str) -> Iterable[str]:
     for root, dirs, files in os.walk(directory):
         dirs[:] = [d for d in dirs if not d.startswith((".", "_"))]
         for file in files:
-            if file.endswith(".py") and not file.startswith("_") and file != "locust.py":
+            if file.endswith(".py") and not file.startswith("_"):
                 yield os.path.abspath(os.path.join(root, file))
 
 

@@ -148,3 +148,49 @@ def test_a_greenlet_linked_to_greenlet_exception_logger_makes_the_exit_code_2(tm
     code, out, _, _ = headless(tmp_path, run_lcore, target, GREENLET_DIES, "-u", "1", "-r", "1", "-t", "1s")
     assert code == 2, out[-2000:]  # Locust's code for an unhandled greenlet exception
     assert "Unhandled exception in greenlet" in out and "the background job failed" in out
+
+
+def test_a_locustfile_named_locust_py_runs_as_in_locust(tmp_path, target, run_lcore) -> None:
+    # Locust imports it as the module "locustfile"; its own `import locust` still gets Locust's API
+    source = "import locust\nassert locust.HttpUser\n" + QUICK
+    code, out, _, _ = headless(
+        tmp_path, run_lcore, target, QUICK,
+        "-u", "1", "-r", "1", "-t", "1s", "-f", str(write(tmp_path, source, "locust.py")),
+    )  # fmt: skip
+    assert code == 0, out[-2000:]
+    assert target.counts()[("GET", "/")] > 0
+
+
+def test_a_locustfile_given_as_a_url_is_fetched_as_locust_does(tmp_path, target, run_lcore) -> None:
+    import http.server
+    import threading
+
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "remote_lf.py").write_text(QUICK)
+    (served / "not_python.py").write_text("<html>not found</html>")
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(served), **kwargs)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        code, out, _, _ = headless(
+            tmp_path, run_lcore, target, QUICK, "-u", "1", "-r", "1", "-t", "1s", "-f", f"{base}/remote_lf.py"
+        )
+        assert code == 0, out[-2000:]
+        assert target.counts()[("GET", "/")] > 0
+        for path, says in (("missing.py", "404"), ("not_python.py", "not Python code")):
+            proc = run_lcore("-f", f"{base}/{path}", "--headless", "--no-web")
+            assert proc.wait(30) == 1
+            assert f"Failed to get locustfile from {base}/{path}" in proc.output and says in proc.output
+            assert "Traceback" not in proc.output
+    finally:
+        server.shutdown()
+        server.server_close()
