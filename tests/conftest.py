@@ -123,7 +123,9 @@ SERIAL_FILES = {
 SERIAL_TESTS = {
     "test_cpu_bound_worker_warns": "a worker must saturate a core",
     "test_waiting_users_hand_their_greenlets_back_and_wake_up": "300 users parked within 0.3 s",
-    "test_users_that_stop_themselves_are_never_replaced": "a 1 s ramp inside a 3 s run",
+    "test_users_that_stop_themselves_are_never_replaced": "a 1 s ramp inside a 6 s run",
+    "test_the_first_user_starts_at_once": "requests within a 1 s run",
+    "test_a_remote_worker_quit_by_the_master_exits_after_it": "two processes' exit times",
     "test_healthz_answers_while_slow_connections_outnumber_the_descriptors": "1,500 connections",
     "test_locustfile_code_on_the_master_never_stalls_it": "the master's loop timing",
     "test_a_receiver_that_never_answers_does_not_hold_up_the_loop": "the master's loop timing",
