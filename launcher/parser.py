@@ -298,8 +298,9 @@ def _build(*, add_help: bool, positionals: bool, allow_abbrev: bool) -> LcoreArg
         "--locustfile",
         default="locustfile",
         metavar="FILE",
-        help="The test: a .py file, a module name without .py, a directory of .py files or a "
-        "comma-separated list of files. Default: locustfile (i.e. locustfile.py).",
+        help="The test: a .py file, a module name without .py, a directory of .py files, an "
+        "http(s) URL of a .py file, or a comma-separated list of those. Default: locustfile "
+        "(i.e. locustfile.py).",
     )
     add("--config", metavar="FILE", help="Read more options from FILE (after the default files).")
     add(
