@@ -11,7 +11,7 @@
   class totals equal ``class_totals(requested)``, and between any two workers each class's count,
   and each worker's total, differ by at most one.
 - ``Ramp(dispatcher, target, spawn_rate, now)`` paces ``step_to`` on the caller's clock: user
-  ``j`` of the ramp is due at ``now + j / spawn_rate``. Call ``advance(now)``, send the changed
+  ``j`` (1-based) of the ramp is due at ``now + (j - 1) / spawn_rate``. Call ``advance(now)``, send the changed
   workers their targets with ``spread(now)``, then sleep ``pause(now)`` (both runtimes that
   ramp, the master and library mode, pace it so). A new target mid-ramp is a new ``Ramp``. On the way no class moves against
   the ramp (``step_to(n, monotone=True)``), so no user is stopped only to be restarted; the

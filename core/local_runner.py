@@ -88,6 +88,8 @@ class LocalRuntime(LocalRunner):
                 pool.set_targets(dispatcher.worker_target(LOCAL), ramp.spread(now))
             if ramp.done:
                 pool.join_spawning()  # as Locust's spawning_greenlet: over once all are started
+                # the spawner's own report came while this ramp was still alive: say it now
+                self._spawned(pool.counts())
                 return
             gevent.sleep(ramp.pause(time.monotonic()))
 

@@ -404,6 +404,8 @@ class WorkerRuntime(WorkerRunner):
                 self._use_master_user_config(message.options["config_users"])
             if "tags" in message.options or "exclude_tags" in message.options:
                 self._use_master_tags(message.options.get("tags"), message.options.get("exclude_tags"))
+            # a disconnection before this welcome is not the master's end of run
+            self._master_closed.clear()
             self._connected.set()
         elif isinstance(message, p.Spawn):
             self._spawn(message)
@@ -423,7 +425,6 @@ class WorkerRuntime(WorkerRunner):
                 log.info("The master told this worker to quit: %s", message.reason)
             elif self.remote:
                 # the run is over and the master is about to exit: see OUTLIVE_MASTER_GRACE
-                self._master_closed.clear()
                 self._outlive_master = True
             self._quit.set()
         elif isinstance(message, p.Custom):

@@ -96,16 +96,19 @@ def parse_options(
     cli, unknown = _parse_command_line(parser, argv, partial)
 
     values = _defaults(parser)
+    config_notices: list[str] = []
     if not cli.get("version"):  # `lcore --version` must work even with a broken config
         keys = _config_keys(parser)
         for path, must_exist in _config_paths(cli.get("config"), environ):
-            values.update(_read_config(parser, keys, path, must_exist, partial))
+            values.update(_read_config(parser, keys, path, must_exist, partial, config_notices))
         values.update(_read_environ(parser, environ))
     values.update(cli)
     options = argparse.Namespace(**values)
     options._unknown = unknown
     options._custom_options = [_describe(a) for a in custom if a.option_strings]
     options._notices = list(parser.__dict__.get("lcore_notices", []))
+    # settings of Locust's config files that lcore lacks (the strict parse skips them)
+    options._config_notices = config_notices
     if options.headful:
         options.headless = False
     elif (

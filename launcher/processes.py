@@ -156,6 +156,8 @@ def run_master(config: Config, endpoints: list[str], run_uid: str | None = None)
     except StartupError as e:
         log.error("%s", e)
         return 1
+    for notice in options._config_notices:  # Locust's config files' settings lcore lacks
+        log.warning("%s", notice)
     from lcore import hub_loop
     from lcore.bundle import Source
     from lcore.locustfile import digest_all

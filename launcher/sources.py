@@ -145,6 +145,9 @@ def _config_keys(parser: LcoreArgumentParser) -> dict[str, argparse.Action]:
     return keys
 
 
+LOCUST_CONFIG_FILES = frozenset({".locust.conf", "locust.conf"})
+
+
 def _config_paths(cli_config: str | None, environ: Mapping[str, str]) -> list[tuple[Path, bool]]:
     """The config files, lowest precedence first: Locust's names, then lcore's, for each place
     (a Locust user's ``locust.conf`` keeps working; an ``lcore.conf`` beside it wins)."""
@@ -156,12 +159,19 @@ def _config_paths(cli_config: str | None, environ: Mapping[str, str]) -> list[tu
     return paths
 
 
+def _is_locusts(path: Path, where: str) -> bool:
+    """A setting from one of Locust's default files ([tool.locust] included): lcore read none
+    of them before, so an option lcore lacks there is a notice, not an error."""
+    return path.name in LOCUST_CONFIG_FILES or "[tool.locust]" in where
+
+
 def _read_config(
     parser: LcoreArgumentParser,
     keys: Mapping[str, argparse.Action],
     path: Path,
     must_exist: bool,
     partial: bool,
+    notices: list[str] | None = None,
 ) -> dict[str, Any]:
     try:
         # exists() itself raises for a HOME that cannot be searched or a name too long
@@ -181,6 +191,10 @@ def _read_config(
         if action is None:
             if partial:
                 continue  # perhaps the locustfile's own option: the strict parse will tell
+            if _is_locusts(path, where):
+                if notices is not None:
+                    notices.append(f"{where}: {key!r} is not an option of lcore's: ignored")
+                continue
             raise OptionsError(f"{where}: unknown option {key!r}")
         if not _settable(action):
             raise OptionsError(f"{where}: {key!r} cannot be set in a config file")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import errno
 import json
+import pickle
 import shutil
 import socket
 import ssl
@@ -170,6 +171,8 @@ def test_refused_connection_is_a_failure(new_session: SessionFactory, rec: Recor
     with pytest.raises(requests.exceptions.ConnectionError):
         response.raise_for_status()
     assert isinstance(response.error, OSError) and response.error.errno == errno.ECONNREFUSED
+    copied = pickle.loads(pickle.dumps(response.error))  # the combined class lives in no module
+    assert isinstance(copied, ConnectionRefusedError) and repr(copied) == repr(response.error)
     assert error_text(response.error) == "ConnectionRefusedError(111, 'Connection refused')"
 
 
@@ -358,15 +361,29 @@ def test_a_bad_base_url_raises_out_of_each_request_as_requests_does(
     new_session: SessionFactory, rec: Recorded, base_url: str, error: type[Exception]
 ) -> None:
     session = new_session(base_url, rec.hook)  # as Locust's HttpSession: made, then each call raises
-    with pytest.raises(error):
-        session.get("/")
+    raised = []
+    for _ in range(3):
+        with pytest.raises(error) as info:
+            session.get("/")
+        raised.append(info.value)
     assert rec.calls == []  # a locustfile bug, not a failed request
+    # a fresh exception each time: one re-raised object would grow its traceback every call
+    assert len({id(e) for e in raised}) == 3
+    assert all(len(list(_frames(e.__traceback__))) < 10 for e in raised)
+
+
+def _frames(tb: Any) -> Iterator[Any]:
+    while tb is not None:
+        yield tb
+        tb = tb.tb_next
 
 
 def test_an_error_status_is_requests_http_error(session: HttpSession) -> None:
     response = session.get("/status/404")
-    with pytest.raises(requests.exceptions.HTTPError):
+    with pytest.raises(requests.exceptions.HTTPError) as raised:
         response.raise_for_status()
+    assert raised.value.response is response  # requests' e.response.status_code
+    assert raised.value.response.status_code == 404
     assert repr(response.error).startswith("HTTPError('404 Client Error")
 
 
@@ -1159,3 +1176,20 @@ def test_stream_true_records_the_time_until_the_head(new_session: SessionFactory
             assert response_time >= 290
     finally:
         server.close()
+
+
+def test_a_socket_error_with_a_constructor_of_its_own_is_combined_without_calling_it() -> None:
+    from lcore._http.errors import request_error
+
+    calls = []
+
+    class Unreachable(OSError):
+        def __init__(self, host: str) -> None:
+            calls.append(host)
+            super().__init__(f"cannot reach {host}")
+
+    original = Unreachable("h")
+    combined = request_error(original, connecting=True)
+    assert calls == ["h"]  # only the original's own construction
+    assert combined.args == ("cannot reach h",) and repr(combined) == repr(original)
+    assert isinstance(combined, Unreachable) and isinstance(combined, requests.exceptions.ConnectionError)

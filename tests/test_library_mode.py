@@ -390,3 +390,38 @@ def test_local_runners_deliver_messages_to_themselves_without_the_worker_runtime
     # delivered at once, concurrent or not, as Locust's LocalRunner does; an unknown type is ignored
     assert "GOT [('ping', 1, 'local'), 'fast', ('ping', 1, 'local'), 'fast']" in result.stdout
     assert "LOADED []" in result.stdout  # a custom message no longer imports the worker (zmq)
+
+
+def test_spawning_greenlet_ends_with_every_user_started_and_the_run_running() -> None:
+    """Locust's ``runner.spawning_greenlet.join()``: afterwards the users are all there, the
+    state is running and spawning_complete has fired once."""
+    script = textwrap.dedent(
+        """
+        from gevent import monkey
+        monkey.patch_all()
+        import gevent
+        from lcore import compat
+        compat.install()
+        from locust import User, task, constant, events
+        from locust.env import Environment
+
+        class Idle(User):
+            wait_time = constant(1)
+            @task
+            def nothing(self):
+                pass
+
+        completed = []
+        env = Environment(user_classes=[Idle], events=events)
+        env.events.spawning_complete.add_listener(lambda user_count: completed.append(user_count))
+        runner = env.create_local_runner()
+        runner.start(3, spawn_rate=100)
+        runner.spawning_greenlet.join(timeout=5)
+        print("AFTER", runner.user_count, runner.state, completed)
+        runner.quit()
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    line = next(line for line in result.stdout.splitlines() if line.startswith("AFTER"))
+    assert line == "AFTER 3 running [3]"

@@ -803,3 +803,14 @@ def test_open_model_options(project: Path) -> None:
     ):
         with pytest.raises(OptionsError, match=message):
             parse(argv)
+
+
+def test_an_option_lcore_lacks_in_locusts_config_file_is_a_notice(project: Path) -> None:
+    # lcore read no locust.conf before: one with a plugin's or a typo'd key must still start
+    (project / "locust.conf").write_text("users = 2\nsome-plugin-option = 1\n")
+    o = parse([])
+    assert o.num_users == 2
+    assert any("'some-plugin-option' is not an option of lcore's" in n for n in o._config_notices)
+    (project / "lcore.conf").write_text("some-plugin-option = 1\n")
+    with pytest.raises(OptionsError, match="unknown option 'some-plugin-option'"):
+        parse([])

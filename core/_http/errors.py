@@ -27,7 +27,8 @@ _COMBINED: dict[tuple[type[BaseException], type[BaseException]], type[BaseExcept
 
 
 class _SameFace:
-    """Mixed into a combined class: the wrapped error's repr and str."""
+    """Mixed into a combined class: the wrapped error's repr and str, and a pickle that
+    rebuilds it from the wrapped error (the combined classes exist in no module)."""
 
     original: BaseException
 
@@ -36,6 +37,9 @@ class _SameFace:
 
     def __str__(self) -> str:
         return str(self.original)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (request_error, (self.original, isinstance(self, rex.ConnectTimeout)))
 
 
 def _requests_class(error: BaseException, connecting: bool) -> type[BaseException]:
@@ -60,14 +64,18 @@ def _combined(base: type[BaseException], own: type[BaseException]) -> type[BaseE
 
 def request_error(error: BaseException, connecting: bool = False) -> BaseException:
     """``error`` (an OSError, an HTTPException, a parse error) as a requests exception that is
-    still an instance of ``error``'s own class; ``.original`` is ``error``."""
+    still an instance of ``error``'s own class (unless the two cannot share a layout: then of
+    the requests class alone); ``.original`` is ``error``."""
     if isinstance(error, rex.RequestException):
         return error
     cls = _combined(_requests_class(error, connecting), type(error))
     try:
-        combined: Any = cls(*error.args)
-    except Exception:  # an exception class with a constructor of its own kind
+        # neither class's __init__: the error's own may take other arguments than its args
+        combined: Any = cls.__new__(cls, *error.args)
+        OSError.__init__(combined, *error.args)
+    except Exception:  # a __new__ of its own kind
         return error
+    combined.response = combined.request = None  # as requests' RequestException
     if hasattr(error, "__dict__"):
         for name, value in vars(error).items():
             setattr(combined, name, value)

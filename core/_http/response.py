@@ -200,10 +200,13 @@ class Response:
         return 0 < self.status_code < 400
 
     def raise_for_status(self) -> None:
-        if self.error is not None:
-            raise self.error
-        if self.status_code >= 400:
-            raise status_error(self.status_code, self.reason, self.url)
+        error = self.error
+        if error is None and self.status_code >= 400:
+            error = status_error(self.status_code, self.reason, self.url)
+        if error is not None:
+            if isinstance(error, HTTPError) and error.response is None:
+                error.response = self  # type: ignore[assignment]  # e.response.status_code, as requests'
+            raise error
 
     @property
     def elapsed(self) -> timedelta:

@@ -331,7 +331,8 @@ class HttpSession:
             origin = self._base
             if origin is None:
                 if self._base_error is not None:
-                    raise self._base_error
+                    # a fresh one each time: re-raising one object would grow its traceback
+                    raise type(self._base_error)(*self._base_error.args)
                 raise LocustError(
                     f"No base URL to request {url!r} against: set the host "
                     "(the User's host attribute or --host)"
