@@ -590,9 +590,13 @@ def _which(environment, **kwargs):
 @_events.quit.add_listener
 def _slowly(exit_code, **kwargs):
     if _master and _master[0]:
+        import os
         import time
 
-        open({marker!r}, "w").write(str(exit_code))
+        # written whole, then renamed: the test waits for the file to exist and reads it
+        with open({marker!r} + ".part", "w") as f:
+            f.write(str(exit_code))
+        os.replace({marker!r} + ".part", {marker!r})
         time.sleep(3)
 """
 

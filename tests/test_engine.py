@@ -102,7 +102,8 @@ def test_failures_set_exit_code_and_json(tmp_path, target, run_lcore) -> None:
     )  # fmt: skip
     assert proc.wait(60) == 3, proc.output
     out = proc.output
-    document = json.loads(out[out.index("[\n") : out.rindex("]") + 1])
+    # the JSON document, whatever log lines follow it
+    document, _ = json.JSONDecoder().raw_decode(out[out.index("[\n") :])
     entry = next(e for e in document if e["name"] == "/status/404")
     assert entry["num_failures"] == entry["num_requests"] > 0
 

@@ -284,7 +284,7 @@ def test_an_old_guides_distributed_command_line_runs(tmp_path, target, run_lcore
         assert f"lcore: notice: {old} is an old Locust option: today's is {today}" in master.output
         assert master.output.count(f"notice: {old} ") == 1  # once, not once per process
     assert "lcore: notice: --slave is an old Locust option: today's is --worker" in worker.output
-    assert "Ramping to 3 users at a rate of 10 per second" in master.output
+    assert "Ramping to 3 users at a rate of 10.00 per second" in master.output
     rows = read_stats_csv(prefix)
     assert int(rows["Aggregated"]["Request Count"]) == sum(target.counts().values()) > 0
 
