@@ -399,6 +399,7 @@ class MasterRuntime(OpenModelControl, MasterRunner):
             switched = True
         else:
             switched = False
+        log.info("Ramping to %d users at a rate of %.2f per second", user_count, spawn_rate)
         # set first: test_start listeners read runner.target_user_count, as in Locust
         self.target_user_count = user_count
         self.spawn_rate = spawn_rate

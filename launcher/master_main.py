@@ -231,7 +231,6 @@ async def master_async(
         elif not runtime._quit_event.is_set():
             users = options.num_users if options.num_users is not None else 1
             rate = options.spawn_rate if options.spawn_rate is not None else 1
-            log.info("Ramping to %d users at a rate of %.2f per second", users, rate)
             runtime.start(users, rate)
         if runtime.shape is None and not runtime._quit_event.is_set():
             if options.run_time:
