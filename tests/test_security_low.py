@@ -125,7 +125,7 @@ def test_good_tls_files_pass_validation(project: Path) -> None:
 def test_unreadable_home_config_is_one_line_error(project: Path) -> None:
     # Path.exists() raising (a HOME that cannot be searched; as root, a name too long) was a traceback
     result = run_cli(project, "--list", env={"HOME": str(project / ("a" * 300))})
-    assert_one_line_error(result, ".lcore.conf")
+    assert_one_line_error(result, ".locust.conf")  # the first file looked for there (Locust's)
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads anything")
@@ -135,7 +135,7 @@ def test_unsearchable_home_config_is_one_line_error(project: Path) -> None:
     (home / ".lcore.conf").write_text("users = 2\n")
     home.chmod(0o000)
     try:
-        assert_one_line_error(run_cli(project, "--list", env={"HOME": str(home)}), ".lcore.conf")
+        assert_one_line_error(run_cli(project, "--list", env={"HOME": str(home)}), ".locust.conf")
     finally:
         home.chmod(0o700)
 
