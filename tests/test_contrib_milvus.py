@@ -158,3 +158,28 @@ def test_milvus_example_against_milvus_lite(tmp_path, run_lcore) -> None:
     finally:
         client.close()
     assert stored == inserted > 0
+
+
+def test_users_of_one_process_create_their_collection_once(monkeypatch) -> None:
+    """gRPC calls yield to other greenlets: two users' constructors both found the collection
+    missing and both created it; Milvus Lite failed the second (CI saw it once in nine runs)."""
+    need_module("pymilvus")
+    import gevent
+
+    from lcore.contrib import milvus
+
+    created: list[str] = []
+
+    class SlowClient:
+        def has_collection(self, name: str) -> bool:
+            gevent.sleep(0.05)  # a gRPC round trip, during which other users run
+            return name in created
+
+        def create_collection(self, collection_name: str, **kwargs: object) -> None:
+            gevent.sleep(0.05)
+            created.append(collection_name)
+
+    monkeypatch.setattr(milvus, "_connect", lambda **kwargs: SlowClient())
+    clients = [milvus.MilvusV2Client(uri="lite.db", collection_name="shared") for _ in range(3)]
+    gevent.joinall([gevent.spawn(c.create_collection, schema=None, index_params=None) for c in clients])
+    assert created == ["shared"]

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import gevent
+import gevent.lock
 import gevent.monkey
 
 if gevent.monkey.is_module_patched("socket"):
@@ -71,6 +72,10 @@ def _mark_empty(outcome: dict[str, Any], nested: bool) -> dict[str, Any]:
     return outcome
 
 
+# one lock per (uri, database, collection): see MilvusV2Client.create_collection
+_CREATING: dict[tuple[str, str, str], gevent.lock.Semaphore] = {}
+
+
 class MilvusV2Client:
     """A ``MilvusClient`` on one collection whose calls return Locust's result dicts."""
 
@@ -95,14 +100,19 @@ class MilvusV2Client:
         self.client.close()
 
     def create_collection(self, schema: Any, index_params: Any, **kwargs: Any) -> None:
-        """Create the collection unless it exists (not a recorded request)."""
-        if not self.client.has_collection(self.collection_name):
-            self.client.create_collection(
-                collection_name=self.collection_name,
-                schema=schema,
-                index_params=index_params,
-                **kwargs,
-            )
+        """Create the collection unless it exists (not a recorded request). The users of one
+        process create it one at a time: gRPC calls yield to other greenlets, so two users'
+        constructors would both find it missing, and the second create (its index build)
+        fails; Milvus Lite answers it with UNIMPLEMENTED (AllocTimestamp)."""
+        key = (self.uri, self.db_name, self.collection_name)
+        with _CREATING.setdefault(key, gevent.lock.Semaphore()):
+            if not self.client.has_collection(self.collection_name):
+                self.client.create_collection(
+                    collection_name=self.collection_name,
+                    schema=schema,
+                    index_params=index_params,
+                    **kwargs,
+                )
 
     def insert(self, data: Any) -> dict[str, Any]:
         return _timed(
