@@ -34,7 +34,6 @@ Where things live (dependencies point down this list, never up):
     lcore.user_config     --config-users: settings for user classes from JSON (pure)
     lcore.target          the embedded HTTP target for demos, tests and benchmarks
     lcore.compat          makes ``import locust`` resolve to lcore inside lcore's processes
-    lcore.otel_compat     locust.opentelemetry: Locust's OpenTelemetry metric names, set up by hand
     lcore.curve           CURVE key files for encrypted, authenticated workers
     lcore.bundle          the locustfile's tree packed for ``-f -`` workers (pure)
     lcore.bundle_server   the master's answers to ``-f -`` workers (asyncio; packs on a native thread)

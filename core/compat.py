@@ -44,7 +44,7 @@ ALIASES: dict[str, str] = {
     "locust.contrib.csv_request_logger": "lcore.contrib.csv_request_logger",
     "locust.clients": "lcore.http",
     "locust.debug": "lcore.single",
-    "locust.opentelemetry": "lcore.otel_compat",
+    "locust.opentelemetry": "lcore.exporters.otel_compat",
     "locust.log": "lcore.log",
     "locust.web": "lcore.web_compat",
     "locust.util": "lcore.users",

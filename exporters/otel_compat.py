@@ -9,9 +9,10 @@ names, through the OpenTelemetry SDK (``pip install 'lcore[otel]'``):
     locust.users.count       gauge of running users per ``user_class`` (the master's, or a
                              single process'; a worker reports none, as in Locust)
 
-When no meter provider is set yet, one is made from ``OTEL_METRICS_EXPORTER`` (``otlp``, the
-default, or ``console``; ``none`` for nothing) and the usual ``OTEL_EXPORTER_OTLP_*``
-variables; a provider set before (a test's in-memory reader) is used as it is. Only metrics:
+When no meter provider is set yet, one is made with the exporters ``--otel`` uses
+(lcore.exporters.otlp.make_exporters: ``OTEL_METRICS_EXPORTER``, ``none`` for nothing, and the
+usual ``OTEL_EXPORTER_OTLP_*`` variables); a provider set before (a test's in-memory reader) is
+used as it is. Only metrics:
 Locust also sets up traces, logs and library instrumentation here. lcore's own ``--otel``
 exports the master's merged figures instead (lcore.exporters.otlp).
 """
@@ -24,7 +25,10 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from .event import Events
+from lcore._version import __version__
+from lcore.event import Events
+
+from .otlp import make_exporters
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +46,17 @@ def setup_opentelemetry(locustfile: str, profile: str | None, events: Events | N
     except ImportError:
         log.error("The OpenTelemetry SDK is not installed: pip install 'lcore[otel]'")
         return False
-    exporters = _exporters()
-    if exporters == {"none"}:
-        log.info("No OpenTelemetry exporter configured (OTEL_METRICS_EXPORTER=none)")
-        return False
     if type(metrics.get_meter_provider()).__name__.startswith(("_Proxy", "NoOp")):
-        from ._version import __version__
+        try:
+            exporters = make_exporters()
+        except (ImportError, ValueError) as e:
+            log.error("%s", e)
+            return False
+        if not exporters:
+            log.info("No OpenTelemetry exporter configured (OTEL_METRICS_EXPORTER=none)")
+            return False
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
         resource = Resource.create({
             "service.name": os.getenv("OTEL_SERVICE_NAME", "locust"),
@@ -55,7 +64,8 @@ def setup_opentelemetry(locustfile: str, profile: str | None, events: Events | N
             "filename": locustfile,
             "profile": profile or "",
         })  # fmt: skip
-        metrics.set_meter_provider(_meter_provider(resource, exporters))
+        readers = [PeriodicExportingMetricReader(e) for e in exporters]
+        metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))
     meter = metrics.get_meter("locust")
     if events is None:
         # Locust's reads ``locust.events`` (which a test may have replaced), else lcore's
@@ -74,7 +84,7 @@ def setup_opentelemetry(locustfile: str, profile: str | None, events: Events | N
             duration.record(response_time / 1000.0, attributes=attributes)
 
     def on_init(runner: Any = None, **kwargs: Any) -> None:
-        from .runners import WorkerRunner
+        from lcore.runners import WorkerRunner
 
         if runner is None or isinstance(runner, WorkerRunner):
             return  # a worker's users are the master's to count
@@ -97,44 +107,6 @@ def setup_opentelemetry(locustfile: str, profile: str | None, events: Events | N
 
 
 def _lcore_events() -> Events:
-    from . import events
+    from lcore import events
 
     return events
-
-
-def _exporters() -> set[str]:
-    given = os.getenv("OTEL_METRICS_EXPORTER", "otlp")
-    return {e.strip().lower() for e in given.split(",") if e.strip()} or {"otlp"}
-
-
-def _meter_provider(resource: Any, exporters: set[str]) -> Any:
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import (
-        ConsoleMetricExporter,
-        PeriodicExportingMetricReader,
-    )
-
-    readers = []
-    for exporter in sorted(exporters):
-        if exporter == "console":
-            readers.append(PeriodicExportingMetricReader(ConsoleMetricExporter()))
-        elif exporter == "otlp":
-            protocol = os.getenv(
-                "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", os.getenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
-            ).strip().lower()
-            try:
-                if protocol == "grpc":
-                    from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
-                        OTLPMetricExporter,
-                    )
-                else:
-                    from opentelemetry.exporter.otlp.proto.http.metric_exporter import (  # type: ignore[assignment]
-                        OTLPMetricExporter,
-                    )
-            except ImportError:
-                log.warning("No OTLP exporter for %r installed: pip install 'lcore[otel]'", protocol)
-                continue
-            readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
-        elif exporter != "none":
-            log.warning("Unknown OpenTelemetry metrics exporter %r: ignored", exporter)
-    return MeterProvider(resource=resource, metric_readers=readers)
